@@ -1,0 +1,31 @@
+#pragma once
+// The subcommands of the `mephisto` executable, one function each; main.cpp wires them to CLI11.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mephisto::cli {
+
+int validate(const std::vector<std::filesystem::path>& files, const std::optional<std::filesystem::path>& plugin_dir);
+
+struct SendOptions {
+    std::string topic;
+    std::optional<std::string> value;  // absent: one value per line from stdin
+    std::optional<std::string> key;
+    std::vector<std::string> headers;  // "name=value"
+    int partition = -1;
+    std::string broker;
+};
+int send(const SendOptions& options);
+
+int inspect_plugin(const std::filesystem::path& file, bool json);
+
+struct BrokerOptions {
+    int port = 9092;
+    int brokers = 1;
+    std::vector<std::string> topics;  // "name" or "name:partitions"
+};
+int broker(const BrokerOptions& options);
+
+}  // namespace mephisto::cli

@@ -1,0 +1,72 @@
+// `mephisto plugin inspect FILE.so`: what a plugin offers, read through the same loader the host uses, so a
+// plugin the host would refuse is refused here with the same reason.
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "engine/agent_context.hpp"
+#include "plugin/plugin.hpp"
+
+namespace mephisto::cli {
+
+int inspect_plugin(const std::filesystem::path& file, bool json) {
+    auto plugin = load_plugin(file, host_api());
+    if (!plugin) {
+        std::cerr << plugin.error() << "\n";
+        return 1;
+    }
+    const Plugin& p = **plugin;
+    auto callbacks = [](const mph_agent_descriptor& d) {
+        std::vector<std::string> out;
+        if (d.on_event) out.push_back("on_event");
+        if (d.on_batch) out.push_back("on_batch");
+        if (d.on_timer) out.push_back("on_timer");
+        if (d.on_assigned) out.push_back("on_assigned");
+        if (d.on_revoked) out.push_back("on_revoked");
+        return out;
+    };
+    if (json) {
+        nlohmann::json j = {{"file", file.string()},
+                            {"name", p.name()},
+                            {"version", p.version()},
+                            {"description", p.description()},
+                            {"abi", std::to_string(p.abi_major()) + "." + std::to_string(p.abi_minor())},
+                            {"agents", nlohmann::json::array()}};
+        for (const auto& a : p.agents()) {
+            nlohmann::json params = nlohmann::json::array();
+            for (const auto& prm : a.params)
+                params.push_back({{"name", prm.name},
+                                  {"description", prm.description},
+                                  {"default", prm.default_value ? nlohmann::json(*prm.default_value) : nlohmann::json()},
+                                  {"required", prm.required}});
+            j["agents"].push_back(
+                {{"name", a.name}, {"description", a.description}, {"callbacks", callbacks(a.callbacks)}, {"params", params}});
+        }
+        std::cout << j.dump(2) << "\n";
+        return 0;
+    }
+    std::cout << "plugin  " << p.name() << " " << p.version() << "\n"
+              << "file    " << file.string() << "\n"
+              << "abi     " << p.abi_major() << "." << p.abi_minor() << " (host " << MPH_ABI_VERSION_MAJOR << "."
+              << MPH_ABI_VERSION_MINOR << ")\n";
+    if (!p.description().empty()) std::cout << "about   " << p.description() << "\n";
+    std::cout << "agents  " << p.agents().size() << "\n";
+    for (const auto& a : p.agents()) {
+        std::cout << "\n  " << a.name;
+        if (!a.description.empty()) std::cout << " — " << a.description;
+        std::cout << "\n    callbacks:";
+        for (const auto& c : callbacks(a.callbacks)) std::cout << " " << c;
+        std::cout << "\n";
+        for (const auto& prm : a.params) {
+            std::cout << "    param " << prm.name;
+            if (prm.required) std::cout << " (required)";
+            if (prm.default_value) std::cout << " [default: " << *prm.default_value << "]";
+            if (!prm.description.empty()) std::cout << ": " << prm.description;
+            std::cout << "\n";
+        }
+    }
+    return 0;
+}
+
+}  // namespace mephisto::cli

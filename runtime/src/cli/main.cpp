@@ -1,0 +1,80 @@
+// mephisto: the command-line entry point. Each subcommand lives in its own file (cli/*.cpp).
+#include <cstdlib>
+#include <iostream>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.hpp"
+#include "common/logging.hpp"
+#include "engine/host.hpp"
+
+int main(int argc, char** argv) {
+    using namespace mephisto;
+    CLI::App app{"Mephisto: stream processing with C and C++ plugin agents on Kafka", "mephisto"};
+    app.require_subcommand(1);
+    std::string log_format = "text", log_level = "info";
+    app.add_option("--log-format", log_format, "Log format: text or json (JSON lines)")
+        ->check(CLI::IsMember({"text", "json"}));
+    app.add_option("--log-level", log_level, "Log level: trace, debug, info, warn, error")
+        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+
+    HostOptions run_options;
+    std::vector<std::string> run_files;
+    auto* run = app.add_subcommand("run", "Run the pipelines declared in YAML files until SIGINT/SIGTERM");
+    run->add_option("files", run_files, "Pipeline YAML files")->required()->check(CLI::ExistingFile);
+    std::string run_broker, run_plugin_dir;
+    run->add_option("--broker", run_broker, "Override the broker: embedded or kafka://host:port[,host:port]");
+    run->add_option("--plugin-dir", run_plugin_dir, "Override the plugin directory")->check(CLI::ExistingDirectory);
+
+    std::vector<std::string> validate_files;
+    std::string validate_plugin_dir;
+    auto* validate = app.add_subcommand("validate", "Check YAML files and the plugins they name, then exit");
+    validate->add_option("files", validate_files, "Pipeline YAML files")->required();
+    validate->add_option("--plugin-dir", validate_plugin_dir, "Override the plugin directory");
+
+    cli::SendOptions send_options;
+    const char* env_broker = std::getenv("MEPHISTO_BROKER");
+    send_options.broker = env_broker && *env_broker ? env_broker : "127.0.0.1:9092";
+    auto* send = app.add_subcommand("send", "Send a value (or one per line of stdin) to a topic");
+    send->add_option("topic", send_options.topic, "Topic name")->required();
+    send->add_option("value", send_options.value, "The value; without it, each line of stdin is one value");
+    send->add_option("-k,--key", send_options.key, "Message key");
+    send->add_option("-H,--header", send_options.headers, "Header name=value (repeatable)");
+    send->add_option("-p,--partition", send_options.partition, "Partition (default: by key)");
+    send->add_option("-b,--broker", send_options.broker, "Bootstrap servers (default: $MEPHISTO_BROKER or 127.0.0.1:9092)");
+
+    auto* plugin = app.add_subcommand("plugin", "Work with plugin files");
+    plugin->require_subcommand(1);
+    std::string inspect_file;
+    bool inspect_json = false;
+    auto* inspect = plugin->add_subcommand("inspect", "Show a plugin's ABI version, agents and params");
+    inspect->add_option("file", inspect_file, "The plugin .so")->required();
+    inspect->add_flag("--json", inspect_json, "Print JSON");
+
+    cli::BrokerOptions broker_options;
+    auto* broker = app.add_subcommand("broker", "Run a standalone embedded broker (librdkafka mock cluster)");
+    broker->add_option("-p,--port", broker_options.port, "Port of the first broker (0: any free port)")
+        ->check(CLI::Range(0, 65535));
+    broker->add_option("--brokers", broker_options.brokers, "Number of brokers")->check(CLI::Range(1, 16));
+    broker->add_option("-t,--topic", broker_options.topics, "Create a topic: NAME or NAME:PARTITIONS (repeatable)");
+
+    CLI11_PARSE(app, argc, argv);
+    setup_logging(log_format == "json" ? LogFormat::json : LogFormat::text, spdlog::level::from_str(log_level));
+
+    if (*run) {
+        for (const auto& f : run_files) run_options.files.emplace_back(f);
+        if (!run_broker.empty()) run_options.broker = run_broker;
+        if (!run_plugin_dir.empty()) run_options.plugin_dir = run_plugin_dir;
+        return run_host(run_options);
+    }
+    if (*validate) {
+        std::vector<std::filesystem::path> files(validate_files.begin(), validate_files.end());
+        std::optional<std::filesystem::path> dir;
+        if (!validate_plugin_dir.empty()) dir = validate_plugin_dir;
+        return cli::validate(files, dir);
+    }
+    if (*send) return cli::send(send_options);
+    if (*inspect) return cli::inspect_plugin(inspect_file, inspect_json);
+    if (*broker) return cli::broker(broker_options);
+    return 0;
+}

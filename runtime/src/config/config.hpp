@@ -1,0 +1,109 @@
+#pragma once
+// The validated model of one pipeline YAML file (DESIGN.md §4). Everything here has been checked: names are
+// unique, references resolve, values have the right type and range. Marks keep the file position of the
+// fields whose later checks (plugin and agent existence) must still point the user at the right place.
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/duration.hpp"
+#include "common/result.hpp"
+
+namespace mephisto {
+
+// A position in a YAML file, 1-based, for error messages "file:line:column: ...".
+struct Mark {
+    std::string file;
+    int line = 0;
+    int column = 0;
+    std::string str() const;  // "file:line:column"
+};
+
+enum class Codec { raw, json };
+enum class ThenPolicy { skip, dead_letter, crash };
+enum class Strategy { one_for_one, one_for_all };
+
+struct TopicSpec {
+    std::string name;
+    int partitions = 0;  // 0: not declared (the broker decides); the embedded broker then uses 4
+    Codec key = Codec::raw;
+    Codec value = Codec::raw;
+};
+
+// What to do when an agent's verdict on an event is not OK: retry `retry` times with backoff, then `then`.
+struct ErrorPolicy {
+    int retry = 3;
+    ThenPolicy then = ThenPolicy::skip;
+    std::string dead_letter_topic;  // set when then == dead_letter (defaults to <app>-<agent>-dead-letter)
+    Millis retry_backoff{100};
+};
+
+// Restart policy of one agent's instances (Faust's supervisor strategies, Erlang's intensity limits).
+struct SupervisorSpec {
+    Strategy strategy = Strategy::one_for_one;
+    int max_restarts = 5;       // more than this many restarts within `within` quarantines the agent
+    Millis within{60'000};
+    Millis backoff_initial{100};  // restart delay, doubled on each restart in the window, capped at backoff_max
+    Millis backoff_max{10'000};
+};
+
+struct AgentSpec {
+    std::string name;    // the YAML key: unique within the pipeline
+    std::string plugin;  // plugin file stem: <plugin dir>/<plugin>.so
+    std::string agent;   // agent name inside the plugin
+    std::vector<std::string> from;
+    std::vector<std::string> sinks;
+    std::map<std::string, std::string> params;
+    ErrorPolicy on_error;
+    SupervisorSpec supervisor;
+    Mark plugin_mark, agent_mark;
+};
+
+struct TimerSpec {
+    std::string name;
+    std::string plugin;
+    std::string agent;
+    Millis every{0};
+    std::map<std::string, std::string> params;
+    std::vector<std::string> sinks;
+    SupervisorSpec supervisor;
+    Mark plugin_mark, agent_mark;
+};
+
+struct BrokerSpec {
+    bool embedded = true;
+    int embedded_port = 9092;  // 0: any free port
+    int embedded_brokers = 1;
+    std::string bootstrap;  // "host:port,host:port" when not embedded
+    std::map<std::string, std::string> properties;  // extra librdkafka properties for every client
+};
+
+struct PipelineConfig {
+    std::filesystem::path file;
+    std::string app_id;
+    int app_version = 1;
+    BrokerSpec broker;
+    std::filesystem::path plugin_dir;  // absolute
+    Millis commit_interval{1000};
+    Millis shutdown_timeout{30'000};
+    int workers = 2;
+    std::map<std::string, std::string> consumer_properties;
+    std::map<std::string, std::string> producer_properties;
+    std::vector<TopicSpec> topics;  // declaration order
+    std::vector<AgentSpec> agents;
+    std::vector<TimerSpec> timers;
+
+    const TopicSpec* topic(const std::string& name) const;
+    // Topics some agent reads (the consumer subscribes to exactly these).
+    std::vector<std::string> source_topics() const;
+};
+
+// Parses and validates `path`. Every error names file, line and column.
+Result<PipelineConfig> load_config(const std::filesystem::path& path);
+// Same, from text; `file_label` is used in messages and `base_dir` resolves relative paths.
+Result<PipelineConfig> load_config_text(const std::string& text, const std::string& file_label,
+                                        const std::filesystem::path& base_dir);
+
+}  // namespace mephisto

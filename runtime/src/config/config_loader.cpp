@@ -1,0 +1,443 @@
+// Loads a pipeline YAML file into a validated PipelineConfig. One error per failure, naming file, line and
+// column and what was expected (RELIABILITY.md 38). yaml-cpp throws; those exceptions stop at this file's
+// edge and become a Result.
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <set>
+#include <sstream>
+
+#include <yaml-cpp/yaml.h>
+
+#include "config/config.hpp"
+
+namespace mephisto {
+
+std::string Mark::str() const { return file + ":" + std::to_string(line) + ":" + std::to_string(column); }
+
+const TopicSpec* PipelineConfig::topic(const std::string& name) const {
+    for (const auto& t : topics)
+        if (t.name == name) return &t;
+    return nullptr;
+}
+
+std::vector<std::string> PipelineConfig::source_topics() const {
+    std::vector<std::string> out;
+    for (const auto& a : agents)
+        for (const auto& t : a.from)
+            if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+    return out;
+}
+
+namespace {
+
+struct ConfigFailure {
+    Mark mark;
+    std::string message;
+};
+
+class Reader {
+public:
+    explicit Reader(std::string file) : file_(std::move(file)) {}
+
+    Mark mark_of(const YAML::Node& node) const {
+        auto m = node.Mark();
+        if (m.is_null()) return Mark{file_, 1, 1};
+        return Mark{file_, m.line + 1, m.column + 1};
+    }
+
+    [[noreturn]] void fail(const YAML::Node& node, const std::string& message) const {
+        throw ConfigFailure{mark_of(node), message};
+    }
+
+    static std::string kind(const YAML::Node& n) {
+        switch (n.Type()) {
+            case YAML::NodeType::Map: return "a mapping";
+            case YAML::NodeType::Sequence: return "a list";
+            case YAML::NodeType::Scalar: return "'" + n.Scalar() + "'";
+            case YAML::NodeType::Null: return "nothing";
+            default: return "an undefined value";
+        }
+    }
+
+    void expect_map(const YAML::Node& n, const std::string& what) const {
+        if (!n.IsMap()) fail(n, what + " must be a mapping, found " + kind(n));
+    }
+
+    // Checks that every key of mapping `n` is in `allowed` and appears once; returns the keys in order.
+    std::vector<std::pair<std::string, YAML::Node>> entries(const YAML::Node& n, const std::string& what,
+                                                            const std::vector<std::string>& allowed = {}) const {
+        expect_map(n, what);
+        std::vector<std::pair<std::string, YAML::Node>> out;
+        std::set<std::string> seen;
+        for (auto it = n.begin(); it != n.end(); ++it) {
+            if (!it->first.IsScalar()) fail(it->first, "keys of " + what + " must be plain names");
+            std::string key = it->first.Scalar();
+            if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
+                std::string list;
+                for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
+                fail(it->first, "unknown key '" + key + "' in " + what + " (expected one of: " + list + ")");
+            }
+            if (!seen.insert(key).second) fail(it->first, "duplicate key '" + key + "' in " + what);
+            out.emplace_back(key, it->second);
+        }
+        return out;
+    }
+
+    std::string string(const YAML::Node& n, const std::string& what) const {
+        if (!n.IsScalar() || n.Scalar().empty()) fail(n, what + " must be a non-empty string, found " + kind(n));
+        return n.Scalar();
+    }
+
+    std::string name(const YAML::Node& n, const std::string& what) const {
+        std::string s = string(n, what);
+        for (char c : s)
+            if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+                fail(n, what + " '" + s + "' may only contain letters, digits, '_', '-' and '.'");
+        return s;
+    }
+
+    long long integer(const YAML::Node& n, const std::string& what, long long min, long long max) const {
+        long long v = 0;
+        if (!n.IsScalar()) fail(n, what + " must be an integer, found " + kind(n));
+        try {
+            size_t used = 0;
+            v = std::stoll(n.Scalar(), &used);
+            if (used != n.Scalar().size()) throw std::invalid_argument("trailing");
+        } catch (const std::exception&) {
+            fail(n, what + " must be an integer, found " + kind(n));
+        }
+        if (v < min || v > max)
+            fail(n, what + " must be between " + std::to_string(min) + " and " + std::to_string(max) +
+                        ", found " + n.Scalar());
+        return v;
+    }
+
+    Millis duration(const YAML::Node& n, const std::string& what) const {
+        if (!n.IsScalar()) fail(n, what + " must be a duration such as 10s, found " + kind(n));
+        auto d = parse_duration(n.Scalar());
+        if (!d) fail(n, what + ": " + d.error());
+        return *d;
+    }
+
+    bool boolean(const YAML::Node& n, const std::string& what) const {
+        if (n.IsScalar()) {
+            const auto& s = n.Scalar();
+            if (s == "true" || s == "yes" || s == "on") return true;
+            if (s == "false" || s == "no" || s == "off") return false;
+        }
+        fail(n, what + " must be true or false, found " + kind(n));
+    }
+
+    // A name or a list of names.
+    std::vector<std::string> names(const YAML::Node& n, const std::string& what) const {
+        std::vector<std::string> out;
+        if (n.IsScalar()) {
+            out.push_back(name(n, what));
+        } else if (n.IsSequence()) {
+            std::set<std::string> seen;
+            for (const auto& item : n) {
+                auto v = name(item, what);
+                if (!seen.insert(v).second) fail(item, "'" + v + "' is listed twice in " + what);
+                out.push_back(v);
+            }
+        } else {
+            fail(n, what + " must be a name or a list of names, found " + kind(n));
+        }
+        return out;
+    }
+
+    // A mapping of scalars to strings (params, librdkafka properties).
+    std::map<std::string, std::string> scalar_map(const YAML::Node& n, const std::string& what) const {
+        std::map<std::string, std::string> out;
+        for (auto& [key, value] : entries(n, what)) {
+            if (!value.IsScalar()) fail(value, what + "." + key + " must be a single value, found " + kind(value));
+            out[key] = value.Scalar();
+        }
+        return out;
+    }
+
+    template <typename E>
+    E choice(const YAML::Node& n, const std::string& what, const std::vector<std::pair<std::string, E>>& options) const {
+        if (n.IsScalar())
+            for (const auto& [text, value] : options)
+                if (n.Scalar() == text) return value;
+        std::string list;
+        for (const auto& o : options) list += (list.empty() ? "" : ", ") + o.first;
+        fail(n, what + " must be one of: " + list + "; found " + kind(n));
+    }
+
+    const std::string& file() const { return file_; }
+
+private:
+    std::string file_;
+};
+
+const std::vector<std::pair<std::string, Codec>> kCodecs = {{"raw", Codec::raw}, {"bytes", Codec::raw},
+                                                            {"json", Codec::json}};
+
+SupervisorSpec read_supervisor(const Reader& r, const YAML::Node& n, const std::string& what) {
+    SupervisorSpec s;
+    for (auto& [key, v] : r.entries(n, what, {"strategy", "max_restarts", "within", "backoff", "max_backoff"})) {
+        if (key == "strategy")
+            s.strategy = r.choice<Strategy>(v, what + ".strategy",
+                                            {{"one_for_one", Strategy::one_for_one}, {"one_for_all", Strategy::one_for_all}});
+        else if (key == "max_restarts") s.max_restarts = static_cast<int>(r.integer(v, what + ".max_restarts", 0, 1'000'000));
+        else if (key == "within") s.within = r.duration(v, what + ".within");
+        else if (key == "backoff") s.backoff_initial = r.duration(v, what + ".backoff");
+        else if (key == "max_backoff") s.backoff_max = r.duration(v, what + ".max_backoff");
+    }
+    if (s.backoff_max < s.backoff_initial) r.fail(n, what + ": max_backoff must not be shorter than backoff");
+    return s;
+}
+
+ErrorPolicy read_error_policy(const Reader& r, const YAML::Node& n, const std::string& what) {
+    ErrorPolicy p;
+    for (auto& [key, v] : r.entries(n, what, {"retry", "then", "topic", "backoff"})) {
+        if (key == "retry") p.retry = static_cast<int>(r.integer(v, what + ".retry", 0, 1000));
+        else if (key == "then")
+            p.then = r.choice<ThenPolicy>(v, what + ".then",
+                                          {{"skip", ThenPolicy::skip}, {"dead_letter", ThenPolicy::dead_letter},
+                                           {"crash", ThenPolicy::crash}});
+        else if (key == "topic") p.dead_letter_topic = r.name(v, what + ".topic");
+        else if (key == "backoff") p.retry_backoff = r.duration(v, what + ".backoff");
+    }
+    if (!p.dead_letter_topic.empty() && p.then != ThenPolicy::dead_letter)
+        r.fail(n, what + ": topic is only meaningful with then: dead_letter");
+    return p;
+}
+
+void read_broker(const Reader& r, const YAML::Node& n, BrokerSpec& b) {
+    if (n.IsScalar()) {
+        std::string s = n.Scalar();
+        if (s == "embedded") return;
+        if (s.rfind("kafka://", 0) == 0) s = s.substr(8);
+        if (s.empty() || s.find("://") != std::string::npos)
+            r.fail(n, "broker must be 'embedded' or 'kafka://host:port[,host:port]', found '" + n.Scalar() + "'");
+        // kafka://a:9092;b:9092 (Faust's separator) and comma lists both become librdkafka's comma list.
+        std::replace(s.begin(), s.end(), ';', ',');
+        b.embedded = false;
+        b.bootstrap = s;
+        return;
+    }
+    auto items = r.entries(n, "broker", {"embedded", "bootstrap", "properties"});
+    bool have_embedded = false, have_bootstrap = false;
+    for (auto& [key, v] : items) {
+        if (key == "embedded") {
+            have_embedded = true;
+            for (auto& [k2, v2] : r.entries(v, "broker.embedded", {"port", "brokers"})) {
+                if (k2 == "port") b.embedded_port = static_cast<int>(r.integer(v2, "broker.embedded.port", 0, 65535));
+                else b.embedded_brokers = static_cast<int>(r.integer(v2, "broker.embedded.brokers", 1, 16));
+            }
+        } else if (key == "bootstrap") {
+            have_bootstrap = true;
+            b.embedded = false;
+            b.bootstrap = r.string(v, "broker.bootstrap");
+        } else {
+            b.properties = r.scalar_map(v, "broker.properties");
+        }
+    }
+    if (have_embedded == have_bootstrap) r.fail(n, "broker must have exactly one of 'embedded' or 'bootstrap'");
+}
+
+PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std::filesystem::path& base_dir) {
+    PipelineConfig c;
+    c.file = r.file();
+    c.plugin_dir = base_dir / "plugins.d";
+    if (root.IsNull()) r.fail(root, "the file is empty: expected a pipeline with app, topics and agents");
+    auto top = r.entries(root, "the pipeline",
+                         {"app", "broker", "processing_guarantee", "plugins", "commit_interval", "shutdown_timeout",
+                          "workers", "consumer", "producer", "topics", "agents", "timers"});
+    YAML::Node topics_node, agents_node, timers_node;
+    bool have_app = false;
+    for (auto& [key, v] : top) {
+        if (key == "app") {
+            have_app = true;
+            if (v.IsScalar()) {
+                c.app_id = r.name(v, "app");
+            } else {
+                bool have_id = false;
+                for (auto& [k2, v2] : r.entries(v, "app", {"id", "version"})) {
+                    if (k2 == "id") { c.app_id = r.name(v2, "app.id"); have_id = true; }
+                    else c.app_version = static_cast<int>(r.integer(v2, "app.version", 0, 1'000'000));
+                }
+                if (!have_id) r.fail(v, "app needs an id (the consumer group id), e.g. app: {id: my_app}");
+            }
+        } else if (key == "broker") {
+            read_broker(r, v, c.broker);
+        } else if (key == "processing_guarantee") {
+            auto g = r.choice<int>(v, "processing_guarantee", {{"at_least_once", 0}, {"exactly_once", 1}});
+            if (g == 1) r.fail(v, "processing_guarantee: exactly_once is not supported by this version yet; use at_least_once");
+        } else if (key == "plugins") {
+            for (auto& [k2, v2] : r.entries(v, "plugins", {"dir"})) {
+                (void)k2;
+                std::filesystem::path dir = r.string(v2, "plugins.dir");
+                c.plugin_dir = dir.is_absolute() ? dir : base_dir / dir;
+            }
+        } else if (key == "commit_interval") {
+            c.commit_interval = r.duration(v, "commit_interval");
+            if (c.commit_interval.count() < 10) r.fail(v, "commit_interval must be at least 10ms");
+        } else if (key == "shutdown_timeout") {
+            c.shutdown_timeout = r.duration(v, "shutdown_timeout");
+        } else if (key == "workers") {
+            c.workers = static_cast<int>(r.integer(v, "workers", 1, 256));
+        } else if (key == "consumer") {
+            c.consumer_properties = r.scalar_map(v, "consumer");
+        } else if (key == "producer") {
+            c.producer_properties = r.scalar_map(v, "producer");
+        } else if (key == "topics") {
+            topics_node = v;
+        } else if (key == "agents") {
+            agents_node = v;
+        } else if (key == "timers") {
+            timers_node = v;
+        }
+    }
+    if (!have_app) r.fail(root, "missing 'app': every pipeline needs an app id, e.g. app: {id: my_app}");
+    c.plugin_dir = c.plugin_dir.lexically_normal();
+
+    if (topics_node && !topics_node.IsNull()) {
+        for (auto& [name, v] : r.entries(topics_node, "topics")) {
+            TopicSpec t;
+            t.name = name;
+            const std::string what = "topics." + name;
+            if (!v.IsNull()) {
+                for (auto& [k2, v2] : r.entries(v, what, {"partitions", "key", "value"})) {
+                    if (k2 == "partitions") t.partitions = static_cast<int>(r.integer(v2, what + ".partitions", 1, 100'000));
+                    else if (k2 == "key") t.key = r.choice<Codec>(v2, what + ".key", kCodecs);
+                    else t.value = r.choice<Codec>(v2, what + ".value", kCodecs);
+                }
+            }
+            c.topics.push_back(t);
+        }
+    }
+
+    std::set<std::string> agent_names;
+    auto check_topics = [&](const YAML::Node& node, const std::vector<std::string>& list, const std::string& what) {
+        for (size_t i = 0; i < list.size(); ++i)
+            if (!c.topic(list[i])) {
+                const YAML::Node at = node.IsSequence() ? node[i] : node;
+                r.fail(at, what + " names topic '" + list[i] + "', which is not declared under topics");
+            }
+    };
+    auto check_plugin = [&](const YAML::Node& node, const std::string& plugin, const std::string& what) {
+        auto file = c.plugin_dir / (plugin + ".so");
+        std::error_code ec;
+        if (!std::filesystem::is_regular_file(file, ec))
+            r.fail(node, what + ": plugin '" + plugin + "' not found: no file " + file.string());
+    };
+
+    if (agents_node && !agents_node.IsNull()) {
+        for (auto& [name, v] : r.entries(agents_node, "agents")) {
+            AgentSpec a;
+            a.name = name;
+            const std::string what = "agents." + name;
+            YAML::Node from_node, sinks_node, plugin_node;
+            bool have_agent = false;
+            for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "params", "on_error", "supervisor"})) {
+                if (k2 == "plugin") { a.plugin = r.name(v2, what + ".plugin"); a.plugin_mark = r.mark_of(v2); plugin_node = v2; }
+                else if (k2 == "agent") { a.agent = r.name(v2, what + ".agent"); a.agent_mark = r.mark_of(v2); have_agent = true; }
+                else if (k2 == "from") { a.from = r.names(v2, what + ".from"); from_node = v2; }
+                else if (k2 == "sinks") { a.sinks = r.names(v2, what + ".sinks"); sinks_node = v2; }
+                else if (k2 == "params") a.params = r.scalar_map(v2, what + ".params");
+                else if (k2 == "on_error") a.on_error = read_error_policy(r, v2, what + ".on_error");
+                else if (k2 == "supervisor") a.supervisor = read_supervisor(r, v2, what + ".supervisor");
+            }
+            if (!plugin_node) r.fail(v, what + " needs 'plugin' (the plugin file name without .so)");
+            if (!from_node) r.fail(v, what + " needs 'from' (the topic it reads)");
+            if (!have_agent) { a.agent = a.name; a.agent_mark = a.plugin_mark; }
+            check_topics(from_node, a.from, what + ".from");
+            if (sinks_node) check_topics(sinks_node, a.sinks, what + ".sinks");
+            check_plugin(plugin_node, a.plugin, what + ".plugin");
+            if (a.on_error.then == ThenPolicy::dead_letter && a.on_error.dead_letter_topic.empty())
+                a.on_error.dead_letter_topic = c.app_id + "-" + a.name + "-dead-letter";
+            agent_names.insert(name);
+            c.agents.push_back(std::move(a));
+        }
+    }
+
+    if (timers_node && !timers_node.IsNull()) {
+        for (auto& [name, v] : r.entries(timers_node, "timers")) {
+            TimerSpec t;
+            t.name = name;
+            const std::string what = "timers." + name;
+            YAML::Node plugin_node, every_node, sinks_node;
+            bool have_agent = false;
+            for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "every", "params", "sinks", "supervisor"})) {
+                if (k2 == "plugin") { t.plugin = r.name(v2, what + ".plugin"); t.plugin_mark = r.mark_of(v2); plugin_node = v2; }
+                else if (k2 == "agent") { t.agent = r.name(v2, what + ".agent"); t.agent_mark = r.mark_of(v2); have_agent = true; }
+                else if (k2 == "every") { t.every = r.duration(v2, what + ".every"); every_node = v2; }
+                else if (k2 == "params") t.params = r.scalar_map(v2, what + ".params");
+                else if (k2 == "sinks") { t.sinks = r.names(v2, what + ".sinks"); sinks_node = v2; }
+                else if (k2 == "supervisor") t.supervisor = read_supervisor(r, v2, what + ".supervisor");
+            }
+            if (!plugin_node) r.fail(v, what + " needs 'plugin'");
+            if (!every_node) r.fail(v, what + " needs 'every' (an interval such as 10s)");
+            if (t.every.count() < 1) r.fail(every_node, what + ".every must be at least 1ms");
+            if (!have_agent) { t.agent = t.name; t.agent_mark = t.plugin_mark; }
+            if (sinks_node) check_topics(sinks_node, t.sinks, what + ".sinks");
+            check_plugin(plugin_node, t.plugin, what + ".plugin");
+            c.timers.push_back(std::move(t));
+        }
+    }
+    if (c.agents.empty() && c.timers.empty()) r.fail(root, "the pipeline declares no agents and no timers: nothing to run");
+
+    // Cycles: an agent whose outputs lead back to its own input would amplify every event forever.
+    std::map<std::string, std::vector<const AgentSpec*>> readers;  // topic -> agents reading it
+    for (const auto& a : c.agents)
+        for (const auto& t : a.from) readers[t].push_back(&a);
+    std::map<const AgentSpec*, int> state;  // 0 new, 1 on the path, 2 done
+    std::vector<std::string> path;
+    std::function<void(const AgentSpec*)> visit = [&](const AgentSpec* a) {
+        state[a] = 1;
+        path.push_back(a->name);
+        for (const auto& sink : a->sinks) {
+            for (const AgentSpec* next : readers[sink]) {
+                if (state[next] == 1) {
+                    std::string cycle;
+                    auto start = std::find(path.begin(), path.end(), next->name);
+                    for (auto it = start; it != path.end(); ++it) cycle += *it + " -> ";
+                    throw ConfigFailure{next->plugin_mark.file.empty() ? Mark{r.file(), 1, 1} : next->plugin_mark,
+                                        "agents form a cycle through their sinks: " + cycle + next->name +
+                                            " (topic '" + sink + "')"};
+                }
+                if (state[next] == 0) visit(next);
+            }
+        }
+        path.pop_back();
+        state[a] = 2;
+    };
+    for (const auto& a : c.agents)
+        if (state[&a] == 0) visit(&a);
+    return c;
+}
+
+}  // namespace
+
+Result<PipelineConfig> load_config_text(const std::string& text, const std::string& file_label,
+                                        const std::filesystem::path& base_dir) {
+    try {
+        YAML::Node root = YAML::Load(text);
+        Reader reader(file_label);
+        return read_pipeline(reader, root, base_dir);
+    } catch (const ConfigFailure& f) {
+        return make_error(f.mark.str() + ": " + f.message);
+    } catch (const YAML::ParserException& e) {
+        return make_error(file_label + ":" + std::to_string(e.mark.line + 1) + ":" + std::to_string(e.mark.column + 1) +
+                          ": invalid YAML: " + e.msg);
+    } catch (const YAML::Exception& e) {
+        return make_error(file_label + ": " + e.what());
+    }
+}
+
+Result<PipelineConfig> load_config(const std::filesystem::path& path) {
+    std::ifstream in(path);
+    if (!in) return make_error(path.string() + ": cannot read: " + std::strerror(errno));
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    std::error_code ec;
+    auto absolute = std::filesystem::absolute(path, ec);
+    return load_config_text(buffer.str(), path.string(), (ec ? path : absolute).parent_path());
+}
+
+}  // namespace mephisto

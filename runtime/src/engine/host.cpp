@@ -1,0 +1,175 @@
+#include "engine/host.hpp"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "common/logging.hpp"
+
+namespace mephisto {
+
+Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(const PipelineConfig& config) {
+    std::map<std::string, std::shared_ptr<Plugin>> plugins;
+    auto load = [&](const std::string& name, const Mark& mark) -> Status {
+        if (plugins.count(name)) return {};
+        auto plugin = load_plugin(config.plugin_dir / (name + ".so"), host_api());
+        if (!plugin) return make_error(mark.str() + ": " + plugin.error());
+        logger("loader")->info("loaded plugin {} {} (ABI {}.{}) from {}", (*plugin)->name(), (*plugin)->version(),
+                               (*plugin)->abi_major(), (*plugin)->abi_minor(), (*plugin)->path().string());
+        plugins.emplace(name, std::move(*plugin));
+        return {};
+    };
+    for (const auto& a : config.agents)
+        if (auto st = load(a.plugin, a.plugin_mark); !st) return make_error(st.error());
+    for (const auto& t : config.timers)
+        if (auto st = load(t.plugin, t.plugin_mark); !st) return make_error(st.error());
+    return plugins;
+}
+
+Status apply_overrides(PipelineConfig& config, const HostOptions& options) {
+    if (options.plugin_dir) config.plugin_dir = std::filesystem::absolute(*options.plugin_dir);
+    if (options.broker) {
+        std::string b = *options.broker;
+        if (b == "embedded") {
+            config.broker.embedded = true;
+        } else {
+            if (b.rfind("kafka://", 0) == 0) b = b.substr(8);
+            if (b.empty() || b.find("://") != std::string::npos)
+                return make_error("--broker must be 'embedded' or 'kafka://host:port[,host:port]', found '" +
+                                  *options.broker + "'");
+            config.broker.embedded = false;
+            config.broker.bootstrap = b;
+        }
+    }
+    return {};
+}
+
+Host::~Host() { stop(); }
+
+std::chrono::milliseconds Host::shutdown_budget() const {
+    std::chrono::milliseconds total{0};
+    for (const auto& c : configs_) total += c.shutdown_timeout;
+    return total;
+}
+
+Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
+    std::unique_ptr<Host> host(new Host());
+    auto log = logger("host");
+    for (const auto& file : options.files) {
+        auto config = load_config(file);
+        if (!config) return make_error(config.error());
+        if (auto st = apply_overrides(*config, options); !st) return make_error(st.error());
+        for (const auto& other : host->configs_)
+            if (other.app_id == config->app_id)
+                return make_error(file.string() + ": app id '" + config->app_id + "' is already used by " +
+                                  other.file.string());
+        host->configs_.push_back(std::move(*config));
+    }
+
+    // One embedded broker serves every pipeline of this host that asks for one.
+    for (const auto& c : host->configs_) {
+        if (!c.broker.embedded) continue;
+        if (!host->broker_) {
+            auto broker = EmbeddedBroker::start(c.broker.embedded_port, c.broker.embedded_brokers);
+            if (!broker) return make_error(c.file.string() + ": " + broker.error());
+            host->broker_ = std::move(*broker);
+            log->info("embedded broker listening on {} (kcat -b {} -L)", host->broker_->bootstrap(),
+                      host->broker_->bootstrap());
+        } else if (c.broker.embedded_port != host->configs_.front().broker.embedded_port &&
+                   c.broker.embedded_port != 0) {
+            log->warn("{}: also uses the embedded broker already listening on {}", c.file.string(),
+                      host->broker_->bootstrap());
+        }
+        // The embedded broker is this pipeline's broker: it starts with the topics the pipeline declares,
+        // as an operator would provision a real cluster.
+        for (const auto& t : c.topics)
+            if (auto st = host->broker_->create_topic(t.name, t.partitions); !st) return make_error(st.error());
+    }
+
+    for (const auto& c : host->configs_) {
+        auto plugins = load_pipeline_plugins(c);
+        if (!plugins) return make_error(plugins.error());
+        host->plugins_.push_back(std::move(*plugins));
+        auto pipeline = Pipeline::create(c, host->plugins_.back(),
+                                         c.broker.embedded ? host->broker_->bootstrap() : c.broker.bootstrap,
+                                         c.broker.embedded ? host->broker_.get() : nullptr);
+        if (!pipeline) return make_error(pipeline.error());
+        if (auto st = (*pipeline)->start(); !st) return make_error(st.error());
+        host->pipelines_.push_back(std::move(*pipeline));
+    }
+    return host;
+}
+
+void Host::stop() {
+    for (auto it = pipelines_.rbegin(); it != pipelines_.rend(); ++it) (*it)->stop();
+    pipelines_.clear();
+    plugins_.clear();  // unloads the images once no instance refers to them
+    broker_.reset();
+}
+
+bool Host::failed() const {
+    for (const auto& p : pipelines_)
+        if (p->failed()) return true;
+    return false;
+}
+
+std::string Host::failure() const {
+    for (const auto& p : pipelines_)
+        if (p->failed()) return p->failure();
+    return {};
+}
+
+int run_host(const HostOptions& options) {
+    auto log = logger("host");
+    // Signals are taken synchronously by this thread; every thread started later inherits the mask.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigset_t blocked = signals;
+    sigaddset(&blocked, SIGUSR1);  // wakes the shutdown guard below
+    pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+
+    auto host = Host::start(options);
+    if (!host) {
+        log->error("{}", host.error());
+        return 1;
+    }
+    int received = 0;
+    while (!(*host)->failed()) {
+        timespec tick{0, 200'000'000};
+        int sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig > 0) {
+            received = sig;
+            break;
+        }
+    }
+    const bool failed = (*host)->failed();
+    if (received) log->info("received {}, stopping: finishing in-flight events, committing, flushing", strsignal(received));
+    else log->error("stopping after a failure: {}", (*host)->failure());
+
+    // A second signal, or a stop that overruns its budget, ends the process at once: an operator asking
+    // twice, or a hung library call, must not leave a half-alive host behind.
+    const auto budget = (*host)->shutdown_budget() + std::chrono::seconds(10);
+    std::thread guard([blocked, budget] {
+        timespec ts{static_cast<time_t>(budget.count() / 1000), static_cast<long>(budget.count() % 1000) * 1'000'000};
+        int sig = sigtimedwait(&blocked, nullptr, &ts);
+        if (sig == -1 && errno == EAGAIN) {
+            logger("host")->critical("shutdown did not finish within {} ms; exiting now", budget.count());
+        } else if (sig == SIGINT || sig == SIGTERM) {
+            logger("host")->critical("second {} received; exiting now without a clean stop", strsignal(sig));
+        } else {
+            return;  // SIGUSR1: the stop finished in time
+        }
+        _exit(2);
+    });
+    (*host)->stop();
+    host->reset();
+    pthread_kill(guard.native_handle(), SIGUSR1);
+    guard.join();
+    log->info("stopped");
+    return failed ? 1 : 0;
+}
+
+}  // namespace mephisto

@@ -1,0 +1,1035 @@
+#include "engine/pipeline.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "common/logging.hpp"
+#include "kafka/embedded_broker.hpp"
+
+namespace mephisto {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Backpressure: a partition whose unfinished messages pass the high mark is paused on the consumer and
+// resumed below the low mark, so a slow agent never makes the host buffer without bound (RELIABILITY 33).
+constexpr int64_t kPauseAbove = 20'000;
+constexpr int64_t kResumeBelow = 5'000;
+constexpr int kLaneBudget = 256;      // events a worker runs on one lane before giving others a turn
+constexpr size_t kMaxBatch = 500;     // events handed to on_batch at once
+constexpr int kPollBurst = 5'000;     // messages taken from librdkafka per loop before housekeeping
+
+std::string where(const PartitionState& ps, int64_t offset) {
+    return ps.topic + "[" + std::to_string(ps.partition) + "]@" + std::to_string(offset);
+}
+
+// Copies the first `size` bytes a plugin declared, zero-filling members it does not know (convention 3).
+mph_message read_message(const mph_message* m) {
+    mph_message out{};
+    std::memcpy(&out, m, std::min(m->struct_size, sizeof out));
+    return out;
+}
+
+rd_kafka_headers_t* to_kafka_headers(const mph_header* headers, size_t count) {
+    if (!headers || count == 0) return nullptr;
+    rd_kafka_headers_t* h = rd_kafka_headers_new(count);
+    for (size_t i = 0; i < count; ++i)
+        rd_kafka_header_add(h, headers[i].name, static_cast<ssize_t>(headers[i].name_len), headers[i].value,
+                            static_cast<ssize_t>(headers[i].value_len));
+    return h;
+}
+
+// The headers of a consumed message as mph_header views, valid while the message lives.
+void read_headers(const rd_kafka_message_t* msg, std::vector<mph_header>& out) {
+    out.clear();
+    rd_kafka_headers_t* hdrs = nullptr;
+    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs) return;
+    const char* name;
+    const void* value;
+    size_t size;
+    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+        out.push_back(mph_header{name, std::strlen(name), value, size});
+}
+
+mph_event make_event(const PartitionState& ps, const rd_kafka_message_t* msg, std::vector<mph_header>& headers) {
+    mph_event ev{};
+    ev.struct_size = sizeof ev;
+    ev.topic = ps.topic.c_str();
+    ev.partition = msg->partition;
+    ev.offset = msg->offset;
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(msg, &type);
+    ev.timestamp_ms = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
+    ev.key = msg->key;
+    ev.key_len = msg->key ? msg->key_len : 0;
+    ev.value = msg->payload;
+    ev.value_len = msg->payload ? msg->len : 0;
+    read_headers(msg, headers);
+    ev.headers = headers.empty() ? nullptr : headers.data();
+    ev.header_count = headers.size();
+    return ev;
+}
+
+// Values a topic's codec rejects never reach the agent; they follow its error policy (RELIABILITY 36).
+std::optional<std::string> decode_error(const PartitionState& ps, const rd_kafka_message_t* msg) {
+    if (!ps.spec) return std::nullopt;
+    auto check = [](Codec codec, const void* data, size_t len, const char* what) -> std::optional<std::string> {
+        if (codec != Codec::json || !data) return std::nullopt;  // a tombstone or missing key is no JSON error
+        auto p = static_cast<const char*>(data);
+        if (!nlohmann::json::accept(p, p + len)) return std::string(what) + " is not valid JSON";
+        return std::nullopt;
+    };
+    if (auto e = check(ps.spec->key, msg->key, msg->key_len, "the key")) return e;
+    return check(ps.spec->value, msg->payload, msg->len, "the value");
+}
+
+thread_local std::vector<mph_header> t_headers;
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------------------- lifecycle
+
+Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
+                                                   const std::map<std::string, std::shared_ptr<Plugin>>& plugins,
+                                                   const std::string& bootstrap, EmbeddedBroker* broker) {
+    std::unique_ptr<Pipeline> p(new Pipeline(config));
+    p->bootstrap_ = bootstrap;
+    p->broker_ = broker;
+    p->log_ = logger(config.app_id);
+
+    auto resolve = [&](const std::string& plugin_name, const std::string& agent_name, const Mark& plugin_mark,
+                       const Mark& agent_mark, const std::map<std::string, std::string>& yaml_params,
+                       const std::string& what) -> Result<std::pair<std::shared_ptr<Plugin>, const AgentInfo*>> {
+        auto it = plugins.find(plugin_name);
+        if (it == plugins.end()) return make_error(plugin_mark.str() + ": plugin '" + plugin_name + "' is not loaded");
+        const AgentInfo* info = it->second->find_agent(agent_name);
+        if (!info) {
+            std::string known;
+            for (const auto& a : it->second->agents()) known += (known.empty() ? "" : ", ") + a.name;
+            return make_error(agent_mark.str() + ": " + what + ": plugin '" + plugin_name + "' has no agent '" +
+                              agent_name + "' (it has: " + (known.empty() ? "none" : known) + ")");
+        }
+        for (const auto& [name, value] : yaml_params) {
+            (void)value;
+            bool known = info->params.empty() ||
+                         std::any_of(info->params.begin(), info->params.end(), [&](auto& p) { return p.name == name; });
+            if (!known) return make_error(agent_mark.str() + ": " + what + ": agent '" + agent_name + "' of plugin '" +
+                                          plugin_name + "' has no param '" + name + "'");
+        }
+        for (const auto& param : info->params)
+            if (param.required && !yaml_params.count(param.name))
+                return make_error(agent_mark.str() + ": " + what + ": param '" + param.name + "' is required by agent '" +
+                                  agent_name + "'");
+        return std::make_pair(it->second, info);
+    };
+    auto effective_params = [](const AgentInfo* info, const std::map<std::string, std::string>& yaml) {
+        std::map<std::string, std::string> out;
+        for (const auto& p : info->params)
+            if (p.default_value) out[p.name] = *p.default_value;
+        for (const auto& [k, v] : yaml) out[k] = v;
+        return out;
+    };
+
+    for (const auto& spec : p->config_.agents) {
+        auto r = resolve(spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params, "agents." + spec.name);
+        if (!r) return make_error(r.error());
+        if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
+            return make_error(spec.agent_mark.str() + ": agents." + spec.name + ": agent '" + spec.agent +
+                              "' has neither on_event nor on_batch, so it cannot read a topic");
+        auto a = std::make_unique<AgentRuntime>(spec);
+        a->plugin = r->first;
+        a->info = r->second;
+        a->params = effective_params(a->info, spec.params);
+        a->log = logger(spec.name);
+        p->agents_.push_back(std::move(a));
+    }
+    for (const auto& spec : p->config_.timers) {
+        auto r = resolve(spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params, "timers." + spec.name);
+        if (!r) return make_error(r.error());
+        if (!r->second->callbacks.on_timer)
+            return make_error(spec.agent_mark.str() + ": timers." + spec.name + ": agent '" + spec.agent +
+                              "' has no on_timer callback");
+        auto t = std::make_unique<TimerRuntime>(spec);
+        t->plugin = r->first;
+        t->info = r->second;
+        t->ctx.pipeline = p.get();
+        t->ctx.agent_name = spec.name;
+        t->ctx.params = effective_params(t->info, spec.params);
+        t->ctx.sinks = &spec.sinks;
+        t->ctx.log = logger(spec.name);
+        p->timers_.push_back(std::move(t));
+    }
+    return p;
+}
+
+Pipeline::~Pipeline() { stop(); }
+
+std::string Pipeline::failure() const {
+    std::lock_guard lock(failure_mutex_);
+    return failure_;
+}
+
+void Pipeline::fail(const std::string& reason) {
+    {
+        std::lock_guard lock(failure_mutex_);
+        if (failure_.empty()) failure_ = reason;
+    }
+    if (!failed_.exchange(true)) log_->critical("pipeline failed: {}", reason);
+}
+
+Status Pipeline::ensure_internal_topic(const std::string& name, int partitions) {
+    if (broker_) return broker_->create_topic(name, partitions);
+    // A real cluster: CreateTopics through the Admin API; an existing topic is fine.
+    rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, -1, nullptr, 0);
+    rd_kafka_queue_t* q = rd_kafka_queue_new(producer_->handle());
+    rd_kafka_CreateTopics(producer_->handle(), &topic, 1, nullptr, q);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 10'000);
+    Status result;
+    if (!ev) {
+        result = make_error("creating topic " + name + " timed out");
+    } else {
+        size_t n = 0;
+        const rd_kafka_topic_result_t** res = rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &n);
+        if (rd_kafka_event_error(ev)) result = make_error("creating topic " + name + ": " + rd_kafka_event_error_string(ev));
+        else if (n == 1 && rd_kafka_topic_result_error(res[0]) != RD_KAFKA_RESP_ERR_NO_ERROR &&
+                 rd_kafka_topic_result_error(res[0]) != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+            result = make_error("creating topic " + name + ": " + rd_kafka_topic_result_error_string(res[0]));
+        rd_kafka_event_destroy(ev);
+    }
+    rd_kafka_queue_destroy(q);
+    rd_kafka_NewTopic_destroy(topic);
+    return result;
+}
+
+Status Pipeline::start() {
+    const std::map<std::string, std::string> common = {
+        {"bootstrap.servers", bootstrap_},
+        {"client.id", "mephisto-" + config_.app_id},
+    };
+    auto producer = Producer::create(
+        [&] {
+            auto props = common;
+            for (const auto& [k, v] : config_.broker.properties) props[k] = v;
+            for (const auto& [k, v] : config_.producer_properties) props[k] = v;
+            return props;
+        }(),
+        [this](void* opaque, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) { on_delivery(opaque, err, msg); },
+        [this](bool fatal, const std::string& reason) {
+            if (fatal) fail(reason);
+            else log_->warn("{}", reason);
+        });
+    if (!producer) return make_error(config_.file.string() + ": " + producer.error());
+    producer_ = std::move(*producer);
+
+    for (const auto& a : agents_) {
+        if (a->spec->on_error.then != ThenPolicy::dead_letter) continue;
+        int partitions = 1;
+        for (const auto& t : a->spec->from)
+            if (auto* spec = config_.topic(t)) partitions = std::max(partitions, spec->partitions);
+        if (auto st = ensure_internal_topic(a->spec->on_error.dead_letter_topic, partitions); !st)
+            return make_error(st.error());
+    }
+
+    // Consumer. Offsets are stored and committed by the host alone (enable.auto.commit=false): librdkafka
+    // would otherwise commit what was handed out rather than what was finished.
+    const std::map<std::string, std::string> consumer_defaults = {
+        {"group.id", config_.app_id},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"partition.assignment.strategy", "range"},
+        {"enable.partition.eof", "false"},
+        // librdkafka 2.0.2 stops fetching for a whole second whenever its prefetch queue fills; a queue
+        // sized for more than a second of traffic keeps the consumer from ever stalling.
+        {"queued.min.messages", "500000"},
+        {"queued.max.messages.kbytes", "262144"},
+        {"fetch.wait.max.ms", "100"},
+    };
+    auto conf = make_conf({&common, &consumer_defaults, &config_.broker.properties, &config_.consumer_properties});
+    if (!conf) return make_error(config_.file.string() + ": consumer: " + conf.error());
+    rd_kafka_conf_set_opaque(conf->get(), this);
+    route_logs(conf->get());
+    rd_kafka_conf_set_rebalance_cb(conf->get(), [](rd_kafka_t*, rd_kafka_resp_err_t err,
+                                                   rd_kafka_topic_partition_list_t* parts, void* opaque) {
+        static_cast<Pipeline*>(opaque)->on_rebalance(err, parts);
+    });
+    rd_kafka_conf_set_offset_commit_cb(conf->get(), [](rd_kafka_t*, rd_kafka_resp_err_t err,
+                                                       rd_kafka_topic_partition_list_t* offsets, void* opaque) {
+        auto* self = static_cast<Pipeline*>(opaque);
+        if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            // Not marked committed locally: the next interval sends it again (RELIABILITY 6).
+            self->log_->warn("offset commit failed: {}; will retry", rd_kafka_err2str(err));
+        }
+        std::lock_guard lock(self->partitions_mutex_);
+        for (int i = 0; offsets && i < offsets->cnt; ++i) {
+            const auto& tp = offsets->elems[i];
+            auto it = self->partitions_.find({tp.topic, tp.partition});
+            if (it == self->partitions_.end()) continue;
+            if (tp.err == RD_KAFKA_RESP_ERR_NO_ERROR && err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+                it->second->committed = std::max(it->second->committed.load(), tp.offset);
+            } else if (it->second->commit_sent == tp.offset) {
+                it->second->commit_sent = -1;  // resend
+            }
+        }
+    });
+    rd_kafka_conf_set_error_cb(conf->get(), [](rd_kafka_t* rk, int err, const char* reason, void* opaque) {
+        auto* self = static_cast<Pipeline*>(opaque);
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+            char buf[512];
+            rd_kafka_fatal_error(rk, buf, sizeof buf);
+            self->fail(std::string("consumer fatal error: ") + buf);
+        } else {
+            self->log_->warn("consumer: {}: {}", rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err)), reason);
+        }
+    });
+    auto consumer = make_client(RD_KAFKA_CONSUMER, std::move(*conf));
+    if (!consumer) return make_error(consumer.error());
+    consumer_ = std::move(*consumer);
+    rd_kafka_poll_set_consumer(consumer_.get());  // errors and commit reports arrive through consumer_poll
+
+    auto sources = config_.source_topics();
+    if (!sources.empty()) {
+        rd_kafka_topic_partition_list_t* subs = rd_kafka_topic_partition_list_new(static_cast<int>(sources.size()));
+        for (const auto& t : sources) rd_kafka_topic_partition_list_add(subs, t.c_str(), RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer_.get(), subs);
+        rd_kafka_topic_partition_list_destroy(subs);
+        if (err) return make_error("subscribe: " + std::string(rd_kafka_err2str(err)));
+    }
+
+    for (int i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+    consuming_ = true;
+    consumer_thread_ = std::thread([this] { consume_loop(); });
+    if (!timers_.empty()) timer_thread_ = std::thread([this] { timer_loop(); });
+
+    std::string agents;
+    for (const auto& a : agents_) agents += (agents.empty() ? "" : ", ") + a->spec->name;
+    log_->info("pipeline {} started: agents [{}], {} timer(s), {} worker(s), group {} on {}", config_.app_id, agents,
+               timers_.size(), config_.workers, config_.app_id, bootstrap_);
+    return {};
+}
+
+void Pipeline::stop() {
+    if (stopped_) return;
+    stopped_ = true;
+    stopping_ = true;
+    const auto deadline = Clock::now() + config_.shutdown_timeout;
+    auto remaining = [&] {
+        return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+    };
+
+    if (timer_thread_.joinable()) {
+        timer_cv_.notify_all();
+        timer_thread_.join();
+    }
+    for (auto& t : timers_)
+        if (t->created && t->info->callbacks.destroy) t->info->callbacks.destroy(t->instance);
+
+    // 1. Stop fetching. The consumer thread leaves its loop; partitions stay assigned until close.
+    consuming_ = false;
+    if (consumer_thread_.joinable()) consumer_thread_.join();
+
+    if (consumer_) {
+        // 2. Finish what was fetched, within half the budget (the rest is for flush, commit and close);
+        //    lanes of a quarantined agent never finish and are not waited for.
+        const auto drain_deadline = Clock::now() + config_.shutdown_timeout / 2;
+        for (;;) {
+            bool busy = false;
+            {
+                std::lock_guard lock(partitions_mutex_);
+                for (auto& [key, ps] : partitions_)
+                    for (auto& lane : ps->lanes) {
+                        std::lock_guard l(lane->mu);
+                        if (lane->scheduled && !lane->agent->stats.quarantined) busy = true;
+                    }
+            }
+            if (!busy || Clock::now() >= drain_deadline || failed_) break;
+            std::this_thread::sleep_for(milliseconds(5));
+        }
+        // 3. Revoke everything: stop lanes, wait for acknowledgements, commit, on_revoked, destroy.
+        revoke_all(remaining());
+
+        // 4. Leave the group without waiting longer than the budget allows (the broker may be gone).
+        rd_kafka_queue_t* q = rd_kafka_queue_new(consumer_.get());
+        if (rd_kafka_consumer_close_queue(consumer_.get(), q) == nullptr) {
+            while (!rd_kafka_consumer_closed(consumer_.get()) && remaining().count() > 0) {
+                rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 100);
+                if (!ev) continue;
+                if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_REBALANCE) {
+                    if (!strcmp(rd_kafka_rebalance_protocol(consumer_.get()), "COOPERATIVE"))
+                        rd_kafka_error_destroy(rd_kafka_incremental_unassign(
+                            consumer_.get(), rd_kafka_event_topic_partition_list(ev)));
+                    else
+                        rd_kafka_assign(consumer_.get(), nullptr);
+                }
+                rd_kafka_event_destroy(ev);
+            }
+        }
+        rd_kafka_queue_destroy(q);
+    }
+    scheduler_.stop();
+    for (auto& w : workers_) w.join();
+    workers_.clear();
+
+    if (producer_) {
+        // 5. Outputs still unacknowledged belong to inputs that were not committed: they will be redone.
+        if (!producer_->flush(std::max(remaining(), milliseconds(100)))) {
+            log_->warn("{} output message(s) not acknowledged before the shutdown deadline; their inputs stay "
+                       "uncommitted and will be processed again",
+                       producer_->outstanding());
+            producer_->purge();
+        }
+        producer_->stop();
+    }
+    consumer_.reset();  // every message was released above, so destroy does not wait on the application
+    if (consumer_) rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    producer_.reset();
+    retired_.clear();
+
+    for (const auto& a : agents_)
+        log_->info("agent {}: {} processed, {} failures, {} restarts, {} skipped, {} dead-lettered, {} undecodable{}",
+                   a->spec->name, a->stats.processed.load(), a->stats.failures.load(), a->stats.restarts.load(),
+                   a->stats.skipped.load(), a->stats.dead_lettered.load(), a->stats.undecodable.load(),
+                   a->stats.quarantined ? ", QUARANTINED" : "");
+    log_->info("pipeline {} stopped", config_.app_id);
+}
+
+std::map<std::string, int64_t> Pipeline::committed_offsets() const {
+    std::map<std::string, int64_t> out;
+    std::lock_guard lock(partitions_mutex_);
+    for (const auto& [key, ps] : partitions_)
+        out[key.first + "/" + std::to_string(key.second)] = ps->committed.load();
+    return out;
+}
+
+size_t Pipeline::assigned_partitions() const {
+    std::lock_guard lock(partitions_mutex_);
+    return partitions_.size();
+}
+
+// ------------------------------------------------------------------------------------------ consumer thread
+
+void Pipeline::consume_loop() {
+    auto last_commit = Clock::now();
+    std::set<std::string> missing_topics_reported;
+    while (consuming_) {
+        rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), 100);
+        for (int n = 0; msg; ++n) {
+            if (msg->err) {
+                if (msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || msg->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
+                    std::string topic = msg->rkt ? rd_kafka_topic_name(msg->rkt) : "?";
+                    if (missing_topics_reported.insert(topic).second)
+                        log_->warn("source topic {} does not exist yet; waiting for it (the host never creates "
+                                   "source topics)", topic);
+                } else if (msg->err != RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    log_->warn("consumer: {}", rd_kafka_message_errstr(msg));
+                }
+                rd_kafka_message_destroy(msg);
+            } else {
+                dispatch(msg);
+            }
+            if (n >= kPollBurst) break;
+            msg = rd_kafka_consumer_poll(consumer_.get(), 0);
+        }
+        apply_backpressure();
+        if (Clock::now() - last_commit >= config_.commit_interval) {
+            commit(false, milliseconds(0));
+            last_commit = Clock::now();
+        }
+    }
+}
+
+PartitionState* Pipeline::find_partition(rd_kafka_message_t* msg) {
+    if (msg->rkt == last_rkt_ && msg->partition == last_partition_) return last_state_;
+    std::lock_guard lock(partitions_mutex_);
+    auto it = partitions_.find({rd_kafka_topic_name(msg->rkt), msg->partition});
+    if (it == partitions_.end()) return nullptr;
+    last_rkt_ = msg->rkt;
+    last_partition_ = msg->partition;
+    last_state_ = it->second.get();
+    return last_state_;
+}
+
+void Pipeline::dispatch(rd_kafka_message_t* msg) {
+    PartitionState* ps = find_partition(msg);
+    bool fresh = false;
+    if (ps) {
+        std::lock_guard lock(ps->mu);
+        fresh = ps->tracker.fetched(msg->offset);
+    }
+    if (!ps || !fresh || ps->lanes.empty()) {  // not ours (a stale fetch after revoke) or a repeat
+        rd_kafka_message_destroy(msg);
+        return;
+    }
+    auto* f = new InFlight;
+    f->message = msg;
+    f->partition = ps;
+    f->pending.store(static_cast<int>(ps->lanes.size()), std::memory_order_relaxed);
+    ps->unfinished.fetch_add(1, std::memory_order_relaxed);
+    for (auto& lane : ps->lanes) {
+        bool schedule;
+        {
+            std::lock_guard lock(lane->mu);
+            lane->queue.push_back(f);
+            schedule = !lane->scheduled;
+            lane->scheduled = true;
+        }
+        if (schedule) scheduler_.push(lane.get());
+    }
+}
+
+void Pipeline::apply_backpressure() {
+    std::lock_guard lock(partitions_mutex_);
+    for (auto& [key, ps] : partitions_) {
+        const int64_t unfinished = ps->unfinished.load(std::memory_order_relaxed);
+        const bool pause = !ps->paused && unfinished > kPauseAbove;
+        const bool resume = ps->paused && unfinished < kResumeBelow;
+        if (!pause && !resume) continue;
+        rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second);
+        if (pause) rd_kafka_pause_partitions(consumer_.get(), list);
+        else rd_kafka_resume_partitions(consumer_.get(), list);
+        rd_kafka_topic_partition_list_destroy(list);
+        ps->paused = pause;
+        log_->debug("{} {}[{}]: {} unfinished", pause ? "paused" : "resumed", key.first, key.second, unfinished);
+    }
+}
+
+void Pipeline::commit(bool sync, milliseconds timeout) {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(8);
+    {
+        std::lock_guard lock(partitions_mutex_);
+        for (auto& [key, ps] : partitions_) {
+            std::optional<int64_t> next;
+            {
+                std::lock_guard l(ps->mu);
+                next = ps->tracker.committable();
+            }
+            if (!next || *next <= ps->committed.load() || (!sync && *next == ps->commit_sent)) continue;
+            rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset = *next;
+            ps->commit_sent = *next;
+        }
+    }
+    if (list->cnt > 0) {
+        if (!sync) {
+            rd_kafka_commit(consumer_.get(), list, 1);
+        } else {
+            // A commit that waits at most `timeout`: the broker may be gone at shutdown.
+            rd_kafka_queue_t* q = rd_kafka_queue_new(consumer_.get());
+            rd_kafka_commit_queue(consumer_.get(), list, q, nullptr, nullptr);
+            rd_kafka_event_t* ev = rd_kafka_queue_poll(q, static_cast<int>(std::max<int64_t>(timeout.count(), 1)));
+            if (!ev) {
+                log_->warn("final offset commit not confirmed within {} ms; the uncommitted events will be "
+                           "processed again", timeout.count());
+            } else {
+                rd_kafka_resp_err_t err = rd_kafka_event_error(ev);
+                const rd_kafka_topic_partition_list_t* done = rd_kafka_event_topic_partition_list(ev);
+                if (err) log_->warn("final offset commit failed: {}", rd_kafka_err2str(err));
+                std::lock_guard lock(partitions_mutex_);
+                for (int i = 0; !err && done && i < done->cnt; ++i) {
+                    auto it = partitions_.find({done->elems[i].topic, done->elems[i].partition});
+                    if (it != partitions_.end() && !done->elems[i].err)
+                        it->second->committed = std::max(it->second->committed.load(), done->elems[i].offset);
+                }
+                rd_kafka_event_destroy(ev);
+            }
+            rd_kafka_queue_destroy(q);
+        }
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+void Pipeline::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
+    const bool cooperative = !strcmp(rd_kafka_rebalance_protocol(consumer_.get()), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        assign(partitions);
+        if (cooperative) rd_kafka_error_destroy(rd_kafka_incremental_assign(consumer_.get(), partitions));
+        else rd_kafka_assign(consumer_.get(), partitions);
+    } else {
+        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+            log_->warn("rebalance error: {}; dropping the assignment", rd_kafka_err2str(err));
+        revoke_all(config_.shutdown_timeout);
+        if (cooperative) rd_kafka_error_destroy(rd_kafka_incremental_unassign(consumer_.get(), partitions));
+        else rd_kafka_assign(consumer_.get(), nullptr);
+    }
+}
+
+void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
+    std::string list;
+    std::lock_guard lock(partitions_mutex_);
+    for (int i = 0; i < partitions->cnt; ++i) {
+        const auto& tp = partitions->elems[i];
+        auto ps = std::make_unique<PartitionState>();
+        ps->topic = tp.topic;
+        ps->partition = tp.partition;
+        ps->spec = config_.topic(tp.topic);
+        for (auto& agent : agents_) {
+            const auto& from = agent->spec->from;
+            if (std::find(from.begin(), from.end(), ps->topic) == from.end()) continue;
+            auto lane = std::make_unique<Lane>();
+            lane->agent = agent.get();
+            lane->partition = ps.get();
+            lane->ctx.pipeline = this;
+            lane->ctx.agent_name = agent->spec->name;
+            lane->ctx.params = agent->params;
+            lane->ctx.sinks = &agent->spec->sinks;
+            lane->ctx.log = agent->log;
+            lane->ctx.partition = tp.partition;
+            ps->lanes.push_back(std::move(lane));
+        }
+        list += (list.empty() ? "" : " ") + ps->topic + "[" + std::to_string(ps->partition) + "]";
+        partitions_[{ps->topic, ps->partition}] = std::move(ps);
+    }
+    last_rkt_ = nullptr;
+    if (partitions->cnt == 0) log_->info("no partitions assigned: this host idles until a rebalance gives it some");
+    else log_->info("assigned {} partition(s): {}", partitions->cnt, list);
+}
+
+void Pipeline::revoke_all(milliseconds budget) {
+    const auto deadline = Clock::now() + budget;
+    std::vector<std::unique_ptr<PartitionState>> revoked;
+    {
+        std::lock_guard lock(partitions_mutex_);
+        if (partitions_.empty()) return;
+    }
+    // 1. Stop handing events to lanes and wait for the event each worker is running to finish.
+    {
+        std::lock_guard lock(partitions_mutex_);
+        for (auto& [key, ps] : partitions_)
+            for (auto& lane : ps->lanes) stop_lane(*lane);
+    }
+    // 2. Outputs of finished events must be acknowledged before their inputs are committed.
+    if (producer_ && !producer_->flush(std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
+                                                                      (deadline - Clock::now()) / 2))))
+        log_->warn("outputs still unacknowledged at revoke; their inputs stay uncommitted");
+    // 3. Commit the finished prefix of every partition.
+    commit(true, std::max(milliseconds(100), std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
+    // 4. Let instances say goodbye, then drop what was fetched but not finished: it was not committed, so the
+    //    next owner of the partition reads it again.
+    {
+        std::lock_guard lock(partitions_mutex_);
+        for (auto& [key, ps] : partitions_) {
+            for (auto& lane : ps->lanes) {
+                if (lane->created && lane->agent->info->callbacks.on_revoked) {
+                    lane->ctx.error.clear();
+                    mph_status st = lane->agent->info->callbacks.on_revoked(lane->instance, &lane->ctx, ps->partition);
+                    if (st != MPH_OK) lane->agent->log->warn("on_revoked returned {}: {}", st, lane->ctx.error);
+                }
+                destroy_instance(*lane);
+                for (InFlight* f : lane->local) finish(f, 0);
+                for (InFlight* f : lane->queue) finish(f, 0);
+                lane->local.clear();
+                lane->queue.clear();
+            }
+            revoked.push_back(std::move(ps));
+        }
+        partitions_.clear();
+        last_rkt_ = nullptr;
+    }
+    log_->info("revoked {} partition(s)", revoked.size());
+    for (auto& ps : revoked) retired_.push_back(std::move(ps));
+}
+
+void Pipeline::stop_lane(Lane& lane) {
+    lane.stopping = true;
+    if (scheduler_.remove(&lane)) {
+        std::lock_guard lock(lane.mu);
+        lane.scheduled = false;
+    }
+    std::unique_lock lock(lane.mu);
+    while (!lane.idle.wait_for(lock, std::chrono::seconds(5), [&] { return !lane.scheduled; }))
+        lane.agent->log->warn("still waiting for agent {} on {}[{}] to return from its callback", lane.agent->spec->name,
+                              lane.partition->topic, lane.partition->partition);
+}
+
+// ------------------------------------------------------------------------------------------------ workers
+
+void Pipeline::worker_loop() {
+    while (Lane* lane = scheduler_.pop()) run_lane(*lane);
+}
+
+void Pipeline::run_lane(Lane& lane) {
+    Outcome outcome = Outcome::done;
+    milliseconds delay{0};
+    int budget = kLaneBudget;
+    const auto& cb = lane.agent->info->callbacks;
+    while (budget > 0 && !lane.stopping.load(std::memory_order_relaxed)) {
+        if (lane.agent->stats.quarantined.load(std::memory_order_relaxed)) {
+            outcome = Outcome::park;
+            break;
+        }
+        if (lane.local.empty()) {
+            std::lock_guard lock(lane.mu);
+            lane.local.swap(lane.queue);
+        }
+        if (lane.local.empty()) break;
+        if (lane.created && lane.generation != lane.agent->generation.load()) destroy_instance(lane);  // one_for_all
+        std::string error;
+        if (!ensure_instance(lane, error)) {
+            outcome = on_failure(lane, 0, MPH_FATAL, "create failed: " + error, delay);
+            if (outcome == Outcome::done) continue;
+            break;
+        }
+        if (cb.on_event) {
+            outcome = deliver(lane, lane.local.front(), delay);
+            --budget;
+        } else {
+            size_t n = std::min(lane.local.size(), kMaxBatch);
+            outcome = deliver_batch(lane, n, delay);
+            budget -= static_cast<int>(n);
+        }
+        if (outcome != Outcome::done) break;
+    }
+    if (outcome == Outcome::delay && !lane.stopping) {
+        scheduler_.push_after(&lane, delay);
+        return;
+    }
+    {
+        std::lock_guard lock(lane.mu);
+        if (outcome == Outcome::park || lane.stopping || (lane.local.empty() && lane.queue.empty())) {
+            lane.scheduled = false;
+            lane.idle.notify_all();
+            return;
+        }
+    }
+    scheduler_.push(&lane);  // more work: to the back, so other lanes get a turn
+}
+
+bool Pipeline::ensure_instance(Lane& lane, std::string& error) {
+    if (lane.created) return true;
+    const auto& cb = lane.agent->info->callbacks;
+    lane.ctx.error.clear();
+    void* instance = nullptr;
+    mph_status st = cb.create ? cb.create(&lane.ctx, &instance) : MPH_OK;
+    if (st != MPH_OK) {
+        error = lane.ctx.error.empty() ? "create returned status " + std::to_string(st) : lane.ctx.error;
+        if (instance && cb.destroy) cb.destroy(instance);
+        return false;
+    }
+    lane.instance = instance;
+    lane.created = true;
+    lane.generation = lane.agent->generation.load();
+    if (cb.on_assigned) {
+        lane.ctx.error.clear();
+        st = cb.on_assigned(instance, &lane.ctx, lane.partition->partition);
+        if (st != MPH_OK) lane.agent->log->warn("on_assigned returned {}: {}", st, lane.ctx.error);
+    }
+    return true;
+}
+
+void Pipeline::destroy_instance(Lane& lane) {
+    if (!lane.created) return;
+    if (lane.agent->info->callbacks.destroy) lane.agent->info->callbacks.destroy(lane.instance);
+    lane.instance = nullptr;
+    lane.created = false;
+}
+
+Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay) {
+    const rd_kafka_message_t* msg = f->message;
+    if (auto bad = decode_error(*lane.partition, msg)) {
+        lane.agent->stats.undecodable++;
+        // Retrying cannot fix an undecodable value: the error policy applies at once.
+        lane.attempts = lane.agent->spec->on_error.retry;
+        return on_failure(lane, 1, MPH_RETRY, *bad, delay);
+    }
+    mph_event ev = make_event(*lane.partition, msg, t_headers);
+    lane.ctx.message = msg;
+    lane.ctx.inflight = f;
+    lane.ctx.error.clear();
+    mph_status verdict = lane.agent->info->callbacks.on_event(lane.instance, &lane.ctx, &ev);
+    lane.ctx.message = nullptr;
+    lane.ctx.inflight = nullptr;
+    if (verdict == MPH_OK) {
+        lane.attempts = 0;
+        lane.agent->stats.processed.fetch_add(1, std::memory_order_relaxed);
+        lane.local.pop_front();
+        finish(f);
+        return Outcome::done;
+    }
+    return on_failure(lane, 1, verdict, lane.ctx.error, delay);
+}
+
+Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds& delay) {
+    // Undecodable events at the head follow the error policy one by one; the batch is the decodable run.
+    if (auto bad = decode_error(*lane.partition, lane.local.front()->message)) {
+        lane.agent->stats.undecodable++;
+        lane.attempts = lane.agent->spec->on_error.retry;
+        return on_failure(lane, 1, MPH_RETRY, *bad, delay);
+    }
+    size_t n = 1;
+    while (n < count && !decode_error(*lane.partition, lane.local[n]->message)) ++n;
+    std::vector<std::vector<mph_header>> headers(n);
+    std::vector<mph_event> events(n);
+    std::vector<const mph_event*> pointers(n);
+    for (size_t i = 0; i < n; ++i) {
+        events[i] = make_event(*lane.partition, lane.local[i]->message, headers[i]);
+        pointers[i] = &events[i];
+    }
+    // Outputs are tracked against the first event: the commit cannot pass it before they are acknowledged.
+    lane.ctx.inflight = lane.local.front();
+    lane.ctx.error.clear();
+    mph_status verdict = lane.agent->info->callbacks.on_batch(lane.instance, &lane.ctx, pointers.data(), n);
+    lane.ctx.inflight = nullptr;
+    if (verdict == MPH_OK) {
+        lane.attempts = 0;
+        lane.agent->stats.processed.fetch_add(n, std::memory_order_relaxed);
+        for (size_t i = 0; i < n; ++i) {
+            InFlight* f = lane.local.front();
+            lane.local.pop_front();
+            finish(f);
+        }
+        return Outcome::done;
+    }
+    return on_failure(lane, n, verdict, lane.ctx.error, delay);
+}
+
+Pipeline::Outcome Pipeline::on_failure(Lane& lane, size_t count, mph_status verdict, std::string error,
+                                       milliseconds& delay) {
+    AgentRuntime& agent = *lane.agent;
+    const ErrorPolicy& policy = agent.spec->on_error;
+    agent.stats.failures++;
+    if (error.empty()) error = "no reason given (status " + std::to_string(verdict) + ")";
+    const std::string at = count > 0 ? where(*lane.partition, lane.local.front()->message->offset)
+                                     : lane.partition->topic + "[" + std::to_string(lane.partition->partition) + "]";
+    if (count > 0) ++lane.attempts;
+
+    bool restart = verdict != MPH_RETRY;
+    if (restart) {
+        destroy_instance(lane);
+        RestartPolicy::Decision d;
+        {
+            std::lock_guard lock(agent.policy_mutex);
+            d = agent.restarts.on_failure(Clock::now());
+        }
+        agent.stats.restarts++;
+        if (agent.spec->supervisor.strategy == Strategy::one_for_all) agent.generation++;
+        if (d.quarantine) {
+            if (!agent.stats.quarantined.exchange(true))
+                agent.log->error("agent {} quarantined: more than {} restarts within {} (last failure at {}: {}); "
+                                 "its events stay uncommitted, the other agents keep running",
+                                 agent.spec->name, agent.spec->supervisor.max_restarts,
+                                 format_duration(agent.spec->supervisor.within), at, error);
+            return Outcome::park;
+        }
+        agent.log->error("agent {} failed at {}: {}; restarting its instance in {} (restart {} of at most {} within {})",
+                         agent.spec->name, at, error, format_duration(d.delay), d.restarts_in_window,
+                         agent.spec->supervisor.max_restarts, format_duration(agent.spec->supervisor.within));
+        delay = d.delay;
+    }
+    if (count > 0 && lane.attempts > policy.retry) {
+        // Out of retries: the policy decides, for every event the verdict covered.
+        for (size_t i = 0; i < count; ++i) {
+            InFlight* f = lane.local.front();
+            if (policy.then == ThenPolicy::crash) {
+                fail("agent " + agent.spec->name + " failed at " + where(*lane.partition, f->message->offset) +
+                     " after " + std::to_string(lane.attempts) + " attempt(s) and its policy is crash: " + error);
+                return Outcome::park;
+            }
+            apply_error_policy(lane, f, error);
+            if (failed_) return Outcome::park;
+            lane.local.pop_front();
+            finish(f);
+        }
+        lane.attempts = 0;
+        return restart ? Outcome::delay : Outcome::done;
+    }
+    if (!restart) {
+        // RETRY: the same event again after a backoff that doubles per attempt, capped at 30 s.
+        delay = policy.retry_backoff;
+        for (int i = 1; i < lane.attempts && delay < std::chrono::seconds(30); ++i) delay *= 2;
+        delay = std::min<milliseconds>(delay, std::chrono::seconds(30));
+        agent.log->warn("agent {} asked to retry {} (attempt {} of {}): {}; retrying in {}", agent.spec->name, at,
+                        lane.attempts, policy.retry + 1, error, format_duration(delay));
+    }
+    return Outcome::delay;
+}
+
+void Pipeline::apply_error_policy(Lane& lane, InFlight* f, const std::string& error) {
+    AgentRuntime& agent = *lane.agent;
+    const auto& policy = agent.spec->on_error;
+    const std::string at = where(*lane.partition, f->message->offset);
+    if (policy.then == ThenPolicy::skip) {
+        agent.stats.skipped++;
+        agent.log->warn("skipping {} after {} attempt(s): {}", at, lane.attempts, error);
+        return;
+    }
+    // dead_letter: the original key, value and headers, plus why and where from.
+    const rd_kafka_message_t* msg = f->message;
+    rd_kafka_headers_t* headers = nullptr;
+    rd_kafka_headers_t* original = nullptr;
+    if (rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR && original)
+        headers = rd_kafka_headers_copy(original);
+    else
+        headers = rd_kafka_headers_new(4);
+    auto add = [&](const char* name, const std::string& value) {
+        rd_kafka_header_add(headers, name, -1, value.data(), static_cast<ssize_t>(value.size()));
+    };
+    add("mephisto.error", error);
+    add("mephisto.agent", agent.spec->name);
+    add("mephisto.source", at);
+    lane.ctx.inflight = f;
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(msg, &type);
+    mph_status st = produce_tracked(lane.ctx, policy.dead_letter_topic, msg->key, msg->key ? msg->key_len : 0,
+                                    msg->payload, msg->payload ? msg->len : 0, headers, MPH_PARTITION_ANY,
+                                    type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts);
+    lane.ctx.inflight = nullptr;
+    if (st != MPH_OK) {
+        fail("cannot dead-letter " + at + " to " + policy.dead_letter_topic + " (status " + std::to_string(st) + ")");
+        return;
+    }
+    agent.stats.dead_lettered++;
+    agent.log->warn("dead-lettered {} to {} after {} attempt(s): {}", at, policy.dead_letter_topic, lane.attempts, error);
+}
+
+void Pipeline::finish(InFlight* f, int completed) {
+    // completed == 0: the share is abandoned (revoke, shutdown, failed delivery); the offset stays unfinished,
+    // so it is never committed and the next owner of the partition processes it again.
+    if (completed == 0) f->abandoned.store(true, std::memory_order_relaxed);
+    if (f->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    PartitionState* ps = f->partition;
+    if (!f->abandoned.load(std::memory_order_relaxed)) {
+        std::lock_guard lock(ps->mu);
+        ps->tracker.done(f->message->offset);
+    }
+    ps->unfinished.fetch_sub(1, std::memory_order_relaxed);
+    rd_kafka_message_destroy(f->message);
+    delete f;
+}
+
+// ------------------------------------------------------------------------------------------------- output
+
+mph_status Pipeline::produce_tracked(mph_agent_ctx& ctx, const std::string& topic, const void* key, size_t key_len,
+                                     const void* value, size_t value_len, rd_kafka_headers_t* headers,
+                                     int32_t partition, int64_t timestamp_ms) {
+    InFlight* f = ctx.inflight;
+    if (f) f->pending.fetch_add(1, std::memory_order_relaxed);
+    std::string why;
+    mph_status st = producer_->produce(topic, key, key_len, value, value_len, headers, partition, timestamp_ms, f, &why);
+    if (st != MPH_OK) {
+        if (f) f->pending.fetch_sub(1, std::memory_order_relaxed);  // the caller still holds its own share
+        ctx.log->warn("{}", why);
+    }
+    return st;
+}
+
+void Pipeline::on_delivery(void* opaque, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) {
+    auto* f = static_cast<InFlight*>(opaque);
+    if (err) {
+        if (err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            fail(std::string("delivery to ") + rd_kafka_topic_name(msg.rkt) + " failed: " + rd_kafka_err2str(err) +
+                 "; the input that produced it stays uncommitted");
+        if (f) finish(f, 0);
+        return;
+    }
+    if (f) finish(f);
+}
+
+mph_status Pipeline::emit(mph_agent_ctx& ctx, const mph_message* raw) {
+    if (!ctx.sinks || ctx.sinks->empty()) return MPH_ERR_UNSUPPORTED;
+    if (raw->struct_size < offsetof(mph_message, partition)) return MPH_ERR_INVALID;
+    mph_message m = read_message(raw);
+    if (raw->struct_size < offsetof(mph_message, partition) + sizeof(int32_t)) m.partition = MPH_PARTITION_ANY;
+    for (const auto& sink : *ctx.sinks) {
+        mph_status st = produce_tracked(ctx, sink, m.key, m.key_len, m.value, m.value_len,
+                                        to_kafka_headers(m.headers, m.header_count), m.partition, m.timestamp_ms);
+        if (st != MPH_OK) return st;
+    }
+    return MPH_OK;
+}
+
+mph_status Pipeline::send(mph_agent_ctx& ctx, const std::string& topic, const mph_message* raw) {
+    if (raw->struct_size < offsetof(mph_message, partition)) return MPH_ERR_INVALID;
+    mph_message m = read_message(raw);
+    if (raw->struct_size < offsetof(mph_message, partition) + sizeof(int32_t)) m.partition = MPH_PARTITION_ANY;
+    return produce_tracked(ctx, topic, m.key, m.key_len, m.value, m.value_len,
+                           to_kafka_headers(m.headers, m.header_count), m.partition, m.timestamp_ms);
+}
+
+mph_status Pipeline::forward(mph_agent_ctx& ctx) {
+    if (!ctx.message) return MPH_ERR_STATE;
+    if (!ctx.sinks || ctx.sinks->empty()) return MPH_ERR_UNSUPPORTED;
+    const rd_kafka_message_t* msg = ctx.message;
+    rd_kafka_timestamp_type_t type;
+    int64_t ts = rd_kafka_message_timestamp(msg, &type);
+    for (const auto& sink : *ctx.sinks) {
+        rd_kafka_headers_t* original = nullptr;
+        rd_kafka_headers_t* headers = nullptr;
+        if (rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR && original)
+            headers = rd_kafka_headers_copy(original);
+        mph_status st = produce_tracked(ctx, sink, msg->key, msg->key ? msg->key_len : 0, msg->payload,
+                                        msg->payload ? msg->len : 0, headers, MPH_PARTITION_ANY,
+                                        type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts);
+        if (st != MPH_OK) return st;
+    }
+    return MPH_OK;
+}
+
+// -------------------------------------------------------------------------------------------------- timers
+
+void Pipeline::timer_loop() {
+    const auto start = Clock::now();
+    for (auto& t : timers_) t->next_fire = start + t->spec->every;
+    std::unique_lock lock(timer_mutex_);
+    while (!stopping_) {
+        auto next = Clock::time_point::max();
+        for (auto& t : timers_)
+            if (!t->quarantined) next = std::min(next, t->next_fire);
+        if (next == Clock::time_point::max()) timer_cv_.wait(lock, [&] { return stopping_.load(); });
+        else timer_cv_.wait_until(lock, next, [&] { return stopping_.load(); });
+        if (stopping_) break;
+        const auto now = Clock::now();
+        for (auto& t : timers_)
+            if (!t->quarantined && t->next_fire <= now) fire(*t);
+    }
+}
+
+void Pipeline::fire(TimerRuntime& t) {
+    const auto& cb = t.info->callbacks;
+    const auto now = Clock::now();
+    mph_status verdict = MPH_OK;
+    std::string error;
+    if (!t.created) {
+        t.ctx.error.clear();
+        void* instance = nullptr;
+        verdict = cb.create ? cb.create(&t.ctx, &instance) : MPH_OK;
+        if (verdict == MPH_OK) {
+            t.instance = instance;
+            t.created = true;
+        } else {
+            error = "create failed: " + t.ctx.error;
+        }
+    }
+    if (t.created) {
+        t.ctx.error.clear();
+        const int64_t wall = std::chrono::duration_cast<milliseconds>(
+                                 std::chrono::system_clock::now().time_since_epoch()).count();
+        verdict = cb.on_timer(t.instance, &t.ctx, t.spec->name.c_str(), wall);
+        error = t.ctx.error;
+    }
+    // Catch up without bursts: a late tick fires once, then the schedule continues from now.
+    t.next_fire += t.spec->every;
+    if (t.next_fire <= now) t.next_fire = now + t.spec->every;
+    if (verdict == MPH_OK) return;
+    if (verdict == MPH_RETRY) {
+        t.ctx.log->warn("timer {} asked to retry: {}; it runs again at the next tick", t.spec->name, error);
+        return;
+    }
+    if (t.created && cb.destroy) cb.destroy(t.instance);
+    t.instance = nullptr;
+    t.created = false;
+    auto d = t.restarts.on_failure(now);
+    if (d.quarantine) {
+        t.quarantined = true;
+        t.ctx.log->error("timer {} quarantined after more than {} restarts within {}: {}", t.spec->name,
+                         t.spec->supervisor.max_restarts, format_duration(t.spec->supervisor.within), error);
+        return;
+    }
+    t.ctx.log->error("timer {} failed: {}; restarting it in {}", t.spec->name, error, format_duration(d.delay));
+    t.next_fire = std::max(t.next_fire, now + d.delay);
+}
+
+}  // namespace mephisto

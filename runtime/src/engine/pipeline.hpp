@@ -1,0 +1,214 @@
+#pragma once
+// A running pipeline: one consumer (group = app id) polled on its own thread, per-(agent, partition) lanes
+// run by worker threads, one idempotent producer, timers, and the offset bookkeeping that makes delivery
+// at-least-once: an input offset is committed only after every agent reading it finished it and every
+// output it caused was acknowledged by the broker, and only as a contiguous prefix (DESIGN.md §2).
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.hpp"
+#include "engine/agent_context.hpp"
+#include "engine/lane_scheduler.hpp"
+#include "engine/offset_tracker.hpp"
+#include "engine/restart_policy.hpp"
+#include "kafka/client_config.hpp"
+#include "kafka/producer.hpp"
+#include "plugin/plugin.hpp"
+
+namespace mephisto {
+
+class EmbeddedBroker;
+struct PartitionState;
+
+// Counters of one agent, readable from any thread.
+struct AgentStats {
+    std::atomic<uint64_t> processed{0};     // events whose verdict was OK
+    std::atomic<uint64_t> failures{0};      // RETRY or FATAL verdicts (and failed creates)
+    std::atomic<uint64_t> skipped{0};       // events skipped by the error policy
+    std::atomic<uint64_t> dead_lettered{0};
+    std::atomic<uint64_t> undecodable{0};   // values the topic's codec rejected
+    std::atomic<uint64_t> restarts{0};
+    std::atomic<bool> quarantined{false};
+};
+
+// One agent of the pipeline: its plugin, its policy and its supervisor.
+struct AgentRuntime {
+    const AgentSpec* spec = nullptr;
+    std::shared_ptr<Plugin> plugin;
+    const AgentInfo* info = nullptr;
+    std::map<std::string, std::string> params;
+    std::shared_ptr<spdlog::logger> log;
+    AgentStats stats;
+    std::mutex policy_mutex;
+    RestartPolicy restarts;
+    std::atomic<uint64_t> generation{0};  // bumped by a one_for_all restart: every instance re-creates
+    explicit AgentRuntime(const AgentSpec& s) : spec(&s), restarts(s.supervisor) {}
+};
+
+// One consumed message on its way through the agents that read it.
+struct InFlight {
+    rd_kafka_message_t* message = nullptr;
+    PartitionState* partition = nullptr;
+    // Agents still processing it + outputs not yet acknowledged. The message is finished at zero.
+    std::atomic<int> pending{0};
+    std::atomic<bool> abandoned{false};  // some share was dropped: never mark the offset finished
+};
+
+// One agent instance on one partition: the unit of ordering and of supervision.
+struct Lane {
+    AgentRuntime* agent = nullptr;
+    PartitionState* partition = nullptr;
+    mph_agent_ctx ctx;
+
+    std::mutex mu;                 // guards queue and scheduled
+    std::condition_variable idle;  // signalled when scheduled turns false
+    std::deque<InFlight*> queue;   // filled by the consumer thread
+    bool scheduled = false;        // in the scheduler or running on a worker
+    std::atomic<bool> stopping{false};
+
+    // Worker-only state (one worker at a time):
+    std::deque<InFlight*> local;  // taken from queue; the head is the event being processed
+    void* instance = nullptr;
+    bool created = false;
+    uint64_t generation = 0;
+    int attempts = 0;  // failed attempts on the head event
+};
+
+struct PartitionState {
+    std::string topic;
+    int32_t partition = 0;
+    const TopicSpec* spec = nullptr;
+    std::mutex mu;  // guards tracker
+    OffsetTracker tracker;
+    std::atomic<int64_t> unfinished{0};  // messages not finished (for backpressure and draining)
+    int64_t commit_sent = -1;            // consumer thread only
+    std::atomic<int64_t> committed{-1};  // last offset the broker confirmed
+    bool paused = false;                 // consumer thread only
+    std::vector<std::unique_ptr<Lane>> lanes;
+};
+
+struct TimerRuntime {
+    const TimerSpec* spec = nullptr;
+    std::shared_ptr<Plugin> plugin;
+    const AgentInfo* info = nullptr;
+    mph_agent_ctx ctx;
+    void* instance = nullptr;
+    bool created = false;
+    bool quarantined = false;
+    RestartPolicy restarts;
+    std::chrono::steady_clock::time_point next_fire;
+    explicit TimerRuntime(const TimerSpec& s) : spec(&s), restarts(s.supervisor) {}
+};
+
+class Pipeline {
+public:
+    // `plugins` maps plugin name to the loaded image; every plugin the config names must be there.
+    // `broker` is the embedded broker when the pipeline uses it (internal topics are created through it).
+    static Result<std::unique_ptr<Pipeline>> create(const PipelineConfig& config,
+                                                    const std::map<std::string, std::shared_ptr<Plugin>>& plugins,
+                                                    const std::string& bootstrap, EmbeddedBroker* broker);
+    ~Pipeline();
+
+    // Starts the consumer, workers and timers. THREAD: the host's main thread.
+    Status start();
+    // Graceful stop (RELIABILITY 11): stop fetching, finish in-flight events within the drain budget,
+    // commit, flush, close. Returns within about config.shutdown_timeout even if the broker is gone.
+    void stop();
+
+    // Set when the pipeline can no longer run (a crash policy fired, a fatal Kafka error); the host then
+    // stops and exits non-zero. THREAD: any.
+    bool failed() const { return failed_.load(); }
+    std::string failure() const;
+
+    const PipelineConfig& config() const { return config_; }
+    const std::vector<std::unique_ptr<AgentRuntime>>& agents() const { return agents_; }
+    // Offsets the broker confirmed, "topic/partition" -> next offset to read. THREAD: any.
+    std::map<std::string, int64_t> committed_offsets() const;
+    size_t assigned_partitions() const;
+
+    // Host functions (called through host_api()). THREAD: the callback's.
+    mph_status emit(mph_agent_ctx& ctx, const mph_message* msg);
+    mph_status send(mph_agent_ctx& ctx, const std::string& topic, const mph_message* msg);
+    mph_status forward(mph_agent_ctx& ctx);
+
+private:
+    explicit Pipeline(const PipelineConfig& config) : config_(config) {}
+
+    // consumer thread
+    void consume_loop();
+    void dispatch(rd_kafka_message_t* msg);
+    PartitionState* find_partition(rd_kafka_message_t* msg);
+    void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
+    void assign(const rd_kafka_topic_partition_list_t* partitions);
+    void revoke_all(std::chrono::milliseconds budget);
+    void commit(bool sync, std::chrono::milliseconds timeout);
+    void apply_backpressure();
+
+    // workers
+    void worker_loop();
+    void run_lane(Lane& lane);
+    enum class Outcome { done, delay, park };
+    Outcome deliver(Lane& lane, InFlight* event, std::chrono::milliseconds& delay);
+    Outcome deliver_batch(Lane& lane, size_t count, std::chrono::milliseconds& delay);
+    // A verdict other than OK on the `count` events at the head of the lane (0: the instance failed to
+    // start). Applies retry, restart, quarantine and the error policy.
+    Outcome on_failure(Lane& lane, size_t count, mph_status verdict, std::string error, std::chrono::milliseconds& delay);
+    void apply_error_policy(Lane& lane, InFlight* event, const std::string& error);
+    bool ensure_instance(Lane& lane, std::string& error);
+    void destroy_instance(Lane& lane);
+    void finish(InFlight* event, int completed = 1);
+    void stop_lane(Lane& lane);
+
+    // timers
+    void timer_loop();
+    void fire(TimerRuntime& timer);
+
+    mph_status produce_tracked(mph_agent_ctx& ctx, const std::string& topic, const void* key, size_t key_len,
+                               const void* value, size_t value_len, rd_kafka_headers_t* headers, int32_t partition,
+                               int64_t timestamp_ms);
+    void on_delivery(void* opaque, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg);
+    void fail(const std::string& reason);
+    Status ensure_internal_topic(const std::string& name, int partitions);
+
+    PipelineConfig config_;
+    std::string bootstrap_;
+    EmbeddedBroker* broker_ = nullptr;
+    std::shared_ptr<spdlog::logger> log_;
+
+    std::vector<std::unique_ptr<AgentRuntime>> agents_;
+    std::vector<std::unique_ptr<TimerRuntime>> timers_;
+    std::unique_ptr<Producer> producer_;
+    KafkaPtr consumer_;
+
+    mutable std::mutex partitions_mutex_;  // guards the map's shape; the consumer thread alone changes it
+    std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionState>> partitions_;
+    std::vector<std::unique_ptr<PartitionState>> retired_;  // revoked; kept until stop so late reports are safe
+    rd_kafka_topic_t* last_rkt_ = nullptr;  // dispatch cache: most messages come in runs of one partition
+    int32_t last_partition_ = -1;
+    PartitionState* last_state_ = nullptr;
+
+    LaneScheduler<Lane> scheduler_;
+    std::vector<std::thread> workers_;
+    std::thread consumer_thread_;
+    std::thread timer_thread_;
+    std::mutex timer_mutex_;
+    std::condition_variable timer_cv_;
+
+    std::atomic<bool> consuming_{false};
+    std::atomic<bool> stopping_{false};
+    std::atomic<bool> failed_{false};
+    mutable std::mutex failure_mutex_;
+    std::string failure_;
+    std::atomic<bool> idle_reported_{false};
+    bool stopped_ = false;
+};
+
+}  // namespace mephisto

@@ -1,0 +1,104 @@
+// The mock cluster binds each mock broker to 127.0.0.1 port 0 and offers no setting to choose the port.
+// To give `mephisto broker --port P` and `broker: {embedded: {port: P}}` a fixed, documented address, this
+// file interposes bind(2): while (and only while) this thread creates a mock cluster, a bind of an IPv4
+// loopback socket to port 0 is redirected to the requested port. The executable exports the symbol
+// (-Wl,--export-dynamic-symbol=bind, set by the runtime target) so librdkafka's call resolves here; start()
+// then verifies the port it got, so a build without the export fails loudly instead of silently listening
+// elsewhere.
+#include "kafka/embedded_broker.hpp"
+
+#include <dlfcn.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+#include <mutex>
+
+#include "common/logging.hpp"
+
+namespace {
+
+// Per-thread so no other thread's sockets are ever touched. Only the creating thread binds mock sockets
+// (rd_kafka_mock_cluster_new creates its brokers synchronously before starting the cluster thread).
+thread_local int t_next_port = 0;    // 0: interposition off
+thread_local int t_bind_errno = 0;   // errno of a failed redirected bind
+thread_local int t_failed_port = 0;
+
+using bind_fn = int (*)(int, const sockaddr*, socklen_t);
+
+}  // namespace
+
+extern "C" int bind(int fd, const sockaddr* addr, socklen_t len) {
+    static bind_fn real = reinterpret_cast<bind_fn>(dlsym(RTLD_NEXT, "bind"));
+    if (t_next_port != 0 && addr && addr->sa_family == AF_INET && len >= sizeof(sockaddr_in)) {
+        sockaddr_in sin;
+        std::memcpy(&sin, addr, sizeof sin);
+        if (sin.sin_port == 0 && sin.sin_addr.s_addr == htonl(INADDR_LOOPBACK)) {
+            const int port = t_next_port++;
+            sin.sin_port = htons(static_cast<uint16_t>(port));
+            int reuse = 1;  // a fixed port must be reusable right after a previous broker on it exited
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse);
+            int rc = real(fd, reinterpret_cast<const sockaddr*>(&sin), sizeof sin);
+            if (rc != 0) {
+                t_bind_errno = errno;
+                t_failed_port = port;
+            }
+            return rc;
+        }
+    }
+    return real(fd, addr, len);
+}
+
+namespace mephisto {
+
+namespace {
+std::mutex g_start_mutex;  // one cluster creation at a time keeps the port bookkeeping simple
+}
+
+EmbeddedBroker::~EmbeddedBroker() {
+    if (cluster_) rd_kafka_mock_cluster_destroy(cluster_);
+}
+
+Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::start(int port, int brokers) {
+    std::lock_guard lock(g_start_mutex);
+    std::map<std::string, std::string> props = {{"log_level", "3"}};
+    auto conf = make_conf({&props});
+    if (!conf) return make_error(conf.error());
+    route_logs(conf->get());
+    auto rk = make_client(RD_KAFKA_PRODUCER, std::move(*conf));
+    if (!rk) return make_error(rk.error());
+
+    std::unique_ptr<EmbeddedBroker> b(new EmbeddedBroker());
+    b->owner_ = std::move(*rk);
+    t_next_port = port;
+    t_bind_errno = 0;
+    b->cluster_ = rd_kafka_mock_cluster_new(b->owner_.get(), brokers);
+    t_next_port = 0;
+    if (!b->cluster_) {
+        if (t_bind_errno != 0)
+            return make_error("embedded broker: cannot listen on 127.0.0.1:" + std::to_string(t_failed_port) + ": " +
+                              std::strerror(t_bind_errno) +
+                              (t_bind_errno == EADDRINUSE
+                                   ? " (another broker or program uses it: stop it, or choose another port)"
+                                   : ""));
+        return make_error("embedded broker: librdkafka could not create the mock cluster");
+    }
+    b->bootstrap_ = rd_kafka_mock_cluster_bootstraps(b->cluster_);
+    if (port != 0) {
+        const std::string expected = "127.0.0.1:" + std::to_string(port);
+        if (b->bootstrap_.rfind(expected, 0) != 0)
+            return make_error("embedded broker: asked for port " + std::to_string(port) + " but listens on " +
+                              b->bootstrap_ + " (the executable does not export bind; link with mephisto::runtime)");
+    }
+    return b;
+}
+
+Status EmbeddedBroker::create_topic(const std::string& name, int partitions) {
+    auto err = rd_kafka_mock_topic_create(cluster_, name.c_str(), partitions > 0 ? partitions : 4, 1);
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+        return make_error("embedded broker: cannot create topic " + name + ": " + rd_kafka_err2str(err));
+    return {};
+}
+
+}  // namespace mephisto

@@ -1,0 +1,43 @@
+#pragma once
+// The embedded broker: librdkafka's in-process mock cluster, a real Kafka-protocol server on loopback, so a
+// pipeline runs with nothing installed and kcat or any Kafka client can connect to it.
+//
+// Facts of the librdkafka 2.0.2 mock that shape this class: it has no Admin API (topics are created here,
+// through the mock API, or auto-created with 4 partitions when a producer asks), no compaction, and no
+// setting for its listen port (see `port` below).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "common/result.hpp"
+#include "kafka/client_config.hpp"
+
+namespace mephisto {
+
+class EmbeddedBroker {
+public:
+    ~EmbeddedBroker();
+
+    // Starts `brokers` mock brokers. With port 0 they listen on free loopback ports; otherwise broker i
+    // listens on 127.0.0.1:(port + i), and a port already in use is a clear error.
+    static Result<std::unique_ptr<EmbeddedBroker>> start(int port, int brokers = 1);
+
+    // "127.0.0.1:port[,127.0.0.1:port...]"
+    const std::string& bootstrap() const { return bootstrap_; }
+
+    // Creates a topic (an existing topic is left as it is). THREAD: any.
+    Status create_topic(const std::string& name, int partitions);
+
+    rd_kafka_mock_cluster_t* mock() const { return cluster_; }
+
+private:
+    EmbeddedBroker() = default;
+    KafkaPtr owner_;  // the client handle the mock cluster lives on
+    rd_kafka_mock_cluster_t* cluster_ = nullptr;
+    std::string bootstrap_;
+};
+
+}  // namespace mephisto

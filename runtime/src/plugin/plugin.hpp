@@ -1,0 +1,72 @@
+#pragma once
+// A loaded and checked plugin image, and the loader that says no, and says why (STYLE.md, "Redis modules",
+// "librdkafka"). The host reads the plugin's descriptors only up to the size the plugin declared and keeps
+// zero-filled copies, so a plugin built against an older minor never has members read past its struct.
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "mephisto/mephisto.h"
+
+namespace mephisto {
+
+struct ParamInfo {
+    std::string name, description;
+    std::optional<std::string> default_value;
+    bool required = false;
+};
+
+// The host's copy of one agent descriptor: callbacks plus owned strings.
+struct AgentInfo {
+    std::string name, description;
+    std::vector<ParamInfo> params;
+    mph_agent_descriptor callbacks{};  // zero-filled past the plugin's struct_size; name/params not used
+};
+
+class Plugin {
+public:
+    ~Plugin();
+    Plugin(const Plugin&) = delete;
+    Plugin& operator=(const Plugin&) = delete;
+
+    const std::string& name() const { return name_; }
+    const std::string& version() const { return version_; }
+    const std::string& description() const { return description_; }
+    const std::filesystem::path& path() const { return path_; }  // the file the user gave
+    uint32_t abi_major() const { return abi_major_; }
+    uint32_t abi_minor() const { return abi_minor_; }
+    const std::vector<AgentInfo>& agents() const { return agents_; }
+    const AgentInfo* find_agent(std::string_view name) const;
+
+    // Calls fini, closes the image and checks that the dynamic loader really unmapped it (a C++ plugin
+    // built without -fno-gnu-unique stays mapped forever). Idempotent; the destructor calls it.
+    Status unload();
+
+private:
+    friend Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path&, const mph_host_api*);
+    Plugin() = default;
+
+    std::filesystem::path path_;
+    std::string image_name_;  // the private copy's path, as the dynamic loader knows it
+    void* handle_ = nullptr;
+    void (*fini_)(void) = nullptr;
+    std::string name_, version_, description_;
+    uint32_t abi_major_ = 0, abi_minor_ = 0;
+    std::vector<AgentInfo> agents_;
+};
+
+// Loads a private copy of `path` (dlopen caches images by path, so a rebuilt file under the same name would
+// otherwise return the old image), checks the ABI and descriptors and calls init. On refusal the error reads
+// "<path>: <reason>" and nothing stays loaded. THREAD: any; `api` must outlive the plugin.
+Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, const mph_host_api* api);
+
+// The smallest struct_size the host accepts for each 1.0 struct (all members that 1.0 defines).
+inline constexpr size_t kPluginDescriptorMinSize = offsetof(mph_plugin_descriptor, fini) + sizeof(void (*)(void));
+inline constexpr size_t kAgentDescriptorMinSize =
+    offsetof(mph_agent_descriptor, on_revoked) + sizeof(mph_agent_descriptor::on_revoked);
+inline constexpr size_t kParamSpecMinSize = offsetof(mph_param_spec, required) + sizeof(bool);
+
+}  // namespace mephisto

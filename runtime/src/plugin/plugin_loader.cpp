@@ -1,0 +1,181 @@
+// The plugin loader: a private copy, RTLD_NOW|RTLD_LOCAL, one entry symbol, version negotiation, descriptor
+// checks, init, and on unload a check that the image is really gone.
+#include <dlfcn.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <set>
+
+#include "common/logging.hpp"
+#include "plugin/plugin.hpp"
+
+namespace mephisto {
+namespace {
+
+std::atomic<uint64_t> g_copy_counter{0};
+
+std::string version_string(uint32_t major, uint32_t minor) {
+    return std::to_string(major) + "." + std::to_string(minor);
+}
+
+// A per-process folder for private copies of plugin images.
+Result<std::filesystem::path> copy_dir() {
+    const char* tmp = std::getenv("TMPDIR");
+    std::filesystem::path dir = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") /
+                                ("mephisto-" + std::to_string(getuid())) / std::to_string(getpid());
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return make_error("cannot create " + dir.string() + ": " + ec.message());
+    return dir;
+}
+
+std::string cstr(const char* s) { return s ? s : ""; }
+
+}  // namespace
+
+const AgentInfo* Plugin::find_agent(std::string_view name) const {
+    for (const auto& a : agents_)
+        if (a.name == name) return &a;
+    return nullptr;
+}
+
+Plugin::~Plugin() {
+    auto st = unload();
+    if (!st) logger("loader")->warn("{}", st.error());
+}
+
+Status Plugin::unload() {
+    if (!handle_) return {};
+    if (fini_) fini_();
+    fini_ = nullptr;
+    dlclose(handle_);
+    handle_ = nullptr;
+    // RTLD_NOLOAD finds the image by the name it was loaded under without loading anything.
+    if (void* still = dlopen(image_name_.c_str(), RTLD_NOW | RTLD_NOLOAD)) {
+        dlclose(still);
+        return make_error(path_.string() +
+                          ": the image stayed mapped after dlclose; a C++ plugin must be built with "
+                          "-fno-gnu-unique and hidden visibility (use mephisto_add_plugin)");
+    }
+    return {};
+}
+
+Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, const mph_host_api* api) {
+    const std::string where = path.string() + ": ";
+
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return make_error(where + "cannot open: " + std::strerror(errno));
+    if (!S_ISREG(st.st_mode)) return make_error(where + "not a regular file");
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return make_error(where + "refused: the file is writable by other users (chmod go-w)");
+    {
+        std::ifstream in(path, std::ios::binary);
+        char magic[4] = {};
+        if (!in.read(magic, 4) || std::memcmp(magic, "\x7f" "ELF", 4) != 0)
+            return make_error(where + "not an ELF shared object");
+    }
+
+    auto dir = copy_dir();
+    if (!dir) return make_error(where + dir.error());
+    auto copy = *dir / (std::to_string(g_copy_counter.fetch_add(1)) + "-" + path.filename().string());
+    std::error_code ec;
+    std::filesystem::copy_file(path, copy, std::filesystem::copy_options::overwrite_existing, ec);
+    if (ec) return make_error(where + "cannot make a private copy at " + copy.string() + ": " + ec.message());
+
+    void* handle = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
+    // The mapping keeps the image alive; the name stays known to the dynamic loader for the unload check.
+    std::filesystem::remove(copy, ec);
+    if (!handle) {
+        std::string err = cstr(dlerror());
+        // dlerror names the private copy; the user knows the original file.
+        if (auto pos = err.find(copy.string()); pos != std::string::npos) err.replace(pos, copy.string().size(), path.string());
+        return make_error(where + "cannot load: " + err);
+    }
+
+    auto plugin = std::shared_ptr<Plugin>(new Plugin());
+    plugin->path_ = path;
+    plugin->image_name_ = copy.string();
+    plugin->handle_ = handle;
+    // From here on a refusal unloads through the destructor; fini is set only after init succeeded.
+
+    auto entry = reinterpret_cast<mph_entry_fn>(dlsym(handle, MPH_ENTRY_SYMBOL));
+    if (!entry)
+        return make_error(where + "no entry symbol '" MPH_ENTRY_SYMBOL
+                                  "' (export it with MPH_EXPORT, or build with mephisto_add_plugin)");
+
+    char errbuf[512] = {};
+    const mph_plugin_descriptor* raw = entry(MPH_ABI_VERSION_MAJOR, MPH_ABI_VERSION_MINOR, api, errbuf, sizeof errbuf);
+    errbuf[sizeof errbuf - 1] = '\0';
+    if (!raw)
+        return make_error(where + "the plugin refused to load: " + (errbuf[0] ? errbuf : "no reason given"));
+    if (raw->struct_size < kPluginDescriptorMinSize)
+        return make_error(where + "plugin descriptor too short: struct_size " + std::to_string(raw->struct_size) +
+                          ", ABI 1.0 needs at least " + std::to_string(kPluginDescriptorMinSize) + " bytes");
+
+    mph_plugin_descriptor d{};
+    std::memcpy(&d, raw, std::min(raw->struct_size, sizeof d));
+    const std::string host_version = version_string(MPH_ABI_VERSION_MAJOR, MPH_ABI_VERSION_MINOR);
+    const std::string plugin_version = version_string(d.abi_major, d.abi_minor);
+    if (d.abi_major != MPH_ABI_VERSION_MAJOR)
+        return make_error(where + "built for ABI " + plugin_version + ", this host implements ABI " + host_version +
+                          ": a different major version is incompatible; rebuild the plugin against this SDK");
+    if (d.abi_minor > MPH_ABI_VERSION_MINOR)
+        return make_error(where + "built for ABI " + plugin_version + ", newer than this host's ABI " + host_version +
+                          ": upgrade the host or rebuild the plugin against ABI " + host_version);
+    if (!d.name || !*d.name) return make_error(where + "plugin descriptor has no name");
+    if (d.agent_count > 0 && !d.agents) return make_error(where + "plugin descriptor lists agents but gives no array");
+
+    plugin->name_ = d.name;
+    plugin->version_ = cstr(d.version);
+    plugin->description_ = cstr(d.description);
+    plugin->abi_major_ = d.abi_major;
+    plugin->abi_minor_ = d.abi_minor;
+
+    std::set<std::string> names;
+    for (size_t i = 0; i < d.agent_count; ++i) {
+        const mph_agent_descriptor* a = d.agents[i];
+        const std::string which = "agent #" + std::to_string(i);
+        if (!a) return make_error(where + which + " is NULL");
+        if (a->struct_size < kAgentDescriptorMinSize)
+            return make_error(where + which + " descriptor too short: struct_size " + std::to_string(a->struct_size) +
+                              ", ABI 1.0 needs at least " + std::to_string(kAgentDescriptorMinSize) + " bytes");
+        AgentInfo info;
+        std::memcpy(&info.callbacks, a, std::min(a->struct_size, sizeof info.callbacks));
+        if (!info.callbacks.name || !*info.callbacks.name) return make_error(where + which + " has no name");
+        info.name = info.callbacks.name;
+        info.description = cstr(info.callbacks.description);
+        if (!names.insert(info.name).second) return make_error(where + "agent '" + info.name + "' is declared twice");
+        if (!info.callbacks.on_event && !info.callbacks.on_batch && !info.callbacks.on_timer)
+            return make_error(where + "agent '" + info.name + "' has none of on_event, on_batch, on_timer");
+        if (info.callbacks.param_count > 0 && !info.callbacks.params)
+            return make_error(where + "agent '" + info.name + "' lists params but gives no array");
+        for (size_t p = 0; p < info.callbacks.param_count; ++p) {
+            const mph_param_spec* ps = info.callbacks.params[p];
+            if (!ps || ps->struct_size < kParamSpecMinSize || !ps->name)
+                return make_error(where + "agent '" + info.name + "' param #" + std::to_string(p) + " is malformed");
+            info.params.push_back(ParamInfo{ps->name, cstr(ps->description),
+                                            ps->default_value ? std::optional<std::string>(ps->default_value) : std::nullopt,
+                                            ps->required});
+        }
+        info.callbacks.name = nullptr;  // the strings are owned by the image; the host keeps its own copies
+        info.callbacks.description = nullptr;
+        info.callbacks.params = nullptr;
+        plugin->agents_.push_back(std::move(info));
+    }
+
+    if (d.init) {
+        char initbuf[512] = {};
+        mph_status s = d.init(initbuf, sizeof initbuf);
+        initbuf[sizeof initbuf - 1] = '\0';
+        if (s != MPH_OK)
+            return make_error(where + "init failed: " + (initbuf[0] ? initbuf : "no reason given") + " (status " +
+                              std::to_string(s) + ")");
+    }
+    plugin->fini_ = d.fini;
+    return plugin;
+}
+
+}  // namespace mephisto

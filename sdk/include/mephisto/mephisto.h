@@ -1,0 +1,241 @@
+/*
+ * mephisto.h — the Mephisto plugin ABI.
+ *
+ * This header is the whole contract between the Mephisto host and a plugin. It is plain C11, includes only
+ * <stdint.h>, <stddef.h> and <stdbool.h>, and compiles as C and as C++.
+ *
+ * Conventions (numbered so that comments can cite them):
+ *  1. One exported symbol. A plugin exports MPH_ENTRY_SYMBOL with the mph_entry_fn signature. The host passes
+ *     its ABI version and its function table; the plugin returns its descriptor, or NULL with a reason written
+ *     into the caller-provided buffer.
+ *  2. Versioning. MPH_ABI_VERSION_MAJOR changes only when a released member changes meaning; the host refuses
+ *     a plugin of another major, or of a newer minor than its own, with a message naming both versions.
+ *  3. Size-versioned structs. Every struct that crosses the line begins with `size_t struct_size`, set by its
+ *     author to sizeof() of the struct it was compiled against. A reader reads a member only when struct_size
+ *     covers it (MPH_HAS_MEMBER). Members are only ever appended; each group is tagged with "since 1.N".
+ *  4. Append-only host table. mph_host_api only grows at the end. A plugin built against a newer minor that
+ *     wants a newer member checks MPH_HAS_MEMBER(mph_host_api, api, member) before calling it. A released signature never
+ *     changes: a new signature is a new member named with _v2.
+ *  5. Opaque handles, named for their owner: mph_agent_ctx is host-owned. Bytes travel as (pointer, length);
+ *     strings passed as `const char*` with no length are NUL-terminated.
+ *  6. OWNERSHIP: inputs are borrowed for the duration of the call. Views returned by the host are valid until
+ *     the callback that obtained them returns. Whoever keeps data copies it.
+ *  7. THREAD: the host calls an agent instance from one thread at a time, so an instance needs no locks.
+ *     Different instances of one agent may run concurrently on different threads. Host functions that take
+ *     an mph_agent_ctx may only be called from inside a callback that received that ctx.
+ *  8. ERRORS: functions return mph_status. A callback's verdict is MPH_OK, MPH_RETRY (transient: the host
+ *     retries with backoff) or MPH_FATAL (the supervisor restarts the instance). Negative values are local
+ *     errors of host functions. Error text goes to the host through set_error before returning.
+ *  9. No C++ across the line: no exceptions, no RTTI, no std:: types. The C++ wrapper (mephisto.hpp)
+ *     catches every exception at the trampoline and turns it into MPH_FATAL plus the message.
+ */
+#ifndef MEPHISTO_MEPHISTO_H
+#define MEPHISTO_MEPHISTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MPH_ABI_VERSION_MAJOR 1
+#define MPH_ABI_VERSION_MINOR 0
+
+/* The one symbol a plugin exports (convention 1). */
+#define MPH_ENTRY_SYMBOL "mephisto_plugin_entry"
+
+/* Marks the entry function exported even when the plugin is built with -fvisibility=hidden. */
+#if defined(__GNUC__)
+#define MPH_EXPORT __attribute__((visibility("default")))
+#else
+#define MPH_EXPORT
+#endif
+
+/* True when the struct of type `type` pointed to by `ptr` was compiled with `member` (convention 3). */
+#define MPH_HAS_MEMBER(type, ptr, member) \
+    ((ptr) != NULL && (ptr)->struct_size >= offsetof(type, member) + sizeof(((type*)0)->member))
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Status codes. Stable numbers: they never change meaning.
+ * ------------------------------------------------------------------------------------------------------- */
+typedef int32_t mph_status;
+
+#define MPH_OK 0             /* done */
+#define MPH_RETRY 1          /* transient failure: retry this event with backoff */
+#define MPH_FATAL 2          /* the instance is broken: the supervisor destroys and re-creates it */
+#define MPH_ERR_INVALID -1   /* a host function was given an invalid argument */
+#define MPH_ERR_NOT_FOUND -2 /* a named thing (topic, param) does not exist */
+#define MPH_ERR_STATE -3     /* called outside the callback that owns the ctx, or in the wrong phase */
+#define MPH_ERR_FULL -4      /* the host's output queue is full and did not drain in time */
+#define MPH_ERR_UNSUPPORTED -5 /* the host does not offer this (e.g. no sinks configured) */
+
+/* Log levels for mph_host_api.log. */
+#define MPH_LOG_TRACE 0
+#define MPH_LOG_DEBUG 1
+#define MPH_LOG_INFO 2
+#define MPH_LOG_WARN 3
+#define MPH_LOG_ERROR 4
+
+/* Partition value meaning "let the partitioner choose" (murmur2 of the key, random when there is none). */
+#define MPH_PARTITION_ANY (-1)
+
+/* ---------------------------------------------------------------------------------------------------------
+ * Handles and plain data.
+ * ------------------------------------------------------------------------------------------------------- */
+
+/* Host-owned context of one agent instance (or of one timer). Passed to every callback. */
+typedef struct mph_agent_ctx mph_agent_ctx;
+
+/* A message header. OWNERSHIP: borrowed; in an event, valid until the callback returns. */
+typedef struct mph_header {
+    const char* name;
+    size_t name_len;
+    const void* value; /* NULL for a header without a value */
+    size_t value_len;
+} mph_header;
+
+/* One consumed event. OWNERSHIP: host-owned view, valid until the callback returns (convention 6). */
+typedef struct mph_event {
+    size_t struct_size;
+    const char* topic; /* NUL-terminated */
+    int32_t partition;
+    int64_t offset;
+    int64_t timestamp_ms; /* milliseconds since the epoch; -1 when the message has none */
+    const void* key;      /* NULL when the message has no key */
+    size_t key_len;
+    const void* value; /* NULL for a tombstone; non-NULL with value_len 0 for an empty value */
+    size_t value_len;
+    const mph_header* headers; /* NULL when header_count is 0 */
+    size_t header_count;
+} mph_event;
+
+/* One message to produce. OWNERSHIP: borrowed; the host copies it before the call returns. */
+typedef struct mph_message {
+    size_t struct_size;
+    const void* key; /* NULL for no key */
+    size_t key_len;
+    const void* value; /* NULL for a tombstone */
+    size_t value_len;
+    const mph_header* headers;
+    size_t header_count;
+    int32_t partition;    /* MPH_PARTITION_ANY or an explicit partition */
+    int64_t timestamp_ms; /* 0: the host stamps the current time */
+} mph_message;
+
+/* ---------------------------------------------------------------------------------------------------------
+ * The host function table (convention 4). Append-only.
+ * ------------------------------------------------------------------------------------------------------- */
+typedef struct mph_host_api {
+    size_t struct_size;
+    uint32_t abi_major; /* the host's ABI version */
+    uint32_t abi_minor;
+
+    /* since 1.0 ------------------------------------------------------------------------------------------ */
+
+    /* Logs through the host's logger named after the plugin and agent. ctx may be NULL (plugin-level).
+     * OWNERSHIP: msg borrowed. THREAD: any. ERRORS: none. */
+    void (*log)(mph_agent_ctx* ctx, int32_t level, const char* msg, size_t msg_len);
+
+    /* Records the reason for the verdict about to be returned (RETRY or FATAL); the host logs it, counts it
+     * and puts it in dead-letter headers. The last call before returning wins.
+     * OWNERSHIP: msg copied. THREAD: the callback's. ERRORS: none. */
+    void (*set_error)(mph_agent_ctx* ctx, const char* msg, size_t msg_len);
+
+    /* The value of a param given in YAML under the agent's `params:`, or NULL when absent.
+     * OWNERSHIP: host-owned, valid for the life of the instance. THREAD: any callback of ctx. */
+    const char* (*param)(mph_agent_ctx* ctx, const char* name);
+
+    /* Produces `msg` to every sink of the agent (its `sinks:` in YAML).
+     * OWNERSHIP: msg copied. THREAD: the callback's.
+     * ERRORS: MPH_ERR_UNSUPPORTED when the agent has no sinks, MPH_ERR_FULL when the producer stays full,
+     * MPH_ERR_INVALID for a NULL msg or an unknown partition. */
+    mph_status (*emit)(mph_agent_ctx* ctx, const mph_message* msg);
+
+    /* Produces `msg` to the named topic, which need not be a sink.
+     * OWNERSHIP: topic and msg copied. THREAD: the callback's.
+     * ERRORS: MPH_ERR_INVALID, MPH_ERR_FULL. */
+    mph_status (*send)(mph_agent_ctx* ctx, const char* topic, size_t topic_len, const mph_message* msg);
+
+    /* Produces the event being processed, unchanged (key, value, headers, timestamp), to every sink.
+     * THREAD: on_event only. ERRORS: MPH_ERR_STATE outside on_event, MPH_ERR_UNSUPPORTED without sinks. */
+    mph_status (*forward)(mph_agent_ctx* ctx);
+
+    /* The partition this instance serves, or -1 for a timer instance. THREAD: any callback of ctx. */
+    int32_t (*partition)(mph_agent_ctx* ctx);
+
+    /* The agent's name in YAML (not the plugin's agent name). OWNERSHIP: host-owned, instance lifetime. */
+    const char* (*agent_name)(mph_agent_ctx* ctx);
+} mph_host_api;
+
+/* ---------------------------------------------------------------------------------------------------------
+ * What a plugin describes (convention 3: size-versioned; the host reads only what struct_size covers).
+ * ------------------------------------------------------------------------------------------------------- */
+
+/* A parameter an agent accepts; shown by `mephisto plugin inspect`. */
+typedef struct mph_param_spec {
+    size_t struct_size;
+    const char* name;
+    const char* description;
+    const char* default_value; /* NULL: no default */
+    bool required;
+} mph_param_spec;
+
+/* An agent: callbacks the host drives. Every callback gets the instance pointer set by create.
+ * Unset (NULL) callbacks are skipped. An agent sets on_event or on_batch (or, for timers only, on_timer). */
+typedef struct mph_agent_descriptor {
+    size_t struct_size;
+    const char* name;        /* unique within the plugin; YAML names it as `agent:` */
+    const char* description; /* one line, may be NULL */
+    const mph_param_spec* const* params; /* may be NULL */
+    size_t param_count;
+
+    /* Creates one instance. Called once per assigned partition (and once per timer).
+     * Sets *instance (may stay NULL). Returns MPH_OK or MPH_FATAL after set_error. THREAD: a worker. */
+    mph_status (*create)(mph_agent_ctx* ctx, void** instance);
+    /* Destroys an instance; never fails. Called after on_revoked, on restart and at shutdown. */
+    void (*destroy)(void* instance);
+
+    /* One event. Verdict per convention 8. */
+    mph_status (*on_event)(void* instance, mph_agent_ctx* ctx, const mph_event* event);
+    /* Several consecutive events of one partition; the verdict applies to the whole batch.
+     * OWNERSHIP: the array and events are valid until the callback returns. */
+    mph_status (*on_batch)(void* instance, mph_agent_ctx* ctx, const mph_event* const* events, size_t count);
+    /* A timer declared in YAML fired. `timer` is its YAML name; now_ms is wall-clock milliseconds. */
+    mph_status (*on_timer)(void* instance, mph_agent_ctx* ctx, const char* timer, int64_t now_ms);
+    /* The instance's partition was assigned (after create) or is being revoked (before destroy; the
+     * host commits after it returns). Return values other than MPH_OK are logged and counted. */
+    mph_status (*on_assigned)(void* instance, mph_agent_ctx* ctx, int32_t partition);
+    mph_status (*on_revoked)(void* instance, mph_agent_ctx* ctx, int32_t partition);
+} mph_agent_descriptor;
+
+/* The plugin as a whole. Returned by the entry function; must stay valid until fini returns
+ * (a static const object is the usual choice). */
+typedef struct mph_plugin_descriptor {
+    size_t struct_size;
+    uint32_t abi_major; /* set to MPH_ABI_VERSION_MAJOR / _MINOR: the ABI the plugin was built against */
+    uint32_t abi_minor;
+    const char* name;        /* e.g. "hello_world" */
+    const char* version;     /* the plugin's own version, free-form, e.g. "1.2.0" */
+    const char* description; /* may be NULL */
+    const mph_agent_descriptor* const* agents;
+    size_t agent_count;
+    /* Called once after load, before any agent is created. Returns MPH_OK, or MPH_FATAL with a reason
+     * written into errbuf; the host then refuses the plugin and unloads it. May be NULL. */
+    mph_status (*init)(char* errbuf, size_t errbuf_size);
+    /* Called once before unload, after every instance was destroyed. May be NULL. */
+    void (*fini)(void);
+} mph_plugin_descriptor;
+
+/* The entry function (convention 1). `api` stays valid until fini returns: keep the pointer.
+ * Return NULL and write a reason into errbuf to refuse the host (for example, an api too old). */
+typedef const mph_plugin_descriptor* (*mph_entry_fn)(uint32_t host_abi_major, uint32_t host_abi_minor,
+                                                     const mph_host_api* api, char* errbuf,
+                                                     size_t errbuf_size);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* MEPHISTO_MEPHISTO_H */
