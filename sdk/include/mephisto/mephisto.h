@@ -143,7 +143,8 @@ typedef struct mph_host_api {
      * OWNERSHIP: msg copied. THREAD: the callback's. ERRORS: none. */
     void (*set_error)(mph_agent_ctx* ctx, const char* msg, size_t msg_len);
 
-    /* The value of a param given in YAML under the agent's `params:`, or NULL when absent.
+    /* The value of a param: the agent's `params:` in YAML, else the param's declared default_value, else NULL.
+     * (The host refuses, at startup, YAML params the agent does not declare and missing required ones.)
      * OWNERSHIP: host-owned, valid for the life of the instance. THREAD: any callback of ctx. */
     const char* (*param)(mph_agent_ctx* ctx, const char* name);
 

@@ -1,0 +1,784 @@
+// mephisto.hpp — header-only C++20 wrapper over the Mephisto plugin ABI (mephisto.h).
+//
+// An agent is a plain class. The wrapper detects which callbacks it has and fills the C descriptor with
+// trampolines for exactly those; everything else stays NULL, so the host skips it.
+//
+//     #include <mephisto/mephisto.hpp>
+//
+//     struct Greeter {
+//         void on_event(mephisto::Context& ctx, const mephisto::Event& greeting) {
+//             ctx.log_info(greeting.value());
+//         }
+//     };
+//
+//     MEPHISTO_PLUGIN("hello_world", "1.0.0", mephisto::agent<Greeter>("greet", "logs every greeting"));
+//
+// What an agent class may have (all optional except one of on_event / on_batch / on_timer):
+//     T(mephisto::Context&)            or T()      one instance per partition (and per timer)
+//     R on_event(Context&, const Event&)
+//     R on_batch(Context&, Batch)                  consecutive events of one partition, one verdict
+//     R on_timer(Context&, std::string_view timer, int64_t now_ms)
+//     R on_assigned(Context&, int32_t partition)
+//     R on_revoked(Context&, int32_t partition)
+// where R is void (always MPH_OK) or mph_status (MPH_OK, MPH_RETRY or MPH_FATAL).
+//
+// ERRORS. Context members that call the host (emit, send, forward, ...) throw mephisto::Error when the
+// host refuses; the agent can catch it, or let it propagate. Every exception that leaves user code is caught
+// at the trampoline, its what() goes to the host through set_error, and the callback returns:
+//     mephisto::Error with status MPH_RETRY or MPH_ERR_FULL   -> MPH_RETRY (transient: the host retries)
+//     any other exception                                     -> MPH_FATAL (the supervisor restarts)
+// So `throw mephisto::Error("db timed out", MPH_RETRY)` asks for a retry, and a bug that throws restarts
+// the instance. Nothing crosses the C boundary (mephisto.h, convention 9); destructors never leak out.
+//
+// PARAMS. Params declared with mephisto::agent(...) are shown by `mephisto plugin inspect`, and the host
+// applies them: Context::param() returns the YAML value or else the declared default_value, and the host
+// refuses at startup a missing `required` param or a YAML param the agent does not declare.
+//
+// LINKAGE. MEPHISTO_PLUGIN must appear exactly once per plugin, at global scope: it defines the exported
+// entry function and the plugin's one global (the definition and the host table). The header itself holds
+// no function-local or inline statics, so it adds no STB_GNU_UNIQUE symbols. libstdc++ still has a few
+// (std::to_string's digit table, for one), which is why plugins must be built with -fno-gnu-unique, as
+// mephisto_add_plugin does: otherwise glibc never unloads the image on dlclose.
+#ifndef MEPHISTO_MEPHISTO_HPP
+#define MEPHISTO_MEPHISTO_HPP
+
+#include <mephisto/mephisto.h>
+
+#include <algorithm>
+#include <charconv>
+#include <concepts>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <initializer_list>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <span>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace mephisto {
+
+// ---------------------------------------------------------------------------------------------------------
+// Status names and errors
+// ---------------------------------------------------------------------------------------------------------
+
+// The macro name of a status code, for messages ("MPH_ERR_FULL"). Unknown codes give "MPH_?".
+constexpr std::string_view status_name(mph_status status) noexcept {
+    switch (status) {
+    case MPH_OK:
+        return "MPH_OK";
+    case MPH_RETRY:
+        return "MPH_RETRY";
+    case MPH_FATAL:
+        return "MPH_FATAL";
+    case MPH_ERR_INVALID:
+        return "MPH_ERR_INVALID";
+    case MPH_ERR_NOT_FOUND:
+        return "MPH_ERR_NOT_FOUND";
+    case MPH_ERR_STATE:
+        return "MPH_ERR_STATE";
+    case MPH_ERR_FULL:
+        return "MPH_ERR_FULL";
+    case MPH_ERR_UNSUPPORTED:
+        return "MPH_ERR_UNSUPPORTED";
+    default:
+        return "MPH_?";
+    }
+}
+
+// Thrown by Context when the host refuses a call, and by agents that want to choose their verdict.
+// status() is the host's status code (MPH_ERR_*) or the verdict the thrower asks for (MPH_RETRY/MPH_FATAL).
+class Error : public std::runtime_error {
+public:
+    explicit Error(const std::string& message, mph_status status = MPH_FATAL)
+        : std::runtime_error(message), status_(status) {}
+
+    mph_status status() const noexcept { return status_; }
+
+    // The callback verdict this error turns into at the trampoline: only transient causes are retried.
+    mph_status verdict() const noexcept {
+        return status_ == MPH_RETRY || status_ == MPH_ERR_FULL ? MPH_RETRY : MPH_FATAL;
+    }
+
+private:
+    mph_status status_;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Plain data: headers, events, batches, messages
+// ---------------------------------------------------------------------------------------------------------
+
+// A header view. value is nullopt for a header without a value (distinct from an empty value).
+struct Header {
+    std::string_view name;
+    std::optional<std::string_view> value;
+};
+
+namespace detail {
+
+// A random-access-by-index range over a C array, yielding views by value. Range needs size() and at(i).
+template <class Range, class Element>
+class IndexIterator {
+public:
+    using iterator_concept = std::forward_iterator_tag;
+    using value_type = Element;
+    using difference_type = std::ptrdiff_t;
+
+    IndexIterator() = default;
+    IndexIterator(const Range* range, size_t index) : range_(range), index_(index) {}
+
+    Element operator*() const { return range_->at(index_); }
+    IndexIterator& operator++() {
+        ++index_;
+        return *this;
+    }
+    IndexIterator operator++(int) {
+        IndexIterator previous = *this;
+        ++index_;
+        return previous;
+    }
+    bool operator==(const IndexIterator& other) const { return index_ == other.index_; }
+
+private:
+    const Range* range_ = nullptr;
+    size_t index_ = 0;
+};
+
+inline std::string_view bytes_view(const void* data, size_t size) noexcept {
+    return data == nullptr ? std::string_view() : std::string_view(static_cast<const char*>(data), size);
+}
+
+} // namespace detail
+
+// The headers of an event, in message order. A view: valid until the callback returns.
+class Headers {
+public:
+    using iterator = detail::IndexIterator<Headers, Header>;
+
+    Headers(const mph_header* headers, size_t count) noexcept : headers_(headers), count_(headers ? count : 0) {}
+
+    size_t size() const noexcept { return count_; }
+    bool empty() const noexcept { return count_ == 0; }
+    Header at(size_t index) const {
+        if (index >= count_) throw std::out_of_range("mephisto::Headers::at: index out of range");
+        return (*this)[index];
+    }
+    Header operator[](size_t index) const noexcept {
+        const mph_header& header = headers_[index];
+        Header view{detail::bytes_view(header.name, header.name_len), std::nullopt};
+        if (header.value != nullptr) view.value = detail::bytes_view(header.value, header.value_len);
+        return view;
+    }
+    iterator begin() const noexcept { return {this, 0}; }
+    iterator end() const noexcept { return {this, count_}; }
+
+    // The first header called `name`, if any.
+    std::optional<Header> find(std::string_view name) const noexcept {
+        for (size_t i = 0; i < count_; ++i) {
+            Header header = (*this)[i];
+            if (header.name == name) return header;
+        }
+        return std::nullopt;
+    }
+
+private:
+    const mph_header* headers_;
+    size_t count_;
+};
+
+// One consumed event: a view over the host's mph_event, valid until the callback returns (convention 6).
+// Copy what you keep (std::string(event.value())).
+class Event {
+public:
+    explicit Event(const mph_event& event) noexcept : event_(&event) {}
+
+    std::string_view topic() const noexcept { return event_->topic ? event_->topic : std::string_view(); }
+    int32_t partition() const noexcept { return event_->partition; }
+    int64_t offset() const noexcept { return event_->offset; }
+    // Milliseconds since the epoch; -1 when the message has none.
+    int64_t timestamp_ms() const noexcept { return event_->timestamp_ms; }
+    // nullopt when the message has no key (distinct from an empty key).
+    std::optional<std::string_view> key() const noexcept {
+        if (event_->key == nullptr) return std::nullopt;
+        return detail::bytes_view(event_->key, event_->key_len);
+    }
+    // The value bytes; empty for a tombstone (see is_tombstone) and for an empty value.
+    std::string_view value() const noexcept { return detail::bytes_view(event_->value, event_->value_len); }
+    bool is_tombstone() const noexcept { return event_->value == nullptr; }
+    // The value, or nullopt for a tombstone: what Message::value wants to pass a tombstone on.
+    std::optional<std::string_view> value_or_tombstone() const noexcept {
+        if (is_tombstone()) return std::nullopt;
+        return value();
+    }
+    Headers headers() const noexcept { return {event_->headers, event_->header_count}; }
+    // The C struct, for what the wrapper does not cover.
+    const mph_event& raw() const noexcept { return *event_; }
+
+private:
+    const mph_event* event_;
+};
+
+// Consecutive events of one partition handed to on_batch. A view, valid until the callback returns.
+class Batch {
+public:
+    using iterator = detail::IndexIterator<Batch, Event>;
+
+    Batch(const mph_event* const* events, size_t count) noexcept : events_(events), count_(events ? count : 0) {}
+
+    size_t size() const noexcept { return count_; }
+    bool empty() const noexcept { return count_ == 0; }
+    Event operator[](size_t index) const noexcept { return Event(*events_[index]); }
+    Event at(size_t index) const {
+        if (index >= count_) throw std::out_of_range("mephisto::Batch::at: index out of range");
+        return (*this)[index];
+    }
+    iterator begin() const noexcept { return {this, 0}; }
+    iterator end() const noexcept { return {this, count_}; }
+
+private:
+    const mph_event* const* events_;
+    size_t count_;
+};
+
+// One message to produce. The host copies everything before emit/send returns, so views are fine.
+//     ctx.emit({.value = word, .key = word});
+struct Message {
+    std::optional<std::string_view> value;              // nullopt: a tombstone
+    std::optional<std::string_view> key = std::nullopt; // nullopt: no key
+    std::span<const Header> headers = {};
+    int32_t partition = MPH_PARTITION_ANY;
+    int64_t timestamp_ms = 0; // 0: the host stamps the current time
+};
+
+// A parameter an agent accepts. The strings must outlive the plugin: use string literals.
+//     mephisto::Param{.name = "tiny_below", .description = "...", .default_value = "100"}
+struct Param {
+    const char* name;
+    const char* description = nullptr;
+    const char* default_value = nullptr; // nullptr: no default
+    bool required = false;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Context: the host as seen from one callback
+// ---------------------------------------------------------------------------------------------------------
+
+// The host's services for the instance being called. Created by the trampoline for each callback and
+// valid only during it: never store a Context or call it from another thread (convention 7).
+class Context {
+public:
+    Context(mph_agent_ctx* ctx, const mph_host_api* api) noexcept : ctx_(ctx), api_(api) {}
+
+    // --- logging through the host's logger for this plugin and agent ----------------------------------
+    // Several parts are concatenated with operator<<: ctx.log_info("routed ", amount, " to ", topic).
+    template <class... Parts>
+    void log(int32_t level, const Parts&... parts) const {
+        if constexpr (sizeof...(Parts) == 1 && (std::is_convertible_v<const Parts&, std::string_view> && ...)) {
+            const std::string_view text = (std::string_view(parts), ...);
+            api_->log(ctx_, level, text.data(), text.size());
+        } else {
+            std::ostringstream text;
+            (text << ... << parts);
+            const std::string joined = std::move(text).str();
+            api_->log(ctx_, level, joined.data(), joined.size());
+        }
+    }
+    template <class... Parts>
+    void log_trace(const Parts&... parts) const {
+        log(MPH_LOG_TRACE, parts...);
+    }
+    template <class... Parts>
+    void log_debug(const Parts&... parts) const {
+        log(MPH_LOG_DEBUG, parts...);
+    }
+    template <class... Parts>
+    void log_info(const Parts&... parts) const {
+        log(MPH_LOG_INFO, parts...);
+    }
+    template <class... Parts>
+    void log_warn(const Parts&... parts) const {
+        log(MPH_LOG_WARN, parts...);
+    }
+    template <class... Parts>
+    void log_error(const Parts&... parts) const {
+        log(MPH_LOG_ERROR, parts...);
+    }
+
+    // Records the reason for a RETRY/FATAL verdict. Rarely needed: throwing does it for you.
+    void set_error(std::string_view message) const noexcept { api_->set_error(ctx_, message.data(), message.size()); }
+
+    // --- params ------------------------------------------------------------------------------------------
+    // The YAML value, else the declared default (the host applies it), else nullopt.
+    // Views stay valid for the instance's life.
+    std::optional<std::string_view> param(std::string_view name) const {
+        const std::string terminated(name); // the ABI wants a NUL-terminated name
+        if (const char* value = api_->param(ctx_, terminated.c_str())) return std::string_view(value);
+        return std::nullopt;
+    }
+    std::string_view param_or(std::string_view name, std::string_view fallback) const {
+        return param(name).value_or(fallback);
+    }
+    // The param or throws Error naming it: use in constructors, where it becomes a failed create.
+    std::string_view require_param(std::string_view name) const {
+        if (auto value = param(name)) return *value;
+        throw Error("missing param '" + std::string(name) + "'");
+    }
+    // The param parsed as a number (integral or floating point) or bool ("true"/"false"/"1"/"0").
+    // Throws Error when it is absent (without fallback) or does not parse entirely.
+    template <class Number>
+    Number param_as(std::string_view name) const {
+        return parse_param<Number>(name, require_param(name));
+    }
+    template <class Number>
+    Number param_as(std::string_view name, Number fallback) const {
+        const auto value = param(name);
+        return value ? parse_param<Number>(name, *value) : fallback;
+    }
+
+    // --- producing -------------------------------------------------------------------------------------------
+    // To every sink of the agent (`sinks:` in YAML). Throws Error (MPH_ERR_UNSUPPORTED without sinks).
+    void emit(const Message& message) const {
+        check(with_c_message(message, [&](const mph_message& c_message) { return api_->emit(ctx_, &c_message); }),
+              "emit");
+    }
+    void emit(std::string_view value, std::optional<std::string_view> key = std::nullopt) const {
+        emit(Message{.value = value, .key = key});
+    }
+    // To the named topic, which need not be a sink.
+    void send(std::string_view topic, const Message& message) const {
+        check(with_c_message(message,
+                             [&](const mph_message& c_message) {
+                                 return api_->send(ctx_, topic.data(), topic.size(), &c_message);
+                             }),
+              "send");
+    }
+    void send(std::string_view topic, std::string_view value, std::optional<std::string_view> key = std::nullopt,
+              int32_t partition = MPH_PARTITION_ANY) const {
+        send(topic, Message{.value = value, .key = key, .partition = partition});
+    }
+    // The event being processed, unchanged, to every sink. Only inside on_event (else Error MPH_ERR_STATE).
+    void forward() const { check(api_->forward(ctx_), "forward"); }
+
+    // --- identity ------------------------------------------------------------------------------------------
+    // The partition this instance serves, or -1 for a timer instance.
+    int32_t partition() const noexcept { return api_->partition(ctx_); }
+    // The agent's name in YAML (not the plugin's agent name).
+    std::string_view agent_name() const noexcept {
+        const char* name = api_->agent_name(ctx_);
+        return name ? std::string_view(name) : std::string_view();
+    }
+
+    // The C handles, for host members newer than this wrapper (check MPH_HAS_MEMBER first).
+    mph_agent_ctx* raw() const noexcept { return ctx_; }
+    const mph_host_api& api() const noexcept { return *api_; }
+
+private:
+    static void check(mph_status status, const char* operation) {
+        if (status == MPH_OK) return;
+        std::string message = std::string(operation) + " failed: " + std::string(status_name(status));
+        throw Error(message, status);
+    }
+
+    template <class Produce>
+    static mph_status with_c_message(const Message& message, Produce&& produce) {
+        std::vector<mph_header> headers;
+        headers.reserve(message.headers.size());
+        for (const Header& header : message.headers) {
+            headers.push_back(mph_header{header.name.data(), header.name.size(),
+                                         header.value ? header.value->data() : nullptr,
+                                         header.value ? header.value->size() : 0});
+        }
+        mph_message c_message{};
+        c_message.struct_size = sizeof(mph_message);
+        if (message.key) {
+            // A present but empty key must stay distinguishable from "no key": never pass NULL for it.
+            c_message.key = message.key->data() ? message.key->data() : "";
+            c_message.key_len = message.key->size();
+        }
+        if (message.value) {
+            c_message.value = message.value->data() ? message.value->data() : "";
+            c_message.value_len = message.value->size();
+        }
+        c_message.headers = headers.empty() ? nullptr : headers.data();
+        c_message.header_count = headers.size();
+        c_message.partition = message.partition;
+        c_message.timestamp_ms = message.timestamp_ms;
+        return produce(c_message);
+    }
+
+    template <class Number>
+    static Number parse_param(std::string_view name, std::string_view text) {
+        auto invalid = [&]() {
+            return Error("param '" + std::string(name) + "' = '" + std::string(text) + "' is not a valid " +
+                         (std::is_same_v<Number, bool> ? "bool" : "number"));
+        };
+        if constexpr (std::is_same_v<Number, bool>) {
+            if (text == "true" || text == "1") return true;
+            if (text == "false" || text == "0") return false;
+            throw invalid();
+        } else {
+            static_assert(std::is_arithmetic_v<Number>, "param_as<T>: T must be a number or bool");
+            Number parsed{};
+            const char* end = text.data() + text.size();
+            const auto [stop, error] = std::from_chars(text.data(), end, parsed);
+            if (error != std::errc() || stop != end) throw invalid();
+            return parsed;
+        }
+    }
+
+    mph_agent_ctx* ctx_;
+    const mph_host_api* api_;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Agent detection
+// ---------------------------------------------------------------------------------------------------------
+
+namespace detail {
+
+// The return type a callback may have: void (meaning MPH_OK) or a verdict.
+template <class R>
+concept CallbackResult = std::is_void_v<R> || std::is_same_v<R, mph_status>;
+
+template <class T>
+concept HasOnEvent = requires(T& agent, Context& ctx, const Event& event) {
+    agent.on_event(ctx, event);
+};
+template <class T>
+concept HasOnBatch = requires(T& agent, Context& ctx, Batch batch) {
+    agent.on_batch(ctx, batch);
+};
+template <class T>
+concept HasOnTimer = requires(T& agent, Context& ctx, std::string_view timer, int64_t now_ms) {
+    agent.on_timer(ctx, timer, now_ms);
+};
+template <class T>
+concept HasOnAssigned = requires(T& agent, Context& ctx, int32_t partition) {
+    agent.on_assigned(ctx, partition);
+};
+template <class T>
+concept HasOnRevoked = requires(T& agent, Context& ctx, int32_t partition) {
+    agent.on_revoked(ctx, partition);
+};
+
+// A member that exists by name but does not match the expected signature is almost always a typo in the
+// parameter list; without this check the wrapper would silently leave the callback NULL.
+template <class T>
+concept NamesOnEvent = requires {
+    &T::on_event;
+};
+template <class T>
+concept NamesOnBatch = requires {
+    &T::on_batch;
+};
+template <class T>
+concept NamesOnTimer = requires {
+    &T::on_timer;
+};
+template <class T>
+concept NamesOnAssigned = requires {
+    &T::on_assigned;
+};
+template <class T>
+concept NamesOnRevoked = requires {
+    &T::on_revoked;
+};
+
+template <class T>
+void check_agent_class() {
+    static_assert(std::is_constructible_v<T, Context&> || std::is_default_constructible_v<T>,
+                  "an agent class needs a constructor T(mephisto::Context&) or a default constructor");
+    static_assert(HasOnEvent<T> || HasOnBatch<T> || HasOnTimer<T>,
+                  "an agent class needs on_event(Context&, const Event&), on_batch(Context&, Batch) or "
+                  "on_timer(Context&, std::string_view, int64_t)");
+    static_assert(HasOnEvent<T> || !NamesOnEvent<T>, "on_event must be callable as on_event(Context&, const Event&)");
+    static_assert(HasOnBatch<T> || !NamesOnBatch<T>, "on_batch must be callable as on_batch(Context&, Batch)");
+    static_assert(HasOnTimer<T> || !NamesOnTimer<T>,
+                  "on_timer must be callable as on_timer(Context&, std::string_view, int64_t)");
+    static_assert(HasOnAssigned<T> || !NamesOnAssigned<T>,
+                  "on_assigned must be callable as on_assigned(Context&, int32_t)");
+    static_assert(HasOnRevoked<T> || !NamesOnRevoked<T>,
+                  "on_revoked must be callable as on_revoked(Context&, int32_t)");
+}
+
+} // namespace detail
+
+// What mephisto::agent<T>(...) returns: the declaration of one agent, consumed by MEPHISTO_PLUGIN.
+template <class T>
+struct AgentDefinition {
+    const char* name;
+    const char* description;
+    std::vector<Param> params;
+};
+
+// Declares an agent implemented by class T. Strings must be literals (they are referenced, not copied).
+template <class T>
+AgentDefinition<T> agent(const char* name, const char* description = nullptr,
+                         std::initializer_list<Param> params = {}) {
+    detail::check_agent_class<T>();
+    return {name, description, std::vector<Param>(params)};
+}
+
+// A one-line description of the whole plugin, for `mephisto plugin inspect`. Optional MEPHISTO_PLUGIN argument.
+struct PluginDescription {
+    const char* text;
+};
+inline PluginDescription description(const char* text) noexcept { return {text}; }
+
+// ---------------------------------------------------------------------------------------------------------
+// The plugin definition and the trampolines (internal)
+// ---------------------------------------------------------------------------------------------------------
+
+namespace detail {
+
+// Everything the host reads about one agent, with stable addresses (the descriptor points into it).
+struct AgentRecord {
+    std::vector<mph_param_spec> specs;
+    std::vector<const mph_param_spec*> spec_pointers;
+    mph_agent_descriptor descriptor{};
+};
+
+inline void write_error(char* errbuf, size_t errbuf_size, const std::string& message) noexcept {
+    if (errbuf == nullptr || errbuf_size == 0) return;
+    std::snprintf(errbuf, errbuf_size, "%s", message.c_str());
+}
+
+class Plugin;
+
+} // namespace detail
+} // namespace mephisto
+
+extern "C" {
+// Defined by MEPHISTO_PLUGIN; declared here so that tests can hand it to mephisto::testing::AgentDriver.
+MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(uint32_t host_abi_major, uint32_t host_abi_minor,
+                                                              const mph_host_api* api, char* errbuf,
+                                                              size_t errbuf_size);
+}
+
+namespace mephisto::detail {
+
+// The plugin's single global, defined by MEPHISTO_PLUGIN in one translation unit (never inline, so it can
+// never become a GNU_UNIQUE symbol that pins the image in memory).
+extern Plugin this_plugin;
+
+template <class T>
+struct Trampolines;
+
+// The plugin definition: descriptor storage plus the host table kept from the entry call.
+class Plugin {
+public:
+    template <class... Items>
+    Plugin(const char* name, const char* version, Items&&... items) {
+        descriptor_.struct_size = sizeof(mph_plugin_descriptor);
+        descriptor_.abi_major = MPH_ABI_VERSION_MAJOR;
+        descriptor_.abi_minor = MPH_ABI_VERSION_MINOR;
+        descriptor_.name = name;
+        descriptor_.version = version;
+        (add(std::forward<Items>(items)), ...);
+        for (const auto& record : agents_) agent_pointers_.push_back(&record->descriptor);
+        descriptor_.agents = agent_pointers_.data();
+        descriptor_.agent_count = agent_pointers_.size();
+    }
+    Plugin(const Plugin&) = delete;
+    Plugin& operator=(const Plugin&) = delete;
+
+    // The body of mephisto_plugin_entry (convention 1).
+    const mph_plugin_descriptor* enter(uint32_t host_major, uint32_t host_minor, const mph_host_api* api, char* errbuf,
+                                       size_t errbuf_size) noexcept {
+        try {
+            const std::string plugin = std::string("plugin '") + descriptor_.name + "'";
+            if (host_major != MPH_ABI_VERSION_MAJOR) {
+                write_error(errbuf, errbuf_size,
+                            plugin + " needs Mephisto ABI " + std::to_string(MPH_ABI_VERSION_MAJOR) +
+                                ".x, the host offers " + std::to_string(host_major) + "." + std::to_string(host_minor));
+                return nullptr;
+            }
+            // The wrapper calls only 1.0 members; agent_name is the last of them. (MPH_HAS_MEMBER spelled out:
+            // its C cast would trip -Wold-style-cast in plugins that enable it.)
+            if (api == nullptr || api->struct_size < offsetof(mph_host_api, agent_name) + sizeof(api->agent_name)) {
+                write_error(errbuf, errbuf_size,
+                            plugin + ": the host function table is missing or smaller than ABI 1.0");
+                return nullptr;
+            }
+            if (!definition_error_.empty()) {
+                write_error(errbuf, errbuf_size, plugin + ": " + definition_error_);
+                return nullptr;
+            }
+            api_ = api;
+            return &descriptor_;
+        } catch (...) { // std::bad_alloc while building the message
+            write_error(errbuf, errbuf_size, "out of memory while loading the plugin");
+            return nullptr;
+        }
+    }
+
+    const mph_host_api* api() const noexcept { return api_; }
+
+private:
+    void add(PluginDescription description) { descriptor_.description = description.text; }
+
+    template <class T>
+    void add(AgentDefinition<T> definition) {
+        auto record = std::make_unique<AgentRecord>();
+        for (const Param& param : definition.params) {
+            record->specs.push_back(mph_param_spec{sizeof(mph_param_spec), param.name, param.description,
+                                                   param.default_value, param.required});
+        }
+        for (const mph_param_spec& spec : record->specs) record->spec_pointers.push_back(&spec);
+
+        mph_agent_descriptor& d = record->descriptor;
+        d.struct_size = sizeof(mph_agent_descriptor);
+        d.name = definition.name;
+        d.description = definition.description;
+        d.params = record->spec_pointers.empty() ? nullptr : record->spec_pointers.data();
+        d.param_count = record->spec_pointers.size();
+        d.create = &Trampolines<T>::create;
+        d.destroy = &Trampolines<T>::destroy;
+        if constexpr (HasOnEvent<T>) d.on_event = &Trampolines<T>::on_event;
+        if constexpr (HasOnBatch<T>) d.on_batch = &Trampolines<T>::on_batch;
+        if constexpr (HasOnTimer<T>) d.on_timer = &Trampolines<T>::on_timer;
+        if constexpr (HasOnAssigned<T>) d.on_assigned = &Trampolines<T>::on_assigned;
+        if constexpr (HasOnRevoked<T>) d.on_revoked = &Trampolines<T>::on_revoked;
+
+        // Refused at entry rather than thrown here: this runs during static initialization (dlopen).
+        for (const auto& existing : agents_)
+            if (std::strcmp(existing->descriptor.name, d.name) == 0)
+                definition_error_ = std::string("two agents are named '") + d.name + "'";
+        agents_.push_back(std::move(record));
+    }
+
+    mph_plugin_descriptor descriptor_{};
+    std::vector<std::unique_ptr<AgentRecord>> agents_;
+    std::vector<const mph_agent_descriptor*> agent_pointers_;
+    std::string definition_error_;
+    const mph_host_api* api_ = nullptr;
+};
+
+// Runs a user callback: converts its result to a verdict and every exception to set_error + verdict.
+template <class Callback>
+mph_status guarded(const Context& context, Callback&& callback) noexcept {
+    try {
+        using Result = std::invoke_result_t<Callback&>;
+        static_assert(CallbackResult<Result>, "agent callbacks must return void or mph_status");
+        if constexpr (std::is_void_v<Result>) {
+            callback();
+            return MPH_OK;
+        } else {
+            const mph_status verdict = callback();
+            if (verdict == MPH_OK || verdict == MPH_RETRY || verdict == MPH_FATAL) return verdict;
+            // A host status (negative) returned as a verdict: a bug, but one the host must not misread.
+            const std::string message = "the agent returned " + std::string(status_name(verdict)) + " (" +
+                                        std::to_string(verdict) + ") as its verdict";
+            context.set_error(message);
+            return MPH_FATAL;
+        }
+    } catch (const Error& error) {
+        context.set_error(error.what());
+        return error.verdict();
+    } catch (const std::exception& error) {
+        context.set_error(error.what());
+        return MPH_FATAL;
+    } catch (...) {
+        context.set_error("unknown exception (not derived from std::exception)");
+        return MPH_FATAL;
+    }
+}
+
+template <class T>
+T* construct_agent(Context& context) {
+    if constexpr (std::is_constructible_v<T, Context&>) {
+        return new T(context);
+    } else {
+        return new T();
+    }
+}
+
+// The C functions in the descriptor. Each builds a Context and runs the member under guarded().
+template <class T>
+struct Trampolines {
+    static T& self(void* instance) noexcept { return *static_cast<T*>(instance); }
+    static Context make_context(mph_agent_ctx* ctx) noexcept { return Context(ctx, this_plugin.api()); }
+
+    static mph_status create(mph_agent_ctx* ctx, void** instance) noexcept {
+        *instance = nullptr;
+        Context context = make_context(ctx);
+        return guarded(context, [&]() { *instance = construct_agent<T>(context); });
+    }
+
+    static void destroy(void* instance) noexcept {
+        try {
+            delete static_cast<T*>(instance);
+        } catch (const std::exception& error) { // only a destructor declared noexcept(false) gets here
+            log_destructor_failure(error.what());
+        } catch (...) {
+            log_destructor_failure("unknown exception");
+        }
+    }
+
+    static mph_status on_event(void* instance, mph_agent_ctx* ctx,
+                               const mph_event* event) noexcept requires HasOnEvent<T> {
+        Context context = make_context(ctx);
+        return guarded(context, [&]() { return self(instance).on_event(context, Event(*event)); });
+    }
+
+    static mph_status on_batch(void* instance, mph_agent_ctx* ctx, const mph_event* const* events,
+                               size_t count) noexcept requires HasOnBatch<T> {
+        Context context = make_context(ctx);
+        return guarded(context, [&]() { return self(instance).on_batch(context, Batch(events, count)); });
+    }
+
+    static mph_status on_timer(void* instance, mph_agent_ctx* ctx, const char* timer,
+                               int64_t now_ms) noexcept requires HasOnTimer<T> {
+        Context context = make_context(ctx);
+        const std::string_view timer_name = timer ? std::string_view(timer) : std::string_view();
+        return guarded(context, [&]() { return self(instance).on_timer(context, timer_name, now_ms); });
+    }
+
+    static mph_status on_assigned(void* instance, mph_agent_ctx* ctx,
+                                  int32_t partition) noexcept requires HasOnAssigned<T> {
+        Context context = make_context(ctx);
+        return guarded(context, [&]() { return self(instance).on_assigned(context, partition); });
+    }
+
+    static mph_status on_revoked(void* instance, mph_agent_ctx* ctx,
+                                 int32_t partition) noexcept requires HasOnRevoked<T> {
+        Context context = make_context(ctx);
+        return guarded(context, [&]() { return self(instance).on_revoked(context, partition); });
+    }
+
+private:
+    // Plugin-level (NULL ctx): destroy has no ctx. A fixed buffer, because allocating here could throw again.
+    static void log_destructor_failure(const char* what) noexcept {
+        const mph_host_api* api = this_plugin.api();
+        if (api == nullptr) return;
+        char message[512];
+        const int length = std::snprintf(message, sizeof message, "agent destructor threw: %s", what);
+        if (length > 0)
+            api->log(nullptr, MPH_LOG_ERROR, message, std::min(static_cast<size_t>(length), sizeof message - 1));
+    }
+};
+
+} // namespace mephisto::detail
+
+// Declares the plugin: its name, version, an optional mephisto::description("..."), and its agents.
+// Use once per plugin, at global scope, in one .cpp file:
+//     MEPHISTO_PLUGIN("transfer_branch", "1.0.0", mephisto::description("routes transfers by amount"),
+//                     mephisto::agent<Branch>("branch", "...", {{.name = "tiny_below", .default_value = "100"}}));
+#define MEPHISTO_PLUGIN(plugin_name, plugin_version, ...)                                                              \
+    ::mephisto::detail::Plugin mephisto::detail::this_plugin{plugin_name, plugin_version, __VA_ARGS__};                \
+    extern "C" MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(                                          \
+        uint32_t host_abi_major, uint32_t host_abi_minor, const mph_host_api* api, char* errbuf, size_t errbuf_size) { \
+        return ::mephisto::detail::this_plugin.enter(host_abi_major, host_abi_minor, api, errbuf, errbuf_size);        \
+    }                                                                                                                  \
+    static_assert(true, "MEPHISTO_PLUGIN(...) is used as a declaration: end it with a semicolon")
+
+#endif // MEPHISTO_MEPHISTO_HPP

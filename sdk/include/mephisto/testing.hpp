@@ -1,0 +1,625 @@
+// testing.hpp — a broker-free test driver for Mephisto agents (the SDK's TopologyTestDriver).
+//
+// AgentDriver plays the host for one agent of one plugin: it calls the entry function, checks the descriptor
+// the way the host does, creates an instance for one partition, feeds it events and records everything the
+// agent does through the host table (outputs, logs, errors). Works for plugins in C and C++, compiled into
+// the test executable (pass mephisto_plugin_entry) or loaded by the test (pass a dlsym'd mph_entry_fn).
+//
+//     mephisto::testing::AgentDriver driver(mephisto_plugin_entry, "split", {}, {.sinks = {"words"}});
+//     CHECK(driver.send("Hello, world") == MPH_OK);
+//     CHECK(driver.values("words") == std::vector<std::string>{"hello", "world"});
+//
+// Host behaviour it reproduces (the parts a test can observe):
+//  - entry is called with this header's ABI version; NULL, another major, a newer minor, a descriptor smaller
+//    than 1.0, a missing agent or an agent without on_event/on_batch/on_timer throw std::runtime_error;
+//    init failing throws too. fini runs when the driver is destroyed.
+//  - one instance for `partition`: create, then on_assigned; on destruction on_revoked, then destroy.
+//    A timer gets its own instance (partition -1) on its first fire_timer, as the host creates one per timer.
+//  - emit produces to every sink (one output per sink); forward only inside on_event (MPH_ERR_STATE
+//    otherwise); host calls outside a callback give MPH_ERR_STATE.
+//  - params: `params` plays the agent's YAML `params:`; param() returns it, else the declared default_value.
+//    A missing required param, or a param the agent does not declare (when it declares any), throws
+//    std::runtime_error at construction, as the host refuses such a configuration at startup.
+//  - the driver does not restart an instance on MPH_FATAL; call restart() to do what the supervisor would.
+//
+// THREAD: a driver is single-threaded. Several drivers may coexist in one test.
+#ifndef MEPHISTO_TESTING_HPP
+#define MEPHISTO_TESTING_HPP
+
+#include <mephisto/mephisto.h>
+#include <mephisto/mephisto.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace mephisto::testing {
+
+// An owned header, as recorded in outputs and accepted in events.
+struct Header {
+    std::string name;
+    std::optional<std::string> value; // nullopt: a header without a value
+
+    bool operator==(const Header&) const = default;
+};
+
+// One event to feed to the agent. Unset offset: the driver numbers events 0, 1, 2, ...
+struct TestEvent {
+    std::optional<std::string> value;              // nullopt: a tombstone
+    std::optional<std::string> key = std::nullopt; // nullopt: no key
+    std::vector<Header> headers = {};
+    int64_t timestamp_ms = -1; // -1: the message has no timestamp
+    std::optional<int64_t> offset = std::nullopt;
+};
+
+// One message the agent produced through emit (once per sink), send or forward.
+struct Output {
+    std::string topic;
+    std::optional<std::string> key;
+    std::optional<std::string> value; // nullopt: a tombstone
+    std::vector<Header> headers;
+    int32_t partition;    // as requested: MPH_PARTITION_ANY when the partitioner would choose
+    int64_t timestamp_ms; // as requested (0: the host would stamp the current time)
+};
+
+// One line the agent logged. plugin_level: logged with a NULL ctx (not tied to an instance).
+struct LogLine {
+    int32_t level;
+    std::string message;
+    bool plugin_level = false;
+};
+
+struct DriverOptions {
+    std::vector<std::string> sinks = {}; // the agent's `sinks:` in YAML
+    int32_t partition = 0;               // the partition the instance serves (and that events come from)
+    std::string from = "input";          // the topic of the events fed to the agent
+    std::string agent_name = {};         // the YAML name; empty: the plugin's agent name
+    // When set, explicit output partitions >= this count fail with MPH_ERR_INVALID, like an unknown partition
+    // on a real topic. Unset: any partition >= 0 is accepted.
+    std::optional<int32_t> partition_count = std::nullopt;
+    bool print_logs = false; // also echo the agent's log lines to stderr, for debugging a test
+};
+
+class AgentDriver {
+public:
+    using Params = std::map<std::string, std::string>;
+
+    AgentDriver(mph_entry_fn entry, std::string agent, Params params = {}, DriverOptions options = {})
+        : agent_(std::move(agent)), params_(std::move(params)), options_(std::move(options)) {
+        if (options_.agent_name.empty()) options_.agent_name = agent_;
+        api_.struct_size = sizeof(mph_host_api);
+        api_.abi_major = MPH_ABI_VERSION_MAJOR;
+        api_.abi_minor = MPH_ABI_VERSION_MINOR;
+        api_.log = &host_log;
+        api_.set_error = &host_set_error;
+        api_.param = &host_param;
+        api_.emit = &host_emit;
+        api_.send = &host_send;
+        api_.forward = &host_forward;
+        api_.partition = &host_partition;
+        api_.agent_name = &host_agent_name;
+
+        load(entry);
+        apply_declared_params();
+        partition_instance_ = std::make_unique<InstanceContext>(this, options_.partition);
+        start(*partition_instance_);
+    }
+
+    ~AgentDriver() {
+        for (auto& [name, timer] : timer_instances_) stop(*timer, /*revoke=*/false);
+        if (partition_instance_) stop(*partition_instance_, /*revoke=*/true);
+        if (plugin_.fini != nullptr) {
+            CurrentDriver guard(this);
+            plugin_.fini();
+        }
+    }
+
+    AgentDriver(const AgentDriver&) = delete;
+    AgentDriver& operator=(const AgentDriver&) = delete;
+
+    // --- feeding the agent ------------------------------------------------------------------------------
+    // One event through on_event (or a one-event on_batch when the agent only has on_batch). The verdict.
+    mph_status send(std::optional<std::string_view> value, std::optional<std::string_view> key = std::nullopt) {
+        TestEvent event{.value = to_owned(value), .key = to_owned(key)};
+        return send(event);
+    }
+    mph_status send(const TestEvent& event) { return send_batch({event}); }
+
+    // Consecutive events: one on_batch call when the agent has on_batch, else on_event for each until the
+    // first verdict other than MPH_OK (which is returned; the rest are not delivered, as on the host).
+    mph_status send_batch(const std::vector<TestEvent>& events) {
+        InstanceContext& instance = running_partition_instance();
+        if (events.empty()) return MPH_OK;
+        // Filled in place and never moved afterwards: each mph_event points into its own StoredEvent.
+        std::vector<StoredEvent> stored(events.size());
+        for (size_t i = 0; i < events.size(); ++i) store(events[i], stored[i]);
+
+        if (agent_descriptor_.on_event == nullptr) {
+            std::vector<const mph_event*> pointers;
+            for (const StoredEvent& event : stored) pointers.push_back(&event.event);
+            return call(instance, Phase::on_batch, [&]() {
+                return agent_descriptor_.on_batch(instance.instance, instance.handle(), pointers.data(),
+                                                  pointers.size());
+            });
+        }
+        for (const StoredEvent& event : stored) {
+            instance.current_event = &event;
+            const mph_status verdict = call(instance, Phase::on_event, [&]() {
+                return agent_descriptor_.on_event(instance.instance, instance.handle(), &event.event);
+            });
+            instance.current_event = nullptr;
+            if (verdict != MPH_OK) return verdict;
+        }
+        return MPH_OK;
+    }
+
+    // Fires the timer `name` (its YAML name) on the timer's own instance, created on the first fire.
+    mph_status fire_timer(std::string_view name, std::optional<int64_t> now_ms = std::nullopt) {
+        if (agent_descriptor_.on_timer == nullptr)
+            throw std::logic_error("agent '" + agent_ + "' has no on_timer callback");
+        auto found = timer_instances_.find(std::string(name));
+        if (found == timer_instances_.end()) {
+            auto timer = std::make_unique<InstanceContext>(this, -1);
+            create(*timer);
+            found = timer_instances_.emplace(std::string(name), std::move(timer)).first;
+        }
+        InstanceContext& timer = *found->second;
+        if (!timer.created)
+            throw std::logic_error("timer instance of agent '" + agent_ + "' failed to create: " + last_error_);
+        const std::string timer_name(name);
+        const int64_t now = now_ms.value_or(wall_clock_ms());
+        return call(timer, Phase::on_timer, [&]() {
+            return agent_descriptor_.on_timer(timer.instance, timer.handle(), timer_name.c_str(), now);
+        });
+    }
+
+    // What the supervisor does after MPH_FATAL: destroy the partition instance, create it again, assign it.
+    // Returns create's status (also available as create_status()).
+    mph_status restart() {
+        stop(*partition_instance_, /*revoke=*/false);
+        start(*partition_instance_);
+        return create_status_;
+    }
+
+    // What a rebalance does: on_revoked, then destroy. send() throws afterwards until restart().
+    void revoke() { stop(*partition_instance_, /*revoke=*/true); }
+
+    // Makes the next `count` emit/send/forward calls fail with `status` (e.g. MPH_ERR_FULL) without output.
+    void fail_next_outputs(mph_status status, int count = 1) {
+        injected_failure_ = status;
+        injected_failures_left_ = count;
+    }
+
+    // --- what happened ----------------------------------------------------------------------------------
+    const std::vector<Output>& outputs() const noexcept { return outputs_; }
+    std::vector<Output> outputs(std::string_view topic) const {
+        std::vector<Output> selected;
+        for (const Output& output : outputs_)
+            if (output.topic == topic) selected.push_back(output);
+        return selected;
+    }
+    // The values produced to `topic`, in order ("" for a tombstone).
+    std::vector<std::string> values(std::string_view topic) const {
+        std::vector<std::string> selected;
+        for (const Output& output : outputs_)
+            if (output.topic == topic) selected.push_back(output.value.value_or(""));
+        return selected;
+    }
+    const std::vector<LogLine>& logs() const noexcept { return logs_; }
+    // True when some log line contains `fragment`.
+    bool logged(std::string_view fragment) const {
+        for (const LogLine& line : logs_)
+            if (line.message.find(fragment) != std::string::npos) return true;
+        return false;
+    }
+    // The text of the last set_error, reset at the start of every callback ("" if the last one set none).
+    const std::string& last_error() const noexcept { return last_error_; }
+    // The status of the last create of the partition instance (MPH_OK when it is running).
+    mph_status create_status() const noexcept { return create_status_; }
+    bool running() const noexcept { return partition_instance_ && partition_instance_->created; }
+    void clear() {
+        outputs_.clear();
+        logs_.clear();
+        last_error_.clear();
+    }
+
+    const mph_plugin_descriptor& plugin() const noexcept { return plugin_; }
+    const mph_agent_descriptor& agent() const noexcept { return agent_descriptor_; }
+
+private:
+    enum class Phase { idle, create, on_event, on_batch, on_timer, on_assigned, on_revoked };
+
+    struct StoredEvent;
+
+    // What the driver hands the plugin as mph_agent_ctx*: one per instance.
+    struct InstanceContext {
+        InstanceContext(AgentDriver* owner, int32_t instance_partition)
+            : driver(owner), partition(instance_partition) {}
+
+        mph_agent_ctx* handle() noexcept { return reinterpret_cast<mph_agent_ctx*>(this); }
+        static InstanceContext* from(mph_agent_ctx* ctx) noexcept { return reinterpret_cast<InstanceContext*>(ctx); }
+
+        AgentDriver* driver;
+        int32_t partition;
+        void* instance = nullptr;
+        bool created = false;
+        Phase phase = Phase::idle;
+        const StoredEvent* current_event = nullptr;
+    };
+
+    // An event and the storage its views point into.
+    struct StoredEvent {
+        std::string topic;
+        TestEvent source;
+        std::vector<mph_header> headers;
+        mph_event event{};
+    };
+
+    // The driver a NULL-ctx log belongs to: whichever driver is calling into the plugin right now.
+    struct CurrentDriver {
+        explicit CurrentDriver(AgentDriver* driver) : previous(current()) { current() = driver; }
+        ~CurrentDriver() { current() = previous; }
+        CurrentDriver(const CurrentDriver&) = delete;
+        CurrentDriver& operator=(const CurrentDriver&) = delete;
+        static AgentDriver*& current() noexcept {
+            // Test-executable only (never in a plugin), so a function-local static is harmless here.
+            thread_local AgentDriver* driver = nullptr;
+            return driver;
+        }
+        AgentDriver* previous;
+    };
+
+    // --- loading ----------------------------------------------------------------------------------------
+    void load(mph_entry_fn entry) {
+        if (entry == nullptr) throw std::runtime_error("AgentDriver: the entry function is NULL");
+        char errbuf[512] = {};
+        const mph_plugin_descriptor* plugin = nullptr;
+        {
+            CurrentDriver guard(this);
+            plugin = entry(MPH_ABI_VERSION_MAJOR, MPH_ABI_VERSION_MINOR, &api_, errbuf, sizeof errbuf);
+        }
+        if (plugin == nullptr) throw std::runtime_error(std::string("plugin refused to load: ") + errbuf);
+        check_plugin(*plugin);
+        plugin_ = *plugin;
+        find_agent();
+        if (plugin_.init != nullptr) {
+            char init_errbuf[512] = {};
+            CurrentDriver guard(this);
+            const mph_status status = plugin_.init(init_errbuf, sizeof init_errbuf);
+            if (status != MPH_OK)
+                throw std::runtime_error(plugin_label() + " init failed with " + std::string(status_name(status)) +
+                                         ": " + init_errbuf);
+        }
+    }
+
+    static void check_plugin(const mph_plugin_descriptor& plugin) {
+        constexpr size_t version_end = offsetof(mph_plugin_descriptor, abi_minor) + sizeof(uint32_t);
+        constexpr size_t size_1_0 = offsetof(mph_plugin_descriptor, fini) + sizeof(plugin.fini);
+        if (plugin.struct_size < version_end)
+            throw std::runtime_error("plugin descriptor struct_size " + std::to_string(plugin.struct_size) +
+                                     " is too small to hold the ABI version");
+        const std::string built_for = std::to_string(plugin.abi_major) + "." + std::to_string(plugin.abi_minor);
+        const std::string offered = std::to_string(MPH_ABI_VERSION_MAJOR) + "." + std::to_string(MPH_ABI_VERSION_MINOR);
+        if (plugin.abi_major != MPH_ABI_VERSION_MAJOR)
+            throw std::runtime_error("plugin was built for ABI " + built_for + ", the host has ABI " + offered +
+                                     " (major versions differ)");
+        if (plugin.abi_minor > MPH_ABI_VERSION_MINOR)
+            throw std::runtime_error("plugin was built for ABI " + built_for + ", newer than the host's ABI " +
+                                     offered);
+        if (plugin.struct_size < size_1_0)
+            throw std::runtime_error("plugin descriptor struct_size " + std::to_string(plugin.struct_size) +
+                                     " is smaller than the ABI 1.0 descriptor (" + std::to_string(size_1_0) +
+                                     " bytes)");
+        if (plugin.name == nullptr) throw std::runtime_error("plugin descriptor has no name");
+        if (plugin.agent_count > 0 && plugin.agents == nullptr)
+            throw std::runtime_error("plugin descriptor has agent_count " + std::to_string(plugin.agent_count) +
+                                     " but no agents array");
+    }
+
+    void find_agent() {
+        std::string available;
+        for (size_t i = 0; i < plugin_.agent_count; ++i) {
+            const mph_agent_descriptor* candidate = plugin_.agents[i];
+            if (candidate == nullptr || !MPH_HAS_MEMBER(mph_agent_descriptor, candidate, name) ||
+                candidate->name == nullptr)
+                throw std::runtime_error(plugin_label() + " has an agent descriptor without a name at index " +
+                                         std::to_string(i));
+            if (candidate->name == agent_) {
+                agent_descriptor_ = copy_agent(candidate);
+                if (agent_descriptor_.on_event == nullptr && agent_descriptor_.on_batch == nullptr &&
+                    agent_descriptor_.on_timer == nullptr)
+                    throw std::runtime_error(plugin_label() + " agent '" + agent_ +
+                                             "' sets none of on_event, on_batch, on_timer");
+                return;
+            }
+            available += (available.empty() ? "" : ", ") + std::string(candidate->name);
+        }
+        throw std::runtime_error(plugin_label() + " has no agent '" + agent_ +
+                                 "' (it has: " + (available.empty() ? "none" : available) + ")");
+    }
+
+    // YAML params checked against the declaration, then the declared defaults filled in, as the host does.
+    void apply_declared_params() {
+        std::vector<const mph_param_spec*> declared;
+        for (size_t i = 0; agent_descriptor_.params != nullptr && i < agent_descriptor_.param_count; ++i) {
+            const mph_param_spec* spec = agent_descriptor_.params[i];
+            if (spec == nullptr || !MPH_HAS_MEMBER(mph_param_spec, spec, required) || spec->name == nullptr)
+                throw std::runtime_error(plugin_label() + " agent '" + agent_ +
+                                         "' has a malformed param spec at index " + std::to_string(i));
+            declared.push_back(spec);
+        }
+        for (const auto& [name, value] : params_) {
+            const bool known = declared.empty() || std::any_of(declared.begin(), declared.end(),
+                                                               [&](auto* spec) { return name == spec->name; });
+            if (!known)
+                throw std::runtime_error("agent '" + agent_ + "' of " + plugin_label() + " has no param '" + name +
+                                         "'");
+        }
+        for (const mph_param_spec* spec : declared) {
+            if (params_.count(spec->name) != 0) continue;
+            if (spec->required)
+                throw std::runtime_error("param '" + std::string(spec->name) + "' is required by agent '" + agent_ +
+                                         "'");
+            if (spec->default_value != nullptr) params_.emplace(spec->name, spec->default_value);
+        }
+    }
+
+    // Reads only the members the plugin's struct_size covers (convention 3); the rest stay NULL.
+    // Pointers, not references: MPH_HAS_MEMBER tests for NULL, which GCC flags on the address of a reference.
+    static mph_agent_descriptor copy_agent(const mph_agent_descriptor* source) {
+        mph_agent_descriptor copy{};
+        copy.struct_size = sizeof copy;
+#define MEPHISTO_TESTING_COPY_MEMBER(member)                                                                           \
+    if (MPH_HAS_MEMBER(mph_agent_descriptor, source, member)) copy.member = source->member
+        MEPHISTO_TESTING_COPY_MEMBER(name);
+        MEPHISTO_TESTING_COPY_MEMBER(description);
+        MEPHISTO_TESTING_COPY_MEMBER(params);
+        MEPHISTO_TESTING_COPY_MEMBER(param_count);
+        MEPHISTO_TESTING_COPY_MEMBER(create);
+        MEPHISTO_TESTING_COPY_MEMBER(destroy);
+        MEPHISTO_TESTING_COPY_MEMBER(on_event);
+        MEPHISTO_TESTING_COPY_MEMBER(on_batch);
+        MEPHISTO_TESTING_COPY_MEMBER(on_timer);
+        MEPHISTO_TESTING_COPY_MEMBER(on_assigned);
+        MEPHISTO_TESTING_COPY_MEMBER(on_revoked);
+#undef MEPHISTO_TESTING_COPY_MEMBER
+        return copy;
+    }
+
+    std::string plugin_label() const { return std::string("plugin '") + (plugin_.name ? plugin_.name : "?") + "'"; }
+
+    // --- instance lifecycle -----------------------------------------------------------------------------
+    void create(InstanceContext& instance) {
+        instance.instance = nullptr;
+        if (agent_descriptor_.create == nullptr) { // a stateless agent: the instance stays NULL
+            instance.created = true;
+            if (&instance == partition_instance_.get()) create_status_ = MPH_OK;
+            return;
+        }
+        const mph_status status = call(
+            instance, Phase::create, [&]() { return agent_descriptor_.create(instance.handle(), &instance.instance); });
+        instance.created = status == MPH_OK;
+        if (&instance == partition_instance_.get()) create_status_ = status;
+    }
+
+    void start(InstanceContext& instance) {
+        create(instance);
+        if (instance.created && agent_descriptor_.on_assigned != nullptr) {
+            call(instance, Phase::on_assigned, [&]() {
+                return agent_descriptor_.on_assigned(instance.instance, instance.handle(), instance.partition);
+            });
+        }
+    }
+
+    void stop(InstanceContext& instance, bool revoke) noexcept {
+        if (!instance.created) return;
+        if (revoke && agent_descriptor_.on_revoked != nullptr) {
+            call(instance, Phase::on_revoked, [&]() {
+                return agent_descriptor_.on_revoked(instance.instance, instance.handle(), instance.partition);
+            });
+        }
+        if (agent_descriptor_.destroy != nullptr) {
+            CurrentDriver guard(this);
+            agent_descriptor_.destroy(instance.instance);
+        }
+        instance.instance = nullptr;
+        instance.created = false;
+    }
+
+    InstanceContext& running_partition_instance() {
+        if (!running())
+            throw std::logic_error("agent '" + agent_ + "' has no running instance: create returned " +
+                                   std::string(status_name(create_status_)) + " (" + last_error_ + ")");
+        return *partition_instance_;
+    }
+
+    template <class Callback>
+    mph_status call(InstanceContext& instance, Phase phase, Callback&& callback) noexcept {
+        CurrentDriver guard(this);
+        last_error_.clear();
+        instance.phase = phase;
+        const mph_status verdict = callback();
+        instance.phase = Phase::idle;
+        return verdict;
+    }
+
+    void store(const TestEvent& source, StoredEvent& stored) {
+        stored.topic = options_.from;
+        stored.source = source;
+        for (const Header& header : stored.source.headers) {
+            stored.headers.push_back(mph_header{header.name.data(), header.name.size(),
+                                                header.value ? header.value->data() : nullptr,
+                                                header.value ? header.value->size() : 0});
+        }
+        mph_event& event = stored.event;
+        event.struct_size = sizeof(mph_event);
+        event.topic = stored.topic.c_str();
+        event.partition = options_.partition;
+        event.offset = source.offset.value_or(next_offset_);
+        next_offset_ = event.offset + 1;
+        event.timestamp_ms = source.timestamp_ms;
+        if (stored.source.key) {
+            event.key = stored.source.key->data();
+            event.key_len = stored.source.key->size();
+        }
+        if (stored.source.value) {
+            event.value = stored.source.value->data();
+            event.value_len = stored.source.value->size();
+        }
+        event.headers = stored.headers.empty() ? nullptr : stored.headers.data();
+        event.header_count = stored.headers.size();
+    }
+
+    // --- the host table ---------------------------------------------------------------------------------
+    // Called from plugin code, so nothing may throw out of them: noexcept turns an out-of-memory in a test
+    // into an immediate, visible termination instead of undefined behaviour in C frames.
+    static AgentDriver* driver_of(mph_agent_ctx* ctx) noexcept {
+        return ctx ? InstanceContext::from(ctx)->driver : CurrentDriver::current();
+    }
+
+    static void host_log(mph_agent_ctx* ctx, int32_t level, const char* msg, size_t msg_len) noexcept {
+        AgentDriver* driver = driver_of(ctx);
+        const std::string message = msg ? std::string(msg, msg_len) : std::string();
+        if (driver == nullptr) {
+            std::fprintf(stderr, "[mephisto test, no driver] %s\n", message.c_str());
+            return;
+        }
+        if (driver->options_.print_logs)
+            std::fprintf(stderr, "[%s level %d] %s\n", driver->options_.agent_name.c_str(), level, message.c_str());
+        driver->logs_.push_back(LogLine{level, message, ctx == nullptr});
+    }
+
+    static void host_set_error(mph_agent_ctx* ctx, const char* msg, size_t msg_len) noexcept {
+        if (AgentDriver* driver = driver_of(ctx)) driver->last_error_ = msg ? std::string(msg, msg_len) : std::string();
+    }
+
+    static const char* host_param(mph_agent_ctx* ctx, const char* name) noexcept {
+        if (ctx == nullptr || name == nullptr) return nullptr;
+        const Params& params = InstanceContext::from(ctx)->driver->params_;
+        const auto found = params.find(name);
+        return found == params.end() ? nullptr : found->second.c_str();
+    }
+
+    static mph_status host_emit(mph_agent_ctx* ctx, const mph_message* msg) noexcept {
+        if (ctx == nullptr || msg == nullptr) return MPH_ERR_INVALID;
+        InstanceContext& instance = *InstanceContext::from(ctx);
+        AgentDriver& driver = *instance.driver;
+        if (instance.phase == Phase::idle) return MPH_ERR_STATE;
+        if (driver.options_.sinks.empty()) return MPH_ERR_UNSUPPORTED;
+        std::optional<Output> output = driver.read_message(msg);
+        if (!output) return MPH_ERR_INVALID;
+        if (const mph_status injected = driver.take_injected_failure(); injected != MPH_OK) return injected;
+        for (const std::string& sink : driver.options_.sinks) {
+            output->topic = sink;
+            driver.outputs_.push_back(*output);
+        }
+        return MPH_OK;
+    }
+
+    static mph_status host_send(mph_agent_ctx* ctx, const char* topic, size_t topic_len,
+                                const mph_message* msg) noexcept {
+        if (ctx == nullptr || msg == nullptr || topic == nullptr || topic_len == 0) return MPH_ERR_INVALID;
+        InstanceContext& instance = *InstanceContext::from(ctx);
+        AgentDriver& driver = *instance.driver;
+        if (instance.phase == Phase::idle) return MPH_ERR_STATE;
+        std::optional<Output> output = driver.read_message(msg);
+        if (!output) return MPH_ERR_INVALID;
+        if (const mph_status injected = driver.take_injected_failure(); injected != MPH_OK) return injected;
+        output->topic.assign(topic, topic_len);
+        driver.outputs_.push_back(std::move(*output));
+        return MPH_OK;
+    }
+
+    static mph_status host_forward(mph_agent_ctx* ctx) noexcept {
+        if (ctx == nullptr) return MPH_ERR_INVALID;
+        InstanceContext& instance = *InstanceContext::from(ctx);
+        AgentDriver& driver = *instance.driver;
+        if (instance.phase != Phase::on_event || instance.current_event == nullptr) return MPH_ERR_STATE;
+        if (driver.options_.sinks.empty()) return MPH_ERR_UNSUPPORTED;
+        if (const mph_status injected = driver.take_injected_failure(); injected != MPH_OK) return injected;
+        const TestEvent& event = instance.current_event->source;
+        for (const std::string& sink : driver.options_.sinks) {
+            driver.outputs_.push_back(
+                Output{sink, event.key, event.value, event.headers, MPH_PARTITION_ANY, event.timestamp_ms});
+        }
+        return MPH_OK;
+    }
+
+    static int32_t host_partition(mph_agent_ctx* ctx) noexcept {
+        return ctx ? InstanceContext::from(ctx)->partition : -1;
+    }
+
+    static const char* host_agent_name(mph_agent_ctx* ctx) noexcept {
+        return ctx ? InstanceContext::from(ctx)->driver->options_.agent_name.c_str() : nullptr;
+    }
+
+    // Copies a plugin's message, honouring its struct_size. nullopt when it is malformed.
+    std::optional<Output> read_message(const mph_message* msg) const {
+        Output output{{}, std::nullopt, std::nullopt, {}, MPH_PARTITION_ANY, 0};
+        if (!MPH_HAS_MEMBER(mph_message, msg, value_len)) return std::nullopt; // key and value are the minimum
+        if (msg->key != nullptr) output.key.emplace(static_cast<const char*>(msg->key), msg->key_len);
+        if (msg->value != nullptr) output.value.emplace(static_cast<const char*>(msg->value), msg->value_len);
+        if (MPH_HAS_MEMBER(mph_message, msg, header_count) && msg->header_count > 0) {
+            if (msg->headers == nullptr) return std::nullopt;
+            for (size_t i = 0; i < msg->header_count; ++i) {
+                const mph_header& header = msg->headers[i];
+                if (header.name == nullptr) return std::nullopt;
+                Header copy{std::string(header.name, header.name_len), std::nullopt};
+                if (header.value != nullptr)
+                    copy.value.emplace(static_cast<const char*>(header.value), header.value_len);
+                output.headers.push_back(std::move(copy));
+            }
+        }
+        if (MPH_HAS_MEMBER(mph_message, msg, partition)) {
+            output.partition = msg->partition;
+            if (output.partition < MPH_PARTITION_ANY) return std::nullopt;
+            if (options_.partition_count && output.partition >= *options_.partition_count) return std::nullopt;
+        }
+        if (MPH_HAS_MEMBER(mph_message, msg, timestamp_ms)) output.timestamp_ms = msg->timestamp_ms;
+        return output;
+    }
+
+    mph_status take_injected_failure() noexcept {
+        if (injected_failures_left_ <= 0) return MPH_OK;
+        --injected_failures_left_;
+        return injected_failure_;
+    }
+
+    static std::optional<std::string> to_owned(std::optional<std::string_view> view) {
+        return view ? std::optional<std::string>(std::string(*view)) : std::nullopt;
+    }
+
+    static int64_t wall_clock_ms() {
+        using namespace std::chrono;
+        return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+    }
+
+    std::string agent_;
+    Params params_;
+    DriverOptions options_;
+    mph_host_api api_{};
+    mph_plugin_descriptor plugin_{};
+    mph_agent_descriptor agent_descriptor_{};
+    std::unique_ptr<InstanceContext> partition_instance_;
+    std::map<std::string, std::unique_ptr<InstanceContext>, std::less<>> timer_instances_;
+    mph_status create_status_ = MPH_OK;
+    std::vector<Output> outputs_;
+    std::vector<LogLine> logs_;
+    std::string last_error_;
+    int64_t next_offset_ = 0;
+    mph_status injected_failure_ = MPH_OK;
+    int injected_failures_left_ = 0;
+};
+
+} // namespace mephisto::testing
+
+#endif // MEPHISTO_TESTING_HPP
