@@ -21,7 +21,10 @@ Result<Millis> parse_duration(std::string_view text) {
     else if (unit == "h") factor = 3'600'000;
     else if (unit == "d") factor = 86'400'000;
     else return make_error("'" + s + "' has an unknown unit '" + std::string(unit) + "' (use ms, s, m, h or d)");
-    return Millis(static_cast<int64_t>(std::llround(number * factor)));
+    // Out of int64 range llround's result is unspecified (in practice INT64_MIN: a negative duration).
+    const double ms = number * factor;
+    if (!(ms < 9223372036854775807.0)) return make_error("'" + s + "' is too long (the limit is about 292 million years)");
+    return Millis(static_cast<int64_t>(std::llround(ms)));
 }
 
 std::string format_duration(Millis d) {

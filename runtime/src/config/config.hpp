@@ -100,10 +100,13 @@ struct PipelineConfig {
     std::vector<std::string> source_topics() const;
 };
 
-// Parses and validates `path`. Every error names file, line and column.
-Result<PipelineConfig> load_config(const std::filesystem::path& path);
+// Parses and validates `path`. Every error names file, line and column. `plugin_dir`, when given, replaces
+// the file's plugins.dir (the command line's --plugin-dir) before plugin files are looked up.
+Result<PipelineConfig> load_config(const std::filesystem::path& path,
+                                   const std::optional<std::filesystem::path>& plugin_dir = std::nullopt);
 // Same, from text; `file_label` is used in messages and `base_dir` resolves relative paths.
 Result<PipelineConfig> load_config_text(const std::string& text, const std::string& file_label,
-                                        const std::filesystem::path& base_dir);
+                                        const std::filesystem::path& base_dir,
+                                        const std::optional<std::filesystem::path>& plugin_dir = std::nullopt);
 
 }  // namespace mephisto

@@ -240,7 +240,8 @@ void read_broker(const Reader& r, const YAML::Node& n, BrokerSpec& b) {
     if (have_embedded == have_bootstrap) r.fail(n, "broker must have exactly one of 'embedded' or 'bootstrap'");
 }
 
-PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std::filesystem::path& base_dir) {
+PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std::filesystem::path& base_dir,
+                             const std::optional<std::filesystem::path>& plugin_dir_override) {
     PipelineConfig c;
     c.file = r.file();
     c.plugin_dir = base_dir / "plugins.d";
@@ -294,6 +295,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
         }
     }
     if (!have_app) r.fail(root, "missing 'app': every pipeline needs an app id, e.g. app: {id: my_app}");
+    if (plugin_dir_override) c.plugin_dir = std::filesystem::absolute(*plugin_dir_override);
     c.plugin_dir = c.plugin_dir.lexically_normal();
 
     if (topics_node && !topics_node.IsNull()) {
@@ -333,18 +335,19 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             a.name = name;
             const std::string what = "agents." + name;
             YAML::Node from_node, sinks_node, plugin_node;
-            bool have_agent = false;
+            // A default-constructed YAML::Node is a defined null node, so `!node` cannot tell "absent".
+            bool have_agent = false, have_plugin = false, have_from = false;
             for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "params", "on_error", "supervisor"})) {
-                if (k2 == "plugin") { a.plugin = r.name(v2, what + ".plugin"); a.plugin_mark = r.mark_of(v2); plugin_node = v2; }
+                if (k2 == "plugin") { a.plugin = r.name(v2, what + ".plugin"); a.plugin_mark = r.mark_of(v2); plugin_node = v2; have_plugin = true; }
                 else if (k2 == "agent") { a.agent = r.name(v2, what + ".agent"); a.agent_mark = r.mark_of(v2); have_agent = true; }
-                else if (k2 == "from") { a.from = r.names(v2, what + ".from"); from_node = v2; }
+                else if (k2 == "from") { a.from = r.names(v2, what + ".from"); from_node = v2; have_from = true; }
                 else if (k2 == "sinks") { a.sinks = r.names(v2, what + ".sinks"); sinks_node = v2; }
                 else if (k2 == "params") a.params = r.scalar_map(v2, what + ".params");
                 else if (k2 == "on_error") a.on_error = read_error_policy(r, v2, what + ".on_error");
                 else if (k2 == "supervisor") a.supervisor = read_supervisor(r, v2, what + ".supervisor");
             }
-            if (!plugin_node) r.fail(v, what + " needs 'plugin' (the plugin file name without .so)");
-            if (!from_node) r.fail(v, what + " needs 'from' (the topic it reads)");
+            if (!have_plugin) r.fail(v, what + " needs 'plugin' (the plugin file name without .so)");
+            if (!have_from) r.fail(v, what + " needs 'from' (the topic it reads)");
             if (!have_agent) { a.agent = a.name; a.agent_mark = a.plugin_mark; }
             check_topics(from_node, a.from, what + ".from");
             if (sinks_node) check_topics(sinks_node, a.sinks, what + ".sinks");
@@ -362,17 +365,17 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             t.name = name;
             const std::string what = "timers." + name;
             YAML::Node plugin_node, every_node, sinks_node;
-            bool have_agent = false;
+            bool have_agent = false, have_plugin = false, have_every = false;
             for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "every", "params", "sinks", "supervisor"})) {
-                if (k2 == "plugin") { t.plugin = r.name(v2, what + ".plugin"); t.plugin_mark = r.mark_of(v2); plugin_node = v2; }
+                if (k2 == "plugin") { t.plugin = r.name(v2, what + ".plugin"); t.plugin_mark = r.mark_of(v2); plugin_node = v2; have_plugin = true; }
                 else if (k2 == "agent") { t.agent = r.name(v2, what + ".agent"); t.agent_mark = r.mark_of(v2); have_agent = true; }
-                else if (k2 == "every") { t.every = r.duration(v2, what + ".every"); every_node = v2; }
+                else if (k2 == "every") { t.every = r.duration(v2, what + ".every"); every_node = v2; have_every = true; }
                 else if (k2 == "params") t.params = r.scalar_map(v2, what + ".params");
                 else if (k2 == "sinks") { t.sinks = r.names(v2, what + ".sinks"); sinks_node = v2; }
                 else if (k2 == "supervisor") t.supervisor = read_supervisor(r, v2, what + ".supervisor");
             }
-            if (!plugin_node) r.fail(v, what + " needs 'plugin'");
-            if (!every_node) r.fail(v, what + " needs 'every' (an interval such as 10s)");
+            if (!have_plugin) r.fail(v, what + " needs 'plugin'");
+            if (!have_every) r.fail(v, what + " needs 'every' (an interval such as 10s)");
             if (t.every.count() < 1) r.fail(every_node, what + ".every must be at least 1ms");
             if (!have_agent) { t.agent = t.name; t.agent_mark = t.plugin_mark; }
             if (sinks_node) check_topics(sinks_node, t.sinks, what + ".sinks");
@@ -415,11 +418,12 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
 }  // namespace
 
 Result<PipelineConfig> load_config_text(const std::string& text, const std::string& file_label,
-                                        const std::filesystem::path& base_dir) {
+                                        const std::filesystem::path& base_dir,
+                                        const std::optional<std::filesystem::path>& plugin_dir) {
     try {
         YAML::Node root = YAML::Load(text);
         Reader reader(file_label);
-        return read_pipeline(reader, root, base_dir);
+        return read_pipeline(reader, root, base_dir, plugin_dir);
     } catch (const ConfigFailure& f) {
         return make_error(f.mark.str() + ": " + f.message);
     } catch (const YAML::ParserException& e) {
@@ -430,14 +434,15 @@ Result<PipelineConfig> load_config_text(const std::string& text, const std::stri
     }
 }
 
-Result<PipelineConfig> load_config(const std::filesystem::path& path) {
+Result<PipelineConfig> load_config(const std::filesystem::path& path,
+                                   const std::optional<std::filesystem::path>& plugin_dir) {
     std::ifstream in(path);
     if (!in) return make_error(path.string() + ": cannot read: " + std::strerror(errno));
     std::stringstream buffer;
     buffer << in.rdbuf();
     std::error_code ec;
     auto absolute = std::filesystem::absolute(path, ec);
-    return load_config_text(buffer.str(), path.string(), (ec ? path : absolute).parent_path());
+    return load_config_text(buffer.str(), path.string(), (ec ? path : absolute).parent_path(), plugin_dir);
 }
 
 }  // namespace mephisto

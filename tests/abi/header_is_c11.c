@@ -1,0 +1,146 @@
+/*
+ * Compiled with -std=c11 -Wall -Wextra -pedantic -Werror -fsyntax-only (ctest abi.header_is_c11).
+ *
+ * Uses every type, macro and function-pointer signature of mephisto.h, so that the header stays strict C11,
+ * and pins what the ABI promises never to change: the status numbers, and on LP64 the layout of every struct
+ * (members may only be appended). A failing assertion here means a released ABI was broken.
+ */
+#include <mephisto/mephisto.h>
+
+/* --- stable numbers (mephisto.h: "Stable numbers: they never change meaning") ----------------------------- */
+_Static_assert(MPH_ABI_VERSION_MAJOR == 1, "a major bump needs a deliberate decision");
+_Static_assert(MPH_OK == 0 && MPH_RETRY == 1 && MPH_FATAL == 2, "verdicts are stable");
+_Static_assert(MPH_ERR_INVALID == -1 && MPH_ERR_NOT_FOUND == -2 && MPH_ERR_STATE == -3 && MPH_ERR_FULL == -4 &&
+                   MPH_ERR_UNSUPPORTED == -5,
+               "local error codes are stable");
+_Static_assert(MPH_LOG_TRACE == 0 && MPH_LOG_DEBUG == 1 && MPH_LOG_INFO == 2 && MPH_LOG_WARN == 3 && MPH_LOG_ERROR == 4,
+               "log levels are stable");
+_Static_assert(MPH_PARTITION_ANY == -1, "MPH_PARTITION_ANY is stable");
+_Static_assert(sizeof(mph_status) == 4, "mph_status is 32 bits");
+
+/* --- the 1.0 layout on LP64 (x86_64, aarch64): appended members leave these offsets alone ---------------- */
+#if UINTPTR_MAX == 0xffffffffffffffffu
+_Static_assert(offsetof(mph_header, value_len) == 24 && sizeof(mph_header) == 32, "mph_header layout");
+_Static_assert(offsetof(mph_event, topic) == 8 && offsetof(mph_event, partition) == 16 &&
+                   offsetof(mph_event, offset) == 24 && offsetof(mph_event, timestamp_ms) == 32 &&
+                   offsetof(mph_event, key) == 40 && offsetof(mph_event, value) == 56 &&
+                   offsetof(mph_event, headers) == 72 && offsetof(mph_event, header_count) == 80,
+               "mph_event layout");
+_Static_assert(offsetof(mph_message, key) == 8 && offsetof(mph_message, value) == 24 &&
+                   offsetof(mph_message, headers) == 40 && offsetof(mph_message, partition) == 56 &&
+                   offsetof(mph_message, timestamp_ms) == 64,
+               "mph_message layout");
+_Static_assert(offsetof(mph_host_api, abi_major) == 8 && offsetof(mph_host_api, log) == 16 &&
+                   offsetof(mph_host_api, set_error) == 24 && offsetof(mph_host_api, param) == 32 &&
+                   offsetof(mph_host_api, emit) == 40 && offsetof(mph_host_api, send) == 48 &&
+                   offsetof(mph_host_api, forward) == 56 && offsetof(mph_host_api, partition) == 64 &&
+                   offsetof(mph_host_api, agent_name) == 72,
+               "mph_host_api 1.0 layout");
+_Static_assert(offsetof(mph_param_spec, name) == 8 && offsetof(mph_param_spec, default_value) == 24 &&
+                   offsetof(mph_param_spec, required) == 32,
+               "mph_param_spec layout");
+_Static_assert(offsetof(mph_agent_descriptor, name) == 8 && offsetof(mph_agent_descriptor, params) == 24 &&
+                   offsetof(mph_agent_descriptor, create) == 40 && offsetof(mph_agent_descriptor, destroy) == 48 &&
+                   offsetof(mph_agent_descriptor, on_event) == 56 && offsetof(mph_agent_descriptor, on_batch) == 64 &&
+                   offsetof(mph_agent_descriptor, on_timer) == 72 &&
+                   offsetof(mph_agent_descriptor, on_assigned) == 80 &&
+                   offsetof(mph_agent_descriptor, on_revoked) == 88,
+               "mph_agent_descriptor 1.0 layout");
+_Static_assert(offsetof(mph_plugin_descriptor, abi_major) == 8 && offsetof(mph_plugin_descriptor, name) == 16 &&
+                   offsetof(mph_plugin_descriptor, agents) == 40 && offsetof(mph_plugin_descriptor, init) == 56 &&
+                   offsetof(mph_plugin_descriptor, fini) == 64,
+               "mph_plugin_descriptor 1.0 layout");
+#endif
+
+/* --- every callback signature: a changed signature fails to compile here ---------------------------------- */
+static mph_status create(mph_agent_ctx* ctx, void** instance) {
+    (void)ctx;
+    *instance = NULL;
+    return MPH_OK;
+}
+static void destroy(void* instance) { (void)instance; }
+static mph_status on_event(void* instance, mph_agent_ctx* ctx, const mph_event* event) {
+    (void)instance;
+    (void)ctx;
+    return event->value == NULL ? MPH_OK : MPH_RETRY;
+}
+static mph_status on_batch(void* instance, mph_agent_ctx* ctx, const mph_event* const* events, size_t count) {
+    (void)instance;
+    (void)ctx;
+    return count > 0 && events[0] != NULL ? MPH_OK : MPH_FATAL;
+}
+static mph_status on_timer(void* instance, mph_agent_ctx* ctx, const char* timer, int64_t now_ms) {
+    (void)instance;
+    (void)ctx;
+    return timer != NULL && now_ms > 0 ? MPH_OK : MPH_FATAL;
+}
+static mph_status on_partition(void* instance, mph_agent_ctx* ctx, int32_t partition) {
+    (void)instance;
+    (void)ctx;
+    return partition >= 0 ? MPH_OK : MPH_FATAL;
+}
+static mph_status init(char* errbuf, size_t errbuf_size) {
+    (void)errbuf;
+    (void)errbuf_size;
+    return MPH_OK;
+}
+static void fini(void) {}
+
+static const mph_param_spec param = {sizeof(mph_param_spec), "name", "description", "default", false};
+static const mph_param_spec* const params[] = {&param};
+static const mph_agent_descriptor agent = {sizeof(mph_agent_descriptor),
+                                           "agent",
+                                           "description",
+                                           params,
+                                           1,
+                                           create,
+                                           destroy,
+                                           on_event,
+                                           on_batch,
+                                           on_timer,
+                                           on_partition,
+                                           on_partition};
+static const mph_agent_descriptor* const agents[] = {&agent};
+static const mph_plugin_descriptor plugin = {sizeof(mph_plugin_descriptor),
+                                             MPH_ABI_VERSION_MAJOR,
+                                             MPH_ABI_VERSION_MINOR,
+                                             "plugin",
+                                             "1.0.0",
+                                             "description",
+                                             agents,
+                                             1,
+                                             init,
+                                             fini};
+
+/* Every host function, called with its exact types. */
+static mph_status use_host(const mph_host_api* api, mph_agent_ctx* ctx) {
+    const mph_header header = {"name", 4, "value", 5};
+    const mph_message message = {sizeof(mph_message), "key", 3, "value", 5, &header, 1, MPH_PARTITION_ANY, 0};
+    if (!MPH_HAS_MEMBER(mph_host_api, api, agent_name)) return MPH_ERR_UNSUPPORTED;
+    api->log(ctx, MPH_LOG_INFO, "message", 7);
+    api->set_error(ctx, "error", 5);
+    const char* value = api->param(ctx, "name");
+    const int32_t partition = api->partition(ctx);
+    const char* agent_name = api->agent_name(ctx);
+    mph_status status = api->emit(ctx, &message);
+    if (status == MPH_OK) status = api->send(ctx, "topic", 5, &message);
+    if (status == MPH_OK) status = api->forward(ctx);
+    return value != NULL && agent_name != NULL && partition >= MPH_PARTITION_ANY ? status : MPH_ERR_NOT_FOUND;
+}
+
+MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(uint32_t host_abi_major, uint32_t host_abi_minor,
+                                                              const mph_host_api* api, char* errbuf,
+                                                              size_t errbuf_size);
+MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(uint32_t host_abi_major, uint32_t host_abi_minor,
+                                                              const mph_host_api* api, char* errbuf,
+                                                              size_t errbuf_size) {
+    const mph_entry_fn self = mephisto_plugin_entry; /* the exported function has the mph_entry_fn type */
+    const mph_event event = {sizeof(mph_event), "topic", 0, 0, -1, NULL, 0, NULL, 0, NULL, 0};
+    (void)self;
+    (void)errbuf;
+    (void)errbuf_size;
+    (void)event;
+    (void)host_abi_minor;
+    if (host_abi_major != MPH_ABI_VERSION_MAJOR) return NULL;
+    return use_host(api, NULL) == MPH_OK ? &plugin : NULL;
+}

@@ -1,0 +1,575 @@
+// The pipeline YAML loader (config/config.hpp): a valid file becomes the right model, and every mistake is
+// reported once, as "file:line:column: what is wrong" pointing at the offending node (RELIABILITY.md 38).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <random>
+#include <string>
+
+#include "config/config.hpp"
+
+namespace fs = std::filesystem;
+using namespace mephisto;
+using namespace std::chrono_literals;
+
+namespace {
+
+// A unique temporary directory, removed with everything in it at scope exit.
+class TempDir {
+public:
+    TempDir() {
+        static std::atomic<int> counter{0};
+        std::random_device rd;
+        path_ = fs::temp_directory_path() / ("mephisto-config-test-" + std::to_string(::getpid()) + "-" +
+                                             std::to_string(counter++) + "-" + std::to_string(rd()));
+        fs::create_directories(path_);
+    }
+    ~TempDir() {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    const fs::path& path() const { return path_; }
+
+    // Creates <dir>/<name>.so (the loader only checks that it exists).
+    void plugin(const fs::path& dir, const std::string& name) const {
+        fs::create_directories(dir);
+        std::ofstream(dir / (name + ".so")) << "not really a shared object";
+    }
+
+private:
+    fs::path path_;
+};
+
+// One YAML line per element, so a test's line numbers are its element indices + 1.
+std::string yaml(std::initializer_list<std::string> lines) {
+    std::string out;
+    for (const auto& l : lines) out += l + "\n";
+    return out;
+}
+
+// A base directory whose default plugin folder (plugins.d) holds p.so and shop.so.
+struct Fixture {
+    TempDir tmp;
+    Fixture() {
+        tmp.plugin(tmp.path() / "plugins.d", "p");
+        tmp.plugin(tmp.path() / "plugins.d", "shop");
+    }
+    Result<PipelineConfig> load(const std::string& text) const {
+        return load_config_text(text, "pipeline.yaml", tmp.path());
+    }
+    PipelineConfig ok(const std::string& text) const {
+        auto c = load(text);
+        REQUIRE_MESSAGE(c.ok(), c.error());
+        return std::move(c).value();
+    }
+    // Checks the error is exactly one message, at line:column, containing every fragment.
+    void error(const std::string& text, int line, int column, std::initializer_list<std::string> fragments) const {
+        auto c = load(text);
+        REQUIRE_MESSAGE(!c.ok(), "expected an error at " << line << ":" << column << " for:\n" << text);
+        const std::string& e = c.error();
+        CAPTURE(e);
+        const std::string prefix = "pipeline.yaml:" + std::to_string(line) + ":" + std::to_string(column) + ": ";
+        CHECK(e.rfind(prefix, 0) == 0);
+        CHECK(e.find('\n') == std::string::npos);                      // one message, one line
+        CHECK(e.find("pipeline.yaml:", 1) == std::string::npos);       // one position
+        CHECK(e.size() > prefix.size() + 10);                          // and it says something
+        for (const auto& f : fragments) CHECK_MESSAGE(e.find(f) != std::string::npos, "missing: " << f);
+    }
+};
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+// Valid files
+// ---------------------------------------------------------------------------------------------------------
+
+TEST_CASE("config: a full pipeline parses into the right model") {
+    Fixture f;
+    f.tmp.plugin(f.tmp.path() / "lib", "shop");
+    auto c = f.ok(yaml({
+        "app:",
+        "  id: shop",
+        "  version: 3",
+        "broker: embedded",
+        "processing_guarantee: at_least_once",
+        "plugins:",
+        "  dir: lib",
+        "commit_interval: 250ms",
+        "shutdown_timeout: 1m",
+        "workers: 4",
+        "consumer:",
+        "  fetch.min.bytes: 1",
+        "producer:",
+        "  linger.ms: 5",
+        "  compression.type: lz4",
+        "topics:",
+        "  orders:",
+        "    partitions: 8",
+        "    key: raw",
+        "    value: json",
+        "  valid: {}",
+        "  invalid:",
+        "    value: bytes",
+        "agents:",
+        "  validate:",
+        "    plugin: shop",
+        "    agent: validator",
+        "    from: orders",
+        "    sinks: [valid, invalid]",
+        "    params:",
+        "      max_amount: 1000",
+        "      currency: EUR",
+        "      strict: true",
+        "    on_error:",
+        "      retry: 5",
+        "      then: dead_letter",
+        "      topic: orders-rejected",
+        "      backoff: 2s",
+        "    supervisor:",
+        "      strategy: one_for_all",
+        "      max_restarts: 7",
+        "      within: 30s",
+        "      backoff: 50ms",
+        "      max_backoff: 5s",
+        "  audit:",
+        "    plugin: shop",
+        "    from: [valid, invalid]",
+        "    on_error: {then: dead_letter}",
+        "timers:",
+        "  report:",
+        "    plugin: shop",
+        "    agent: reporter",
+        "    every: 10s",
+        "    params: {format: csv}",
+        "    sinks: valid",
+    }));
+
+    CHECK(c.file == "pipeline.yaml");
+    CHECK(c.app_id == "shop");
+    CHECK(c.app_version == 3);
+    CHECK(c.broker.embedded);
+    CHECK(c.plugin_dir == (f.tmp.path() / "lib").lexically_normal());
+    CHECK(c.commit_interval == 250ms);
+    CHECK(c.shutdown_timeout == 60s);
+    CHECK(c.workers == 4);
+    CHECK(c.consumer_properties == std::map<std::string, std::string>{{"fetch.min.bytes", "1"}});
+    CHECK(c.producer_properties ==
+          std::map<std::string, std::string>{{"linger.ms", "5"}, {"compression.type", "lz4"}});
+
+    REQUIRE(c.topics.size() == 3);  // declaration order
+    CHECK(c.topics[0].name == "orders");
+    CHECK(c.topics[0].partitions == 8);
+    CHECK(c.topics[0].key == Codec::raw);
+    CHECK(c.topics[0].value == Codec::json);
+    CHECK(c.topics[1].name == "valid");
+    CHECK(c.topics[1].partitions == 0);  // not declared: the broker decides
+    CHECK(c.topics[2].name == "invalid");
+    CHECK(c.topics[2].value == Codec::raw);
+    REQUIRE(c.topic("invalid") != nullptr);
+    CHECK(c.topic("invalid") == &c.topics[2]);
+    CHECK(c.topic("nope") == nullptr);
+
+    REQUIRE(c.agents.size() == 2);
+    const AgentSpec& v = c.agents[0];
+    CHECK(v.name == "validate");
+    CHECK(v.plugin == "shop");
+    CHECK(v.agent == "validator");
+    CHECK(v.from == std::vector<std::string>{"orders"});
+    CHECK(v.sinks == std::vector<std::string>{"valid", "invalid"});
+    CHECK(v.params ==
+          std::map<std::string, std::string>{{"max_amount", "1000"}, {"currency", "EUR"}, {"strict", "true"}});
+    CHECK(v.on_error.retry == 5);
+    CHECK(v.on_error.then == ThenPolicy::dead_letter);
+    CHECK(v.on_error.dead_letter_topic == "orders-rejected");
+    CHECK(v.on_error.retry_backoff == 2s);
+    CHECK(v.supervisor.strategy == Strategy::one_for_all);
+    CHECK(v.supervisor.max_restarts == 7);
+    CHECK(v.supervisor.within == 30s);
+    CHECK(v.supervisor.backoff_initial == 50ms);
+    CHECK(v.supervisor.backoff_max == 5s);
+    CHECK(v.plugin_mark.str() == "pipeline.yaml:26:13");
+    CHECK(v.agent_mark.str() == "pipeline.yaml:27:12");
+
+    const AgentSpec& a = c.agents[1];
+    CHECK(a.name == "audit");
+    CHECK(a.agent == "audit");  // defaults to the YAML name
+    CHECK(a.agent_mark.str() == a.plugin_mark.str());
+    CHECK(a.from == std::vector<std::string>{"valid", "invalid"});
+    CHECK(a.sinks.empty());
+    CHECK(a.params.empty());
+    CHECK(a.on_error.retry == 3);
+    CHECK(a.on_error.then == ThenPolicy::dead_letter);
+    CHECK(a.on_error.dead_letter_topic == "shop-audit-dead-letter");  // <app>-<agent>-dead-letter
+    CHECK(a.on_error.retry_backoff == 100ms);
+    CHECK(a.supervisor.strategy == Strategy::one_for_one);
+    CHECK(a.supervisor.max_restarts == 5);
+    CHECK(a.supervisor.within == 60s);
+    CHECK(a.supervisor.backoff_initial == 100ms);
+    CHECK(a.supervisor.backoff_max == 10s);
+
+    REQUIRE(c.timers.size() == 1);
+    CHECK(c.timers[0].name == "report");
+    CHECK(c.timers[0].plugin == "shop");
+    CHECK(c.timers[0].agent == "reporter");
+    CHECK(c.timers[0].every == 10s);
+    CHECK(c.timers[0].params == std::map<std::string, std::string>{{"format", "csv"}});
+    CHECK(c.timers[0].sinks == std::vector<std::string>{"valid"});
+
+    // The consumer subscribes to what agents read, each topic once, in first-use order.
+    CHECK(c.source_topics() == std::vector<std::string>{"orders", "valid", "invalid"});
+}
+
+TEST_CASE("config: a minimal pipeline gets the documented defaults") {
+    Fixture f;
+    auto c = f.ok(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders"}));
+    CHECK(c.app_id == "shop");
+    CHECK(c.app_version == 1);
+    CHECK(c.broker.embedded);
+    CHECK(c.broker.embedded_port == 9092);
+    CHECK(c.broker.embedded_brokers == 1);
+    CHECK(c.plugin_dir == (f.tmp.path() / "plugins.d").lexically_normal());
+    CHECK(c.commit_interval == 1000ms);
+    CHECK(c.shutdown_timeout == 30s);
+    CHECK(c.workers == 2);
+    REQUIRE(c.agents.size() == 1);
+    CHECK(c.agents[0].agent == "a");
+    CHECK(c.agents[0].on_error.then == ThenPolicy::skip);
+    CHECK(c.agents[0].on_error.dead_letter_topic.empty());  // only set for dead_letter
+    CHECK(c.timers.empty());
+}
+
+TEST_CASE("config: then: dead_letter without a topic defaults to <app>-<agent>-dead-letter") {
+    Fixture f;
+    auto c = f.ok(yaml({"app: {id: payments, version: 2}", "topics:", "  in:", "agents:", "  charge-card:",
+                        "    plugin: p", "    from: in", "    on_error:", "      then: dead_letter"}));
+    REQUIRE(c.agents.size() == 1);
+    CHECK(c.agents[0].on_error.dead_letter_topic == "payments-charge-card-dead-letter");
+    CHECK(c.app_version == 2);
+}
+
+TEST_CASE("config: broker forms") {
+    Fixture f;
+    auto with_broker = [&](const std::string& broker_lines) {
+        return f.load("app: shop\n" + broker_lines + "topics:\n  t:\nagents:\n  a:\n    plugin: p\n    from: t\n");
+    };
+
+    SUBCASE("embedded") {
+        auto c = with_broker("broker: embedded\n");
+        REQUIRE_MESSAGE(c.ok(), c.error());
+        CHECK(c->broker.embedded);
+        CHECK(c->broker.embedded_port == 9092);
+        CHECK(c->broker.bootstrap.empty());
+    }
+    SUBCASE("kafka:// with a comma list") {
+        auto c = with_broker("broker: kafka://a:1,b:2\n");
+        REQUIRE_MESSAGE(c.ok(), c.error());
+        CHECK_FALSE(c->broker.embedded);
+        CHECK(c->broker.bootstrap == "a:1,b:2");
+    }
+    SUBCASE("kafka:// with Faust's ';' separator") {
+        auto c = with_broker("broker: kafka://a:1;b:2\n");
+        REQUIRE_MESSAGE(c.ok(), c.error());
+        CHECK_FALSE(c->broker.embedded);
+        CHECK(c->broker.bootstrap == "a:1,b:2");
+    }
+    SUBCASE("a bare host:port list") {
+        auto c = with_broker("broker: kafka1:9092\n");
+        REQUIRE_MESSAGE(c.ok(), c.error());
+        CHECK_FALSE(c->broker.embedded);
+        CHECK(c->broker.bootstrap == "kafka1:9092");
+    }
+    SUBCASE("{embedded: {port: 0}}") {
+        auto c = with_broker("broker: {embedded: {port: 0}}\n");
+        REQUIRE_MESSAGE(c.ok(), c.error());
+        CHECK(c->broker.embedded);
+        CHECK(c->broker.embedded_port == 0);  // any free port
+        CHECK(c->broker.embedded_brokers == 1);
+    }
+    SUBCASE("embedded with several brokers") {
+        auto c = with_broker("broker:\n  embedded:\n    port: 19092\n    brokers: 3\n");
+        REQUIRE_MESSAGE(c.ok(), c.error());
+        CHECK(c->broker.embedded);
+        CHECK(c->broker.embedded_port == 19092);
+        CHECK(c->broker.embedded_brokers == 3);
+    }
+    SUBCASE("{bootstrap: ..., properties: {...}}") {
+        auto c = with_broker(
+            "broker:\n"
+            "  bootstrap: k1:9093,k2:9093\n"
+            "  properties:\n"
+            "    security.protocol: SASL_SSL\n"
+            "    sasl.mechanism: PLAIN\n");
+        REQUIRE_MESSAGE(c.ok(), c.error());
+        CHECK_FALSE(c->broker.embedded);
+        CHECK(c->broker.bootstrap == "k1:9093,k2:9093");
+        CHECK(c->broker.properties == std::map<std::string, std::string>{{"security.protocol", "SASL_SSL"},
+                                                                         {"sasl.mechanism", "PLAIN"}});
+    }
+    SUBCASE("errors") {
+        // Lines: 1 app, 2 broker.
+        f.error("app: shop\nbroker: http://k:9092\n", 2, 9, {"broker must be 'embedded' or 'kafka://host:port"});
+        f.error("app: shop\nbroker: {embedded: {}, bootstrap: k:1}\n", 2, 9,
+                {"broker must have exactly one of 'embedded' or 'bootstrap'"});
+        f.error("app: shop\nbroker: {properties: {a: b}}\n", 2, 9,
+                {"broker must have exactly one of 'embedded' or 'bootstrap'"});
+        f.error("app: shop\nbroker: {embedded: {port: 70000}}\n", 2, 27,
+                {"broker.embedded.port must be between 0 and 65535, found 70000"});
+    }
+}
+
+TEST_CASE("config: plugins.dir: relative to the file's folder, or absolute") {
+    Fixture f;
+    TempDir elsewhere;
+    elsewhere.plugin(elsewhere.path(), "p");
+    auto c = f.ok(yaml({"app: shop", "plugins: {dir: " + elsewhere.path().string() + "}", "topics:", "  t:",
+                        "agents:", "  a:", "    plugin: p", "    from: t"}));
+    CHECK(c.plugin_dir == elsewhere.path().lexically_normal());
+
+    f.tmp.plugin(f.tmp.path() / "build" / "plugins", "p");
+    auto d = f.ok(yaml({"app: shop", "plugins: {dir: ./build/../build/plugins}", "topics:", "  t:", "agents:",
+                        "  a:", "    plugin: p", "    from: t"}));
+    CHECK(d.plugin_dir == f.tmp.path() / "build" / "plugins");  // normalised
+}
+
+TEST_CASE("config: a timer-only pipeline is valid") {
+    Fixture f;
+    auto c = f.ok(yaml({"app: shop", "topics:", "  out:", "timers:", "  tick:", "    plugin: p", "    every: 500ms",
+                        "    sinks: out"}));
+    CHECK(c.agents.empty());
+    REQUIRE(c.timers.size() == 1);
+    CHECK(c.timers[0].agent == "tick");
+    CHECK(c.timers[0].every == 500ms);
+    CHECK(c.source_topics().empty());
+}
+
+TEST_CASE("config: a chain of agents is not a cycle") {
+    Fixture f;
+    auto c = f.ok(yaml({"app: shop", "topics:", "  t1:", "  t2:", "  t3:", "agents:", "  a:", "    plugin: p",
+                        "    from: t1", "    sinks: [t2, t3]", "  b:", "    plugin: p", "    from: t2",
+                        "    sinks: t3", "  c:", "    plugin: p", "    from: [t2, t3]"}));
+    CHECK(c.agents.size() == 3);
+}
+
+TEST_CASE("config: load_config reads a file and resolves plugins next to it") {
+    Fixture f;
+    const fs::path file = f.tmp.path() / "shop.yaml";
+    std::ofstream(file) << yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: t"});
+    auto c = load_config(file);
+    REQUIRE_MESSAGE(c.ok(), c.error());
+    CHECK(c->file == file);
+    CHECK(c->plugin_dir == (f.tmp.path() / "plugins.d").lexically_normal());
+
+    auto missing = load_config(f.tmp.path() / "nope.yaml");
+    REQUIRE_FALSE(missing.ok());
+    CHECK(missing.error() == (f.tmp.path() / "nope.yaml").string() + ": cannot read: No such file or directory");
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Errors: one message, file:line:column, pointing at the offending node
+// ---------------------------------------------------------------------------------------------------------
+
+TEST_CASE("config: unknown top-level key") {
+    Fixture f;
+    f.error(yaml({"app: shop", "topics:", "  orders:", "agnets:", "  a:"}), 4, 1,
+            {"unknown key 'agnets' in the pipeline", "expected one of: app, broker,", "agents"});
+}
+
+TEST_CASE("config: unknown key inside an agent") {
+    Fixture f;
+    f.error(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders",
+                  "    form: orders"}),
+            8, 5,
+            {"unknown key 'form' in agents.a",
+             "(expected one of: plugin, agent, from, sinks, params, on_error, supervisor)"});
+}
+
+TEST_CASE("config: wrong type: partitions: many") {
+    Fixture f;
+    f.error(yaml({"app: shop", "topics:", "  orders:", "    partitions: many"}), 4, 17,
+            {"topics.orders.partitions must be an integer, found 'many'"});
+    f.error(yaml({"app: shop", "topics:", "  orders:", "    partitions: [1, 2]"}), 4, 17,
+            {"topics.orders.partitions must be an integer, found a list"});
+    f.error(yaml({"app: shop", "topics:", "  orders:", "    partitions: 4x"}), 4, 17,
+            {"topics.orders.partitions must be an integer, found '4x'"});
+}
+
+TEST_CASE("config: other wrong types") {
+    Fixture f;
+    f.error(yaml({"app: shop", "agents: [a, b]"}), 2, 9, {"agents must be a mapping, found a list"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a: p"}), 5, 6, {"agents.a must be a mapping, found 'p'"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: t",
+                  "    params: {limit: [1, 2]}"}),
+            8, 21, {"agents.a.params.limit must be a single value, found a list"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: {t: 1}"}), 7, 11,
+            {"agents.a.from must be a name or a list of names, found a mapping"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "    key: protobuf"}), 4, 10,
+            {"topics.t.key must be one of: raw, bytes, json; found 'protobuf'"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: t",
+                  "    on_error: {then: retry_forever}"}),
+            8, 22, {"agents.a.on_error.then must be one of: skip, dead_letter, crash; found 'retry_forever'"});
+    f.error(yaml({"app: my shop"}), 1, 6, {"app 'my shop' may only contain letters, digits, '_', '-' and '.'"});
+}
+
+TEST_CASE("config: out-of-range integers") {
+    Fixture f;
+    f.error(yaml({"app: shop", "workers: 0"}), 2, 10, {"workers must be between 1 and 256, found 0"});
+    f.error(yaml({"app: shop", "workers: 1000"}), 2, 10, {"workers must be between 1 and 256, found 1000"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "    partitions: 0"}), 4, 17,
+            {"topics.t.partitions must be between 1 and 100000, found 0"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "    partitions: 99999999999999999999999"}), 4, 17,
+            {"topics.t.partitions must be an integer"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: t",
+                  "    on_error:", "      retry: -1"}),
+            9, 14, {"agents.a.on_error.retry must be between 0 and 1000, found -1"});
+}
+
+TEST_CASE("config: bad durations") {
+    Fixture f;
+    f.error(yaml({"app: shop", "commit_interval: 10x"}), 2, 18,
+            {"commit_interval: '10x' has an unknown unit 'x' (use ms, s, m, h or d)"});
+    f.error(yaml({"app: shop", "shutdown_timeout: soon"}), 2, 19,
+            {"shutdown_timeout: 'soon' is not a duration (expected e.g. 250ms, 10s, 5m, 1h)"});
+    f.error(yaml({"app: shop", "commit_interval: 5ms"}), 2, 18, {"commit_interval must be at least 10ms"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: t",
+                  "    supervisor:", "      within: {seconds: 3}"}),
+            9, 15, {"agents.a.supervisor.within must be a duration such as 10s, found a mapping"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: t",
+                  "    supervisor:", "      backoff: 2s", "      max_backoff: 1s"}),
+            9, 7, {"agents.a.supervisor: max_backoff must not be shorter than backoff"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "timers:", "  tick:", "    plugin: p", "    every: 0s"}), 7, 12,
+            {"timers.tick.every must be at least 1ms"});
+}
+
+TEST_CASE("config: duplicate agent name (a duplicate YAML key)") {
+    Fixture f;
+    f.error(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders", "  a:",
+                  "    plugin: p", "    from: orders"}),
+            8, 3, {"duplicate key 'a' in agents"});
+}
+
+TEST_CASE("config: duplicate keys anywhere are refused, not silently merged") {
+    Fixture f;
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: t",
+                  "    plugin: q"}),
+            8, 5, {"duplicate key 'plugin' in agents.a"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "  t:"}), 4, 3, {"duplicate key 't' in topics"});
+    f.error(yaml({"app: shop", "workers: 2", "workers: 3"}), 3, 1, {"duplicate key 'workers' in the pipeline"});
+}
+
+TEST_CASE("config: from naming an undeclared topic (a dangling reference)") {
+    Fixture f;
+    f.error(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: [orders, payments]"}),
+            7, 20, {"agents.a.from names topic 'payments', which is not declared under topics"});
+    f.error(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: order"}), 7, 11,
+            {"agents.a.from names topic 'order', which is not declared under topics"});
+    f.error(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders",
+                  "    sinks:", "      - orders", "      - outbox"}),
+            10, 9, {"agents.a.sinks names topic 'outbox', which is not declared under topics"});
+    f.error(yaml({"app: shop", "agents:", "  a:", "    plugin: p", "    from: orders"}), 5, 11,
+            {"agents.a.from names topic 'orders', which is not declared under topics"});
+}
+
+TEST_CASE("config: missing plugin file") {
+    Fixture f;
+    TempDir empty;
+    const std::string dir = empty.path().string();
+    f.error(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders",
+                  "plugins: {dir: " + dir + "}"}),
+            6, 13, {"agents.a.plugin: plugin 'p' not found: no file " + (empty.path() / "p.so").string()});
+    // The same pipeline with the file present loads.
+    empty.plugin(empty.path(), "p");
+    f.ok(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders",
+               "plugins: {dir: " + dir + "}"}));
+    // A timer's plugin is checked too.
+    f.error(yaml({"app: shop", "topics:", "  t:", "timers:", "  tick:", "    plugin: ghost", "    every: 1s"}), 6, 13,
+            {"timers.tick.plugin: plugin 'ghost' not found: no file "});
+}
+
+TEST_CASE("config: a folder named like the plugin is not a plugin") {
+    Fixture f;
+    fs::create_directories(f.tmp.path() / "plugins.d" / "dir.so");
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: dir", "    from: t"}), 6, 13,
+            {"plugin 'dir' not found"});
+}
+
+TEST_CASE("config: missing required keys") {
+    Fixture f;
+    f.error(yaml({"topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders"}), 1, 1,
+            {"missing 'app': every pipeline needs an app id"});
+    f.error(yaml({"# the shop pipeline", "topics:", "  orders:"}), 2, 1, {"missing 'app'"});
+    f.error(yaml({"app:", "  version: 2"}), 2, 3, {"app needs an id (the consumer group id)"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    from: t"}), 6, 5,
+            {"agents.a needs 'plugin' (the plugin file name without .so)"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p"}), 6, 5,
+            {"agents.a needs 'from' (the topic it reads)"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "timers:", "  tick:", "    plugin: p"}), 6, 5,
+            {"timers.tick needs 'every'"});
+    f.error(yaml({"app: shop", "topics:", "  t:"}), 1, 1, {"the pipeline declares no agents and no timers"});
+}
+
+TEST_CASE("config: invalid YAML syntax") {
+    Fixture f;
+    // yaml-cpp's own messages; the position is where the parser gave up.
+    f.error(yaml({"app: shop", "topics:", "  orders: {partitions: 4", "agents:"}), 4, 7,
+            {"invalid YAML: end of map flow not found"});
+    f.error(yaml({"app: shop", "topics:", "  orders:", "    partitions: 4", "   key: raw"}), 5, 4,
+            {"invalid YAML: end of map not found"});
+    f.error(yaml({"app: shop", "  workers: 2"}), 2, 10, {"invalid YAML: illegal map value"});
+    f.error(yaml({"app: shop", "topics: [a, b"}), 3, 1, {"invalid YAML: end of sequence flow not found"});
+}
+
+TEST_CASE("config: an empty file") {
+    Fixture f;
+    f.error("", 1, 1, {"the file is empty: expected a pipeline with app, topics and agents"});
+    f.error(yaml({"# nothing here yet", ""}), 1, 1, {"the file is empty"});
+    f.error(yaml({"just words"}), 1, 1, {"the pipeline must be a mapping, found 'just words'"});
+}
+
+TEST_CASE("config: a cycle of two agents through their sinks") {
+    Fixture f;
+    f.error(yaml({"app: shop", "topics:", "  t1:", "  t2:", "agents:", "  a:", "    plugin: p", "    from: t1",
+                  "    sinks: t2", "  b:", "    plugin: p", "    from: t2", "    sinks: t1"}),
+            7, 13, {"agents form a cycle through their sinks: a -> b -> a (topic 't1')"});
+}
+
+TEST_CASE("config: an agent writing to the topic it reads is a cycle") {
+    Fixture f;
+    f.error(yaml({"app: shop", "topics:", "  t:", "  u:", "agents:", "  a:", "    plugin: p", "    from: t",
+                  "  loop:", "    plugin: p", "    from: [t, u]", "    sinks: u"}),
+            10, 13, {"agents form a cycle through their sinks: loop -> loop (topic 'u')"});
+}
+
+TEST_CASE("config: a longer cycle names every agent on it") {
+    Fixture f;
+    f.error(yaml({"app: shop", "topics:", "  t1:", "  t2:", "  t3:", "agents:", "  a:", "    plugin: p",
+                  "    from: t1", "    sinks: t2", "  b:", "    plugin: p", "    from: t2", "    sinks: t3", "  c:",
+                  "    plugin: p", "    from: t3", "    sinks: t1"}),
+            8, 13, {"a -> b -> c -> a (topic 't1')"});
+}
+
+TEST_CASE("config: processing_guarantee: exactly_once is refused") {
+    Fixture f;
+    f.error(yaml({"app: shop", "processing_guarantee: exactly_once"}), 2, 23,
+            {"processing_guarantee: exactly_once is not supported by this version yet; use at_least_once"});
+    f.error(yaml({"app: shop", "processing_guarantee: maybe"}), 2, 23,
+            {"processing_guarantee must be one of: at_least_once, exactly_once; found 'maybe'"});
+}
+
+TEST_CASE("config: a dead-letter topic without then: dead_letter") {
+    Fixture f;
+    // The policy mapping is what is inconsistent: the error points at it (its first key).
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: t", "    on_error:",
+                  "      retry: 2", "      topic: t-dlq"}),
+            9, 7, {"agents.a.on_error: topic is only meaningful with then: dead_letter"});
+    f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: t",
+                  "    on_error: {then: skip, topic: t-dlq}"}),
+            8, 15, {"agents.a.on_error: topic is only meaningful with then: dead_letter"});
+}
