@@ -12,12 +12,10 @@ int validate(const std::vector<std::filesystem::path>& files, const std::optiona
     HostOptions overrides;
     overrides.plugin_dir = plugin_dir;
     for (const auto& file : files) {
-        auto config = load_config(file);
+        auto config = load_with_overrides(file, overrides);
         std::string error;
         if (!config) {
             error = config.error();
-        } else if (auto st = apply_overrides(*config, overrides); !st) {
-            error = st.error();
         } else if (auto plugins = load_pipeline_plugins(*config); !plugins) {
             error = plugins.error();
         } else if (auto pipeline = Pipeline::create(*config, *plugins, "unused:0", nullptr); !pipeline) {

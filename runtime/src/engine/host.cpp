@@ -27,8 +27,10 @@ Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(con
     return plugins;
 }
 
-Status apply_overrides(PipelineConfig& config, const HostOptions& options) {
-    if (options.plugin_dir) config.plugin_dir = std::filesystem::absolute(*options.plugin_dir);
+Result<PipelineConfig> load_with_overrides(const std::filesystem::path& file, const HostOptions& options) {
+    auto loaded = load_config(file, options.plugin_dir);
+    if (!loaded) return loaded;
+    PipelineConfig config = std::move(*loaded);
     if (options.broker) {
         std::string b = *options.broker;
         if (b == "embedded") {
@@ -42,7 +44,7 @@ Status apply_overrides(PipelineConfig& config, const HostOptions& options) {
             config.broker.bootstrap = b;
         }
     }
-    return {};
+    return config;
 }
 
 Host::~Host() { stop(); }
@@ -57,9 +59,8 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
     std::unique_ptr<Host> host(new Host());
     auto log = logger("host");
     for (const auto& file : options.files) {
-        auto config = load_config(file);
+        auto config = load_with_overrides(file, options);
         if (!config) return make_error(config.error());
-        if (auto st = apply_overrides(*config, options); !st) return make_error(st.error());
         for (const auto& other : host->configs_)
             if (other.app_id == config->app_id)
                 return make_error(file.string() + ": app id '" + config->app_id + "' is already used by " +

@@ -23,8 +23,8 @@ struct HostOptions {
 // Loads every plugin a pipeline names from its plugin dir. Errors name the YAML position of the reference.
 Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(const PipelineConfig& config);
 
-// Applies command-line overrides to a loaded config.
-Status apply_overrides(PipelineConfig& config, const HostOptions& options);
+// Loads a pipeline file with the command line's overrides applied.
+Result<PipelineConfig> load_with_overrides(const std::filesystem::path& file, const HostOptions& options);
 
 class Host {
 public:

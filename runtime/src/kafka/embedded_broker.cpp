@@ -10,6 +10,7 @@
 #include <dlfcn.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -54,7 +55,30 @@ namespace mephisto {
 
 namespace {
 std::mutex g_start_mutex;  // one cluster creation at a time keeps the port bookkeeping simple
+
+// librdkafka 2.0.2 cannot fail a mock cluster creation cleanly (its cleanup asserts after a failed bind),
+// so a fixed port is probed first, the same way the interposed bind will use it.
+Status probe_port(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return make_error(std::string("embedded broker: socket: ") + std::strerror(errno));
+    int reuse = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &reuse, sizeof reuse);
+    sockaddr_in sin{};
+    sin.sin_family = AF_INET;
+    sin.sin_port = htons(static_cast<uint16_t>(port));
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int rc = ::bind(fd, reinterpret_cast<sockaddr*>(&sin), sizeof sin);
+    int err = errno;
+    if (rc == 0 && listen(fd, 1) != 0) {
+        rc = -1;
+        err = errno;
+    }
+    close(fd);
+    if (rc == 0) return {};
+    return make_error("embedded broker: cannot listen on 127.0.0.1:" + std::to_string(port) + ": " + std::strerror(err) +
+                      (err == EADDRINUSE ? " (another broker or program uses it: stop it, or choose another port)" : ""));
 }
+}  // namespace
 
 EmbeddedBroker::~EmbeddedBroker() {
     if (cluster_) rd_kafka_mock_cluster_destroy(cluster_);
@@ -62,6 +86,9 @@ EmbeddedBroker::~EmbeddedBroker() {
 
 Result<std::unique_ptr<EmbeddedBroker>> EmbeddedBroker::start(int port, int brokers) {
     std::lock_guard lock(g_start_mutex);
+    if (port != 0)
+        for (int i = 0; i < brokers; ++i)
+            if (auto st = probe_port(port + i); !st) return make_error(st.error());
     std::map<std::string, std::string> props = {{"log_level", "3"}};
     auto conf = make_conf({&props});
     if (!conf) return make_error(conf.error());

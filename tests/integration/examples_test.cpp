@@ -1,0 +1,84 @@
+// Each example application end to end, run from its own YAML as a user would (the broker is overridden to
+// point at the test's broker, the plugin dir at this build's plugins).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "harness.hpp"
+
+using namespace mephisto::test;
+
+namespace {
+
+std::filesystem::path example(const std::string& name) {
+    return std::filesystem::path(MEPHISTO_SOURCE_DIR) / "examples" / name / (name + ".yaml");
+}
+
+std::unique_ptr<HostProcess> run_example(const std::string& name, Broker& broker, const TempDir& dir) {
+    return start_host(example(name), broker.bootstrap(), dir.path() / (name + ".log"),
+                      {"--plugin-dir", example_plugin_dir().string()});
+}
+
+}  // namespace
+
+TEST_CASE("hello_world: a greeting sent with `mephisto send` is printed by the greet agent") {
+    Broker broker;
+    broker.create_topic("greetings", 4);
+    TempDir dir;
+    auto host = run_example("hello_world", broker, dir);
+    HostProcess send({mephisto_binary().string(), "send", "greetings", "hello from the test", "--broker", broker.bootstrap()},
+                     dir.path() / "send.log");
+    REQUIRE(send.wait(30s) == 0);
+    CHECK(host->await_log("[greet] hello from the test", 20s));
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("transfer_branch: transfers go to the topic of their size, keyed by account, and bad ones are dead-lettered") {
+    Broker broker;
+    for (auto t : {"transfers", "tiny_transfers", "small_transfers", "large_transfers"}) broker.create_topic(t, 4);
+    TempDir dir;
+    auto host = run_example("transfer_branch", broker, dir);
+    produce(broker.bootstrap(), "transfers",
+            {{"a1", R"({"account":"a1","amount":50})", {}, -1},
+             {"a2", R"({"account":"a2","amount":500.5})", {}, -1},
+             {"a3", R"({"account":"a3","amount":50000})", {}, -1},
+             {"a4", R"({"account":"a4"})", {}, -1},
+             {"a5", "not json at all", {}, -1}});
+    TopicReader tiny(broker.bootstrap(), "tiny_transfers", 4), small(broker.bootstrap(), "small_transfers", 4),
+        large(broker.bootstrap(), "large_transfers", 4),
+        dead(broker.bootstrap(), "transfer_branch-branch-dead-letter", 4);
+    auto one = [](auto& r) { return r.size() >= 1; };
+    REQUIRE(tiny.read_until(one, 30s));
+    REQUIRE(small.read_until(one, 30s));
+    REQUIRE(large.read_until(one, 30s));
+    REQUIRE(dead.read_until([](auto& r) { return r.size() >= 2; }, 30s));
+    CHECK(tiny.records()[0].key == "a1");
+    CHECK(small.records()[0].key == "a2");
+    CHECK(large.records()[0].key == "a3");
+    std::vector<std::string> dead_keys;
+    for (const auto& r : dead.records()) dead_keys.push_back(*r.key);
+    std::sort(dead_keys.begin(), dead_keys.end());
+    CHECK(dead_keys == std::vector<std::string>{"a4", "a5"});
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("word_split: one event per word, lowercased, keyed by the word") {
+    Broker broker;
+    broker.create_topic("sentences", 4);
+    broker.create_topic("words", 4);
+    TempDir dir;
+    auto host = run_example("word_split", broker, dir);
+    produce(broker.bootstrap(), "sentences", {{std::nullopt, "Hello, world! Hello Mephisto.", {}, -1}});
+    TopicReader words(broker.bootstrap(), "words", 4);
+    REQUIRE(words.read_until([](auto& r) { return r.size() >= 4; }, 30s));
+    words.read_for(300ms);
+    std::vector<std::string> got;
+    for (const auto& r : words.records()) {
+        CHECK(r.key == r.value);
+        got.push_back(*r.value);
+    }
+    std::sort(got.begin(), got.end());
+    CHECK(got == std::vector<std::string>{"hello", "hello", "mephisto", "world"});
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}

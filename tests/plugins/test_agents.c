@@ -1,0 +1,147 @@
+/* Agents for the integration and reliability tests, written in plain C against mephisto.h only.
+ * Their behaviour is steered by the data, so a test states in its input which events misbehave:
+ *  - forward: forwards every event to the sinks; param delay_ms sleeps before each event (a slow agent);
+ *             param fail_on: a value containing this text makes the instance fail (MPH_FATAL);
+ *             param retry_on: a value containing this text gets MPH_RETRY;
+ *             param drop_on: a value containing this text is finished without output (a filter).
+ *  - tick:    a timer agent that sends "tick <n>" to the topic named by param topic. */
+#define _POSIX_C_SOURCE 200809L
+#include <mephisto/mephisto.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const mph_host_api* api;
+
+typedef struct forward_state {
+    long delay_ms;
+    const char* fail_on;
+    const char* retry_on;
+    const char* drop_on;
+} forward_state;
+
+static int contains(const mph_event* ev, const char* needle) {
+    size_t n;
+    if (!needle || !*needle || !ev->value) return 0;
+    n = strlen(needle);
+    if (n > ev->value_len) return 0;
+    for (size_t i = 0; i + n <= ev->value_len; ++i)
+        if (memcmp((const char*)ev->value + i, needle, n) == 0) return 1;
+    return 0;
+}
+
+static mph_status forward_create(mph_agent_ctx* ctx, void** instance) {
+    forward_state* s = calloc(1, sizeof *s);
+    const char* delay = api->param(ctx, "delay_ms");
+    if (!s) return MPH_FATAL;
+    s->delay_ms = delay ? atol(delay) : 0;
+    s->fail_on = api->param(ctx, "fail_on");
+    s->retry_on = api->param(ctx, "retry_on");
+    s->drop_on = api->param(ctx, "drop_on");
+    *instance = s;
+    return MPH_OK;
+}
+
+static void forward_destroy(void* instance) { free(instance); }
+
+static mph_status forward_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
+    forward_state* s = instance;
+    if (s->delay_ms > 0) {
+        struct timespec ts = {s->delay_ms / 1000, (s->delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (contains(ev, s->fail_on)) {
+        static const char msg[] = "poisoned event";
+        api->set_error(ctx, msg, sizeof msg - 1);
+        return MPH_FATAL;
+    }
+    if (contains(ev, s->retry_on)) {
+        static const char msg[] = "not yet";
+        api->set_error(ctx, msg, sizeof msg - 1);
+        return MPH_RETRY;
+    }
+    if (contains(ev, s->drop_on)) return MPH_OK;
+    return api->forward(ctx) == MPH_OK ? MPH_OK : MPH_RETRY;
+}
+
+typedef struct tick_state {
+    long count;
+} tick_state;
+
+static mph_status tick_create(mph_agent_ctx* ctx, void** instance) {
+    (void)ctx;
+    *instance = calloc(1, sizeof(tick_state));
+    return *instance ? MPH_OK : MPH_FATAL;
+}
+
+static mph_status tick_on_timer(void* instance, mph_agent_ctx* ctx, const char* timer, int64_t now_ms) {
+    tick_state* s = instance;
+    char text[64];
+    const char* topic = api->param(ctx, "topic");
+    mph_message m;
+    (void)timer;
+    (void)now_ms;
+    if (!topic) return MPH_FATAL;
+    memset(&m, 0, sizeof m);
+    m.struct_size = sizeof m;
+    m.partition = MPH_PARTITION_ANY;
+    m.value = text;
+    m.value_len = (size_t)snprintf(text, sizeof text, "tick %ld", ++s->count);
+    return api->send(ctx, topic, strlen(topic), &m);
+}
+
+static const mph_param_spec p_delay = {sizeof(mph_param_spec), "delay_ms", "sleep before each event", "0", false};
+static const mph_param_spec p_fail = {sizeof(mph_param_spec), "fail_on", "fail on values containing this", NULL, false};
+static const mph_param_spec p_retry = {sizeof(mph_param_spec), "retry_on", "retry values containing this", NULL, false};
+static const mph_param_spec p_drop = {sizeof(mph_param_spec), "drop_on", "drop values containing this", NULL, false};
+static const mph_param_spec* const forward_params[] = {&p_delay, &p_fail, &p_retry, &p_drop};
+
+static const mph_param_spec p_topic = {sizeof(mph_param_spec), "topic", "where ticks go", NULL, true};
+static const mph_param_spec* const tick_params[] = {&p_topic};
+
+static const mph_agent_descriptor forward_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "forward",
+    .description = "forwards events; misbehaves on request",
+    .params = forward_params,
+    .param_count = 4,
+    .create = forward_create,
+    .destroy = forward_destroy,
+    .on_event = forward_on_event,
+};
+
+static const mph_agent_descriptor tick_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "tick",
+    .description = "sends a numbered tick on every timer",
+    .params = tick_params,
+    .param_count = 1,
+    .create = tick_create,
+    .destroy = free,
+    .on_timer = tick_on_timer,
+};
+
+static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent};
+
+static const mph_plugin_descriptor plugin = {
+    .struct_size = sizeof(mph_plugin_descriptor),
+    .abi_major = MPH_ABI_VERSION_MAJOR,
+    .abi_minor = MPH_ABI_VERSION_MINOR,
+    .name = "test_agents",
+    .version = "1.0.0",
+    .description = "agents for Mephisto's own tests",
+    .agents = agents,
+    .agent_count = 2,
+};
+
+MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(uint32_t major, uint32_t minor, const mph_host_api* host,
+                                                              char* errbuf, size_t errbuf_size) {
+    (void)minor;
+    (void)errbuf;
+    (void)errbuf_size;
+    if (major != MPH_ABI_VERSION_MAJOR) return NULL;
+    api = host;
+    return &plugin;
+}

@@ -1,0 +1,309 @@
+#include "harness.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace mephisto::test {
+
+bool await(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        if (condition()) return true;
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        std::this_thread::sleep_for(20ms);
+    }
+}
+
+TempDir::TempDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            ("mephisto-test-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    if (!std::getenv("MEPHISTO_KEEP_TEST_DIRS")) std::filesystem::remove_all(path_, ec);
+}
+
+std::filesystem::path TempDir::write(const std::string& name, const std::string& content) const {
+    auto p = path_ / name;
+    std::ofstream(p) << content;
+    return p;
+}
+
+Broker::Broker() {
+    auto b = EmbeddedBroker::start(0, 1);
+    if (!b) throw std::runtime_error(b.error());
+    broker_ = std::move(*b);
+}
+
+void Broker::create_topic(const std::string& name, int partitions) {
+    if (auto st = broker_->create_topic(name, partitions); !st) throw std::runtime_error(st.error());
+}
+
+namespace {
+
+rd_kafka_t* make(rd_kafka_type_t type, const std::map<std::string, std::string>& props) {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    char err[512];
+    for (const auto& [k, v] : props)
+        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+            throw std::runtime_error(k + ": " + err);
+    rd_kafka_conf_set_log_cb(conf, [](const rd_kafka_t*, int, const char*, const char*) {});
+    if (type == RD_KAFKA_PRODUCER)
+        rd_kafka_conf_set_dr_msg_cb(conf, [](rd_kafka_t*, const rd_kafka_message_t* m, void*) {
+            if (m->err) static_cast<std::atomic<int>*>(m->_private)->fetch_add(1);
+        });
+    rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
+    if (!rk) throw std::runtime_error(err);
+    return rk;
+}
+
+}  // namespace
+
+void produce(const std::string& bootstrap, const std::string& topic, const std::vector<Message>& messages) {
+    rd_kafka_t* rk = make(RD_KAFKA_PRODUCER, {{"bootstrap.servers", bootstrap},
+                                              {"enable.idempotence", "true"},
+                                              {"partitioner", "murmur2_random"},
+                                              {"linger.ms", "5"}});
+    std::atomic<int> failures{0};
+    for (const auto& m : messages) {
+        rd_kafka_headers_t* h = nullptr;
+        if (!m.headers.empty()) {
+            h = rd_kafka_headers_new(m.headers.size());
+            for (const auto& [n, v] : m.headers) rd_kafka_header_add(h, n.data(), n.size(), v.data(), v.size());
+        }
+        for (;;) {
+            auto err = rd_kafka_producev(
+                rk, RD_KAFKA_V_TOPIC(topic.c_str()),
+                RD_KAFKA_V_PARTITION(m.partition < 0 ? RD_KAFKA_PARTITION_UA : m.partition),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                RD_KAFKA_V_KEY((m.key ? const_cast<char*>(m.key->data()) : nullptr), (m.key ? m.key->size() : 0)),
+                RD_KAFKA_V_VALUE((m.value ? const_cast<char*>(m.value->data()) : nullptr),
+                                 (m.value ? m.value->size() : 0)),
+                RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(&failures), RD_KAFKA_V_END);
+            if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                rd_kafka_poll(rk, 10);
+                continue;
+            }
+            if (err) throw std::runtime_error(std::string("produce: ") + rd_kafka_err2str(err));
+            break;
+        }
+    }
+    if (rd_kafka_flush(rk, 30'000) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_destroy(rk);
+        throw std::runtime_error("produce: not all messages acknowledged within 30 s");
+    }
+    rd_kafka_destroy(rk);
+    if (failures) throw std::runtime_error("produce: " + std::to_string(failures.load()) + " message(s) failed");
+}
+
+void produce_sequence(const std::string& bootstrap, const std::string& topic, int first, int count, int keys,
+                      const std::string& prefix) {
+    std::vector<Message> messages;
+    messages.reserve(count);
+    for (int i = first; i < first + count; ++i)
+        messages.push_back(Message{"k" + std::to_string(i % keys), prefix + std::to_string(i), {}, -1});
+    produce(bootstrap, topic, messages);
+}
+
+TopicReader::TopicReader(const std::string& bootstrap, const std::string& topic, int partitions) {
+    rk_ = make(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap},
+                                   {"group.id", "test-reader"},  // required by librdkafka; never joined
+                                   {"enable.auto.commit", "false"},
+                                   {"enable.partition.eof", "false"}});
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; ++p)
+        rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_assign(rk_, list);
+    rd_kafka_topic_partition_list_destroy(list);
+}
+
+TopicReader::~TopicReader() {
+    rd_kafka_assign(rk_, nullptr);
+    rd_kafka_destroy_flags(rk_, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+bool TopicReader::read_until(const std::function<bool(const std::vector<Record>&)>& condition,
+                             std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!condition(records_)) {
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk_, 50);
+        if (!m) continue;
+        if (!m->err) {
+            Record r;
+            r.topic = rd_kafka_topic_name(m->rkt);
+            r.partition = m->partition;
+            r.offset = m->offset;
+            if (m->key) r.key = std::string(static_cast<const char*>(m->key), m->key_len);
+            if (m->payload) r.value = std::string(static_cast<const char*>(m->payload), m->len);
+            r.timestamp = rd_kafka_message_timestamp(m, nullptr);
+            rd_kafka_headers_t* h = nullptr;
+            if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h) {
+                const char* name;
+                const void* value;
+                size_t size;
+                for (size_t i = 0; rd_kafka_header_get_all(h, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+                    r.headers[name] = value ? std::string(static_cast<const char*>(value), size) : "";
+            }
+            records_.push_back(std::move(r));
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return true;
+}
+
+void TopicReader::read_for(std::chrono::milliseconds quiet) {
+    (void)read_until([](const std::vector<Record>&) { return false; }, quiet);
+}
+
+std::map<std::string, int> TopicReader::value_counts() const {
+    std::map<std::string, int> counts;
+    for (const auto& r : records_)
+        if (r.value) counts[*r.value]++;
+    return counts;
+}
+
+std::map<int32_t, int64_t> committed_offsets(const std::string& bootstrap, const std::string& group,
+                                             const std::string& topic, int partitions) {
+    rd_kafka_t* rk = make(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap}, {"group.id", group}});
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list, topic.c_str(), p);
+    auto err = rd_kafka_committed(rk, list, 10'000);
+    std::map<int32_t, int64_t> out;
+    for (int i = 0; !err && i < list->cnt; ++i) out[list->elems[i].partition] = list->elems[i].offset;
+    rd_kafka_topic_partition_list_destroy(list);
+    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    if (err) throw std::runtime_error(std::string("committed: ") + rd_kafka_err2str(err));
+    return out;
+}
+
+std::map<int32_t, int64_t> end_offsets(const std::string& bootstrap, const std::string& topic, int partitions) {
+    rd_kafka_t* rk = make(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap}, {"group.id", "test-offsets"}});
+    std::map<int32_t, int64_t> out;
+    for (int p = 0; p < partitions; ++p) {
+        int64_t low = 0, high = 0;
+        auto err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low, &high, 10'000);
+        if (err) {
+            rd_kafka_destroy(rk);
+            throw std::runtime_error(std::string("watermarks: ") + rd_kafka_err2str(err));
+        }
+        out[p] = high;
+    }
+    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    return out;
+}
+
+bool await_caught_up(const std::string& bootstrap, const std::string& group, const std::string& topic, int partitions,
+                     std::chrono::milliseconds timeout, std::string* report) {
+    const auto ends = end_offsets(bootstrap, topic, partitions);
+    std::map<int32_t, int64_t> committed;
+    const bool ok = await([&] {
+        committed = committed_offsets(bootstrap, group, topic, partitions);
+        for (auto [p, end] : ends)
+            if (end > 0 && committed[p] != end) return false;
+        return true;
+    }, timeout);
+    if (report) {
+        report->clear();
+        for (auto [p, end] : ends)
+            *report += topic + "[" + std::to_string(p) + "] end " + std::to_string(end) + " committed " +
+                       std::to_string(committed[p]) + "\n";
+    }
+    return ok;
+}
+
+HostProcess::HostProcess(std::vector<std::string> args, const std::filesystem::path& log_file) : log_file_(log_file) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_ = fork();
+    if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+    if (pid_ == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
+        int fd = open(log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0644);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+}
+
+HostProcess::~HostProcess() {
+    if (running()) {
+        kill(pid_, SIGKILL);
+        (void)wait(10s);
+    }
+}
+
+bool HostProcess::running() {
+    if (exit_code_) return false;
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+        exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        return false;
+    }
+    return true;
+}
+
+std::optional<int> HostProcess::wait(std::chrono::milliseconds timeout) {
+    if (!await([&] { return !running(); }, timeout)) return std::nullopt;
+    return exit_code_;
+}
+
+std::optional<int> HostProcess::stop(int sig, std::chrono::milliseconds timeout) {
+    if (running()) kill(pid_, sig);
+    return wait(timeout);
+}
+
+std::string HostProcess::log() const {
+    std::ifstream in(log_file_);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+bool HostProcess::await_log(const std::string& text, std::chrono::milliseconds timeout) const {
+    return await([&] { return log().find(text) != std::string::npos; }, timeout);
+}
+
+size_t HostProcess::count_in_log(const std::string& text) const {
+    const std::string l = log();
+    size_t n = 0;
+    for (size_t pos = l.find(text); pos != std::string::npos; pos = l.find(text, pos + text.size())) ++n;
+    return n;
+}
+
+std::filesystem::path mephisto_binary() { return std::filesystem::path(MEPHISTO_BINARY_DIR) / "runtime" / "mephisto"; }
+std::filesystem::path test_plugin_dir() { return std::filesystem::path(MEPHISTO_BINARY_DIR) / "tests" / "plugins"; }
+std::filesystem::path example_plugin_dir() { return MEPHISTO_PLUGIN_DIR; }
+
+std::unique_ptr<HostProcess> start_host(const std::filesystem::path& yaml, const std::string& bootstrap,
+                                        const std::filesystem::path& log_file, std::vector<std::string> extra_args,
+                                        bool await_assignment) {
+    std::vector<std::string> args = {mephisto_binary().string(), "run", yaml.string(), "--broker", "kafka://" + bootstrap};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    auto host = std::make_unique<HostProcess>(args, log_file);
+    if (await_assignment && !host->await_log("assigned ", 30s))
+        throw std::runtime_error("host was not assigned partitions within 30 s; its log:\n" + host->log());
+    return host;
+}
+
+}  // namespace mephisto::test

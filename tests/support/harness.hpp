@@ -1,0 +1,148 @@
+#pragma once
+// Integration and reliability harness: a broker in the test process (librdkafka's mock cluster on loopback),
+// hosts as child processes the test can SIGTERM or SIGKILL, and a reader that collects what reached a topic
+// (the ledger). Every wait is for a condition, with a deadline; nothing sleeps to synchronise.
+#include <sys/types.h>
+
+#include <csignal>
+
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+#include "kafka/embedded_broker.hpp"
+
+namespace mephisto::test {
+
+using namespace std::chrono_literals;
+using Seconds = std::chrono::seconds;
+
+// Polls `condition` every 20 ms until it holds or `timeout` passes. Returns whether it held.
+bool await(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// A fresh directory under the system temp dir, removed with the object.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path write(const std::string& name, const std::string& content) const;
+
+private:
+    std::filesystem::path path_;
+};
+
+// The broker every host of a test connects to. Lives in the test process, so hosts can die and restart
+// around it without losing topics or committed offsets.
+class Broker {
+public:
+    Broker();
+    const std::string& bootstrap() const { return broker_->bootstrap(); }
+    void create_topic(const std::string& name, int partitions);
+    // Stops the broker (to test a host whose broker is gone).
+    void shutdown() { broker_.reset(); }
+
+private:
+    std::unique_ptr<EmbeddedBroker> broker_;
+};
+
+struct Record {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t offset = 0;
+    std::optional<std::string> key;
+    std::optional<std::string> value;  // nullopt for a tombstone
+    int64_t timestamp = -1;
+    std::map<std::string, std::string> headers;
+};
+
+struct Message {
+    std::optional<std::string> key;
+    std::optional<std::string> value;
+    std::map<std::string, std::string> headers;
+    int32_t partition = -1;
+    bool no_timestamp = false;  // produce with timestamp type NOT_AVAILABLE is impossible from librdkafka;
+                                // this sends CreateTime 0 instead, the closest a client can do
+};
+
+// Produces messages and waits until every one is acknowledged.
+void produce(const std::string& bootstrap, const std::string& topic, const std::vector<Message>& messages);
+// Convenience: values "<prefix><i>" for i in [first, first+count), keyed "k<i % keys>".
+void produce_sequence(const std::string& bootstrap, const std::string& topic, int first, int count, int keys = 8,
+                      const std::string& prefix = "seq-");
+
+// Reads a topic from the beginning without a consumer group; keeps what it read across calls.
+class TopicReader {
+public:
+    TopicReader(const std::string& bootstrap, const std::string& topic, int partitions);
+    ~TopicReader();
+    // Reads until `condition(records)` holds or the timeout passes; returns whether it held.
+    bool read_until(const std::function<bool(const std::vector<Record>&)>& condition, std::chrono::milliseconds timeout);
+    // Reads whatever arrives within `quiet` (to check nothing more comes).
+    void read_for(std::chrono::milliseconds quiet);
+    const std::vector<Record>& records() const { return records_; }
+    // Values counted by occurrence.
+    std::map<std::string, int> value_counts() const;
+
+private:
+    rd_kafka_t* rk_ = nullptr;
+    std::vector<Record> records_;
+};
+
+// The group's committed offsets of `topic` (partition -> next offset; -1001 when none).
+std::map<int32_t, int64_t> committed_offsets(const std::string& bootstrap, const std::string& group,
+                                             const std::string& topic, int partitions);
+// The end (high watermark) of each partition.
+std::map<int32_t, int64_t> end_offsets(const std::string& bootstrap, const std::string& topic, int partitions);
+
+// Waits until the group's committed offset equals the end offset on every non-empty partition of `topic`
+// (consumer lag 0). On failure, `report` says where each partition stands.
+bool await_caught_up(const std::string& bootstrap, const std::string& group, const std::string& topic, int partitions,
+                     std::chrono::milliseconds timeout, std::string* report = nullptr);
+
+// A `mephisto` child process. Killed with SIGKILL when the object dies if still running.
+class HostProcess {
+public:
+    explicit HostProcess(std::vector<std::string> args, const std::filesystem::path& log_file);
+    ~HostProcess();
+    pid_t pid() const { return pid_; }
+    bool running();
+    // Sends `sig` and waits up to `timeout` for the exit; returns the exit code (128+signal when killed by
+    // one) or nullopt when it did not exit in time.
+    std::optional<int> stop(int sig, std::chrono::milliseconds timeout);
+    std::optional<int> wait(std::chrono::milliseconds timeout);
+    std::string log() const;
+    // Waits until the log contains `text`.
+    bool await_log(const std::string& text, std::chrono::milliseconds timeout) const;
+    size_t count_in_log(const std::string& text) const;
+
+private:
+    pid_t pid_ = -1;
+    std::optional<int> exit_code_;
+    std::filesystem::path log_file_;
+};
+
+// Path of the built `mephisto` executable and of the plugin folders.
+std::filesystem::path mephisto_binary();
+std::filesystem::path test_plugin_dir();
+std::filesystem::path example_plugin_dir();
+
+// Starts `mephisto run <yaml> --broker kafka://<bootstrap>` and waits until it was assigned partitions.
+std::unique_ptr<HostProcess> start_host(const std::filesystem::path& yaml, const std::string& bootstrap,
+                                        const std::filesystem::path& log_file,
+                                        std::vector<std::string> extra_args = {}, bool await_assignment = true);
+
+// Consumer settings that make the mock cluster's rebalances quick (see README: the 2.0.2 mock waits
+// session.timeout.ms - 1 s on every rebalance after the first).
+inline const char* kFastGroupYaml =
+    "consumer: {session.timeout.ms: 4000, heartbeat.interval.ms: 300}\n"
+    "commit_interval: 200ms\n";
+
+}  // namespace mephisto::test
