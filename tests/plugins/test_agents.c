@@ -40,6 +40,12 @@ static mph_status forward_create(mph_agent_ctx* ctx, void** instance) {
     s->fail_on = api->param(ctx, "fail_on");
     s->retry_on = api->param(ctx, "retry_on");
     s->drop_on = api->param(ctx, "drop_on");
+    {
+        /* Tests count these lines to tell which instances a supervisor re-created. */
+        char line[64];
+        int n = snprintf(line, sizeof line, "instance created on partition %d", (int)api->partition(ctx));
+        api->log(ctx, MPH_LOG_INFO, line, (size_t)n);
+    }
     *instance = s;
     return MPH_OK;
 }

@@ -112,3 +112,100 @@ TEST_CASE("past its restart limit an agent is quarantined while the other agent 
     // The stop committed nothing past the event either.
     CHECK(committed_offsets(broker.bootstrap(), "quarantine", "in", 4)[poison_partition] <= poison_offset);
 }
+
+TEST_CASE("a C++ plugin that throws on every 10th event is restarted each time while another agent keeps running") {
+    Broker broker;
+    for (auto t : {"in", "out_a", "out_b"}) broker.create_topic(t, 4);
+    TempDir dir;
+    auto plugins = dir.path() / "plugins";
+    std::filesystem::create_directories(plugins);
+    std::filesystem::copy_file(std::filesystem::path(MEPHISTO_ABI_FIXTURE_DIR) / "throws.so", plugins / "throws.so");
+    std::filesystem::copy_file(test_plugin_dir() / "test_agents.so", plugins / "test_agents.so");
+    auto yaml = "app: {id: thrower}\nplugins: {dir: " + plugins.string() + "}\n" + std::string(kFastGroupYaml) +
+                "topics:\n  in: {partitions: 4}\n  out_a: {partitions: 4}\n  out_b: {partitions: 4}\n"
+                "agents:\n"
+                "  thrower:\n    plugin: throws\n    from: in\n    sinks: [out_a]\n"
+                "    on_error: {retry: 0, then: skip}\n"
+                "    supervisor: {max_restarts: 1000, within: 60s, backoff: 1ms, max_backoff: 5ms}\n"
+                "  steady:\n    plugin: test_agents\n    agent: forward\n    from: in\n    sinks: [out_b]\n";
+    auto host = start_host(dir.write("p.yaml", yaml), broker.bootstrap(), dir.path() / "host.log");
+    produce_sequence(broker.bootstrap(), "in", 0, 200, 8);
+
+    // Which inputs sit at an offset ending in 9 (the ones the plugin throws on)?
+    TopicReader in(broker.bootstrap(), "in", 4);
+    REQUIRE(in.read_until([](auto& r) { return r.size() >= 200; }, 30s));
+    std::set<std::string> thrown, kept;
+    for (const auto& r : in.records()) (r.offset % 10 == 9 ? thrown : kept).insert(*r.value);
+    REQUIRE(!thrown.empty());
+
+    TopicReader a(broker.bootstrap(), "out_a", 4), b(broker.bootstrap(), "out_b", 4);
+    REQUIRE(b.read_until([](auto& r) { return r.size() >= 200; }, 60s));
+    REQUIRE(a.read_until([&](auto& r) { return r.size() >= kept.size(); }, 60s));
+    REQUIRE(await_caught_up(broker.bootstrap(), "thrower", "in", 4, 20s));
+    a.read_for(300ms);
+    std::set<std::string> got;
+    for (auto& [v, n] : a.value_counts()) got.insert(v);
+    CHECK(got == kept);
+    CHECK(host->count_in_log("agent thrower failed at in[") == thrown.size());
+    CHECK(host->count_in_log("boom on event") >= thrown.size());
+    CHECK(host->count_in_log("agent steady failed") == 0);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+    CHECK(host->log().find(std::to_string(thrown.size()) + " restarts, " + std::to_string(thrown.size()) + " skipped") !=
+          std::string::npos);
+}
+
+TEST_CASE("one_for_one re-creates only the failed instance, one_for_all re-creates every instance of the agent") {
+    Broker broker;
+    for (auto t : {"in", "out_a", "out_b"}) broker.create_topic(t, 4);
+    TempDir dir;
+    auto agent = [](const std::string& name, const std::string& sink, const std::string& strategy) {
+        return "  " + name + ":\n    plugin: test_agents\n    agent: forward\n    from: in\n    sinks: [" + sink +
+               "]\n    params: {fail_on: poison}\n    on_error: {retry: 0, then: skip}\n"
+               "    supervisor: {strategy: " + strategy + ", max_restarts: 10, backoff: 1ms}\n";
+    };
+    auto yaml = "app: {id: strategies}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" + std::string(kFastGroupYaml) +
+                "topics:\n  in: {partitions: 4}\n  out_a: {partitions: 4}\n  out_b: {partitions: 4}\nagents:\n" +
+                agent("single", "out_a", "one_for_one") + agent("every", "out_b", "one_for_all");
+    auto host = start_host(dir.write("p.yaml", yaml), broker.bootstrap(), dir.path() / "host.log");
+
+    // Every partition gets events, so each agent has one instance per partition.
+    std::vector<Message> first;
+    for (int p = 0; p < 4; ++p) first.push_back({"k", "seq-" + std::to_string(p), {}, p});
+    produce(broker.bootstrap(), "in", first);
+    TopicReader a(broker.bootstrap(), "out_a", 4), b(broker.bootstrap(), "out_b", 4);
+    REQUIRE(a.read_until([](auto& r) { return r.size() >= 4; }, 30s));
+    REQUIRE(b.read_until([](auto& r) { return r.size() >= 4; }, 30s));
+    CHECK(host->count_in_log("[single] instance created") == 4);
+    CHECK(host->count_in_log("[every] instance created") == 4);
+
+    // A poisoned event on partition 0, then one more event on every partition.
+    std::vector<Message> second = {{"k", "poison", {}, 0}};
+    for (int p = 0; p < 4; ++p) second.push_back({"k", "after-" + std::to_string(p), {}, p});
+    produce(broker.bootstrap(), "in", second);
+    REQUIRE(a.read_until([](auto& r) { return r.size() >= 8; }, 30s));
+    REQUIRE(b.read_until([](auto& r) { return r.size() >= 8; }, 30s));
+    CHECK(host->count_in_log("[single] instance created") == 4 + 1);
+    CHECK(host->count_in_log("[every] instance created") == 4 + 4);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("then: crash stops the host with exit code 1 and never commits the event") {
+    Broker broker;
+    for (auto t : {"in", "out_a", "out_b"}) broker.create_topic(t, 4);
+    TempDir dir;
+    auto yaml = fan_out_pipeline("crash", "    on_error: {retry: 1, then: crash}\n"
+                                          "    supervisor: {max_restarts: 10, backoff: 1ms}\n");
+    auto host = start_host(dir.write("p.yaml", yaml), broker.bootstrap(), dir.path() / "host.log");
+    produce(broker.bootstrap(), "in", inputs());
+    REQUIRE(host->wait(60s) == 1);
+    CHECK(host->log().find("agent flaky failed at in[") != std::string::npos);
+    CHECK(host->log().find("after 2 attempt(s) and its policy is crash: poisoned event") != std::string::npos);
+
+    TopicReader in(broker.bootstrap(), "in", 4);
+    REQUIRE(in.read_until([](auto& r) { return r.size() >= kEvents; }, 30s));
+    for (const auto& r : in.records())
+        if (r.value == "poison-" + std::to_string(kPoison)) {
+            auto committed = committed_offsets(broker.bootstrap(), "crash", "in", 4);
+            CHECK(committed[r.partition] <= r.offset);
+        }
+}

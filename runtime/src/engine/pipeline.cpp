@@ -206,6 +206,7 @@ Status Pipeline::ensure_internal_topic(const std::string& name, int partitions) 
 }
 
 Status Pipeline::start() {
+    started_ = true;  // from here on stop() has something to undo, even if start fails part way
     const std::map<std::string, std::string> common = {
         {"bootstrap.servers", bootstrap_},
         {"client.id", "mephisto-" + config_.app_id},
@@ -314,7 +315,7 @@ Status Pipeline::start() {
 }
 
 void Pipeline::stop() {
-    if (stopped_) return;
+    if (stopped_ || !started_) return;  // `validate` builds pipelines it never starts
     stopped_ = true;
     stopping_ = true;
     const auto deadline = Clock::now() + config_.shutdown_timeout;

@@ -208,6 +208,7 @@ private:
     mutable std::mutex failure_mutex_;
     std::string failure_;
     std::atomic<bool> idle_reported_{false};
+    bool started_ = false;
     bool stopped_ = false;
 };
 

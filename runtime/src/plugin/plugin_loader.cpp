@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cstring>
 #include <fstream>
+#include <mutex>
 #include <set>
 
 #include "common/logging.hpp"
@@ -78,6 +79,10 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
             return make_error(where + "not an ELF shared object");
     }
 
+    // One load at a time per process: the per-process copy folder is removed when empty, and a concurrent
+    // load must not see it vanish between creating it and copying into it.
+    static std::mutex copy_mutex;
+    std::unique_lock copy_lock(copy_mutex);
     auto dir = copy_dir();
     if (!dir) return make_error(where + dir.error());
     auto copy = *dir / (std::to_string(g_copy_counter.fetch_add(1)) + "-" + path.filename().string());
@@ -88,6 +93,8 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
     void* handle = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
     // The mapping keeps the image alive; the name stays known to the dynamic loader for the unload check.
     std::filesystem::remove(copy, ec);
+    std::filesystem::remove(*dir, ec);  // only when empty: nothing is left behind in the temp folder
+    copy_lock.unlock();
     if (!handle) {
         std::string err = cstr(dlerror());
         // dlerror names the private copy; the user knows the original file.
