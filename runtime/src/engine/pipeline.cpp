@@ -356,7 +356,10 @@ void Pipeline::stop() {
 
         // 4. Leave the group without waiting longer than the budget allows (the broker may be gone).
         rd_kafka_queue_t* q = rd_kafka_queue_new(consumer_.get());
-        if (rd_kafka_consumer_close_queue(consumer_.get(), q) == nullptr) {
+        if (rd_kafka_error_t* error = rd_kafka_consumer_close_queue(consumer_.get(), q)) {
+            log_->warn("leaving the consumer group: {}", rd_kafka_error_string(error));
+            rd_kafka_error_destroy(error);
+        } else {
             while (!rd_kafka_consumer_closed(consumer_.get()) && remaining().count() > 0) {
                 rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 100);
                 if (!ev) continue;
@@ -386,7 +389,8 @@ void Pipeline::stop() {
         }
         producer_->stop();
     }
-    consumer_.reset();  // every message was released above, so destroy does not wait on the application
+    // Every message was released above, so destroy does not wait on the application; the close was already
+    // attempted within the budget and must not be retried without one.
     if (consumer_) rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     producer_.reset();
     retired_.clear();
@@ -417,8 +421,10 @@ size_t Pipeline::assigned_partitions() const {
 void Pipeline::consume_loop() {
     auto last_commit = Clock::now();
     std::set<std::string> missing_topics_reported;
+    bool any_paused = false;
     while (consuming_) {
-        rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), 100);
+        // While a partition is paused, come back quickly to resume it: a 100 ms wait lets the lanes run dry.
+        rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), any_paused ? 1 : 100);
         for (int n = 0; msg; ++n) {
             if (msg->err) {
                 if (msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || msg->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
@@ -436,7 +442,7 @@ void Pipeline::consume_loop() {
             if (n >= kPollBurst) break;
             msg = rd_kafka_consumer_poll(consumer_.get(), 0);
         }
-        apply_backpressure();
+        any_paused = apply_backpressure();
         if (Clock::now() - last_commit >= config_.commit_interval) {
             commit(false, milliseconds(0));
             last_commit = Clock::now();
@@ -483,12 +489,14 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
     }
 }
 
-void Pipeline::apply_backpressure() {
+bool Pipeline::apply_backpressure() {
     std::lock_guard lock(partitions_mutex_);
+    bool any_paused = false;
     for (auto& [key, ps] : partitions_) {
         const int64_t unfinished = ps->unfinished.load(std::memory_order_relaxed);
         const bool pause = !ps->paused && unfinished > kPauseAbove;
         const bool resume = ps->paused && unfinished < kResumeBelow;
+        any_paused = any_paused || (ps->paused && !resume) || pause;
         if (!pause && !resume) continue;
         rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second);
@@ -498,6 +506,7 @@ void Pipeline::apply_backpressure() {
         ps->paused = pause;
         log_->debug("{} {}[{}]: {} unfinished", pause ? "paused" : "resumed", key.first, key.second, unfinished);
     }
+    return any_paused;
 }
 
 void Pipeline::commit(bool sync, milliseconds timeout) {

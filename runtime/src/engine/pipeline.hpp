@@ -150,7 +150,7 @@ private:
     void assign(const rd_kafka_topic_partition_list_t* partitions);
     void revoke_all(std::chrono::milliseconds budget);
     void commit(bool sync, std::chrono::milliseconds timeout);
-    void apply_backpressure();
+    bool apply_backpressure();  // true while some partition stays paused
 
     // workers
     void worker_loop();
