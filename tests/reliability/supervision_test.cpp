@@ -178,8 +178,12 @@ TEST_CASE("one_for_one re-creates only the failed instance, one_for_all re-creat
     CHECK(host->count_in_log("[single] instance created") == 4);
     CHECK(host->count_in_log("[every] instance created") == 4);
 
-    // A poisoned event on partition 0, then one more event on every partition.
-    std::vector<Message> second = {{"k", "poison", {}, 0}};
+    // A poisoned event on partition 0; once both agents restarted for it, one more event on every partition
+    // (an instance of one_for_all re-creates when it next runs, so each partition needs an event after it).
+    produce(broker.bootstrap(), "in", {{"k", "poison", {}, 0}});
+    REQUIRE(host->await_log("agent single failed at in[0]", 30s));
+    REQUIRE(host->await_log("agent every failed at in[0]", 30s));
+    std::vector<Message> second;
     for (int p = 0; p < 4; ++p) second.push_back({"k", "after-" + std::to_string(p), {}, p});
     produce(broker.bootstrap(), "in", second);
     REQUIRE(a.read_until([](auto& r) { return r.size() >= 8; }, 30s));
