@@ -4,6 +4,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <link.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,27 +35,7 @@ const fs::path kFixtures = MEPHISTO_ABI_FIXTURE_DIR;
 
 fs::path fixture(const std::string& name) { return kFixtures / (name + ".so"); }
 
-// A unique temporary directory, removed with its contents at scope exit.
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<int> counter{0};
-        std::random_device rd;
-        path_ = fs::temp_directory_path() / ("mephisto-loader-test-" + std::to_string(::getpid()) + "-" +
-                                             std::to_string(counter++) + "-" + std::to_string(rd()));
-        fs::create_directories(path_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
+using mephisto::test::TempDir;
 
 // How many images the dynamic loader has mapped whose file name ends in `suffix`. The loader maps private
 // copies named "<n>-<file>", so "-good.so" counts the loaded instances of good.so, independently of what

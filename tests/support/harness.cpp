@@ -25,24 +25,6 @@ bool await(const std::function<bool()>& condition, std::chrono::milliseconds tim
     }
 }
 
-TempDir::TempDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() /
-            ("mephisto-test-" + std::to_string(getpid()) + "-" + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-}
-
-TempDir::~TempDir() {
-    std::error_code ec;
-    if (!std::getenv("MEPHISTO_KEEP_TEST_DIRS")) std::filesystem::remove_all(path_, ec);
-}
-
-std::filesystem::path TempDir::write(const std::string& name, const std::string& content) const {
-    auto p = path_ / name;
-    std::ofstream(p) << content;
-    return p;
-}
-
 Broker::Broker() {
     auto b = EmbeddedBroker::start(0, 1);
     if (!b) throw std::runtime_error(b.error());

@@ -18,6 +18,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "kafka/embedded_broker.hpp"
+#include "temp_dir.hpp"
 
 namespace mephisto::test {
 
@@ -26,18 +27,6 @@ using Seconds = std::chrono::seconds;
 
 // Polls `condition` every 20 ms until it holds or `timeout` passes. Returns whether it held.
 bool await(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
-
-// A fresh directory under the system temp dir, removed with the object.
-class TempDir {
-public:
-    TempDir();
-    ~TempDir();
-    const std::filesystem::path& path() const { return path_; }
-    std::filesystem::path write(const std::string& name, const std::string& content) const;
-
-private:
-    std::filesystem::path path_;
-};
 
 // The broker every host of a test connects to. Lives in the test process, so hosts can die and restart
 // around it without losing topics or committed offsets.

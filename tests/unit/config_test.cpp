@@ -3,6 +3,8 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <unistd.h>
 
 #include <atomic>
@@ -20,33 +22,13 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// A unique temporary directory, removed with everything in it at scope exit.
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<int> counter{0};
-        std::random_device rd;
-        path_ = fs::temp_directory_path() / ("mephisto-config-test-" + std::to_string(::getpid()) + "-" +
-                                             std::to_string(counter++) + "-" + std::to_string(rd()));
-        fs::create_directories(path_);
-    }
-    ~TempDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    const fs::path& path() const { return path_; }
+using mephisto::test::TempDir;
 
-    // Creates <dir>/<name>.so (the loader only checks that it exists).
-    void plugin(const fs::path& dir, const std::string& name) const {
-        fs::create_directories(dir);
-        std::ofstream(dir / (name + ".so")) << "not really a shared object";
-    }
-
-private:
-    fs::path path_;
-};
+// Creates <dir>/<name>.so (the config loader only checks that it exists).
+void make_plugin_file(const fs::path& dir, const std::string& name) {
+    fs::create_directories(dir);
+    std::ofstream(dir / (name + ".so")) << "not really a shared object";
+}
 
 // One YAML line per element, so a test's line numbers are its element indices + 1.
 std::string yaml(std::initializer_list<std::string> lines) {
@@ -59,8 +41,8 @@ std::string yaml(std::initializer_list<std::string> lines) {
 struct Fixture {
     TempDir tmp;
     Fixture() {
-        tmp.plugin(tmp.path() / "plugins.d", "p");
-        tmp.plugin(tmp.path() / "plugins.d", "shop");
+        make_plugin_file(tmp.path() / "plugins.d", "p");
+        make_plugin_file(tmp.path() / "plugins.d", "shop");
     }
     Result<PipelineConfig> load(const std::string& text) const {
         return load_config_text(text, "pipeline.yaml", tmp.path());
@@ -93,7 +75,7 @@ struct Fixture {
 
 TEST_CASE("config: a full pipeline parses into the right model") {
     Fixture f;
-    f.tmp.plugin(f.tmp.path() / "lib", "shop");
+    make_plugin_file(f.tmp.path() / "lib", "shop");
     auto c = f.ok(yaml({
         "app:",
         "  id: shop",
@@ -328,12 +310,12 @@ TEST_CASE("config: broker forms") {
 TEST_CASE("config: plugins.dir: relative to the file's folder, or absolute") {
     Fixture f;
     TempDir elsewhere;
-    elsewhere.plugin(elsewhere.path(), "p");
+    make_plugin_file(elsewhere.path(), "p");
     auto c = f.ok(yaml({"app: shop", "plugins: {dir: " + elsewhere.path().string() + "}", "topics:", "  t:",
                         "agents:", "  a:", "    plugin: p", "    from: t"}));
     CHECK(c.plugin_dir == elsewhere.path().lexically_normal());
 
-    f.tmp.plugin(f.tmp.path() / "build" / "plugins", "p");
+    make_plugin_file(f.tmp.path() / "build" / "plugins", "p");
     auto d = f.ok(yaml({"app: shop", "plugins: {dir: ./build/../build/plugins}", "topics:", "  t:", "agents:",
                         "  a:", "    plugin: p", "    from: t"}));
     CHECK(d.plugin_dir == f.tmp.path() / "build" / "plugins");  // normalised
@@ -485,7 +467,7 @@ TEST_CASE("config: missing plugin file") {
                   "plugins: {dir: " + dir + "}"}),
             6, 13, {"agents.a.plugin: plugin 'p' not found: no file " + (empty.path() / "p.so").string()});
     // The same pipeline with the file present loads.
-    empty.plugin(empty.path(), "p");
+    make_plugin_file(empty.path(), "p");
     f.ok(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders",
                "plugins: {dir: " + dir + "}"}));
     // A timer's plugin is checked too.
