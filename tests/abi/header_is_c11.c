@@ -18,7 +18,7 @@ _Static_assert(MPH_LOG_TRACE == 0 && MPH_LOG_DEBUG == 1 && MPH_LOG_INFO == 2 && 
 _Static_assert(MPH_PARTITION_ANY == -1, "MPH_PARTITION_ANY is stable");
 _Static_assert(sizeof(mph_status) == 4, "mph_status is 32 bits");
 
-/* --- the 1.0 layout on LP64 (x86_64, aarch64): appended members leave these offsets alone ---------------- */
+/* --- the released layouts on LP64 (x86_64, aarch64): appended members leave these offsets alone ---------- */
 #if UINTPTR_MAX == 0xffffffffffffffffu
 _Static_assert(offsetof(mph_header, value_len) == 24 && sizeof(mph_header) == 32, "mph_header layout");
 _Static_assert(offsetof(mph_event, topic) == 8 && offsetof(mph_event, partition) == 16 &&
@@ -36,6 +36,10 @@ _Static_assert(offsetof(mph_host_api, abi_major) == 8 && offsetof(mph_host_api, 
                    offsetof(mph_host_api, forward) == 56 && offsetof(mph_host_api, partition) == 64 &&
                    offsetof(mph_host_api, agent_name) == 72,
                "mph_host_api 1.0 layout");
+_Static_assert(offsetof(mph_host_api, table) == 80 && offsetof(mph_host_api, table_get) == 88 &&
+                   offsetof(mph_host_api, table_put) == 96 && offsetof(mph_host_api, table_delete) == 104 &&
+                   offsetof(mph_host_api, table_add) == 112 && offsetof(mph_host_api, table_iterate) == 120,
+               "mph_host_api 1.1 layout (tables)");
 _Static_assert(offsetof(mph_param_spec, name) == 8 && offsetof(mph_param_spec, default_value) == 24 &&
                    offsetof(mph_param_spec, required) == 32,
                "mph_param_spec layout");
@@ -112,6 +116,34 @@ static const mph_plugin_descriptor plugin = {sizeof(mph_plugin_descriptor),
                                              init,
                                              fini};
 
+/* The table visitor has the mph_table_visit_fn type (since 1.1). */
+static mph_status visit(void* user, const void* key, size_t key_len, const void* value, size_t value_len) {
+    (void)key;
+    (void)value;
+    *(size_t*)user += key_len + value_len;
+    return MPH_OK;
+}
+
+/* The table functions (since 1.1), called with their exact types, behind their MPH_HAS_MEMBER check. */
+static mph_status use_tables(const mph_host_api* api, mph_agent_ctx* ctx) {
+    const mph_table_visit_fn visitor = visit;
+    mph_table* table;
+    const void* value = NULL;
+    size_t value_len = 0;
+    size_t visited = 0;
+    int64_t count = 0;
+    mph_status status;
+    if (!MPH_HAS_MEMBER(mph_host_api, api, table_iterate)) return MPH_ERR_UNSUPPORTED;
+    table = api->table(ctx, "counts");
+    if (table == NULL) return MPH_ERR_NOT_FOUND;
+    status = api->table_get(ctx, table, "key", 3, &value, &value_len);
+    if (status == MPH_OK) status = api->table_put(ctx, table, "key", 3, "\0\0\0\0\0\0\0\1", 8);
+    if (status == MPH_OK) status = api->table_add(ctx, table, "key", 3, 1, &count);
+    if (status == MPH_OK) status = api->table_delete(ctx, table, "key", 3);
+    if (status == MPH_OK) status = api->table_iterate(ctx, table, visitor, &visited);
+    return status;
+}
+
 /* Every host function, called with its exact types. */
 static mph_status use_host(const mph_host_api* api, mph_agent_ctx* ctx) {
     const mph_header header = {"name", 4, "value", 5};
@@ -125,6 +157,7 @@ static mph_status use_host(const mph_host_api* api, mph_agent_ctx* ctx) {
     mph_status status = api->emit(ctx, &message);
     if (status == MPH_OK) status = api->send(ctx, "topic", 5, &message);
     if (status == MPH_OK) status = api->forward(ctx);
+    if (status == MPH_OK) status = use_tables(api, ctx);
     return value != NULL && agent_name != NULL && partition >= MPH_PARTITION_ANY ? status : MPH_ERR_NOT_FOUND;
 }
 

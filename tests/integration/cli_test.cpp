@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "harness.hpp"
+#include "mephisto/mephisto.h"
 
 using namespace mephisto::test;
 
@@ -83,7 +84,8 @@ TEST_CASE("plugin inspect shows agents and params, and refuses a bad file with t
     std::string out;
     CHECK(run({"plugin", "inspect", (test_plugin_dir() / "test_agents.so").string()}, dir, out) == 0);
     CHECK(out.find("plugin  test_agents 1.0.0") != std::string::npos);
-    CHECK(out.find("abi     1.0") != std::string::npos);
+    const std::string abi = std::to_string(MPH_ABI_VERSION_MAJOR) + "." + std::to_string(MPH_ABI_VERSION_MINOR);
+    CHECK(out.find("abi     " + abi + " (host " + abi + ")") != std::string::npos);
     CHECK(out.find("param delay_ms [default: 0]: sleep before each event") != std::string::npos);
     CHECK(out.find("param topic (required)") != std::string::npos);
     auto bogus = dir.write("bogus.so", "this is text, not a shared object\n");

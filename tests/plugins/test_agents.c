@@ -4,7 +4,9 @@
  *             param fail_on: a value containing this text makes the instance fail (MPH_FATAL);
  *             param retry_on: a value containing this text gets MPH_RETRY;
  *             param drop_on: a value containing this text is finished without output (a filter).
- *  - tick:    a timer agent that sends "tick <n>" to the topic named by param topic. */
+ *  - tick:    a timer agent that sends "tick <n>" to the topic named by param topic.
+ *  - count:   counts each event's value in the int64 table `counts` (Faust's word count); a value
+ *             "delete:<word>" deletes <word> instead. */
 #define _POSIX_C_SOURCE 200809L
 #include <mephisto/mephisto.h>
 
@@ -98,6 +100,32 @@ static mph_status tick_on_timer(void* instance, mph_agent_ctx* ctx, const char* 
     return api->send(ctx, topic, strlen(topic), &m);
 }
 
+typedef struct count_state {
+    mph_table* counts;
+} count_state;
+
+static mph_status count_create(mph_agent_ctx* ctx, void** instance) {
+    count_state* s = calloc(1, sizeof *s);
+    static const char msg[] = "the agent must declare the table `counts`";
+    if (!s) return MPH_FATAL;
+    if (!MPH_HAS_MEMBER(mph_host_api, api, table_iterate) || !(s->counts = api->table(ctx, "counts"))) {
+        free(s);
+        api->set_error(ctx, msg, sizeof msg - 1);
+        return MPH_FATAL;
+    }
+    *instance = s;
+    return MPH_OK;
+}
+
+static mph_status count_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
+    count_state* s = instance;
+    static const char del[] = "delete:";
+    if (!ev->value) return MPH_OK;
+    if (ev->value_len > sizeof del - 1 && memcmp(ev->value, del, sizeof del - 1) == 0)
+        return api->table_delete(ctx, s->counts, (const char*)ev->value + sizeof del - 1, ev->value_len - (sizeof del - 1));
+    return api->table_add(ctx, s->counts, ev->value, ev->value_len, 1, NULL);
+}
+
 static const mph_param_spec p_delay = {sizeof(mph_param_spec), "delay_ms", "sleep before each event", "0", false};
 static const mph_param_spec p_fail = {sizeof(mph_param_spec), "fail_on", "fail on values containing this", NULL, false};
 static const mph_param_spec p_retry = {sizeof(mph_param_spec), "retry_on", "retry values containing this", NULL, false};
@@ -129,7 +157,16 @@ static const mph_agent_descriptor tick_agent = {
     .on_timer = tick_on_timer,
 };
 
-static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent};
+static const mph_agent_descriptor count_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "count",
+    .description = "counts event values in the table `counts`",
+    .create = count_create,
+    .destroy = free,
+    .on_event = count_on_event,
+};
+
+static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent, &count_agent};
 
 static const mph_plugin_descriptor plugin = {
     .struct_size = sizeof(mph_plugin_descriptor),
@@ -139,7 +176,7 @@ static const mph_plugin_descriptor plugin = {
     .version = "1.0.0",
     .description = "agents for Mephisto's own tests",
     .agents = agents,
-    .agent_count = 2,
+    .agent_count = 3,
 };
 
 MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(uint32_t major, uint32_t minor, const mph_host_api* host,

@@ -141,6 +141,11 @@ std::string load_error(const std::string& agent_name = "echo") {
     return "(loaded)";
 }
 
+// The version this SDK's header declares and the driver offers, as "1.1".
+std::string abi_version(uint32_t major = MPH_ABI_VERSION_MAJOR, uint32_t minor = MPH_ABI_VERSION_MINOR) {
+    return std::to_string(major) + "." + std::to_string(minor);
+}
+
 } // namespace
 
 TEST_CASE("driver: the lifecycle runs in host order: entry, init, create, assigned ... revoked, destroy, fini") {
@@ -151,11 +156,11 @@ TEST_CASE("driver: the lifecycle runs in host order: entry, init, create, assign
         CHECK(driver.send(mephisto::testing::TestEvent{.value = "b", .offset = 40}) == MPH_OK);
         CHECK(driver.send("c") == MPH_OK);
     }
-    CHECK(calls == std::vector<std::string>{"entry 1.0", "init", "create 2", "assigned 2", "event in 0", "event in 40",
-                                            "event in 41", "revoked 2", "destroy", "fini"});
+    CHECK(calls == std::vector<std::string>{"entry " + abi_version(), "init", "create 2", "assigned 2", "event in 0",
+                                            "event in 40", "event in 41", "revoked 2", "destroy", "fini"});
 }
 
-TEST_CASE("driver: the host table is a complete 1.0 table") {
+TEST_CASE("driver: the host table is a complete 1.1 table") {
     reset();
     AgentDriver driver(fake_entry, "echo");
     REQUIRE(host != nullptr);
@@ -171,6 +176,13 @@ TEST_CASE("driver: the host table is a complete 1.0 table") {
     CHECK((host->forward != nullptr));
     CHECK((host->partition != nullptr));
     CHECK((host->agent_name != nullptr));
+    CHECK(MPH_HAS_MEMBER(mph_host_api, host, table_iterate));
+    CHECK((host->table != nullptr));
+    CHECK((host->table_get != nullptr));
+    CHECK((host->table_put != nullptr));
+    CHECK((host->table_delete != nullptr));
+    CHECK((host->table_add != nullptr));
+    CHECK((host->table_iterate != nullptr));
 }
 
 TEST_CASE("driver: refuses plugins the way the host does, with a clear message") {
@@ -180,11 +192,13 @@ TEST_CASE("driver: refuses plugins the way the host does, with a clear message")
 
     reset();
     plugin.abi_major = 2;
-    CHECK(load_error() == "plugin was built for ABI 2.0, the host has ABI 1.0 (major versions differ)");
+    CHECK(load_error() == "plugin was built for ABI " + abi_version(2) + ", the host has ABI " + abi_version() +
+                              " (major versions differ)");
 
     reset();
     plugin.abi_minor = MPH_ABI_VERSION_MINOR + 1;
-    CHECK(load_error() == "plugin was built for ABI 1.1, newer than the host's ABI 1.0");
+    CHECK(load_error() == "plugin was built for ABI " + abi_version(1, MPH_ABI_VERSION_MINOR + 1) +
+                              ", newer than the host's ABI " + abi_version());
 
     reset();
     plugin.struct_size = offsetof(mph_plugin_descriptor, name);
@@ -216,7 +230,7 @@ TEST_CASE("driver: reads only the agent members the plugin's struct_size covers"
         CHECK((driver.agent().on_assigned == nullptr));
         CHECK((driver.agent().on_revoked == nullptr));
     }
-    CHECK(calls == std::vector<std::string>{"entry 1.0", "init", "create 0", "destroy", "fini"});
+    CHECK(calls == std::vector<std::string>{"entry " + abi_version(), "init", "create 0", "destroy", "fini"});
 }
 
 TEST_CASE("driver: host calls with a ctx kept past its callback are MPH_ERR_STATE") {

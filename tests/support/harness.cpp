@@ -101,7 +101,8 @@ void produce_sequence(const std::string& bootstrap, const std::string& topic, in
     produce(bootstrap, topic, messages);
 }
 
-TopicReader::TopicReader(const std::string& bootstrap, const std::string& topic, int partitions) {
+TopicReader::TopicReader(const std::string& bootstrap, const std::string& topic, int partitions)
+    : bootstrap_(bootstrap), topic_(topic), partitions_(partitions) {
     rk_ = make(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap},
                                    {"group.id", "test-reader"},  // required by librdkafka; never joined
                                    {"enable.auto.commit", "false"},
@@ -146,6 +147,17 @@ bool TopicReader::read_until(const std::function<bool(const std::vector<Record>&
         rd_kafka_message_destroy(m);
     }
     return true;
+}
+
+bool TopicReader::read_to_end(std::chrono::milliseconds timeout) {
+    const auto ends = end_offsets(bootstrap_, topic_, partitions_);
+    return read_until([&](const std::vector<Record>& records) {
+        std::map<int32_t, int64_t> next;
+        for (const auto& r : records) next[r.partition] = std::max(next[r.partition], r.offset + 1);
+        for (auto [p, end] : ends)
+            if (next[p] < end) return false;
+        return true;
+    }, timeout);
 }
 
 void TopicReader::read_for(std::chrono::milliseconds quiet) {

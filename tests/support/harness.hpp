@@ -74,6 +74,8 @@ public:
     ~TopicReader();
     // Reads until `condition(records)` holds or the timeout passes; returns whether it held.
     bool read_until(const std::function<bool(const std::vector<Record>&)>& condition, std::chrono::milliseconds timeout);
+    // Reads until every partition's records reach the end offsets captured now; false on timeout.
+    bool read_to_end(std::chrono::milliseconds timeout);
     // Reads whatever arrives within `quiet` (to check nothing more comes).
     void read_for(std::chrono::milliseconds quiet);
     const std::vector<Record>& records() const { return records_; }
@@ -82,6 +84,8 @@ public:
 
 private:
     rd_kafka_t* rk_ = nullptr;
+    std::string bootstrap_, topic_;
+    int partitions_ = 0;
     std::vector<Record> records_;
 };
 

@@ -370,7 +370,7 @@ TEST_CASE("config: unknown key inside an agent") {
                   "    form: orders"}),
             8, 5,
             {"unknown key 'form' in agents.a",
-             "(expected one of: plugin, agent, from, sinks, params, on_error, supervisor)"});
+             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor)"});
 }
 
 TEST_CASE("config: wrong type: partitions: many") {

@@ -22,6 +22,9 @@ struct Mark {
 };
 
 enum class Codec { raw, json };
+// The value codec of a table: how values are encoded in the store, the changelog and the ABI.
+enum class ValueCodec { raw, int64, dbl, json };
+enum class StoreKind { rocksdb, memory };
 enum class ThenPolicy { skip, dead_letter, crash };
 enum class Strategy { one_for_one, one_for_all };
 
@@ -49,12 +52,26 @@ struct SupervisorSpec {
     Millis backoff_max{10'000};
 };
 
+// A table (Faust's Table): host-owned state, sharded like the sources of the agents that use it, changelogged
+// to <app>-<name>-changelog and recovered from it.
+struct TableSpec {
+    std::string name;
+    StoreKind store = StoreKind::rocksdb;
+    ValueCodec value = ValueCodec::raw;
+    std::optional<std::string> default_value;  // encoded in `value`'s codec
+    int partitions = 0;  // 0: those of the source topics of the agents using it
+    std::map<std::string, std::string> rocksdb_options;  // RocksDB DBOptions/ColumnFamilyOptions by name
+    std::string changelog_topic;
+    Mark mark;
+};
+
 struct AgentSpec {
     std::string name;    // the YAML key: unique within the pipeline
     std::string plugin;  // plugin file stem: <plugin dir>/<plugin>.so
     std::string agent;   // agent name inside the plugin
     std::vector<std::string> from;
     std::vector<std::string> sinks;
+    std::vector<std::string> tables;
     std::map<std::string, std::string> params;
     ErrorPolicy on_error;
     SupervisorSpec supervisor;
@@ -86,16 +103,19 @@ struct PipelineConfig {
     int app_version = 1;
     BrokerSpec broker;
     std::filesystem::path plugin_dir;  // absolute
+    std::filesystem::path state_dir;   // absolute; tables live in <state_dir>/<table>
     Millis commit_interval{1000};
     Millis shutdown_timeout{30'000};
     int workers = 2;
     std::map<std::string, std::string> consumer_properties;
     std::map<std::string, std::string> producer_properties;
     std::vector<TopicSpec> topics;  // declaration order
+    std::vector<TableSpec> tables;
     std::vector<AgentSpec> agents;
     std::vector<TimerSpec> timers;
 
     const TopicSpec* topic(const std::string& name) const;
+    const TableSpec* table(const std::string& name) const;
     // Topics some agent reads (the consumer subscribes to exactly these).
     std::vector<std::string> source_topics() const;
 };

@@ -1,6 +1,7 @@
 // Loads a pipeline YAML file into a validated PipelineConfig. One error per failure, naming file, line and
 // column and what was expected (RELIABILITY.md 38). yaml-cpp throws; those exceptions stop at this file's
 // edge and become a Result.
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 #include <functional>
@@ -17,6 +18,12 @@ std::string Mark::str() const { return file + ":" + std::to_string(line) + ":" +
 
 const TopicSpec* PipelineConfig::topic(const std::string& name) const {
     for (const auto& t : topics)
+        if (t.name == name) return &t;
+    return nullptr;
+}
+
+const TableSpec* PipelineConfig::table(const std::string& name) const {
+    for (const auto& t : tables)
         if (t.name == name) return &t;
     return nullptr;
 }
@@ -247,9 +254,10 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
     c.plugin_dir = base_dir / "plugins.d";
     if (root.IsNull()) r.fail(root, "the file is empty: expected a pipeline with app, topics and agents");
     auto top = r.entries(root, "the pipeline",
-                         {"app", "broker", "processing_guarantee", "plugins", "commit_interval", "shutdown_timeout",
-                          "workers", "consumer", "producer", "topics", "agents", "timers"});
-    YAML::Node topics_node, agents_node, timers_node;
+                         {"app", "broker", "processing_guarantee", "plugins", "state_dir", "commit_interval",
+                          "shutdown_timeout", "workers", "consumer", "producer", "topics", "tables", "agents", "timers"});
+    YAML::Node topics_node, tables_node, agents_node, timers_node, state_node;
+    bool have_state_dir = false;  // (a default-constructed YAML::Node converts to true)
     bool have_app = false;
     for (auto& [key, v] : top) {
         if (key == "app") {
@@ -286,8 +294,13 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             c.consumer_properties = r.scalar_map(v, "consumer");
         } else if (key == "producer") {
             c.producer_properties = r.scalar_map(v, "producer");
+        } else if (key == "state_dir") {
+            state_node = v;
+            have_state_dir = true;
         } else if (key == "topics") {
             topics_node = v;
+        } else if (key == "tables") {
+            tables_node = v;
         } else if (key == "agents") {
             agents_node = v;
         } else if (key == "timers") {
@@ -314,6 +327,69 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
         }
     }
 
+    // Faust's default datadir is "<app id>-data" beside the application.
+    if (have_state_dir) {
+        std::filesystem::path dir = r.string(state_node, "state_dir");
+        c.state_dir = dir.is_absolute() ? dir : base_dir / dir;
+    } else {
+        c.state_dir = base_dir / (c.app_id + "-data");
+    }
+    c.state_dir = c.state_dir.lexically_normal();
+
+    if (tables_node && !tables_node.IsNull()) {
+        for (auto& [name, v] : r.entries(tables_node, "tables")) {
+            TableSpec t;
+            t.name = name;
+            for (char ch : name)
+                if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.'))
+                    r.fail(v, "table name '" + name + "' may only contain letters, digits, '_', '-' and '.'");
+            t.mark = r.mark_of(v);
+            t.changelog_topic = c.app_id + "-" + name + "-changelog";
+            const std::string what = "tables." + name;
+            YAML::Node default_node;
+            bool have_default = false;  // (a default-constructed YAML::Node converts to true)
+            if (!v.IsNull()) {
+                for (auto& [k2, v2] : r.entries(v, what, {"store", "value", "default", "partitions", "options"})) {
+                    if (k2 == "store")
+                        t.store = r.choice<StoreKind>(v2, what + ".store",
+                                                      {{"rocksdb", StoreKind::rocksdb}, {"memory", StoreKind::memory}});
+                    else if (k2 == "value")
+                        t.value = r.choice<ValueCodec>(v2, what + ".value",
+                                                       {{"raw", ValueCodec::raw}, {"bytes", ValueCodec::raw},
+                                                        {"int64", ValueCodec::int64}, {"double", ValueCodec::dbl},
+                                                        {"json", ValueCodec::json}});
+                    else if (k2 == "default") { default_node = v2; have_default = true; }
+                    else if (k2 == "partitions") t.partitions = static_cast<int>(r.integer(v2, what + ".partitions", 1, 100'000));
+                    else t.rocksdb_options = r.scalar_map(v2, what + ".options");
+                }
+            }
+            if (have_default) {
+                if (!default_node.IsScalar()) r.fail(default_node, what + ".default must be a single value");
+                const std::string& text = default_node.Scalar();
+                if (t.value == ValueCodec::int64) {
+                    auto n = r.integer(default_node, what + ".default", INT64_MIN, INT64_MAX);
+                    std::string enc(8, '\0');
+                    for (int i = 0; i < 8; ++i) enc[i] = static_cast<char>((static_cast<uint64_t>(n) >> (56 - 8 * i)) & 0xff);
+                    t.default_value = enc;
+                } else if (t.value == ValueCodec::dbl) {
+                    char* end = nullptr;
+                    double d = std::strtod(text.c_str(), &end);
+                    if (end == text.c_str() || *end) r.fail(default_node, what + ".default must be a number");
+                    uint64_t bits;
+                    std::memcpy(&bits, &d, 8);
+                    std::string enc(8, '\0');
+                    for (int i = 0; i < 8; ++i) enc[i] = static_cast<char>((bits >> (56 - 8 * i)) & 0xff);
+                    t.default_value = enc;
+                } else {
+                    t.default_value = text;
+                }
+            } else if (t.value == ValueCodec::int64) {
+                t.default_value = std::string(8, '\0');  // Faust's Table(default=int): counters start at 0
+            }
+            c.tables.push_back(std::move(t));
+        }
+    }
+
     std::set<std::string> agent_names;
     auto check_topics = [&](const YAML::Node& node, const std::vector<std::string>& list, const std::string& what) {
         for (size_t i = 0; i < list.size(); ++i)
@@ -337,11 +413,13 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             YAML::Node from_node, sinks_node, plugin_node;
             // A default-constructed YAML::Node is a defined null node, so `!node` cannot tell "absent".
             bool have_agent = false, have_plugin = false, have_from = false;
-            for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "params", "on_error", "supervisor"})) {
+            YAML::Node tables_ref;
+            for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "tables", "params", "on_error", "supervisor"})) {
                 if (k2 == "plugin") { a.plugin = r.name(v2, what + ".plugin"); a.plugin_mark = r.mark_of(v2); plugin_node = v2; have_plugin = true; }
                 else if (k2 == "agent") { a.agent = r.name(v2, what + ".agent"); a.agent_mark = r.mark_of(v2); have_agent = true; }
                 else if (k2 == "from") { a.from = r.names(v2, what + ".from"); from_node = v2; have_from = true; }
                 else if (k2 == "sinks") { a.sinks = r.names(v2, what + ".sinks"); sinks_node = v2; }
+                else if (k2 == "tables") { a.tables = r.names(v2, what + ".tables"); tables_ref = v2; }
                 else if (k2 == "params") a.params = r.scalar_map(v2, what + ".params");
                 else if (k2 == "on_error") a.on_error = read_error_policy(r, v2, what + ".on_error");
                 else if (k2 == "supervisor") a.supervisor = read_supervisor(r, v2, what + ".supervisor");
@@ -350,6 +428,10 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             if (!have_from) r.fail(v, what + " needs 'from' (the topic it reads)");
             if (!have_agent) { a.agent = a.name; a.agent_mark = a.plugin_mark; }
             check_topics(from_node, a.from, what + ".from");
+            for (size_t i = 0; i < a.tables.size(); ++i)
+                if (!c.table(a.tables[i]))
+                    r.fail(tables_ref.IsSequence() ? tables_ref[i] : tables_ref,
+                           what + ".tables names table '" + a.tables[i] + "', which is not declared under tables");
             if (sinks_node) check_topics(sinks_node, a.sinks, what + ".sinks");
             check_plugin(plugin_node, a.plugin, what + ".plugin");
             if (a.on_error.then == ThenPolicy::dead_letter && a.on_error.dead_letter_topic.empty())

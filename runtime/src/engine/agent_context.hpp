@@ -2,6 +2,7 @@
 // The host side of the opaque mph_agent_ctx handle: what a host function needs to know about the instance
 // calling it. One per agent instance (lane) and one per timer; only the thread running that instance's
 // callback touches it (ABI convention 7).
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -15,6 +16,15 @@
 namespace mephisto {
 class Pipeline;
 struct InFlight;
+class TableStore;
+class TableShard;
+
+// A table an instance may use, bound to the shard of the instance's partition. mph_table* points at one.
+struct TableBinding {
+    std::string name;
+    TableStore* store = nullptr;
+    TableShard* shard = nullptr;  // null for a timer instance (no partition)
+};
 }  // namespace mephisto
 
 struct mph_agent_ctx {
@@ -29,6 +39,9 @@ struct mph_agent_ctx {
     const rd_kafka_message_t* message = nullptr;  // on_event: the event, for forward()
     mephisto::InFlight* inflight = nullptr;       // outputs are tracked against this input (or NULL: timers)
     std::string error;                            // set_error's text for the current verdict
+
+    std::vector<mephisto::TableBinding> tables;   // the tables the agent declared
+    std::deque<std::string> views;                // table_get results, valid until the callback returns
 };
 
 namespace mephisto {

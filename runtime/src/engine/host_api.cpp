@@ -3,6 +3,8 @@
 #include "common/logging.hpp"
 #include "engine/agent_context.hpp"
 #include "engine/pipeline.hpp"
+#include "tables/codec.hpp"
+#include "tables/table_store.hpp"
 
 namespace mephisto {
 namespace {
@@ -47,6 +49,80 @@ int32_t api_partition(mph_agent_ctx* ctx) { return ctx ? ctx->partition : -1; }
 
 const char* api_agent_name(mph_agent_ctx* ctx) { return ctx ? ctx->agent_name.c_str() : ""; }
 
+// --- tables (since 1.1) ------------------------------------------------------------------------------------
+
+TableBinding* binding(mph_table* table) { return reinterpret_cast<TableBinding*>(table); }
+
+mph_table* api_table(mph_agent_ctx* ctx, const char* name) {
+    if (!ctx || !name) return nullptr;
+    for (auto& b : ctx->tables)
+        if (b.name == name) return reinterpret_cast<mph_table*>(&b);
+    return nullptr;
+}
+
+// Checks a table call's common arguments; on failure the status to return.
+mph_status check(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len) {
+    if (!ctx || !table || (!key && key_len > 0)) return MPH_ERR_INVALID;
+    if (!binding(table)->shard) return MPH_ERR_STATE;  // a timer instance has no partition
+    return MPH_OK;
+}
+
+std::string_view as_view(const void* p, size_t n) { return {static_cast<const char*>(p), p ? n : 0}; }
+
+mph_status api_table_get(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, const void** value,
+                         size_t* value_len) {
+    if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
+    if (!value || !value_len) return MPH_ERR_INVALID;
+    TableBinding* b = binding(table);
+    std::optional<std::string> v = b->shard->get(as_view(key, key_len));
+    if (!v) v = b->store->spec().default_value;
+    if (!v) return MPH_ERR_NOT_FOUND;
+    ctx->views.push_back(std::move(*v));
+    *value = ctx->views.back().data();
+    *value_len = ctx->views.back().size();
+    return MPH_OK;
+}
+
+mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, const void* value,
+                         size_t value_len) {
+    if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
+    if (!value && value_len > 0) return MPH_ERR_INVALID;
+    TableBinding* b = binding(table);
+    if (auto st = validate_value(b->store->spec().value, as_view(value, value_len)); !st) {
+        ctx->error = "table " + b->name + ": " + st.error();
+        return MPH_ERR_INVALID;
+    }
+    b->shard->put(as_view(key, key_len), as_view(value, value_len));
+    return MPH_OK;
+}
+
+mph_status api_table_delete(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len) {
+    if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
+    binding(table)->shard->erase(as_view(key, key_len));
+    return MPH_OK;
+}
+
+mph_status api_table_add(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, int64_t delta,
+                         int64_t* result) {
+    if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
+    TableBinding* b = binding(table);
+    if (b->store->spec().value != ValueCodec::int64) {
+        ctx->error = "table " + b->name + " holds " + codec_name(b->store->spec().value) + " values; add needs int64";
+        return MPH_ERR_UNSUPPORTED;
+    }
+    int64_t v = b->shard->add(as_view(key, key_len), delta);
+    if (result) *result = v;
+    return MPH_OK;
+}
+
+mph_status api_table_iterate(mph_agent_ctx* ctx, mph_table* table, mph_table_visit_fn visit, void* user) {
+    if (mph_status st = check(ctx, table, nullptr, 0); st != MPH_OK) return st;
+    if (!visit) return MPH_ERR_INVALID;
+    for (const auto& [key, value] : binding(table)->shard->snapshot())
+        if (mph_status st = visit(user, key.data(), key.size(), value.data(), value.size()); st != MPH_OK) return st;
+    return MPH_OK;
+}
+
 const mph_host_api kHostApi = {
     sizeof(mph_host_api),
     MPH_ABI_VERSION_MAJOR,
@@ -59,6 +135,12 @@ const mph_host_api kHostApi = {
     api_forward,
     api_partition,
     api_agent_name,
+    api_table,
+    api_table_get,
+    api_table_put,
+    api_table_delete,
+    api_table_add,
+    api_table_iterate,
 };
 
 }  // namespace

@@ -181,13 +181,27 @@ void Pipeline::fail(const std::string& reason) {
     if (!failed_.exchange(true)) log_->critical("pipeline failed: {}", reason);
 }
 
+int Pipeline::existing_partitions(const std::string& topic) {
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_->handle(), topic.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    int partitions = 0;
+    if (rd_kafka_metadata(producer_->handle(), 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
+        if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) partitions = md->topics[0].partition_cnt;
+        rd_kafka_metadata_destroy(md);
+    }
+    rd_kafka_topic_destroy(rkt);
+    return partitions;
+}
+
 Status Pipeline::ensure_internal_topic(const std::string& name, int partitions) {
     if (broker_) return broker_->create_topic(name, partitions);
-    // A real cluster: CreateTopics through the Admin API; an existing topic is fine.
+    if (existing_partitions(name) > 0) return {};  // exists: no admin call needed
+    // A real cluster: CreateTopics through the Admin API. Brokers without it (the 2.0.2 mock has no
+    // controller to send it to) would make this wait; the caller then relies on auto-creation.
     rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, -1, nullptr, 0);
     rd_kafka_queue_t* q = rd_kafka_queue_new(producer_->handle());
     rd_kafka_CreateTopics(producer_->handle(), &topic, 1, nullptr, q);
-    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 10'000);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 3'000);
     Status result;
     if (!ev) {
         result = make_error("creating topic " + name + " timed out");
@@ -235,6 +249,9 @@ Status Pipeline::start() {
         if (auto st = ensure_internal_topic(a->spec->on_error.dead_letter_topic, partitions); !st)
             log_->warn("{}; relying on the broker to create it on first use", st.error());
     }
+
+    if (auto st = check_copartitioning(); !st) return st;
+    if (auto st = open_tables(); !st) return st;
 
     // Consumer. Offsets are stored and committed by the host alone (enable.auto.commit=false): librdkafka
     // would otherwise commit what was handed out rather than what was finished.
@@ -442,6 +459,7 @@ void Pipeline::consume_loop() {
             if (n >= kPollBurst) break;
             msg = rd_kafka_consumer_poll(consumer_.get(), 0);
         }
+        if (recovery_thread_.joinable()) finish_recoveries();
         any_paused = apply_backpressure();
         if (Clock::now() - last_commit >= config_.commit_interval) {
             commit(false, milliseconds(0));
@@ -482,8 +500,9 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
         {
             std::lock_guard lock(lane->mu);
             lane->queue.push_back(f);
-            schedule = !lane->scheduled;
-            lane->scheduled = true;
+            // A partition whose tables are recovering holds its events until they are (finish_recoveries).
+            schedule = !lane->scheduled && !ps->recovering;
+            if (schedule) lane->scheduled = true;
         }
         if (schedule) scheduler_.push(lane.get());
     }
@@ -493,6 +512,10 @@ bool Pipeline::apply_backpressure() {
     std::lock_guard lock(partitions_mutex_);
     bool any_paused = false;
     for (auto& [key, ps] : partitions_) {
+        if (ps->recovering) {
+            any_paused = true;  // paused for recovery; finish_recoveries resumes it
+            continue;
+        }
         const int64_t unfinished = ps->unfinished.load(std::memory_order_relaxed);
         const bool pause = !ps->paused && unfinished > kPauseAbove;
         const bool resume = ps->paused && unfinished < kResumeBelow;
@@ -519,9 +542,17 @@ void Pipeline::commit(bool sync, milliseconds timeout) {
                 std::lock_guard l(ps->mu);
                 next = ps->tracker.committable();
             }
-            if (!next || *next <= ps->committed.load() || (!sync && *next == ps->commit_sent)) continue;
-            rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset = *next;
-            ps->commit_sent = *next;
+            if (!next || ps->recovering || ps->table_failed) continue;
+            int64_t target = *next;
+            if (!ps->shards.empty()) {
+                // Every change must reach the changelog before the input offset that caused it is committed.
+                auto allowed = table_gate(*ps, *next);
+                if (!allowed) continue;
+                target = *allowed;
+            }
+            if (target <= ps->committed.load() || (!sync && target == ps->commit_sent)) continue;
+            rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second)->offset = target;
+            ps->commit_sent = target;
         }
     }
     if (list->cnt > 0) {
@@ -559,6 +590,22 @@ void Pipeline::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
         assign(partitions);
         if (cooperative) rd_kafka_error_destroy(rd_kafka_incremental_assign(consumer_.get(), partitions));
         else rd_kafka_assign(consumer_.get(), partitions);
+        // Partitions with tables wait, paused, until their tables are recovered; the others start at once.
+        std::vector<PartitionState*> to_recover;
+        {
+            std::lock_guard lock(partitions_mutex_);
+            for (auto& [key, ps] : partitions_)
+                if (ps->recovering) to_recover.push_back(ps.get());
+        }
+        if (!to_recover.empty()) {
+            rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(to_recover.size()));
+            for (auto* ps : to_recover) rd_kafka_topic_partition_list_add(list, ps->topic.c_str(), ps->partition);
+            rd_kafka_pause_partitions(consumer_.get(), list);
+            rd_kafka_topic_partition_list_destroy(list);
+            if (recovery_thread_.joinable()) recovery_thread_.join();  // an incremental assignment's earlier one
+            cancel_recovery_ = false;
+            recovery_thread_ = std::thread([this, to_recover] { recovery_loop(to_recover); });
+        }
     } else {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
             log_->warn("rebalance error: {}; dropping the assignment", rd_kafka_err2str(err));
@@ -589,8 +636,20 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
             lane->ctx.sinks = &agent->spec->sinks;
             lane->ctx.log = agent->log;
             lane->ctx.partition = tp.partition;
+            for (const auto& name : agent->spec->tables) {
+                TableStore* store = tables_.at(name).get();
+                auto shard = store->shard(tp.partition);
+                if (!shard) {
+                    fail(shard.error());
+                    continue;
+                }
+                lane->ctx.tables.push_back(TableBinding{name, store, *shard});
+                if (std::find(ps->shards.begin(), ps->shards.end(), *shard) == ps->shards.end())
+                    ps->shards.push_back(*shard);
+            }
             ps->lanes.push_back(std::move(lane));
         }
+        ps->recovering = !ps->shards.empty();
         list += (list.empty() ? "" : " ") + ps->topic + "[" + std::to_string(ps->partition) + "]";
         partitions_[{ps->topic, ps->partition}] = std::move(ps);
     }
@@ -606,16 +665,40 @@ void Pipeline::revoke_all(milliseconds budget) {
         std::lock_guard lock(partitions_mutex_);
         if (partitions_.empty()) return;
     }
+    // 0. A recovery in progress is abandoned: the next owner recovers from what was persisted.
+    if (recovery_thread_.joinable()) {
+        cancel_recovery_ = true;
+        recovery_thread_.join();
+    }
     // 1. Stop handing events to lanes and wait for the event each worker is running to finish.
     {
         std::lock_guard lock(partitions_mutex_);
         for (auto& [key, ps] : partitions_)
             for (auto& lane : ps->lanes) stop_lane(*lane);
     }
-    // 2. Outputs of finished events must be acknowledged before their inputs are committed.
-    if (producer_ && !producer_->flush(std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>(
-                                                                      (deadline - Clock::now()) / 2))))
+    // 2. Outputs of finished events must be acknowledged before their inputs are committed; so must the
+    //    table changes they made: a last changelog flush of every table partition, then wait for both.
+    auto half_remaining = [&] {
+        return std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>((deadline - Clock::now()) / 2));
+    };
+    if (producer_ && !producer_->flush(half_remaining()))
         log_->warn("outputs still unacknowledged at revoke; their inputs stay uncommitted");
+    {
+        std::lock_guard lock(partitions_mutex_);
+        for (auto& [key, ps] : partitions_) {
+            if (ps->shards.empty() || ps->recovering || ps->table_failed) continue;
+            std::optional<int64_t> next;
+            {
+                std::lock_guard l(ps->mu);
+                next = ps->tracker.committable();
+            }
+            for (auto& f : ps->flushes) f->shard->flush_in_progress = false;
+            ps->flushes.clear();
+            if (next) start_flush(*ps, *next);
+        }
+    }
+    if (producer_ && !producer_->flush(half_remaining()))
+        log_->warn("table changes still unacknowledged at revoke; their inputs stay uncommitted");
     // 3. Commit the finished prefix of every partition.
     commit(true, std::max(milliseconds(100), std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
     // 4. Let instances say goodbye, then drop what was fetched but not finished: it was not committed, so the
@@ -630,11 +713,15 @@ void Pipeline::revoke_all(milliseconds budget) {
                     if (st != MPH_OK) lane->agent->log->warn("on_revoked returned {}: {}", st, lane->ctx.error);
                 }
                 destroy_instance(*lane);
+                lane->ctx.tables.clear();
                 for (InFlight* f : lane->local) finish(f, 0);
                 for (InFlight* f : lane->queue) finish(f, 0);
                 lane->local.clear();
                 lane->queue.clear();
             }
+            // Another host may own the partition next; what it writes arrives through the changelog when the
+            // partition comes back, so the cache must not outlive the assignment.
+            for (TableShard* shard : ps->shards) shard->drop_cache();
             revoked.push_back(std::move(ps));
         }
         partitions_.clear();
@@ -750,6 +837,7 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
     lane.ctx.message = msg;
     lane.ctx.inflight = f;
     lane.ctx.error.clear();
+    lane.ctx.views.clear();
     mph_status verdict = lane.agent->info->callbacks.on_event(lane.instance, &lane.ctx, &ev);
     lane.ctx.message = nullptr;
     lane.ctx.inflight = nullptr;
@@ -782,6 +870,7 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     // Outputs are tracked against the first event: the commit cannot pass it before they are acknowledged.
     lane.ctx.inflight = lane.local.front();
     lane.ctx.error.clear();
+    lane.ctx.views.clear();
     mph_status verdict = lane.agent->info->callbacks.on_batch(lane.instance, &lane.ctx, pointers.data(), n);
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
@@ -919,7 +1008,8 @@ mph_status Pipeline::produce_tracked(mph_agent_ctx& ctx, const std::string& topi
     InFlight* f = ctx.inflight;
     if (f) f->pending.fetch_add(1, std::memory_order_relaxed);
     std::string why;
-    mph_status st = producer_->produce(topic, key, key_len, value, value_len, headers, partition, timestamp_ms, f, &why);
+    mph_status st = producer_->produce(topic, key, key_len, value, value_len, headers, partition, timestamp_ms,
+                                       f ? static_cast<DeliveryTag*>(f) : nullptr, &why);
     if (st != MPH_OK) {
         if (f) f->pending.fetch_sub(1, std::memory_order_relaxed);  // the caller still holds its own share
         ctx.log->warn("{}", why);
@@ -928,7 +1018,12 @@ mph_status Pipeline::produce_tracked(mph_agent_ctx& ctx, const std::string& topi
 }
 
 void Pipeline::on_delivery(void* opaque, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) {
-    auto* f = static_cast<InFlight*>(opaque);
+    auto* tag = static_cast<DeliveryTag*>(opaque);
+    if (tag && tag->kind == DeliveryTag::Kind::flush) {
+        on_flush_delivery(static_cast<ShardFlush*>(tag), err, msg);
+        return;
+    }
+    auto* f = static_cast<InFlight*>(tag);
     if (err) {
         if (err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
             fail(std::string("delivery to ") + rd_kafka_topic_name(msg.rkt) + " failed: " + rd_kafka_err2str(err) +
@@ -1016,6 +1111,7 @@ void Pipeline::fire(TimerRuntime& t) {
     }
     if (t.created) {
         t.ctx.error.clear();
+        t.ctx.views.clear();
         const int64_t wall = std::chrono::duration_cast<milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch()).count();
         verdict = cb.on_timer(t.instance, &t.ctx, t.spec->name.c_str(), wall);

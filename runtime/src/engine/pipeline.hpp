@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "kafka/client_config.hpp"
 #include "kafka/producer.hpp"
 #include "plugin/plugin.hpp"
+#include "tables/table_store.hpp"
 
 namespace mephisto {
 
@@ -53,8 +55,14 @@ struct AgentRuntime {
     explicit AgentRuntime(const AgentSpec& s) : spec(&s), restarts(s.supervisor) {}
 };
 
+// What a produced message's delivery report belongs to: an input (its outputs) or a changelog flush.
+struct DeliveryTag {
+    enum class Kind : uint8_t { input, flush } kind;
+};
+
 // One consumed message on its way through the agents that read it.
-struct InFlight {
+struct InFlight : DeliveryTag {
+    InFlight() : DeliveryTag{Kind::input} {}
     rd_kafka_message_t* message = nullptr;
     PartitionState* partition = nullptr;
     // Agents still processing it + outputs not yet acknowledged. The message is finished at zero.
@@ -82,6 +90,19 @@ struct Lane {
     int attempts = 0;  // failed attempts on the head event
 };
 
+// The changes of one table shard on their way to its changelog. When every record is acknowledged, they are
+// persisted with the changelog offset of the last one, and the input offset the flush was started for may be
+// committed.
+struct ShardFlush : DeliveryTag {
+    ShardFlush() : DeliveryTag{Kind::flush} {}
+    TableShard* shard = nullptr;
+    std::vector<TableChange> changes;
+    std::atomic<int> outstanding{0};
+    int64_t last_offset = -1;  // producer thread only
+    std::atomic<bool> done{false};
+    std::atomic<bool> failed{false};
+};
+
 struct PartitionState {
     std::string topic;
     int32_t partition = 0;
@@ -93,6 +114,15 @@ struct PartitionState {
     std::atomic<int64_t> committed{-1};  // last offset the broker confirmed
     bool paused = false;                 // consumer thread only
     std::vector<std::unique_ptr<Lane>> lanes;
+
+    // Tables (consumer thread unless noted): the shards the lanes use, the flush in progress and the input
+    // offset it was started for, and recovery. While recovering, the partition is paused and its lanes idle.
+    std::vector<TableShard*> shards;
+    std::vector<std::unique_ptr<ShardFlush>> flushes;
+    int64_t flush_commit = -1;
+    bool recovering = false;
+    std::atomic<bool> recovered{false};      // set by the recovery thread
+    std::atomic<bool> table_failed{false};   // recovery refused: the partition never resumes
 };
 
 struct TimerRuntime {
@@ -150,6 +180,15 @@ private:
     void assign(const rd_kafka_topic_partition_list_t* partitions);
     void revoke_all(std::chrono::milliseconds budget);
     void commit(bool sync, std::chrono::milliseconds timeout);
+    // Tables: the input offset of `ps` that may be committed now, starting a changelog flush when needed.
+    std::optional<int64_t> table_gate(PartitionState& ps, int64_t next);
+    void start_flush(PartitionState& ps, int64_t next);
+    void on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg);
+    Status open_tables();
+    Status check_copartitioning();
+    void recovery_loop(std::vector<PartitionState*> partitions);
+    Status recover(TableShard& shard, const std::string& changelog);
+    void finish_recoveries();
     bool apply_backpressure();  // true while some partition stays paused
 
     // workers
@@ -177,6 +216,7 @@ private:
     void on_delivery(void* opaque, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg);
     void fail(const std::string& reason);
     Status ensure_internal_topic(const std::string& name, int partitions);
+    int existing_partitions(const std::string& topic);  // 0 when the topic does not exist (or is unknown)
 
     PipelineConfig config_;
     std::string bootstrap_;
@@ -184,6 +224,10 @@ private:
     std::shared_ptr<spdlog::logger> log_;
 
     std::vector<std::unique_ptr<AgentRuntime>> agents_;
+    std::map<std::string, std::unique_ptr<TableStore>> tables_;
+    std::map<std::string, int> table_partitions_;  // table -> partitions of its changelog
+    std::thread recovery_thread_;
+    std::atomic<bool> cancel_recovery_{false};
     std::vector<std::unique_ptr<TimerRuntime>> timers_;
     std::unique_ptr<Producer> producer_;
     KafkaPtr consumer_;

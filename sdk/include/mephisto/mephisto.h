@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define MPH_ABI_VERSION_MAJOR 1
-#define MPH_ABI_VERSION_MINOR 0
+#define MPH_ABI_VERSION_MINOR 1
 
 /* The one symbol a plugin exports (convention 1). */
 #define MPH_ENTRY_SYMBOL "mephisto_plugin_entry"
@@ -87,6 +87,14 @@ typedef int32_t mph_status;
 
 /* Host-owned context of one agent instance (or of one timer). Passed to every callback. */
 typedef struct mph_agent_ctx mph_agent_ctx;
+
+/* Host-owned handle of a table the agent declared in YAML (since 1.1). Valid for the life of the instance. */
+typedef struct mph_table mph_table;
+
+/* Called once per entry by table_iterate (since 1.1). Return MPH_OK to go on, anything else to stop (the
+ * value is returned by table_iterate). OWNERSHIP: key and value are views valid during the call only. */
+typedef mph_status (*mph_table_visit_fn)(void* user, const void* key, size_t key_len, const void* value,
+                                         size_t value_len);
 
 /* A message header. OWNERSHIP: borrowed; in an event, valid until the callback returns. */
 typedef struct mph_header {
@@ -168,6 +176,44 @@ typedef struct mph_host_api {
 
     /* The agent's name in YAML (not the plugin's agent name). OWNERSHIP: host-owned, instance lifetime. */
     const char* (*agent_name)(mph_agent_ctx* ctx);
+
+    /* since 1.1: tables ------------------------------------------------------------------------------------
+     * Tables are host-owned, sharded like the agent's source topic, changelogged and recovered by the host
+     * (Faust's Table). An instance reads and writes the shard of the partition it serves: a write goes to the
+     * partition of the event being processed. Values are bytes in the table's value codec: int64 is 8 bytes
+     * big-endian (Kafka's LongSerializer), double is an IEEE-754 binary64 big-endian, json is UTF-8 JSON text.
+     * THREAD: every table function may only be called from a callback of ctx on a partition instance; from a
+     * timer instance (partition -1) they return MPH_ERR_STATE. */
+
+    /* Resolves a table the agent lists under `tables:` in YAML; call it once, in create.
+     * Returns NULL when the agent did not declare the table. OWNERSHIP: host-owned, instance lifetime. */
+    mph_table* (*table)(mph_agent_ctx* ctx, const char* name);
+
+    /* Reads key. On MPH_OK, *value and *value_len view the value (or the table's declared default when the key
+     * is absent). OWNERSHIP: the view is valid until the callback returns.
+     * ERRORS: MPH_ERR_NOT_FOUND when absent and the table has no default; MPH_ERR_INVALID; MPH_ERR_STATE. */
+    mph_status (*table_get)(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
+                            const void** value, size_t* value_len);
+
+    /* Writes key = value. OWNERSHIP: both copied.
+     * ERRORS: MPH_ERR_INVALID (value not valid for the table's codec), MPH_ERR_STATE. */
+    mph_status (*table_put)(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, const void* value,
+                            size_t value_len);
+
+    /* Deletes key (a tombstone in the changelog; deleted keys stay deleted after recovery).
+     * ERRORS: MPH_ERR_INVALID, MPH_ERR_STATE. */
+    mph_status (*table_delete)(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len);
+
+    /* Atomically adds delta to an int64 table's value for key (absent: the default, else 0) and returns the
+     * new value in *result (may be NULL). The counter of Faust's `table[key] += 1`, at hash-map speed.
+     * ERRORS: MPH_ERR_UNSUPPORTED when the table's value codec is not int64; MPH_ERR_INVALID; MPH_ERR_STATE. */
+    mph_status (*table_add)(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, int64_t delta,
+                            int64_t* result);
+
+    /* Visits every key of the instance's partition, in key byte order. Returns MPH_OK after the last entry,
+     * or the first non-OK value a visit returned. Writes made by the visit are not seen by the iteration.
+     * ERRORS: MPH_ERR_INVALID, MPH_ERR_STATE. */
+    mph_status (*table_iterate)(mph_agent_ctx* ctx, mph_table* table, mph_table_visit_fn visit, void* user);
 } mph_host_api;
 
 /* ---------------------------------------------------------------------------------------------------------

@@ -30,6 +30,10 @@
 // So `throw mephisto::Error("db timed out", MPH_RETRY)` asks for a retry, and a bug that throws restarts
 // the instance. Nothing crosses the C boundary (mephisto.h, convention 9); destructors never leak out.
 //
+// TABLES (ABI 1.1). ctx.table("name") in the constructor resolves a table the agent lists under `tables:` in
+// YAML and returns a mephisto::Table: get/put/erase/add/for_each on the shard of the instance's partition.
+// See class Table.
+//
 // PARAMS. Params declared with mephisto::agent(...) are shown by `mephisto plugin inspect`, and the host
 // applies them: Context::param() returns the YAML value or else the declared default_value, and the host
 // refuses at startup a missing `required` param or a YAML param the agent does not declare.
@@ -45,6 +49,8 @@
 #include <mephisto/mephisto.h>
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <charconv>
 #include <concepts>
 #include <cstdint>
@@ -53,6 +59,7 @@
 #include <exception>
 #include <initializer_list>
 #include <iterator>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <span>
@@ -269,6 +276,205 @@ struct Param {
 };
 
 // ---------------------------------------------------------------------------------------------------------
+// Tables (ABI 1.1): value codecs and the Table handle
+// ---------------------------------------------------------------------------------------------------------
+
+// The table value codecs of mephisto.h: int64 is 8 bytes big-endian (Kafka's LongSerializer), double is an
+// IEEE-754 binary64, big-endian. Fixed-size arrays, so that encoding a counter never allocates.
+static_assert(std::numeric_limits<double>::is_iec559 && sizeof(double) == 8, "the double codec is IEEE-754 binary64");
+
+constexpr std::array<char, 8> encode_int64(int64_t value) noexcept {
+    const auto bits = static_cast<uint64_t>(value);
+    std::array<char, 8> bytes{};
+    for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((bits >> (56 - 8 * i)) & 0xff);
+    return bytes;
+}
+// nullopt unless `bytes` is exactly 8 bytes.
+constexpr std::optional<int64_t> decode_int64(std::string_view bytes) noexcept {
+    if (bytes.size() != 8) return std::nullopt;
+    uint64_t bits = 0;
+    for (const char byte : bytes) bits = (bits << 8) | static_cast<unsigned char>(byte);
+    return static_cast<int64_t>(bits); // modular since C++20: the two's complement reading of the bits
+}
+constexpr std::array<char, 8> encode_double(double value) noexcept {
+    return encode_int64(std::bit_cast<int64_t>(value));
+}
+constexpr std::optional<double> decode_double(std::string_view bytes) noexcept {
+    const std::optional<int64_t> bits = decode_int64(bytes);
+    if (!bits) return std::nullopt;
+    return std::bit_cast<double>(*bits);
+}
+
+class Context;
+
+// A host-owned table (Faust's Table): keys and values are bytes, sharded by the partition of the instance,
+// changelogged and recovered by the host. Values are in the table's value codec (`value:` in YAML): raw bytes,
+// int64, double (see encode_int64/encode_double; get_int64/put_int64 ... do the encoding) or JSON text.
+// Resolve it once, in the constructor, and keep it as a member:
+//
+//     struct WordCount {
+//         explicit WordCount(mephisto::Context& ctx) : counts(ctx.table("counts")) {}
+//         void on_event(mephisto::Context& ctx, const mephisto::Event& word) {
+//             ctx.emit(std::to_string(counts.add(word.value())), word.value());
+//         }
+//         mephisto::Table counts;
+//     };
+//
+// A Table is bound to the instance that resolved it: it keeps that instance's ctx, and the host passes the
+// same ctx to every callback of the instance, so any callback of that instance may use it. Never share one
+// between instances (a static, a global, another thread): each instance resolves its own.
+//
+// ERRORS. Every member throws mephisto::Error carrying the host's status when the host refuses:
+//     MPH_ERR_STATE        from a timer instance (partition -1), which has no shard, or outside a callback
+//     MPH_ERR_INVALID      a value the codec refuses (not 8 bytes for int64/double, not JSON for json)
+//     MPH_ERR_UNSUPPORTED  add() on a table whose codec is not int64
+// Uncaught, each becomes MPH_FATAL with the message (mephisto::Error::verdict).
+//
+// OWNERSHIP. Views returned by get() are valid until the callback returns, views passed to for_each's visitor
+// only during the visit (mephisto.h, convention 6): copy what you keep.
+class Table {
+public:
+    // The name the table was resolved with (its YAML name).
+    const std::string& name() const noexcept { return name_; }
+
+    // The value of key, or the table's declared default when the key is absent; nullopt when it is absent
+    // and the table has no default.
+    std::optional<std::string_view> get(std::string_view key) const {
+        const void* value = nullptr;
+        size_t value_len = 0;
+        const mph_status status = api_->table_get(ctx_, table_, bytes(key), key.size(), &value, &value_len);
+        if (status == MPH_ERR_NOT_FOUND) return std::nullopt;
+        check(status, "get");
+        return std::string_view(value == nullptr ? "" : static_cast<const char*>(value), value_len);
+    }
+    // Writes key = value; the value must be valid for the table's codec (else Error MPH_ERR_INVALID).
+    void put(std::string_view key, std::string_view value) const {
+        check(api_->table_put(ctx_, table_, bytes(key), key.size(), bytes(value), value.size()), "put");
+    }
+    // Deletes key (a no-op when absent). Named erase, as in std::map: `delete` is a keyword.
+    void erase(std::string_view key) const { check(api_->table_delete(ctx_, table_, bytes(key), key.size()), "erase"); }
+
+    // int64 tables only: adds delta to the value (absent: the default, else 0) and returns the new value.
+    // One host call, done by the host: cheaper and simpler than get_int64 + put_int64.
+    int64_t add(std::string_view key, int64_t delta = 1) const {
+        int64_t result = 0;
+        check(api_->table_add(ctx_, table_, bytes(key), key.size(), delta, &result), "add");
+        return result;
+    }
+
+    // get()/put() through the int64 codec. get_int64 throws Error (MPH_ERR_INVALID) when the value is not
+    // 8 bytes, which happens only on a table whose codec is not int64.
+    std::optional<int64_t> get_int64(std::string_view key) const {
+        const std::optional<std::string_view> value = get(key);
+        if (!value) return std::nullopt;
+        if (const std::optional<int64_t> number = decode_int64(*value)) return number;
+        throw wrong_size(*value, "int64");
+    }
+    void put_int64(std::string_view key, int64_t value) const {
+        const std::array<char, 8> encoded = encode_int64(value);
+        put(key, std::string_view(encoded.data(), encoded.size()));
+    }
+
+    // get()/put() through the double codec; get_double throws like get_int64.
+    std::optional<double> get_double(std::string_view key) const {
+        const std::optional<std::string_view> value = get(key);
+        if (!value) return std::nullopt;
+        if (const std::optional<double> number = decode_double(*value)) return number;
+        throw wrong_size(*value, "double");
+    }
+    void put_double(std::string_view key, double value) const {
+        const std::array<char, 8> encoded = encode_double(value);
+        put(key, std::string_view(encoded.data(), encoded.size()));
+    }
+
+    // Calls visit(std::string_view key, std::string_view value) for every entry of the instance's shard, in
+    // key byte order. visit returns void, or bool where false stops the iteration. Writes made by visit are
+    // not seen by this iteration. An exception thrown by visit stops the iteration and is rethrown here,
+    // after the host's table_iterate has returned: it never unwinds through host frames (convention 9).
+    template <class Visit>
+    void for_each(Visit&& visit) const {
+        using Result = std::invoke_result_t<Visit&, std::string_view, std::string_view>;
+        static_assert(std::is_void_v<Result> || std::is_same_v<Result, bool>,
+                      "Table::for_each: the visitor must return void or bool (false stops)");
+        struct Iteration {
+            std::remove_reference_t<Visit>* visit;
+            std::exception_ptr error;
+            bool stopped = false;
+        };
+        Iteration iteration{&visit, nullptr};
+        // Captureless, so it converts to the C function pointer; everything it needs comes through `user`.
+        const mph_table_visit_fn trampoline = [](void* user, const void* key, size_t key_len, const void* value,
+                                                 size_t value_len) noexcept -> mph_status {
+            Iteration& state = *static_cast<Iteration*>(user);
+            try {
+                const std::string_view key_view = detail::bytes_view(key, key_len);
+                const std::string_view value_view = detail::bytes_view(value, value_len);
+                if constexpr (std::is_void_v<Result>) {
+                    (*state.visit)(key_view, value_view);
+                } else if (!(*state.visit)(key_view, value_view)) {
+                    state.stopped = true;
+                    return MPH_FATAL; // any status but MPH_OK stops the host's iteration
+                }
+                return MPH_OK;
+            } catch (...) {
+                state.error = std::current_exception();
+                return MPH_FATAL;
+            }
+        };
+        const mph_status status = api_->table_iterate(ctx_, table_, trampoline, &iteration);
+        if (iteration.error) std::rethrow_exception(iteration.error);
+        if (iteration.stopped) return;
+        check(status, "for_each");
+    }
+
+    // The C handles, for what the wrapper does not cover.
+    mph_table* raw() const noexcept { return table_; }
+    mph_agent_ctx* raw_ctx() const noexcept { return ctx_; }
+
+private:
+    friend class Context; // the only way to get a Table is Context::table, which resolves and checks it
+
+    Table(mph_agent_ctx* ctx, const mph_host_api* api, mph_table* table, std::string name)
+        : ctx_(ctx), api_(api), table_(table), name_(std::move(name)) {}
+
+    // Never NULL for a present byte string: an empty key or value must not read as "no bytes given".
+    static const char* bytes(std::string_view text) noexcept { return text.data() ? text.data() : ""; }
+
+    // A hint after the status for the causes an agent author can act on.
+    static std::string_view hint(mph_status status) noexcept {
+        switch (status) {
+        case MPH_ERR_STATE:
+            return " (tables are usable only in callbacks of a partition instance, not from a timer instance "
+                   "(partition -1))";
+        case MPH_ERR_UNSUPPORTED:
+            return " (add needs a table whose value codec is int64)";
+        case MPH_ERR_INVALID:
+            return " (the value is not valid for the table's value codec, or an argument is invalid)";
+        default:
+            return "";
+        }
+    }
+
+    void check(mph_status status, const char* operation) const {
+        if (status == MPH_OK) return;
+        throw Error("table '" + name_ + "': " + operation + " failed: " + std::string(status_name(status)) +
+                        std::string(hint(status)),
+                    status);
+    }
+
+    Error wrong_size(std::string_view value, const char* codec) const {
+        return Error("table '" + name_ + "': the value is " + std::to_string(value.size()) + " bytes, an " + codec +
+                         " is 8: is the table's value codec " + codec + "?",
+                     MPH_ERR_INVALID);
+    }
+
+    mph_agent_ctx* ctx_;
+    const mph_host_api* api_;
+    mph_table* table_;
+    std::string name_;
+};
+
+// ---------------------------------------------------------------------------------------------------------
 // Context: the host as seen from one callback
 // ---------------------------------------------------------------------------------------------------------
 
@@ -377,6 +583,12 @@ public:
         return name ? std::string_view(name) : std::string_view();
     }
 
+    // --- tables (ABI 1.1) ---------------------------------------------------------------------------------
+    // The table `name` the agent lists under `tables:` in YAML. Call it in the constructor and keep the Table.
+    // Throws Error when the agent does not declare the table (MPH_ERR_NOT_FOUND) or when the host is older
+    // than ABI 1.1 (MPH_ERR_UNSUPPORTED); in the constructor, either becomes a failed create with the message.
+    Table table(std::string_view name) const;
+
     // The C handles, for host members newer than this wrapper (check MPH_HAS_MEMBER first).
     mph_agent_ctx* raw() const noexcept { return ctx_; }
     const mph_host_api& api() const noexcept { return *api_; }
@@ -438,6 +650,24 @@ private:
     mph_agent_ctx* ctx_;
     const mph_host_api* api_;
 };
+
+inline Table Context::table(std::string_view name) const {
+    std::string table_name(name); // also the NUL-terminated name the ABI wants
+    // MPH_HAS_MEMBER(mph_host_api, api_, table_iterate) spelled out: its C cast trips -Wold-style-cast.
+    // The host's table may predate 1.1 even though this plugin was built against 1.1, so check at use.
+    if (api_->struct_size < offsetof(mph_host_api, table_iterate) + sizeof(api_->table_iterate)) {
+        throw Error("table '" + table_name + "': the host offers Mephisto ABI " + std::to_string(api_->abi_major) +
+                        "." + std::to_string(api_->abi_minor) + ", tables need ABI 1.1",
+                    MPH_ERR_UNSUPPORTED);
+    }
+    mph_table* handle = api_->table(ctx_, table_name.c_str());
+    if (handle == nullptr) {
+        throw Error("table '" + table_name + "' is not declared for agent '" + std::string(agent_name()) +
+                        "': list it under the agent's `tables:` in YAML",
+                    MPH_ERR_NOT_FOUND);
+    }
+    return Table(ctx_, api_, handle, std::move(table_name));
+}
 
 // ---------------------------------------------------------------------------------------------------------
 // Agent detection
@@ -602,8 +832,9 @@ public:
                                 ".x, the host offers " + std::to_string(host_major) + "." + std::to_string(host_minor));
                 return nullptr;
             }
-            // The wrapper calls only 1.0 members; agent_name is the last of them. (MPH_HAS_MEMBER spelled out:
-            // its C cast would trip -Wold-style-cast in plugins that enable it.)
+            // The wrapper needs only the 1.0 members up front; agent_name is the last of them. Newer members are
+            // checked where they are used (Context::table), as convention 4 asks.
+            // (MPH_HAS_MEMBER spelled out: its C cast would trip -Wold-style-cast in plugins that enable it.)
             if (api == nullptr || api->struct_size < offsetof(mph_host_api, agent_name) + sizeof(api->agent_name)) {
                 write_error(errbuf, errbuf_size,
                             plugin + ": the host function table is missing or smaller than ABI 1.0");

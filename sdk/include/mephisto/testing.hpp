@@ -21,6 +21,13 @@
 //    A missing required param, or a param the agent does not declare (when it declares any), throws
 //    std::runtime_error at construction, as the host refuses such a configuration at startup.
 //  - the driver does not restart an instance on MPH_FATAL; call restart() to do what the supervisor would.
+//  - tables (ABI 1.1): `tables` plays the YAML `tables:` entries the agent lists; the host's table() returns
+//    NULL for any other name. The driver keeps them in memory, as the shard of `partition`, in key byte order;
+//    they are host state, so they survive restart() and revoke(). A timer instance resolves tables but every
+//    table call from it is MPH_ERR_STATE, like any host call outside a callback. Puts are checked against the
+//    codec (8 bytes for int64 and double, JSON text for json: MPH_ERR_INVALID otherwise), add works on int64
+//    tables only (MPH_ERR_UNSUPPORTED), and an int64 table without a default defaults to 0, as in YAML.
+//    Views from table_get stay valid until the callback returns, even across a later put of the same key.
 //
 // THREAD: a driver is single-threaded. Several drivers may coexist in one test.
 #ifndef MEPHISTO_TESTING_HPP
@@ -30,16 +37,19 @@
 #include <mephisto/mephisto.hpp>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace mephisto::testing {
@@ -78,8 +88,186 @@ struct LogLine {
     bool plugin_level = false;
 };
 
+// A table the agent uses: an entry of the YAML `tables:` that the agent also lists under its own `tables:`.
+//     {.name = "counts", .value = "int64"}
+//     {.name = "scores", .value = "double", .default_value = mephisto::testing::double_value(0.5)}
+struct TableSpec {
+    std::string name;
+    std::string value = "raw"; // the value codec, as in YAML: "raw" (or "bytes"), "int64", "double" or "json"
+    // What table_get returns for an absent key (and what table_add starts from), already encoded in the codec:
+    // int64_value(5), double_value(0.5), "{}". nullopt: no default (table_get says MPH_ERR_NOT_FOUND), except
+    // that an int64 table defaults to 0, as the host's YAML loader does (Faust's Table(default=int)).
+    std::optional<std::string> default_value = std::nullopt;
+};
+
+// A value in the int64 / double table codecs, as bytes: for TableSpec::default_value and seeding table().
+inline std::string int64_value(int64_t value) {
+    const std::array<char, 8> bytes = encode_int64(value);
+    return std::string(bytes.data(), bytes.size());
+}
+inline std::string double_value(double value) {
+    const std::array<char, 8> bytes = encode_double(value);
+    return std::string(bytes.data(), bytes.size());
+}
+
+namespace detail {
+
+// Checks JSON text the way the host's json codec accepts it: one RFC 8259 value with optional surrounding
+// whitespace, in well-formed UTF-8. Built in, so that plugin tests need no JSON library.
+class JsonCheck {
+public:
+    static bool valid(std::string_view text) noexcept {
+        if (!utf8_valid(text)) return false;
+        JsonCheck check(text);
+        check.skip_space();
+        if (!check.value(0)) return false;
+        check.skip_space();
+        return check.at_ == text.size();
+    }
+
+private:
+    // Deeper nesting is refused rather than risking the test's stack (the recursion is one frame per level).
+    static constexpr int max_depth = 512;
+
+    explicit JsonCheck(std::string_view text) noexcept : text_(text) {}
+
+    bool value(int depth) noexcept {
+        if (depth > max_depth || at_ >= text_.size()) return false;
+        switch (text_[at_]) {
+        case '{':
+            return object(depth);
+        case '[':
+            return array(depth);
+        case '"':
+            return string();
+        case 't':
+            return literal("true");
+        case 'f':
+            return literal("false");
+        case 'n':
+            return literal("null");
+        default:
+            return number();
+        }
+    }
+    bool object(int depth) noexcept {
+        ++at_; // '{'
+        skip_space();
+        if (take('}')) return true;
+        for (;;) {
+            skip_space();
+            if (at_ >= text_.size() || text_[at_] != '"' || !string()) return false;
+            skip_space();
+            if (!take(':')) return false;
+            skip_space();
+            if (!value(depth + 1)) return false;
+            skip_space();
+            if (take('}')) return true;
+            if (!take(',')) return false;
+        }
+    }
+    bool array(int depth) noexcept {
+        ++at_; // '['
+        skip_space();
+        if (take(']')) return true;
+        for (;;) {
+            skip_space();
+            if (!value(depth + 1)) return false;
+            skip_space();
+            if (take(']')) return true;
+            if (!take(',')) return false;
+        }
+    }
+    bool string() noexcept {
+        ++at_; // '"'
+        while (at_ < text_.size()) {
+            const auto c = static_cast<unsigned char>(text_[at_++]);
+            if (c == '"') return true;
+            if (c < 0x20) return false; // control characters must be escaped
+            if (c != '\\') continue;
+            if (at_ >= text_.size()) return false;
+            const char escape = text_[at_++];
+            if (escape == 'u') {
+                for (int i = 0; i < 4; ++i, ++at_)
+                    if (at_ >= text_.size() || !is_hex(text_[at_])) return false;
+            } else if (std::string_view("\"\\/bfnrt").find(escape) == std::string_view::npos) {
+                return false;
+            }
+        }
+        return false;
+    }
+    bool number() noexcept { // -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+        take('-');
+        if (!take('0') && !digits()) return false;
+        if (take('.') && !digits()) return false;
+        if (take('e') || take('E')) {
+            if (!take('+')) take('-');
+            if (!digits()) return false;
+        }
+        return true;
+    }
+    bool literal(std::string_view word) noexcept {
+        if (text_.substr(at_, word.size()) != word) return false;
+        at_ += word.size();
+        return true;
+    }
+    bool digits() noexcept {
+        const size_t start = at_;
+        while (at_ < text_.size() && text_[at_] >= '0' && text_[at_] <= '9') ++at_;
+        return at_ > start;
+    }
+    bool take(char expected) noexcept {
+        if (at_ >= text_.size() || text_[at_] != expected) return false;
+        ++at_;
+        return true;
+    }
+    void skip_space() noexcept {
+        while (at_ < text_.size() && std::string_view(" \t\n\r").find(text_[at_]) != std::string_view::npos) ++at_;
+    }
+    static bool is_hex(char c) noexcept {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    }
+
+    // Well-formed UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
+    static bool utf8_valid(std::string_view text) noexcept {
+        for (size_t i = 0; i < text.size();) {
+            const auto lead = static_cast<unsigned char>(text[i]);
+            size_t length = 0;
+            uint32_t low = 0; // the smallest code point this length may encode
+            uint32_t code = 0;
+            if (lead < 0x80) {
+                ++i;
+                continue;
+            } else if ((lead & 0xe0) == 0xc0) {
+                length = 2, low = 0x80, code = lead & 0x1fu;
+            } else if ((lead & 0xf0) == 0xe0) {
+                length = 3, low = 0x800, code = lead & 0x0fu;
+            } else if ((lead & 0xf8) == 0xf0) {
+                length = 4, low = 0x10000, code = lead & 0x07u;
+            } else {
+                return false;
+            }
+            if (i + length > text.size()) return false;
+            for (size_t k = 1; k < length; ++k) {
+                const auto next = static_cast<unsigned char>(text[i + k]);
+                if ((next & 0xc0) != 0x80) return false;
+                code = (code << 6) | (next & 0x3fu);
+            }
+            if (code < low || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return false;
+            i += length;
+        }
+        return true;
+    }
+
+    std::string_view text_;
+    size_t at_ = 0;
+};
+
+} // namespace detail
+
 struct DriverOptions {
     std::vector<std::string> sinks = {}; // the agent's `sinks:` in YAML
+    std::vector<TableSpec> tables = {};  // the tables the agent lists under `tables:` in YAML (ABI 1.1)
     int32_t partition = 0;               // the partition the instance serves (and that events come from)
     std::string from = "input";          // the topic of the events fed to the agent
     std::string agent_name = {};         // the YAML name; empty: the plugin's agent name
@@ -107,7 +295,14 @@ public:
         api_.forward = &host_forward;
         api_.partition = &host_partition;
         api_.agent_name = &host_agent_name;
+        api_.table = &host_table;
+        api_.table_get = &host_table_get;
+        api_.table_put = &host_table_put;
+        api_.table_delete = &host_table_delete;
+        api_.table_add = &host_table_add;
+        api_.table_iterate = &host_table_iterate;
 
+        declare_tables();
         load(entry);
         apply_declared_params();
         partition_instance_ = std::make_unique<InstanceContext>(this, options_.partition);
@@ -235,10 +430,45 @@ public:
     const mph_plugin_descriptor& plugin() const noexcept { return plugin_; }
     const mph_agent_descriptor& agent() const noexcept { return agent_descriptor_; }
 
+    // --- tables -------------------------------------------------------------------------------------------
+    // The entries of table `name` (the shard of options.partition), in key byte order, as stored (encoded).
+    // Not reset by clear(), restart() or revoke(): tables are host state. Writing through the non-const
+    // overload seeds state, as if recovered from the changelog; it bypasses the codec check.
+    // Both throw std::logic_error for a table not in options.tables.
+    std::map<std::string, std::string>& table(std::string_view name) { return declared_table(name).entries; }
+    const std::map<std::string, std::string>& table(std::string_view name) const {
+        return declared_table(name).entries;
+    }
+    // The value stored under key, decoded; nullopt when the key is absent (the default is not applied: this
+    // inspects the store). Throws std::logic_error when the stored value is not 8 bytes.
+    std::optional<int64_t> table_int64(std::string_view name, std::string_view key) const {
+        const std::optional<std::string> stored = stored_value(name, key);
+        if (!stored) return std::nullopt;
+        if (const std::optional<int64_t> number = decode_int64(*stored)) return number;
+        throw std::logic_error(size_mismatch(name, *stored, "int64"));
+    }
+    std::optional<double> table_double(std::string_view name, std::string_view key) const {
+        const std::optional<std::string> stored = stored_value(name, key);
+        if (!stored) return std::nullopt;
+        if (const std::optional<double> number = decode_double(*stored)) return number;
+        throw std::logic_error(size_mismatch(name, *stored, "double"));
+    }
+
 private:
     enum class Phase { idle, create, on_event, on_batch, on_timer, on_assigned, on_revoked };
 
     struct StoredEvent;
+
+    enum class Codec { raw, int64, dbl, json };
+
+    // One declared table. Its address is the mph_table* handed to the plugin (tables_ never moves its nodes).
+    struct TableState {
+        Codec codec = Codec::raw;
+        std::optional<std::string> default_value;
+        std::map<std::string, std::string> entries;
+
+        mph_table* handle() noexcept { return reinterpret_cast<mph_table*>(this); }
+    };
 
     // What the driver hands the plugin as mph_agent_ctx*: one per instance.
     struct InstanceContext {
@@ -373,6 +603,62 @@ private:
         }
     }
 
+    // options.tables checked the way the host's YAML loader checks `tables:`, before the plugin is loaded.
+    void declare_tables() {
+        for (const TableSpec& spec : options_.tables) {
+            const std::string what = "table '" + spec.name + "'";
+            if (spec.name.empty()) throw std::runtime_error("a table in DriverOptions::tables has no name");
+            TableState state{Codec::raw, spec.default_value, {}};
+            if (spec.value == "raw" || spec.value == "bytes") state.codec = Codec::raw;
+            else if (spec.value == "int64") state.codec = Codec::int64;
+            else if (spec.value == "double") state.codec = Codec::dbl;
+            else if (spec.value == "json") state.codec = Codec::json;
+            else
+                throw std::runtime_error(what + " has value codec '" + spec.value +
+                                         "'; expected raw, bytes, int64, double or json");
+            if (!state.default_value && state.codec == Codec::int64) state.default_value = int64_value(0);
+            if (state.default_value && !valid_for(state.codec, *state.default_value))
+                throw std::runtime_error(what + " has a default_value that is not a valid " + spec.value +
+                                         " value (int64 and double: 8 encoded bytes, see int64_value/double_value)");
+            if (!tables_.emplace(spec.name, std::move(state)).second)
+                throw std::runtime_error(what + " is declared twice in DriverOptions::tables");
+        }
+    }
+
+    const TableState& declared_table(std::string_view name) const {
+        const auto found = tables_.find(name);
+        if (found == tables_.end())
+            throw std::logic_error("table '" + std::string(name) + "' is not in DriverOptions::tables");
+        return found->second;
+    }
+    TableState& declared_table(std::string_view name) {
+        return const_cast<TableState&>(std::as_const(*this).declared_table(name));
+    }
+
+    std::optional<std::string> stored_value(std::string_view name, std::string_view key) const {
+        const auto& entries = declared_table(name).entries;
+        const auto found = entries.find(std::string(key));
+        return found == entries.end() ? std::nullopt : std::optional<std::string>(found->second);
+    }
+
+    static std::string size_mismatch(std::string_view name, const std::string& stored, const char* codec) {
+        return "table '" + std::string(name) + "' holds a " + std::to_string(stored.size()) + "-byte value; an " +
+               codec + " is 8 bytes";
+    }
+
+    static bool valid_for(Codec codec, std::string_view value) noexcept {
+        switch (codec) {
+        case Codec::int64:
+        case Codec::dbl:
+            return value.size() == 8;
+        case Codec::json:
+            return detail::JsonCheck::valid(value);
+        case Codec::raw:
+            return true;
+        }
+        return false;
+    }
+
     // Reads only the members the plugin's struct_size covers (convention 3); the rest stay NULL.
     // Pointers, not references: MPH_HAS_MEMBER tests for NULL, which GCC flags on the address of a reference.
     static mph_agent_descriptor copy_agent(const mph_agent_descriptor* source) {
@@ -449,6 +735,7 @@ private:
         instance.phase = phase;
         const mph_status verdict = callback();
         instance.phase = Phase::idle;
+        table_views_.clear(); // table_get views end with the callback (convention 6)
         return verdict;
     }
 
@@ -562,6 +849,113 @@ private:
         return ctx ? InstanceContext::from(ctx)->driver->options_.agent_name.c_str() : nullptr;
     }
 
+    // Tables resolve in any callback, timer instances included (an agent resolves its tables in its constructor,
+    // which runs for timer instances too); using them is what a timer instance may not do.
+    static mph_table* host_table(mph_agent_ctx* ctx, const char* name) noexcept {
+        if (ctx == nullptr || name == nullptr) return nullptr;
+        InstanceContext& instance = *InstanceContext::from(ctx);
+        if (instance.phase == Phase::idle) return nullptr;
+        auto& tables = instance.driver->tables_;
+        const auto found = tables.find(std::string_view(name));
+        return found == tables.end() ? nullptr : found->second.handle();
+    }
+
+    // The checks every table call makes, in order: arguments, then the phase and the kind of instance.
+    // Returns the table, or nullptr with *status set.
+    static TableState* table_access(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
+                                    mph_status* status) noexcept {
+        *status = MPH_ERR_INVALID;
+        if (ctx == nullptr || table == nullptr || (key == nullptr && key_len > 0)) return nullptr;
+        InstanceContext& instance = *InstanceContext::from(ctx);
+        TableState* state = nullptr;
+        for (auto& [name, candidate] : instance.driver->tables_)
+            if (candidate.handle() == table) state = &candidate;
+        if (state == nullptr) return nullptr; // not a handle this driver gave out
+        if (instance.phase == Phase::idle || instance.partition < 0) {
+            *status = MPH_ERR_STATE;
+            return nullptr;
+        }
+        *status = MPH_OK;
+        return state;
+    }
+
+    static std::string bytes_of(const void* data, size_t size) {
+        return data == nullptr ? std::string() : std::string(static_cast<const char*>(data), size);
+    }
+
+    static mph_status host_table_get(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
+                                     const void** value, size_t* value_len) noexcept {
+        mph_status status = MPH_OK;
+        TableState* state = table_access(ctx, table, key, key_len, &status);
+        if (state == nullptr) return status;
+        if (value == nullptr || value_len == nullptr) return MPH_ERR_INVALID;
+        const auto found = state->entries.find(bytes_of(key, key_len));
+        const std::string* stored = found != state->entries.end() ? &found->second
+                                    : state->default_value     ? &*state->default_value
+                                                               : nullptr;
+        if (stored == nullptr) return MPH_ERR_NOT_FOUND;
+        // A copy that lives until the callback returns, as the ABI promises, whatever the agent writes meanwhile.
+        const std::string& view = InstanceContext::from(ctx)->driver->table_views_.emplace_back(*stored);
+        *value = view.data();
+        *value_len = view.size();
+        return MPH_OK;
+    }
+
+    static mph_status host_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
+                                     const void* value, size_t value_len) noexcept {
+        mph_status status = MPH_OK;
+        TableState* state = table_access(ctx, table, key, key_len, &status);
+        if (state == nullptr) return status;
+        if (value == nullptr && value_len > 0) return MPH_ERR_INVALID;
+        std::string bytes = bytes_of(value, value_len);
+        if (!valid_for(state->codec, bytes)) return MPH_ERR_INVALID;
+        state->entries.insert_or_assign(bytes_of(key, key_len), std::move(bytes));
+        return MPH_OK;
+    }
+
+    static mph_status host_table_delete(mph_agent_ctx* ctx, mph_table* table, const void* key,
+                                        size_t key_len) noexcept {
+        mph_status status = MPH_OK;
+        TableState* state = table_access(ctx, table, key, key_len, &status);
+        if (state == nullptr) return status;
+        state->entries.erase(bytes_of(key, key_len));
+        return MPH_OK;
+    }
+
+    // Wraps around on overflow (two's complement), as Java's long arithmetic does.
+    static mph_status host_table_add(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
+                                     int64_t delta, int64_t* result) noexcept {
+        mph_status status = MPH_OK;
+        TableState* state = table_access(ctx, table, key, key_len, &status);
+        if (state == nullptr) return status;
+        if (state->codec != Codec::int64) return MPH_ERR_UNSUPPORTED;
+        // declare_tables gives every int64 table a default, so an absent key starts from it.
+        const std::string* stored = &*state->default_value;
+        const auto found = state->entries.find(bytes_of(key, key_len));
+        if (found != state->entries.end()) stored = &found->second;
+        const std::optional<int64_t> current = decode_int64(*stored);
+        if (!current) return MPH_ERR_INVALID; // a malformed value seeded by the test through table()
+        const auto sum = static_cast<int64_t>(static_cast<uint64_t>(*current) + static_cast<uint64_t>(delta));
+        state->entries.insert_or_assign(bytes_of(key, key_len), int64_value(sum));
+        if (result != nullptr) *result = sum;
+        return MPH_OK;
+    }
+
+    static mph_status host_table_iterate(mph_agent_ctx* ctx, mph_table* table, mph_table_visit_fn visit,
+                                         void* user) noexcept {
+        mph_status status = MPH_OK;
+        TableState* state = table_access(ctx, table, nullptr, 0, &status);
+        if (state == nullptr) return status;
+        if (visit == nullptr) return MPH_ERR_INVALID;
+        // A snapshot: writes made by the visit are not seen by the iteration, and cannot invalidate it.
+        const std::vector<std::pair<std::string, std::string>> snapshot(state->entries.begin(), state->entries.end());
+        for (const auto& [key, value] : snapshot) {
+            const mph_status verdict = visit(user, key.data(), key.size(), value.data(), value.size());
+            if (verdict != MPH_OK) return verdict;
+        }
+        return MPH_OK;
+    }
+
     // Copies a plugin's message, honouring its struct_size. nullopt when it is malformed.
     std::optional<Output> read_message(const mph_message* msg) const {
         Output output{{}, std::nullopt, std::nullopt, {}, MPH_PARTITION_ANY, 0};
@@ -618,6 +1012,8 @@ private:
     int64_t next_offset_ = 0;
     mph_status injected_failure_ = MPH_OK;
     int injected_failures_left_ = 0;
+    std::map<std::string, TableState, std::less<>> tables_;
+    std::deque<std::string> table_views_; // what table_get handed out during the current callback
 };
 
 } // namespace mephisto::testing

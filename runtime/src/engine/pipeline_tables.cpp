@@ -1,0 +1,288 @@
+// The pipeline's table bookkeeping: opening stores, the copartitioning check, changelog flushes that gate
+// input commits, and recovery of a partition's tables before its events are processed.
+#include <chrono>
+
+#include "common/logging.hpp"
+#include "engine/pipeline.hpp"
+#include "tables/codec.hpp"
+
+namespace mephisto {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr size_t kRecoveryBatch = 10'000;  // changelog records applied per RocksDB write batch
+constexpr auto kProgressEvery = std::chrono::seconds(3);
+
+}  // namespace
+
+Status Pipeline::check_copartitioning() {
+    // A table shard is the partition of its agents' source topics; if those have different partition counts,
+    // keys would meet their state on the wrong shard. Refused before the group is joined (RELIABILITY 20).
+    for (const auto& table : config_.tables) {
+        std::map<std::string, int> counts;
+        for (const auto& a : config_.agents) {
+            if (std::find(a.tables.begin(), a.tables.end(), table.name) == a.tables.end()) continue;
+            for (const auto& topic : a.from) {
+                int partitions = existing_partitions(topic);
+                if (partitions == 0 && config_.topic(topic)) partitions = config_.topic(topic)->partitions;
+                if (partitions > 0) counts[topic] = partitions;
+            }
+        }
+        std::string list;
+        std::set<int> distinct;
+        for (const auto& [topic, n] : counts) {
+            distinct.insert(n);
+            list += (list.empty() ? "" : ", ") + topic + " (" + std::to_string(n) + ")";
+        }
+        if (table.partitions > 0) {
+            distinct.insert(table.partitions);
+            list += (list.empty() ? "" : ", ") + std::string("the table's own setting (") +
+                    std::to_string(table.partitions) + ")";
+        }
+        if (distinct.size() > 1)
+            return make_error(table.mark.str() + ": table " + table.name +
+                              " is shared by topics with different partition counts: " + list +
+                              "; copartitioned topics and tables need equal counts");
+        const int partitions = distinct.empty() ? 1 : *distinct.begin();
+        table_partitions_[table.name] = partitions;
+    }
+    return {};
+}
+
+Status Pipeline::open_tables() {
+    for (const auto& table : config_.tables) {
+        auto store = TableStore::open(table, config_.state_dir / table.name);
+        if (!store) return make_error(store.error());
+        const int partitions = table_partitions_[table.name];
+        if (int existing = existing_partitions(table.changelog_topic); existing > 0 && existing != partitions)
+            return make_error(table.mark.str() + ": table " + table.name + ": its changelog " + table.changelog_topic +
+                              " has " + std::to_string(existing) + " partitions, the table " + std::to_string(partitions));
+        if (auto st = ensure_internal_topic(table.changelog_topic, partitions); !st)
+            log_->warn("{}; relying on the broker to create it on first use", st.error());
+        log_->info("table {}: {} store{}, changelog {} ({} partitions)", table.name,
+                   table.store == StoreKind::rocksdb ? "rocksdb" : "memory",
+                   table.store == StoreKind::rocksdb ? " at " + (config_.state_dir / table.name).string() : "",
+                   table.changelog_topic, table_partitions_[table.name]);
+        tables_[table.name] = std::move(*store);
+    }
+    return {};
+}
+
+std::optional<int64_t> Pipeline::table_gate(PartitionState& ps, int64_t next) {
+    if (!ps.flushes.empty()) {
+        for (const auto& f : ps.flushes)
+            if (!f->done) return std::nullopt;
+        bool failed = false;
+        for (auto& f : ps.flushes) {
+            failed = failed || f->failed;
+            f->shard->flush_in_progress = false;
+        }
+        ps.flushes.clear();
+        if (failed) return std::nullopt;
+        return ps.flush_commit;
+    }
+    if (next <= ps.committed.load() || next == ps.commit_sent) return std::nullopt;
+    for (TableShard* shard : ps.shards)
+        if (shard->flush_in_progress) return std::nullopt;  // another topic's flush of a shared shard
+    start_flush(ps, next);
+    for (const auto& f : ps.flushes)
+        if (!f->done) return std::nullopt;
+    return table_gate(ps, next);  // nothing to send: the commit may go ahead now
+}
+
+void Pipeline::start_flush(PartitionState& ps, int64_t next) {
+    ps.flush_commit = next;
+    for (TableShard* shard : ps.shards) {
+        auto flush = std::make_unique<ShardFlush>();
+        flush->shard = shard;
+        flush->changes = shard->take_changes();
+        shard->flush_in_progress = true;
+        const std::string& topic = shard->store().spec().changelog_topic;
+        log_->debug("table {}[{}]: flushing {} change(s) for input offset {}", shard->store().spec().name,
+                    shard->partition(), flush->changes.size(), next);
+        flush->outstanding = static_cast<int>(flush->changes.size()) + 1;  // +1: held until all are sent
+        for (const auto& change : flush->changes) {
+            std::string why;
+            mph_status st = producer_->produce(topic, change.key.data(), change.key.size(),
+                                               change.value ? change.value->data() : nullptr,
+                                               change.value ? change.value->size() : 0, nullptr, shard->partition(), 0,
+                                               static_cast<DeliveryTag*>(flush.get()), &why);
+            if (st != MPH_OK) {
+                fail("table " + shard->store().spec().name + ": " + why);
+                flush->failed = true;
+                flush->outstanding--;
+            }
+        }
+        // Release the hold; the last acknowledgement (or this, when nothing was sent) completes the flush.
+        rd_kafka_message_t none{};
+        on_flush_delivery(flush.get(), RD_KAFKA_RESP_ERR_NO_ERROR, none);
+        ps.flushes.push_back(std::move(flush));
+    }
+}
+
+void Pipeline::on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) {
+    if (err) {
+        flush->failed = true;
+        if (err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
+            fail("changelog " + flush->shard->store().spec().changelog_topic + "[" +
+                 std::to_string(flush->shard->partition()) + "]: delivery failed: " + rd_kafka_err2str(err) +
+                 "; the inputs that changed the table stay uncommitted");
+    } else if (msg.rkt) {
+        flush->last_offset = std::max(flush->last_offset, msg.offset);
+    }
+    if (flush->outstanding.fetch_sub(1) != 1) return;
+    if (!flush->failed && !flush->changes.empty()) {
+        if (auto st = flush->shard->persist(flush->changes, flush->last_offset); !st) {
+            flush->failed = true;
+            fail(st.error());
+        }
+    }
+    flush->changes.clear();
+    flush->changes.shrink_to_fit();
+    flush->done = true;
+}
+
+void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
+    std::set<TableShard*> recovered;
+    for (PartitionState* ps : partitions) {
+        for (TableShard* shard : ps->shards) {
+            if (cancel_recovery_) return;
+            if (!recovered.insert(shard).second) continue;  // shared by two copartitioned topics
+            auto st = recover(*shard, shard->store().spec().changelog_topic);
+            if (cancel_recovery_) return;
+            if (!st) {
+                log_->error("{}", st.error());
+                ps->table_failed = true;
+                break;
+            }
+        }
+        ps->recovered = true;
+    }
+}
+
+Status Pipeline::recover(TableShard& shard, const std::string& changelog) {
+    const std::string name = shard.store().spec().name + "[" + std::to_string(shard.partition()) + "]";
+    const int64_t persisted = shard.persisted_offset();
+    const std::map<std::string, std::string> props = {{"bootstrap.servers", bootstrap_},
+                                                      {"group.id", config_.app_id + "-recovery"},
+                                                      {"enable.auto.commit", "false"},
+                                                      {"enable.partition.eof", "true"},
+                                                      {"queued.min.messages", "500000"},
+                                                      {"client.id", "mephisto-" + config_.app_id + "-recovery"}};
+    auto conf = make_conf({&props, &config_.broker.properties});
+    if (!conf) return make_error(conf.error());
+    route_logs(conf->get());
+    auto consumer = make_client(RD_KAFKA_CONSUMER, std::move(*conf));
+    if (!consumer) return make_error(consumer.error());
+    rd_kafka_t* rk = consumer->get();
+
+    // The end is captured once, at assignment: what was written before this host took the partition over.
+    int64_t low = 0, high = 0;
+    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    while ((err = rd_kafka_query_watermark_offsets(rk, changelog.c_str(), shard.partition(), &low, &high, 2000)) &&
+           Clock::now() < deadline && !cancel_recovery_) {
+    }
+    if (err) return make_error("table " + name + ": cannot read the end of " + changelog + ": " + rd_kafka_err2str(err));
+    const int64_t start = persisted + 1;
+    if (start > high)
+        return make_error("table " + name + ": the store says it holds changelog " + changelog + " up to offset " +
+                          std::to_string(persisted) + ", but the changelog ends at " + std::to_string(high) +
+                          ". The local state is from another changelog (a reset or recreated topic?); the table "
+                          "will not serve until it is reset: mephisto reset --table " + shard.store().spec().name +
+                          " <pipeline.yaml>");
+    int64_t from = std::max(start, low);
+    if (from >= high) {
+        log_->info("table {}: up to date (changelog offset {})", name, persisted);
+        return {};
+    }
+    const int64_t total = high - from;
+    log_->info("table {}: recovering {} changelog record(s) from offset {}", name, total, from);
+
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, changelog.c_str(), shard.partition())->offset = from;
+    rd_kafka_assign(rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+
+    const auto started = Clock::now();
+    auto last_report = started;
+    std::vector<TableChange> batch;
+    int64_t last = from - 1, applied = 0;
+    Status result;
+    while (last < high - 1 && !cancel_recovery_) {
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
+        if (m) {
+            if (!m->err && m->offset < high) {
+                TableChange c;
+                c.key.assign(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
+                if (m->payload) c.value.emplace(static_cast<const char*>(m->payload), m->len);
+                batch.push_back(std::move(c));
+                last = m->offset;
+            } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                last = std::max(last, m->offset - 1);  // gaps (aborted transactions, compaction) end here
+            } else if (m->err) {
+                log_->warn("table {}: recovery: {}", name, rd_kafka_message_errstr(m));
+            }
+            rd_kafka_message_destroy(m);
+        }
+        if (batch.size() >= kRecoveryBatch || (!batch.empty() && last >= high - 1)) {
+            if (result = shard.apply(batch, last); !result) break;
+            applied += static_cast<int64_t>(batch.size());
+            batch.clear();
+        }
+        const auto now = Clock::now();
+        if (now - last_report >= kProgressEvery) {
+            const double secs = std::chrono::duration<double>(now - started).count();
+            const double rate = secs > 0 ? (last - from + 1) / secs : 0;
+            const int64_t left = high - 1 - last;
+            log_->info("table {}: recovering, {} record(s) left, {:.0f} records/s, ETA {:.0f} s", name, left, rate,
+                       rate > 0 ? left / rate : 0.0);
+            last_report = now;
+        }
+    }
+    if (result && !batch.empty() && !cancel_recovery_) {
+        result = shard.apply(batch, last);
+        applied += static_cast<int64_t>(batch.size());
+    }
+    rd_kafka_assign(rk, nullptr);
+    if (!result) return result;
+    if (!cancel_recovery_) {
+        const double secs = std::chrono::duration<double>(Clock::now() - started).count();
+        log_->info("table {}: recovered {} record(s) in {:.2f} s ({:.0f} records/s)", name, applied, secs,
+                   secs > 0 ? applied / secs : 0.0);
+    }
+    return {};
+}
+
+void Pipeline::finish_recoveries() {
+    bool all_done = true;
+    std::lock_guard lock(partitions_mutex_);
+    for (auto& [key, ps] : partitions_) {
+        if (!ps->recovering) continue;
+        if (!ps->recovered) {
+            all_done = false;
+            continue;
+        }
+        if (ps->table_failed) continue;  // stays paused: the error was logged by the recovery
+        ps->recovering = false;
+        rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(list, ps->topic.c_str(), ps->partition);
+        rd_kafka_resume_partitions(consumer_.get(), list);
+        rd_kafka_topic_partition_list_destroy(list);
+        ps->paused = false;
+        for (auto& lane : ps->lanes) {
+            bool schedule;
+            {
+                std::lock_guard l(lane->mu);
+                schedule = !lane->scheduled && !lane->queue.empty();
+                if (schedule) lane->scheduled = true;
+            }
+            if (schedule) scheduler_.push(lane.get());
+        }
+    }
+    if (all_done && recovery_thread_.joinable()) recovery_thread_.join();
+}
+
+}  // namespace mephisto

@@ -1,0 +1,268 @@
+#include "tables/table_store.hpp"
+
+#include <rocksdb/convenience.h>
+#include <rocksdb/db.h>
+#include <rocksdb/write_batch.h>
+
+#include "tables/codec.hpp"
+
+namespace mephisto {
+namespace {
+
+// Clean cache entries kept per shard; dirty ones are kept until the next commit regardless.
+constexpr size_t kCleanCacheLimit = 200'000;
+
+std::string family_name(int32_t partition) { return "p" + std::to_string(partition); }
+std::string offset_key(int32_t partition) { return "changelog-offset/" + family_name(partition); }
+
+}  // namespace
+
+// ------------------------------------------------------------------------------------------------ TableShard
+
+TableShard::TableShard(TableStore& store, int32_t partition, rocksdb::ColumnFamilyHandle* cf)
+    : store_(store), partition_(partition), cf_(cf) {}
+
+TableShard::~TableShard() = default;
+
+std::optional<std::string> TableShard::load(std::string_view key) {
+    if (!cf_) {
+        auto it = memory_.find(std::string(key));
+        if (it == memory_.end()) return std::nullopt;
+        return it->second;
+    }
+    std::string value;
+    auto st = store_.db_->Get(rocksdb::ReadOptions(), cf_, rocksdb::Slice(key.data(), key.size()), &value);
+    if (st.IsNotFound()) return std::nullopt;
+    if (!st.ok()) throw std::runtime_error("table " + store_.spec_.name + ": read failed: " + st.ToString());
+    return value;
+}
+
+TableShard::Entry& TableShard::entry(std::string_view key) {
+    auto it = cache_.find(std::string(key));
+    if (it != cache_.end()) return it->second;
+    trim();
+    return cache_.emplace(std::string(key), Entry{load(key), false}).first->second;
+}
+
+void TableShard::trim() {
+    if (cache_.size() - dirty_ < kCleanCacheLimit) return;
+    // Drop clean entries down to half the limit; which ones does not matter much for a bound, and an
+    // unordered walk is cheap.
+    size_t to_drop = cache_.size() - dirty_ - kCleanCacheLimit / 2;
+    for (auto it = cache_.begin(); it != cache_.end() && to_drop > 0;) {
+        if (!it->second.dirty) {
+            it = cache_.erase(it);
+            --to_drop;
+        } else {
+            ++it;
+        }
+    }
+}
+
+std::optional<std::string> TableShard::get(std::string_view key) {
+    std::lock_guard lock(mu_);
+    return entry(key).value;
+}
+
+void TableShard::put(std::string_view key, std::string_view value) {
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(std::string(key));
+    if (it == cache_.end()) {
+        trim();
+        it = cache_.emplace(std::string(key), Entry{}).first;  // a blind write needs no read
+    }
+    if (!it->second.dirty) ++dirty_;
+    it->second.value = std::string(value);
+    it->second.dirty = true;
+}
+
+void TableShard::erase(std::string_view key) {
+    std::lock_guard lock(mu_);
+    auto it = cache_.find(std::string(key));
+    if (it == cache_.end()) it = cache_.emplace(std::string(key), Entry{}).first;
+    if (!it->second.dirty) ++dirty_;
+    it->second.value.reset();
+    it->second.dirty = true;
+}
+
+int64_t TableShard::add(std::string_view key, int64_t delta) {
+    std::lock_guard lock(mu_);
+    Entry& e = entry(key);
+    int64_t current = 0;
+    if (e.value && e.value->size() == 8) current = decode_int64(*e.value);
+    else if (!e.value && store_.spec_.default_value && store_.spec_.default_value->size() == 8)
+        current = decode_int64(*store_.spec_.default_value);
+    const int64_t next = static_cast<int64_t>(static_cast<uint64_t>(current) + static_cast<uint64_t>(delta));
+    if (!e.dirty) ++dirty_;
+    e.value = encode_int64(next);
+    e.dirty = true;
+    return next;
+}
+
+std::map<std::string, std::string> TableShard::snapshot() {
+    std::lock_guard lock(mu_);
+    std::map<std::string, std::string> out;
+    if (!cf_) {
+        out = memory_;
+    } else {
+        std::unique_ptr<rocksdb::Iterator> it(store_.db_->NewIterator(rocksdb::ReadOptions(), cf_));
+        for (it->SeekToFirst(); it->Valid(); it->Next()) out.emplace(it->key().ToString(), it->value().ToString());
+    }
+    for (const auto& [key, e] : cache_) {
+        if (e.value) out[key] = *e.value;
+        else out.erase(key);
+    }
+    return out;
+}
+
+std::vector<TableChange> TableShard::take_changes() {
+    std::lock_guard lock(mu_);
+    std::vector<TableChange> out;
+    out.reserve(dirty_);
+    for (auto& [key, e] : cache_) {
+        if (!e.dirty) continue;
+        out.push_back(TableChange{key, e.value});
+        e.dirty = false;
+    }
+    dirty_ = 0;
+    return out;
+}
+
+Status TableShard::apply(const std::vector<TableChange>& records, int64_t last_offset) {
+    std::lock_guard lock(mu_);
+    if (!cf_) {
+        for (const auto& r : records) {
+            if (r.value) memory_[r.key] = *r.value;
+            else memory_.erase(r.key);
+        }
+        memory_offset_ = std::max(memory_offset_, last_offset);
+        return {};
+    }
+    rocksdb::WriteBatch batch;
+    for (const auto& r : records) {
+        if (r.value) batch.Put(cf_, r.key, *r.value);
+        else batch.Delete(cf_, r.key);
+    }
+    batch.Put(store_.db_->DefaultColumnFamily(), offset_key(partition_), std::to_string(last_offset));
+    auto st = store_.db_->Write(rocksdb::WriteOptions(), &batch);
+    if (!st.ok()) return make_error("table " + store_.spec_.name + ": write failed: " + st.ToString());
+    return {};
+}
+
+Status TableShard::persist(const std::vector<TableChange>& changes, int64_t changelog_offset) {
+    // Cached entries that changed again since the take stay dirty and reach the store with the next flush;
+    // the store only ever holds what the changelog holds.
+    return apply(changes, changelog_offset);
+}
+
+int64_t TableShard::persisted_offset() {
+    std::lock_guard lock(mu_);
+    if (!cf_) return memory_offset_;
+    std::string value;
+    auto st = store_.db_->Get(rocksdb::ReadOptions(), store_.db_->DefaultColumnFamily(), offset_key(partition_), &value);
+    if (!st.ok()) return -1;
+    return std::stoll(value);
+}
+
+void TableShard::drop_cache() {
+    std::lock_guard lock(mu_);
+    cache_.clear();
+    dirty_ = 0;
+}
+
+size_t TableShard::cached() const {
+    std::lock_guard lock(mu_);
+    return cache_.size();
+}
+
+// ------------------------------------------------------------------------------------------------ TableStore
+
+Result<std::unique_ptr<TableStore>> TableStore::open(const TableSpec& spec, const std::filesystem::path& dir) {
+    std::unique_ptr<TableStore> store(new TableStore(spec));
+    store->dir_ = dir;
+    if (spec.store == StoreKind::memory) return store;
+
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return make_error("table " + spec.name + ": cannot create " + dir.string() + ": " + ec.message());
+
+    rocksdb::DBOptions db_options;
+    rocksdb::ColumnFamilyOptions cf_options;
+    db_options.create_if_missing = true;
+    db_options.create_missing_column_families = true;
+    rocksdb::ConfigOptions config;
+    config.ignore_unknown_options = false;
+    for (const auto& [key, value] : spec.rocksdb_options) {
+        std::unordered_map<std::string, std::string> one{{key, value}};
+        rocksdb::DBOptions db_next;
+        rocksdb::ColumnFamilyOptions cf_next;
+        if (rocksdb::GetDBOptionsFromMap(config, db_options, one, &db_next).ok()) {
+            db_options = db_next;
+        } else if (rocksdb::GetColumnFamilyOptionsFromMap(config, cf_options, one, &cf_next).ok()) {
+            cf_options = cf_next;
+        } else {
+            return make_error(spec.mark.str() + ": tables." + spec.name + ".options: '" + key + ": " + value +
+                              "' is not a RocksDB DBOptions or ColumnFamilyOptions setting");
+        }
+    }
+
+    std::vector<std::string> names;
+    if (!rocksdb::DB::ListColumnFamilies(db_options, dir.string(), &names).ok()) names = {rocksdb::kDefaultColumnFamilyName};
+    std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+    for (const auto& n : names) descriptors.emplace_back(n, cf_options);
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* db = nullptr;
+    auto st = rocksdb::DB::Open(db_options, dir.string(), descriptors, &handles, &db);
+    if (!st.ok()) return make_error("table " + spec.name + ": cannot open RocksDB at " + dir.string() + ": " + st.ToString());
+    store->db_.reset(db);
+    for (size_t i = 0; i < names.size(); ++i) {
+        if (names[i] == rocksdb::kDefaultColumnFamilyName) db->DestroyColumnFamilyHandle(handles[i]);
+        else store->families_[names[i]] = handles[i];
+    }
+    return store;
+}
+
+TableStore::TableStore(const TableSpec& spec) : spec_(spec) {}
+
+TableStore::~TableStore() {
+    shards_.clear();
+    if (db_) {
+        for (auto& [name, handle] : families_) db_->DestroyColumnFamilyHandle(handle);
+        db_->Close();
+    }
+}
+
+Result<TableShard*> TableStore::shard(int32_t partition) {
+    std::lock_guard lock(mu_);
+    if (auto it = shards_.find(partition); it != shards_.end()) return it->second.get();
+    rocksdb::ColumnFamilyHandle* cf = nullptr;
+    if (db_) {
+        const std::string name = family_name(partition);
+        if (auto it = families_.find(name); it != families_.end()) {
+            cf = it->second;
+        } else {
+            auto st = db_->CreateColumnFamily(rocksdb::ColumnFamilyOptions(), name, &cf);
+            if (!st.ok()) return make_error("table " + spec_.name + ": cannot create column family " + name + ": " + st.ToString());
+            families_[name] = cf;
+        }
+    }
+    auto shard = std::make_unique<TableShard>(*this, partition, cf);
+    TableShard* raw = shard.get();
+    shards_.emplace(partition, std::move(shard));
+    return raw;
+}
+
+std::vector<TableShard*> TableStore::shards() {
+    std::lock_guard lock(mu_);
+    std::vector<TableShard*> out;
+    for (auto& [p, s] : shards_) out.push_back(s.get());
+    return out;
+}
+
+uint64_t TableStore::estimate_keys(int32_t partition) {
+    auto s = shard(partition);
+    if (!s) return 0;
+    return (*s)->snapshot().size();
+}
+
+}  // namespace mephisto

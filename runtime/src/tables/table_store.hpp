@@ -1,0 +1,117 @@
+#pragma once
+// Host-owned table state (DESIGN.md §6, Kafka Streams' state stores with a record cache).
+//
+// A TableStore is one table of one pipeline: one RocksDB with a column family per partition (one DB per
+// partition gave Faust users "too many open files"), or plain maps for `store: memory`. Each partition is a
+// TableShard with a write-back cache: between two commits a hot key costs a hash-map update, and the
+// changelog carries one record per changed key per commit. The changelog offset a shard has persisted is
+// written in the same RocksDB write batch as the data it covers, so store and offset never disagree.
+#include <filesystem>
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/result.hpp"
+#include "config/config.hpp"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+}  // namespace rocksdb
+
+namespace mephisto {
+
+class TableStore;
+
+// One change on its way to the changelog: a value, or a deletion (tombstone).
+struct TableChange {
+    std::string key;
+    std::optional<std::string> value;
+};
+
+class TableShard {
+public:
+    TableShard(TableStore& store, int32_t partition, rocksdb::ColumnFamilyHandle* cf);
+    ~TableShard();
+    TableShard(const TableShard&) = delete;
+    TableShard& operator=(const TableShard&) = delete;
+
+    int32_t partition() const { return partition_; }
+    TableStore& store() const { return store_; }
+
+    // One changelog flush at a time per shard, so stored values and offsets only move forward.
+    // THREAD: set by the pipeline's consumer thread.
+    std::atomic<bool> flush_in_progress{false};
+
+    // THREAD: any (the shard locks). Reads see the cache, then the store.
+    std::optional<std::string> get(std::string_view key);
+    void put(std::string_view key, std::string_view value);
+    void erase(std::string_view key);
+    int64_t add(std::string_view key, int64_t delta);  // int64 tables
+    // Every live entry in key order (a consistent copy: visits may write to the table).
+    std::map<std::string, std::string> snapshot();
+
+    // Commit support. Takes the changes since the last take (cache entries stay, now clean).
+    std::vector<TableChange> take_changes();
+    // Persists `changes` (already acknowledged by the changelog) with `changelog_offset`, the offset of the
+    // last of them, in one write batch.
+    Status persist(const std::vector<TableChange>& changes, int64_t changelog_offset);
+    // Changelog offset the store is up to date with, -1 when none.
+    int64_t persisted_offset();
+    // Recovery: applies changelog records (key, value or tombstone) up to `last_offset` in one batch.
+    Status apply(const std::vector<TableChange>& records, int64_t last_offset);
+    // Drops the cache (on revoke, after the final flush). Dirty entries would be lost: the caller flushed.
+    void drop_cache();
+    size_t cached() const;
+
+private:
+    struct Entry {
+        std::optional<std::string> value;  // nullopt: deleted
+        bool dirty = false;
+    };
+    std::optional<std::string> load(std::string_view key);  // from the store, mutex held
+    Entry& entry(std::string_view key);                      // cached entry, loaded on miss, mutex held
+    void trim();                                             // bounds the clean part of the cache
+
+    TableStore& store_;
+    int32_t partition_;
+    rocksdb::ColumnFamilyHandle* cf_;       // null for memory tables
+    std::map<std::string, std::string> memory_;  // the memory store
+    int64_t memory_offset_ = -1;
+    mutable std::mutex mu_;
+    std::unordered_map<std::string, Entry> cache_;
+    size_t dirty_ = 0;
+};
+
+class TableStore {
+public:
+    // Opens (creating if missing) the table's store under `dir` (RocksDB), or a memory store.
+    static Result<std::unique_ptr<TableStore>> open(const TableSpec& spec, const std::filesystem::path& dir);
+    ~TableStore();
+
+    const TableSpec& spec() const { return spec_; }
+    // The shard of `partition`, created on first use. THREAD: any.
+    Result<TableShard*> shard(int32_t partition);
+    // Shards this store has open, by partition.
+    std::vector<TableShard*> shards();
+    // Approximate number of keys in a partition (for `mephisto tables`).
+    uint64_t estimate_keys(int32_t partition);
+
+private:
+    friend class TableShard;
+    explicit TableStore(const TableSpec& spec);  // out of line: rocksdb::DB is incomplete here
+    TableSpec spec_;
+    std::filesystem::path dir_;
+    std::unique_ptr<rocksdb::DB> db_;
+    std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;  // "p<N>" -> handle
+    std::mutex mu_;
+    std::map<int32_t, std::unique_ptr<TableShard>> shards_;
+};
+
+}  // namespace mephisto
