@@ -28,4 +28,13 @@ struct BrokerOptions {
 };
 int broker(const BrokerOptions& options);
 
+struct TableOptions {
+    std::filesystem::path file;                      // the pipeline YAML
+    std::optional<std::filesystem::path> state_dir;  // overrides the file's state_dir
+};
+int list_tables(const TableOptions& options);
+int table_get(const TableOptions& options, const std::string& table, const std::string& key);
+int table_dump(const TableOptions& options, const std::string& table);
+int reset_table(const TableOptions& options, const std::string& table);
+
 }  // namespace mephisto::cli

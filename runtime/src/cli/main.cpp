@@ -22,8 +22,9 @@ int main(int argc, char** argv) {
     std::vector<std::string> run_files;
     auto* run = app.add_subcommand("run", "Run the pipelines declared in YAML files until SIGINT/SIGTERM");
     run->add_option("files", run_files, "Pipeline YAML files")->required()->check(CLI::ExistingFile);
-    std::string run_broker, run_plugin_dir;
+    std::string run_broker, run_plugin_dir, run_state_dir;
     run->add_option("--broker", run_broker, "Override the broker: embedded or kafka://host:port[,host:port]");
+    run->add_option("--state-dir", run_state_dir, "Override the state directory of tables");
     run->add_option("--plugin-dir", run_plugin_dir, "Override the plugin directory")->check(CLI::ExistingDirectory);
 
     std::vector<std::string> validate_files;
@@ -58,6 +59,27 @@ int main(int argc, char** argv) {
     broker->add_option("--brokers", broker_options.brokers, "Number of brokers")->check(CLI::Range(1, 16));
     broker->add_option("-t,--topic", broker_options.topics, "Create a topic: NAME or NAME:PARTITIONS (repeatable)");
 
+    cli::TableOptions table_options;
+    std::string table_state_dir, table_name, table_key;
+    auto add_table_options = [&](CLI::App* cmd) {
+        cmd->add_option("file", table_options.file, "The pipeline YAML")->required()->check(CLI::ExistingFile);
+        cmd->add_option("--state-dir", table_state_dir, "Override the file's state_dir");
+    };
+    auto* tables = app.add_subcommand("tables", "List a pipeline's tables and their local state (host stopped)");
+    add_table_options(tables);
+    auto* table = app.add_subcommand("table", "Read a table's local store (host stopped)");
+    table->require_subcommand(1);
+    auto* table_get = table->add_subcommand("get", "Print the value of KEY");
+    add_table_options(table_get);
+    table_get->add_option("table", table_name, "Table name")->required();
+    table_get->add_option("key", table_key, "Key")->required();
+    auto* table_dump = table->add_subcommand("dump", "Print every entry as a JSON line");
+    add_table_options(table_dump);
+    table_dump->add_option("table", table_name, "Table name")->required();
+    auto* reset = app.add_subcommand("reset", "Wipe a table's local state on purpose (rebuilt from its changelog)");
+    add_table_options(reset);
+    reset->add_option("--table", table_name, "Table name")->required();
+
     CLI11_PARSE(app, argc, argv);
     setup_logging(log_format == "json" ? LogFormat::json : LogFormat::text, spdlog::level::from_str(log_level));
 
@@ -65,6 +87,7 @@ int main(int argc, char** argv) {
         for (const auto& f : run_files) run_options.files.emplace_back(f);
         if (!run_broker.empty()) run_options.broker = run_broker;
         if (!run_plugin_dir.empty()) run_options.plugin_dir = run_plugin_dir;
+        if (!run_state_dir.empty()) run_options.state_dir = run_state_dir;
         return run_host(run_options);
     }
     if (*validate) {
@@ -76,5 +99,10 @@ int main(int argc, char** argv) {
     if (*send) return cli::send(send_options);
     if (*inspect) return cli::inspect_plugin(inspect_file, inspect_json);
     if (*broker) return cli::broker(broker_options);
+    if (!table_state_dir.empty()) table_options.state_dir = table_state_dir;
+    if (*tables) return cli::list_tables(table_options);
+    if (*table_get) return cli::table_get(table_options, table_name, table_key);
+    if (*table_dump) return cli::table_dump(table_options, table_name);
+    if (*reset) return cli::reset_table(table_options, table_name);
     return 0;
 }

@@ -31,6 +31,7 @@ Result<PipelineConfig> load_with_overrides(const std::filesystem::path& file, co
     auto loaded = load_config(file, options.plugin_dir);
     if (!loaded) return loaded;
     PipelineConfig config = std::move(*loaded);
+    if (options.state_dir) config.state_dir = std::filesystem::absolute(*options.state_dir).lexically_normal();
     if (options.broker) {
         std::string b = *options.broker;
         if (b == "embedded") {

@@ -18,6 +18,7 @@ struct HostOptions {
     std::vector<std::filesystem::path> files;
     std::optional<std::string> broker;  // overrides every pipeline's broker: "embedded" or "kafka://..."
     std::optional<std::filesystem::path> plugin_dir;
+    std::optional<std::filesystem::path> state_dir;
 };
 
 // Loads every plugin a pipeline names from its plugin dir. Errors name the YAML position of the reference.

@@ -6,6 +6,8 @@
 
 #include "tables/codec.hpp"
 
+#include <algorithm>
+
 namespace mephisto {
 namespace {
 
@@ -259,10 +261,12 @@ std::vector<TableShard*> TableStore::shards() {
     return out;
 }
 
-uint64_t TableStore::estimate_keys(int32_t partition) {
-    auto s = shard(partition);
-    if (!s) return 0;
-    return (*s)->snapshot().size();
+std::vector<int32_t> TableStore::stored_partitions() {
+    std::lock_guard lock(mu_);
+    std::vector<int32_t> out;
+    for (const auto& [name, handle] : families_) out.push_back(std::stoi(name.substr(1)));
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 }  // namespace mephisto

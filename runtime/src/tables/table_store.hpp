@@ -100,8 +100,8 @@ public:
     Result<TableShard*> shard(int32_t partition);
     // Shards this store has open, by partition.
     std::vector<TableShard*> shards();
-    // Approximate number of keys in a partition (for `mephisto tables`).
-    uint64_t estimate_keys(int32_t partition);
+    // Partitions that have stored state (column families), for the CLI.
+    std::vector<int32_t> stored_partitions();
 
 private:
     friend class TableShard;

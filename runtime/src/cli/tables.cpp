@@ -1,0 +1,155 @@
+// `mephisto tables`, `mephisto table get|dump` and `mephisto reset --table`: the local state of a stopped
+// host, read through the same store code the host uses. A running host holds RocksDB's lock, and the error
+// says so.
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "engine/host.hpp"
+#include "tables/codec.hpp"
+#include "tables/table_store.hpp"
+
+namespace mephisto::cli {
+namespace {
+
+std::string show(ValueCodec codec, const std::string& value) {
+    if (codec == ValueCodec::int64 && value.size() == 8) return std::to_string(decode_int64(value));
+    if (codec == ValueCodec::dbl && value.size() == 8) {
+        uint64_t bits = static_cast<uint64_t>(decode_int64(value));
+        double d;
+        std::memcpy(&d, &bits, 8);
+        return nlohmann::json(d).dump();
+    }
+    return value;
+}
+
+// Loads the pipeline and opens one table's store; errors are printed.
+std::unique_ptr<TableStore> open_table(const TableOptions& o, const std::string& table, PipelineConfig& config) {
+    HostOptions overrides;
+    overrides.state_dir = o.state_dir;
+    auto loaded = load_with_overrides(o.file, overrides);
+    if (!loaded) {
+        std::cerr << loaded.error() << "\n";
+        return nullptr;
+    }
+    config = std::move(*loaded);
+    const TableSpec* spec = config.table(table);
+    if (!spec) {
+        std::cerr << o.file << ": no table '" << table << "' in this pipeline\n";
+        return nullptr;
+    }
+    if (spec->store == StoreKind::memory) {
+        std::cerr << "table " << table << " is a memory table: it has no local state (its changelog "
+                  << spec->changelog_topic << " is the only copy)\n";
+        return nullptr;
+    }
+    const auto dir = config.state_dir / table;
+    if (!std::filesystem::exists(dir)) {
+        std::cerr << "table " << table << ": no local state at " << dir.string() << "\n";
+        return nullptr;
+    }
+    auto store = TableStore::open(*spec, dir);
+    if (!store) {
+        std::cerr << store.error();
+        if (store.error().find("lock") != std::string::npos) std::cerr << " (is a host running on this state?)";
+        std::cerr << "\n";
+        return nullptr;
+    }
+    return std::move(*store);
+}
+
+}  // namespace
+
+int list_tables(const TableOptions& o) {
+    HostOptions overrides;
+    overrides.state_dir = o.state_dir;
+    auto config = load_with_overrides(o.file, overrides);
+    if (!config) {
+        std::cerr << config.error() << "\n";
+        return 1;
+    }
+    if (config->tables.empty()) std::cout << o.file << ": no tables\n";
+    int failures = 0;
+    for (const auto& spec : config->tables) {
+        std::cout << spec.name << "  " << (spec.store == StoreKind::rocksdb ? "rocksdb" : "memory") << ", "
+                  << codec_name(spec.value) << " values, changelog " << spec.changelog_topic << "\n";
+        if (spec.store == StoreKind::memory) continue;
+        PipelineConfig unused;
+        auto store = open_table(o, spec.name, unused);
+        if (!store) {
+            ++failures;
+            continue;
+        }
+        for (int32_t p : store->stored_partitions()) {
+            auto shard = store->shard(p);
+            if (!shard) continue;
+            std::cout << "  partition " << p << ": " << (*shard)->snapshot().size() << " key(s), changelog offset "
+                      << (*shard)->persisted_offset() << "\n";
+        }
+    }
+    return failures == 0 ? 0 : 1;
+}
+
+int table_get(const TableOptions& o, const std::string& table, const std::string& key) {
+    PipelineConfig config;
+    auto store = open_table(o, table, config);
+    if (!store) return 1;
+    for (int32_t p : store->stored_partitions()) {
+        auto shard = store->shard(p);
+        if (!shard) continue;
+        if (auto v = (*shard)->get(key)) {
+            std::cout << show(store->spec().value, *v) << "\n";
+            return 0;
+        }
+    }
+    std::cerr << "table " << table << ": no key '" << key << "'\n";
+    return 3;
+}
+
+int table_dump(const TableOptions& o, const std::string& table) {
+    PipelineConfig config;
+    auto store = open_table(o, table, config);
+    if (!store) return 1;
+    for (int32_t p : store->stored_partitions()) {
+        auto shard = store->shard(p);
+        if (!shard) continue;
+        for (const auto& [key, value] : (*shard)->snapshot())
+            std::cout << nlohmann::json{{"partition", p}, {"key", key}, {"value", show(store->spec().value, value)}}.dump()
+                      << "\n";
+    }
+    return 0;
+}
+
+int reset_table(const TableOptions& o, const std::string& table) {
+    HostOptions overrides;
+    overrides.state_dir = o.state_dir;
+    auto config = load_with_overrides(o.file, overrides);
+    if (!config) {
+        std::cerr << config.error() << "\n";
+        return 1;
+    }
+    if (!config->table(table)) {
+        std::cerr << o.file << ": no table '" << table << "' in this pipeline\n";
+        return 1;
+    }
+    {
+        // Opening takes RocksDB's lock: a running host is never wiped under its feet.
+        PipelineConfig unused;
+        if (std::filesystem::exists(config->state_dir / table) && config->table(table)->store == StoreKind::rocksdb &&
+            !open_table(o, table, unused))
+            return 1;
+    }
+    std::error_code ec;
+    auto removed = std::filesystem::remove_all(config->state_dir / table, ec);
+    if (ec) {
+        std::cerr << "reset: " << ec.message() << "\n";
+        return 1;
+    }
+    std::cout << "table " << table << ": removed local state at " << (config->state_dir / table).string() << " ("
+              << removed << " file(s)); the next start rebuilds it from " << config->table(table)->changelog_topic
+              << "\n";
+    return 0;
+}
+
+}  // namespace mephisto::cli
