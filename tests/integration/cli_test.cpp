@@ -42,11 +42,11 @@ const std::filesystem::path kSource = MEPHISTO_SOURCE_DIR;
 TEST_CASE("validate accepts every example and every file in conf/") {
     TempDir dir;
     std::vector<std::string> files;
-    for (auto name : {"hello_world", "transfer_branch", "word_split"})
+    for (auto name : {"hello_world", "transfer_branch", "word_split", "page_views"})
         files.push_back((kSource / "examples" / name / (std::string(name) + ".yaml")).string());
     for (const auto& entry : std::filesystem::directory_iterator(kSource / "conf"))
         if (entry.path().extension() == ".yaml") files.push_back(entry.path().string());
-    REQUIRE(files.size() >= 4);
+    REQUIRE(files.size() >= 5);
     std::vector<std::string> args = {"validate", "--plugin-dir", example_plugin_dir().string()};
     args.insert(args.end(), files.begin(), files.end());
     std::string out;

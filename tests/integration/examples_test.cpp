@@ -6,6 +6,9 @@
 #include <algorithm>
 
 #include "harness.hpp"
+#include "tables/codec.hpp"
+
+#include <set>
 
 using namespace mephisto::test;
 
@@ -81,4 +84,34 @@ TEST_CASE("word_split: one event per word, lowercased, keyed by the word") {
     std::sort(got.begin(), got.end());
     CHECK(got == std::vector<std::string>{"hello", "hello", "mephisto", "world"});
     CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("page_views: views grouped by page id are counted in a table whose changelog holds the counts") {
+    Broker broker;
+    broker.create_topic("page_views", 4);
+    TempDir dir;
+    auto host = start_host(example("page_views"), broker.bootstrap(), dir.path() / "page_views.log",
+                           {"--plugin-dir", example_plugin_dir().string(), "--state-dir", (dir.path() / "state").string()});
+    std::vector<Message> views;
+    // Keys are random (or absent): only the re-keying by id puts one page's views on one partition.
+    for (int i = 0; i < 30; ++i) views.push_back({"user" + std::to_string(i), R"({"id": "home", "user": "u"})", {}, -1});
+    for (int i = 0; i < 12; ++i) views.push_back({std::nullopt, R"({"id": "about"})", {}, -1});
+    views.push_back({"x", R"({"user": "no id"})", {}, -1});
+    produce(broker.bootstrap(), "page_views", views);
+    REQUIRE(host->await_log("page home viewed 30 time(s)", 30s));
+    REQUIRE(host->await_log("page about viewed 12 time(s)", 30s));
+    CHECK(host->await_log("group_by id: the value has no field 'id'", 10s));
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+
+    TopicReader changelog(broker.bootstrap(), "page_views-page_views-changelog", 4);
+    REQUIRE(changelog.read_to_end(20s));
+    std::map<std::string, int64_t> last;
+    std::map<std::string, std::set<int32_t>> partitions;
+    for (const auto& r : changelog.records()) {
+        last[*r.key] = mephisto::decode_int64(*r.value);  // records of one key are in one partition, in order
+        partitions[*r.key].insert(r.partition);
+    }
+    CHECK(last == std::map<std::string, int64_t>{{"about", 12}, {"home", 30}});
+    CHECK(partitions["home"].size() == 1);
+    CHECK(end_offsets(broker.bootstrap(), "page_views-count_page_views-id-repartition", 4).size() == 4);
 }

@@ -370,7 +370,7 @@ TEST_CASE("config: unknown key inside an agent") {
                   "    form: orders"}),
             8, 5,
             {"unknown key 'form' in agents.a",
-             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor)"});
+             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through)"});
 }
 
 TEST_CASE("config: wrong type: partitions: many") {
@@ -554,4 +554,53 @@ TEST_CASE("config: a dead-letter topic without then: dead_letter") {
     f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p", "    from: t",
                   "    on_error: {then: skip, topic: t-dlq}"}),
             8, 15, {"agents.a.on_error: topic is only meaningful with then: dead_letter"});
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Tables and repartitioning
+// ---------------------------------------------------------------------------------------------------------
+
+TEST_CASE("config: tables, an agent's tables and group_by become a repartition agent and topic") {
+    Fixture f;
+    auto c = f.ok("app: {id: shop}\n"
+                  "topics: {views: {partitions: 6, value: json}}\n"
+                  "tables:\n  counts: {value: int64}\n  names: {store: memory, value: json, default: '{}'}\n"
+                  "agents:\n  count: {plugin: p, from: views, tables: [counts, names], group_by: {field: id},\n"
+                  "          on_error: {retry: 2, then: dead_letter}}\n");
+    REQUIRE(c.tables.size() == 2);
+    CHECK(c.tables[0].changelog_topic == "shop-counts-changelog");
+    CHECK(c.tables[0].default_value == std::string(8, '\0'));  // int64 counters start at 0
+    CHECK(c.tables[1].store == StoreKind::memory);
+    CHECK(c.tables[1].default_value == "{}");
+    CHECK(c.state_dir == (f.tmp.path() / "shop-data").lexically_normal());
+    REQUIRE(c.agents.size() == 2);
+    const AgentSpec& re = c.agents[0];
+    const AgentSpec& count = c.agents[1];
+    CHECK(re.name == "count-repartition");
+    CHECK(re.builtin == "repartition");
+    CHECK(re.from == std::vector<std::string>{"views"});
+    CHECK(re.params.at("field") == "id");
+    CHECK(re.params.at("topic") == "shop-count-id-repartition");
+    CHECK(re.on_error.retry == 0);  // a value without the field is bad input: the policy applies at once
+    CHECK(re.on_error.then == ThenPolicy::dead_letter);
+    CHECK(count.from == std::vector<std::string>{"shop-count-id-repartition"});
+    CHECK(count.tables == std::vector<std::string>{"counts", "names"});
+    const TopicSpec* topic = c.topic("shop-count-id-repartition");
+    REQUIRE(topic);
+    CHECK(topic->partitions == 6);
+    CHECK(topic->value == Codec::json);
+}
+
+TEST_CASE("config: table and group_by mistakes name their place") {
+    Fixture f;
+    f.error("app: a\ntopics: {t: {}}\nagents:\n  x: {plugin: p, from: t, tables: [nope]}\n", 4, 36,
+            {"agents.x.tables names table 'nope', which is not declared under tables"});
+    f.error("app: a\ntopics: {t: {}}\ntables: {c: {value: int64, default: many}}\nagents: {x: {plugin: p, from: t}}\n",
+            3, 37, {"tables.c.default must be an integer"});
+    f.error("app: a\ntopics: {t: {}}\ntables: {c: {value: text}}\nagents: {x: {plugin: p, from: t}}\n", 3, 21,
+            {"tables.c.value must be one of: raw, bytes, int64, double, json"});
+    f.error("app: a\ntopics: {t: {}}\nagents:\n  x: {plugin: p, from: t, group_by: [id]}\n", 4, 37,
+            {"agents.x.group_by must be `key` or {field: NAME}"});
+    f.error("app: a\ntopics: {t: {}, u: {}}\nagents:\n  x: {plugin: p, from: t, group_by: key, through: u}\n", 4, 51,
+            {"use either group_by or through, not both"});
 }

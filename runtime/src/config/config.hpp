@@ -76,6 +76,8 @@ struct AgentSpec {
     ErrorPolicy on_error;
     SupervisorSpec supervisor;
     Mark plugin_mark, agent_mark;
+    // Set on the host-internal agents that `group_by`/`through` add (plugin is then empty): "repartition".
+    std::string builtin;
 };
 
 struct TimerSpec {

@@ -414,7 +414,10 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             // A default-constructed YAML::Node is a defined null node, so `!node` cannot tell "absent".
             bool have_agent = false, have_plugin = false, have_from = false;
             YAML::Node tables_ref;
-            for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "tables", "params", "on_error", "supervisor"})) {
+            YAML::Node group_by_node, through_node;
+            bool have_group_by = false, have_through = false;
+            for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "tables", "params", "on_error",
+                                                       "supervisor", "group_by", "through"})) {
                 if (k2 == "plugin") { a.plugin = r.name(v2, what + ".plugin"); a.plugin_mark = r.mark_of(v2); plugin_node = v2; have_plugin = true; }
                 else if (k2 == "agent") { a.agent = r.name(v2, what + ".agent"); a.agent_mark = r.mark_of(v2); have_agent = true; }
                 else if (k2 == "from") { a.from = r.names(v2, what + ".from"); from_node = v2; have_from = true; }
@@ -423,6 +426,8 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 else if (k2 == "params") a.params = r.scalar_map(v2, what + ".params");
                 else if (k2 == "on_error") a.on_error = read_error_policy(r, v2, what + ".on_error");
                 else if (k2 == "supervisor") a.supervisor = read_supervisor(r, v2, what + ".supervisor");
+                else if (k2 == "group_by") { group_by_node = v2; have_group_by = true; }
+                else if (k2 == "through") { through_node = v2; have_through = true; }
             }
             if (!have_plugin) r.fail(v, what + " needs 'plugin' (the plugin file name without .so)");
             if (!have_from) r.fail(v, what + " needs 'from' (the topic it reads)");
@@ -437,6 +442,47 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             if (a.on_error.then == ThenPolicy::dead_letter && a.on_error.dead_letter_topic.empty())
                 a.on_error.dead_letter_topic = c.app_id + "-" + a.name + "-dead-letter";
             agent_names.insert(name);
+            if (have_group_by && have_through) r.fail(through_node, what + ": use either group_by or through, not both");
+            if (have_group_by || have_through) {
+                // Faust's stream.group_by / through: a host-internal agent re-keys the sources into a
+                // repartition topic, and this agent reads that topic instead, so each key meets its table shard.
+                AgentSpec re;
+                re.name = name + "-repartition";
+                re.builtin = "repartition";
+                re.from = a.from;
+                re.plugin_mark = re.agent_mark = r.mark_of(have_group_by ? group_by_node : through_node);
+                // A value without the field is bad input, not a transient failure: the policy applies at once.
+                re.on_error = ErrorPolicy{0, a.on_error.then, a.on_error.dead_letter_topic, a.on_error.retry_backoff};
+                re.supervisor = a.supervisor;
+                std::string label;
+                if (have_group_by) {
+                    if (group_by_node.IsScalar() && group_by_node.Scalar() == "key") {
+                        label = "key";
+                        re.params["by"] = "key";
+                    } else if (group_by_node.IsMap()) {
+                        for (auto& [k3, v3] : r.entries(group_by_node, what + ".group_by", {"field"})) {
+                            (void)k3;
+                            label = r.name(v3, what + ".group_by.field");
+                        }
+                        if (label.empty()) r.fail(group_by_node, what + ".group_by needs a field");
+                        re.params["by"] = "field";
+                        re.params["field"] = label;
+                    } else {
+                        r.fail(group_by_node, what + ".group_by must be `key` or {field: NAME}, found " + Reader::kind(group_by_node));
+                    }
+                    re.params["topic"] = c.app_id + "-" + name + "-" + label + "-repartition";
+                } else {
+                    re.params["by"] = "key";
+                    re.params["topic"] = r.name(through_node, what + ".through");
+                }
+                const std::string topic = re.params["topic"];
+                int partitions = 0;
+                for (const auto& t : a.from)
+                    if (const TopicSpec* spec = c.topic(t)) partitions = std::max(partitions, spec->partitions);
+                if (!c.topic(topic)) c.topics.push_back(TopicSpec{topic, partitions, Codec::raw, c.topic(a.from.front())->value});
+                a.from = {topic};
+                c.agents.push_back(std::move(re));
+            }
             c.agents.push_back(std::move(a));
         }
     }

@@ -21,7 +21,8 @@ Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(con
         return {};
     };
     for (const auto& a : config.agents)
-        if (auto st = load(a.plugin, a.plugin_mark); !st) return make_error(st.error());
+        if (a.builtin.empty())
+            if (auto st = load(a.plugin, a.plugin_mark); !st) return make_error(st.error());
     for (const auto& t : config.timers)
         if (auto st = load(t.plugin, t.plugin_mark); !st) return make_error(st.error());
     return plugins;

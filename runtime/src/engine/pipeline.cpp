@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/logging.hpp"
+#include "engine/repartition_agent.hpp"
 #include "kafka/embedded_broker.hpp"
 
 namespace mephisto {
@@ -135,6 +136,14 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
     };
 
     for (const auto& spec : p->config_.agents) {
+        if (spec.builtin == "repartition") {
+            auto a = std::make_unique<AgentRuntime>(spec);
+            a->info = &repartition_agent();
+            a->params = spec.params;
+            a->log = logger(spec.name);
+            p->agents_.push_back(std::move(a));
+            continue;
+        }
         auto r = resolve(spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params, "agents." + spec.name);
         if (!r) return make_error(r.error());
         if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
@@ -241,6 +250,14 @@ Status Pipeline::start() {
     producer_ = std::move(*producer);
 
     for (const auto& a : agents_) {
+        if (a->spec->builtin == "repartition") {
+            // The repartition topic has the partition count of the sources it re-keys.
+            int partitions = 1;
+            for (const auto& t : a->spec->from)
+                if (auto* spec = config_.topic(t)) partitions = std::max(partitions, spec->partitions);
+            if (auto st = ensure_internal_topic(a->spec->params.at("topic"), partitions); !st)
+                log_->warn("{}; relying on the broker to create it on first use", st.error());
+        }
         if (a->spec->on_error.then != ThenPolicy::dead_letter) continue;
         int partitions = 1;
         for (const auto& t : a->spec->from)

@@ -1,0 +1,83 @@
+#include "engine/repartition_agent.hpp"
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/agent_context.hpp"
+
+namespace mephisto {
+namespace {
+
+struct Repartitioner {
+    bool by_field = false;
+    std::string field;
+    std::string topic;
+};
+
+mph_status create(mph_agent_ctx* ctx, void** instance) {
+    const mph_host_api* api = host_api();
+    const char* by = api->param(ctx, "by");
+    const char* field = api->param(ctx, "field");
+    const char* topic = api->param(ctx, "topic");
+    if (!by || !topic) return MPH_FATAL;
+    auto* r = new Repartitioner{std::string(by) == "field", field ? field : "", topic};
+    *instance = r;
+    return MPH_OK;
+}
+
+void destroy(void* instance) { delete static_cast<Repartitioner*>(instance); }
+
+mph_status on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
+    const mph_host_api* api = host_api();
+    auto* r = static_cast<Repartitioner*>(instance);
+    std::string key;
+    const void* key_data = ev->key;
+    size_t key_len = ev->key_len;
+    if (r->by_field) {
+        auto fail = [&](const std::string& why) {
+            api->set_error(ctx, why.data(), why.size());
+            return MPH_RETRY;  // the pipeline gives this agent no retries: its error policy applies at once
+        };
+        if (!ev->value) return fail("group_by " + r->field + ": the event has no value");
+        auto p = static_cast<const char*>(ev->value);
+        auto json = nlohmann::json::parse(p, p + ev->value_len, nullptr, false);
+        if (json.is_discarded() || !json.is_object()) return fail("group_by " + r->field + ": the value is not a JSON object");
+        auto it = json.find(r->field);
+        if (it == json.end() || it->is_null()) return fail("group_by " + r->field + ": the value has no field '" + r->field + "'");
+        key = it->is_string() ? it->get<std::string>() : it->dump();
+        key_data = key.data();
+        key_len = key.size();
+    }
+    mph_message m{};
+    m.struct_size = sizeof m;
+    m.key = key_data;
+    m.key_len = key_len;
+    m.value = ev->value;
+    m.value_len = ev->value_len;
+    m.headers = ev->headers;
+    m.header_count = ev->header_count;
+    m.partition = MPH_PARTITION_ANY;
+    m.timestamp_ms = ev->timestamp_ms > 0 ? ev->timestamp_ms : 0;
+    mph_status st = api->send(ctx, r->topic.data(), r->topic.size(), &m);
+    return st == MPH_OK ? MPH_OK : MPH_RETRY;
+}
+
+AgentInfo make_info() {
+    AgentInfo info;
+    info.name = "repartition";
+    info.description = "re-keys events into a repartition topic (group_by / through)";
+    info.callbacks.struct_size = sizeof(mph_agent_descriptor);
+    info.callbacks.create = create;
+    info.callbacks.destroy = destroy;
+    info.callbacks.on_event = on_event;
+    return info;
+}
+
+const AgentInfo kRepartition = make_info();
+
+}  // namespace
+
+const AgentInfo& repartition_agent() { return kRepartition; }
+
+}  // namespace mephisto
