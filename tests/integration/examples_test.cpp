@@ -115,3 +115,85 @@ TEST_CASE("page_views: views grouped by page id are counted in a table whose cha
     CHECK(partitions["home"].size() == 1);
     CHECK(end_offsets(broker.bootstrap(), "page_views-count_page_views-id-repartition", 4).size() == 4);
 }
+
+TEST_CASE("word_count: sentences are split, grouped by word and counted exactly in the word_counts table") {
+    Broker broker;
+    broker.create_topic("sentences", 4);
+    broker.create_topic("words", 4);
+    TempDir dir;
+    auto host = start_host(example("word_count"), broker.bootstrap(), dir.path() / "word_count.log",
+                           {"--plugin-dir", example_plugin_dir().string(), "--state-dir", (dir.path() / "state").string()});
+    // 50 sentences over a small vocabulary, in mixed case and with punctuation; the expected counts are
+    // computed here from the lowercased words that went in.
+    const std::vector<std::string> vocabulary = {"The", "quick", "BROWN", "fox", "jumps", "over", "lazy", "Dog",
+                                                 "faust", "Mephisto", "stream", "table", "42"};
+    const std::vector<std::string> separators = {" ", ", ", "! ", " -- ", ". "};
+    std::vector<Message> sentences;
+    std::map<std::string, int64_t> expected;
+    uint32_t state = 12345;
+    auto next = [&state]() { return state = state * 1103515245u + 12345u, (state >> 16) & 0x7fff; };
+    for (int i = 0; i < 50; ++i) {
+        std::string sentence;
+        const int words = 1 + static_cast<int>(next() % 12);
+        for (int w = 0; w < words; ++w) {
+            std::string word = vocabulary[next() % vocabulary.size()];
+            if (w > 0) sentence += separators[next() % separators.size()];
+            sentence += word;
+            std::transform(word.begin(), word.end(), word.begin(), [](unsigned char c) { return std::tolower(c); });
+            ++expected[word];
+        }
+        sentence += ".";
+        // Random keys (or none): the split words are keyed by the word, and group_by key re-keys them again.
+        sentences.push_back({i % 3 == 0 ? std::nullopt : std::optional<std::string>("s" + std::to_string(i)), sentence, {}, -1});
+    }
+    sentences.push_back({"empty", "", {}, -1});
+    sentences.push_back({"punctuation only", " ,.!? ", {}, -1});
+    produce(broker.bootstrap(), "sentences", sentences);
+
+    // The group is the app id; it reads sentences, words and the repartition topic: lag 0 on each, in order.
+    std::string report;
+    REQUIRE_MESSAGE(await_caught_up(broker.bootstrap(), "word_count", "sentences", 4, 60s, &report), report);
+    REQUIRE_MESSAGE(await_caught_up(broker.bootstrap(), "word_count", "words", 4, 60s, &report), report);
+    REQUIRE_MESSAGE(await_caught_up(broker.bootstrap(), "word_count", "word_count-count-key-repartition", 4, 60s, &report),
+                    report);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+    CHECK(host->count_in_log("[count]") == 0);  // the hot path is quiet: nothing reached 10 000
+
+    TopicReader changelog(broker.bootstrap(), "word_count-word_counts-changelog", 4);
+    REQUIRE(changelog.read_to_end(20s));
+    std::map<std::string, int64_t> last;
+    for (const auto& r : changelog.records()) last[*r.key] = mephisto::decode_int64(*r.value);
+    CHECK(last == expected);
+}
+
+TEST_CASE("click_counter: clicks grouped by url add their count (default 1) to click_counts; no url is skipped") {
+    Broker broker;
+    broker.create_topic("clicks", 4);
+    TempDir dir;
+    auto host = start_host(example("click_counter"), broker.bootstrap(), dir.path() / "click_counter.log",
+                           {"--plugin-dir", example_plugin_dir().string(), "--state-dir", (dir.path() / "state").string()});
+    std::vector<Message> clicks;
+    for (int i = 0; i < 10; ++i) clicks.push_back({"user" + std::to_string(i), R"({"url": "/home", "user": "u"})", {}, -1});
+    for (int i = 0; i < 3; ++i) clicks.push_back({std::nullopt, R"({"url": "/about", "count": 4})", {}, -1});
+    clicks.push_back({"x", R"({"user": "no url", "count": 7})", {}, -1});
+    clicks.push_back({"y", R"({"url": "/home", "count": 5})", {}, -1});
+    clicks.push_back({std::nullopt, R"({"url": "/pricing"})", {}, -1});
+    produce(broker.bootstrap(), "clicks", clicks);
+
+    // /home's +5 may come at any point among its ten +1s: its total reaches or passes 10 somewhere in 10..14.
+    REQUIRE(host->await_log("] /home 1", 30s));
+    REQUIRE(host->await_log("/about 12 clicks", 30s));      // 4 + 4 + 4 passes 10
+    CHECK(host->await_log("group_by url: the value has no field 'url'", 10s));
+    std::string report;
+    REQUIRE_MESSAGE(await_caught_up(broker.bootstrap(), "click_counter", "clicks", 4, 60s, &report), report);
+    REQUIRE_MESSAGE(
+        await_caught_up(broker.bootstrap(), "click_counter", "click_counter-count_click-url-repartition", 4, 60s, &report),
+        report);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+
+    TopicReader changelog(broker.bootstrap(), "click_counter-click_counts-changelog", 4);
+    REQUIRE(changelog.read_to_end(20s));
+    std::map<std::string, int64_t> last;
+    for (const auto& r : changelog.records()) last[*r.key] = mephisto::decode_int64(*r.value);
+    CHECK(last == std::map<std::string, int64_t>{{"/about", 12}, {"/home", 15}, {"/pricing", 1}});
+}
