@@ -13,14 +13,6 @@ using namespace mephisto::test;
 
 namespace {
 
-std::optional<int> run(const std::vector<std::string>& args, const TempDir& dir, std::string& output) {
-    std::vector<std::string> argv = {mephisto_binary().string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    HostProcess p(argv, dir.path() / "cli.log");
-    auto code = p.wait(30s);
-    output = p.log();
-    return code;
-}
 
 // A loopback port nobody listens on right now.
 int free_port() {
@@ -42,15 +34,15 @@ const std::filesystem::path kSource = MEPHISTO_SOURCE_DIR;
 TEST_CASE("validate accepts every example and every file in conf/") {
     TempDir dir;
     std::vector<std::string> files;
-    for (auto name : {"hello_world", "transfer_branch", "word_split", "page_views"})
+    for (auto name : {"hello_world", "transfer_branch", "word_split", "page_views", "word_count", "click_counter"})
         files.push_back((kSource / "examples" / name / (std::string(name) + ".yaml")).string());
     for (const auto& entry : std::filesystem::directory_iterator(kSource / "conf"))
         if (entry.path().extension() == ".yaml") files.push_back(entry.path().string());
-    REQUIRE(files.size() >= 5);
+    REQUIRE(files.size() >= 7);
     std::vector<std::string> args = {"validate", "--plugin-dir", example_plugin_dir().string()};
     args.insert(args.end(), files.begin(), files.end());
     std::string out;
-    CHECK(run(args, dir, out) == 0);
+    CHECK(run_cli(args, dir, out) == 0);
     for (const auto& f : files) CHECK(out.find(f + ": ok") != std::string::npos);
 }
 
@@ -73,7 +65,7 @@ TEST_CASE("validate names file, line and column of the first problem and exits 1
     for (size_t i = 0; i < cases.size(); ++i) {
         auto file = dir.write("bad" + std::to_string(i) + ".yaml", cases[i].yaml);
         std::string out;
-        CHECK(run({"validate", "--plugin-dir", plugins, file.string()}, dir, out) == 1);
+        CHECK(run_cli({"validate", "--plugin-dir", plugins, file.string()}, dir, out) == 1);
         INFO(out);
         CHECK(out.find(file.string() + cases[i].expected) != std::string::npos);
     }
@@ -82,14 +74,14 @@ TEST_CASE("validate names file, line and column of the first problem and exits 1
 TEST_CASE("plugin inspect shows agents and params, and refuses a bad file with the reason") {
     TempDir dir;
     std::string out;
-    CHECK(run({"plugin", "inspect", (test_plugin_dir() / "test_agents.so").string()}, dir, out) == 0);
+    CHECK(run_cli({"plugin", "inspect", (test_plugin_dir() / "test_agents.so").string()}, dir, out) == 0);
     CHECK(out.find("plugin  test_agents 1.0.0") != std::string::npos);
     const std::string abi = std::to_string(MPH_ABI_VERSION_MAJOR) + "." + std::to_string(MPH_ABI_VERSION_MINOR);
     CHECK(out.find("abi     " + abi + " (host " + abi + ")") != std::string::npos);
     CHECK(out.find("param delay_ms [default: 0]: sleep before each event") != std::string::npos);
     CHECK(out.find("param topic (required)") != std::string::npos);
     auto bogus = dir.write("bogus.so", "this is text, not a shared object\n");
-    CHECK(run({"plugin", "inspect", bogus.string()}, dir, out) == 1);
+    CHECK(run_cli({"plugin", "inspect", bogus.string()}, dir, out) == 1);
     CHECK(out.find(bogus.string() + ": not an ELF shared object") != std::string::npos);
 }
 
@@ -104,7 +96,7 @@ TEST_CASE("mephisto broker listens on the port it is given, creates topics, and 
     CHECK(ends.size() == 3);
 
     std::string out;
-    CHECK(run({"broker", "--port", std::to_string(port)}, dir, out) == 1);
+    CHECK(run_cli({"broker", "--port", std::to_string(port)}, dir, out) == 1);
     CHECK(out.find("cannot listen on " + address + ": Address already in use") != std::string::npos);
     CHECK(broker.running());
     CHECK(broker.stop(SIGTERM, 10s) == 0);
@@ -122,7 +114,7 @@ TEST_CASE("the embedded broker of `mephisto run` takes the configured port, and 
     REQUIRE(host.await_log("embedded broker listening on " + address, 20s));
     REQUIRE(host.await_log("assigned 2 partition(s)", 30s));
     std::string out;
-    CHECK(run({"send", "greetings", "--broker", address, "hi there"}, dir, out) == 0);
+    CHECK(run_cli({"send", "greetings", "--broker", address, "hi there"}, dir, out) == 0);
     CHECK(host.await_log("[greet] hi there", 20s));
     CHECK(host.stop(SIGTERM, 30s) == 0);
 }

@@ -289,6 +289,15 @@ std::filesystem::path mephisto_binary() { return std::filesystem::path(MEPHISTO_
 std::filesystem::path test_plugin_dir() { return std::filesystem::path(MEPHISTO_BINARY_DIR) / "tests" / "plugins"; }
 std::filesystem::path example_plugin_dir() { return MEPHISTO_PLUGIN_DIR; }
 
+std::optional<int> run_cli(const std::vector<std::string>& args, const TempDir& dir, std::string& output) {
+    std::vector<std::string> argv = {mephisto_binary().string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    HostProcess p(argv, dir.path() / "cli.log");
+    auto code = p.wait(30s);
+    output = p.log();
+    return code;
+}
+
 std::unique_ptr<HostProcess> start_host(const std::filesystem::path& yaml, const std::string& bootstrap,
                                         const std::filesystem::path& log_file, std::vector<std::string> extra_args,
                                         bool await_assignment) {

@@ -127,6 +127,10 @@ std::filesystem::path mephisto_binary();
 std::filesystem::path test_plugin_dir();
 std::filesystem::path example_plugin_dir();
 
+// Runs `mephisto ARGS...` to completion (30 s at most); its stdout and stderr go to `output`. Returns the exit
+// code, or nullopt when it did not finish.
+std::optional<int> run_cli(const std::vector<std::string>& args, const TempDir& dir, std::string& output);
+
 // Starts `mephisto run <yaml> --broker kafka://<bootstrap>` and waits until it was assigned partitions.
 std::unique_ptr<HostProcess> start_host(const std::filesystem::path& yaml, const std::string& bootstrap,
                                         const std::filesystem::path& log_file,

@@ -172,18 +172,6 @@ TEST_CASE("a store ahead of its changelog refuses to serve with a clear message 
     CHECK(host->stop(SIGTERM, 30s) == 0);
 }
 
-namespace {
-
-std::optional<int> cli(const std::vector<std::string>& args, const TempDir& dir, std::string& output) {
-    std::vector<std::string> argv = {mephisto_binary().string()};
-    argv.insert(argv.end(), args.begin(), args.end());
-    HostProcess p(argv, dir.path() / "cli.log");
-    auto code = p.wait(30s);
-    output = p.log();
-    return code;
-}
-
-}  // namespace
 
 TEST_CASE("tables, table get, table dump read a stopped host's store, and reset wipes it on purpose") {
     Broker broker;
@@ -196,30 +184,30 @@ TEST_CASE("tables, table get, table dump read a stopped host's store, and reset 
 
     std::string out;
     // While the host runs, its store is locked: reset refuses rather than wiping live state.
-    CHECK(cli({"reset", "--table", "counts", yaml.string()}, dir, out) == 1);
+    CHECK(run_cli({"reset", "--table", "counts", yaml.string()}, dir, out) == 1);
     CHECK(out.find("is a host running on this state?") != std::string::npos);
     CHECK(host->stop(SIGTERM, 30s) == 0);
 
-    CHECK(cli({"table", "get", yaml.string(), "counts", "w7"}, dir, out) == 0);
+    CHECK(run_cli({"table", "get", yaml.string(), "counts", "w7"}, dir, out) == 0);
     CHECK(out == "8\n");
-    CHECK(cli({"table", "get", yaml.string(), "counts", "nope"}, dir, out) == 3);
-    CHECK(cli({"table", "dump", yaml.string(), "counts"}, dir, out) == 0);
+    CHECK(run_cli({"table", "get", yaml.string(), "counts", "nope"}, dir, out) == 3);
+    CHECK(run_cli({"table", "dump", yaml.string(), "counts"}, dir, out) == 0);
     CHECK(std::count(out.begin(), out.end(), '\n') == kWords);
     CHECK(out.find(R"("key":"w39","partition":)") != std::string::npos);
     CHECK(out.find(R"("value":"40")") != std::string::npos);
-    CHECK(cli({"tables", yaml.string()}, dir, out) == 0);
+    CHECK(run_cli({"tables", yaml.string()}, dir, out) == 0);
     CHECK(out.find("counts  rocksdb, int64 values, changelog cli-counts-changelog") != std::string::npos);
     CHECK(out.find(" key(s), changelog offset ") != std::string::npos);
 
-    CHECK(cli({"reset", "--table", "counts", yaml.string()}, dir, out) == 0);
+    CHECK(run_cli({"reset", "--table", "counts", yaml.string()}, dir, out) == 0);
     CHECK(out.find("table counts: removed local state at") != std::string::npos);
     CHECK(!std::filesystem::exists(dir.path() / "state" / "counts"));
-    CHECK(cli({"table", "get", yaml.string(), "counts", "w7"}, dir, out) == 1);
+    CHECK(run_cli({"table", "get", yaml.string(), "counts", "w7"}, dir, out) == 1);
 
     // The next start rebuilds it from the changelog.
     auto second = start_host(yaml, broker.bootstrap(), dir.path() / "second.log");
     CHECK(second->await_log("recovered ", 30s));
     CHECK(second->stop(SIGTERM, 30s) == 0);
-    CHECK(cli({"table", "get", yaml.string(), "counts", "w7"}, dir, out) == 0);
+    CHECK(run_cli({"table", "get", yaml.string(), "counts", "w7"}, dir, out) == 0);
     CHECK(out == "8\n");
 }

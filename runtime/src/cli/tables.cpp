@@ -24,15 +24,22 @@ std::string show(ValueCodec codec, const std::string& value) {
     return value;
 }
 
-// Loads the pipeline and opens one table's store; errors are printed.
-std::unique_ptr<TableStore> open_table(const TableOptions& o, const std::string& table, PipelineConfig& config) {
+// Loads the pipeline with --state-dir applied; errors are printed.
+std::optional<PipelineConfig> load(const TableOptions& o) {
     HostOptions overrides;
     overrides.state_dir = o.state_dir;
     auto loaded = load_with_overrides(o.file, overrides);
     if (!loaded) {
         std::cerr << loaded.error() << "\n";
-        return nullptr;
+        return std::nullopt;
     }
+    return std::move(*loaded);
+}
+
+// Loads the pipeline and opens one table's store; errors are printed.
+std::unique_ptr<TableStore> open_table(const TableOptions& o, const std::string& table, PipelineConfig& config) {
+    auto loaded = load(o);
+    if (!loaded) return nullptr;
     config = std::move(*loaded);
     const TableSpec* spec = config.table(table);
     if (!spec) {
@@ -62,13 +69,8 @@ std::unique_ptr<TableStore> open_table(const TableOptions& o, const std::string&
 }  // namespace
 
 int list_tables(const TableOptions& o) {
-    HostOptions overrides;
-    overrides.state_dir = o.state_dir;
-    auto config = load_with_overrides(o.file, overrides);
-    if (!config) {
-        std::cerr << config.error() << "\n";
-        return 1;
-    }
+    auto config = load(o);
+    if (!config) return 1;
     if (config->tables.empty()) std::cout << o.file << ": no tables\n";
     int failures = 0;
     for (const auto& spec : config->tables) {
@@ -122,13 +124,8 @@ int table_dump(const TableOptions& o, const std::string& table) {
 }
 
 int reset_table(const TableOptions& o, const std::string& table) {
-    HostOptions overrides;
-    overrides.state_dir = o.state_dir;
-    auto config = load_with_overrides(o.file, overrides);
-    if (!config) {
-        std::cerr << config.error() << "\n";
-        return 1;
-    }
+    auto config = load(o);
+    if (!config) return 1;
     if (!config->table(table)) {
         std::cerr << o.file << ": no table '" << table << "' in this pipeline\n";
         return 1;
