@@ -479,8 +479,11 @@ void Pipeline::consume_loop() {
         if (recovery_thread_.joinable()) finish_recoveries();
         any_paused = apply_backpressure();
         if (Clock::now() - last_commit >= config_.commit_interval) {
+            flush_completed_ = false;
             commit(false, milliseconds(0));
             last_commit = Clock::now();
+        } else if (flush_completed_.exchange(false)) {
+            commit(false, milliseconds(0));  // a table flush finished: its inputs may be committed now
         }
     }
 }

@@ -228,6 +228,8 @@ private:
     std::map<std::string, int> table_partitions_;  // table -> partitions of its changelog
     std::thread recovery_thread_;
     std::atomic<bool> cancel_recovery_{false};
+    // Set when a changelog flush completes: its input offsets are committed at once, not a tick later.
+    std::atomic<bool> flush_completed_{false};
     std::vector<std::unique_ptr<TimerRuntime>> timers_;
     std::unique_ptr<Producer> producer_;
     KafkaPtr consumer_;

@@ -142,6 +142,7 @@ void Pipeline::on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, con
     flush->changes.clear();
     flush->changes.shrink_to_fit();
     flush->done = true;
+    flush_completed_ = true;
 }
 
 void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
