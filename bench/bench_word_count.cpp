@@ -38,6 +38,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "bench_support.hpp"
 #include "common/logging.hpp"
 #include "engine/host.hpp"
 #include "kafka/embedded_broker.hpp"
@@ -47,6 +48,8 @@
 #endif
 
 namespace {
+
+using namespace mephisto::bench;
 
 struct Options {
     long events = 1'000'000;
@@ -67,12 +70,6 @@ std::filesystem::path g_temp_dir;  // removed on every exit path
 FILE* g_progress = stderr;         // the real stderr, also while the host's log goes to a file
 mephisto::EmbeddedBroker* g_broker = nullptr;
 
-[[noreturn]] void die(const std::string& what) {
-    std::fprintf(g_progress, "bench_word_count: %s\n", what.c_str());
-    std::error_code ec;
-    if (!g_temp_dir.empty()) std::filesystem::remove_all(g_temp_dir, ec);
-    std::exit(1);
-}
 
 void usage() {
     std::printf(
@@ -132,66 +129,16 @@ Options parse(int argc, char** argv) {
     return o;
 }
 
-using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
 
-double cpu_seconds() {
-    rusage ru{};
-    getrusage(RUSAGE_SELF, &ru);
-    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-double median(std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
-rd_kafka_t* client(rd_kafka_type_t type, const std::map<std::string, std::string>& props,
-                   void (*dr)(rd_kafka_t*, const rd_kafka_message_t*, void*) = nullptr, void* opaque = nullptr) {
-    rd_kafka_conf_t* conf = rd_kafka_conf_new();
-    char err[512];
-    if (const char* debug = std::getenv("BENCH_RDKAFKA_DEBUG")) rd_kafka_conf_set(conf, "debug", debug, err, sizeof err);
-    for (const auto& [k, v] : props)
-        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
-            die(k + ": " + err);
-    if (dr) rd_kafka_conf_set_dr_msg_cb(conf, dr);
-    if (opaque) rd_kafka_conf_set_opaque(conf, opaque);
-    rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
-    if (!rk) die(err);
-    return rk;
-}
 
-struct Acks {
-    std::atomic<long> ok{0};
-    std::atomic<long> failed{0};
-};
 
-void count_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
-    auto* acks = static_cast<Acks*>(opaque);
-    if (m->err) acks->failed.fetch_add(1, std::memory_order_relaxed);
-    else acks->ok.fetch_add(1, std::memory_order_relaxed);
-}
 
-// The host's producer settings (runtime/src/kafka/producer.cpp), so the raw loop is not handicapped.
-std::map<std::string, std::string> producer_props(const std::string& bootstrap) {
-    return {{"bootstrap.servers", bootstrap},        {"enable.idempotence", "true"},
-            {"partitioner", "murmur2_random"},        {"linger.ms", "5"},
-            {"queue.buffering.max.messages", "1000000"}, {"queue.buffering.max.kbytes", "1048576"}};
-}
 
-// The host's consumer prefetch settings (runtime/src/engine/pipeline.cpp).
-std::map<std::string, std::string> consumer_props(const std::string& bootstrap, const std::string& group) {
-    return {{"bootstrap.servers", bootstrap},   {"group.id", group},
-            {"enable.auto.commit", "false"},    {"enable.auto.offset.store", "false"},
-            {"auto.offset.reset", "earliest"},  {"enable.partition.eof", "false"},
-            {"queued.min.messages", "500000"},  {"queued.max.messages.kbytes", "262144"},
-            {"fetch.wait.max.ms", "100"}};
-}
 
 // The librdkafka 2.0.2 mock keeps at most 5 MiB of log per partition (rdkafka_mock.c: mpart->max_size, not
 // settable) and silently drops the oldest message sets beyond it: the inputs and changelogs must fit.
@@ -204,108 +151,10 @@ int partitions_for(const Options& o) {
     return std::max(8, (needed + 3) / 4 * 4);
 }
 
-// Sum of the end offsets (high watermarks) of `topic`, partitions 0..n-1, in one ListOffsets request per
-// broker; -1 when the query failed.
-long high_watermarks(rd_kafka_t* rk, const std::string& topic, int partitions) {
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
-    for (int p = 0; p < partitions; ++p)
-        rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_END;
-    long sum = 0;
-    if (rd_kafka_offsets_for_times(rk, list, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) sum = -1;
-    for (int i = 0; sum >= 0 && i < list->cnt; ++i) {
-        if (list->elems[i].err || list->elems[i].offset < 0) sum = -1;
-        else sum += list->elems[i].offset;
-    }
-    rd_kafka_topic_partition_list_destroy(list);
-    return sum;
-}
 
-// The low watermarks of `topic`: all 0 when the broker kept every message.
-bool nothing_trimmed(rd_kafka_t* rk, const std::string& topic, int partitions) {
-    for (int p = 0; p < partitions; ++p) {
-        int64_t lo = 0, hi = 0;
-        if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            lo != 0)
-            return false;
-    }
-    return true;
-}
 
-std::string run_name(int run) { return run < 0 ? "warmup" : std::to_string(run); }
 
-struct RawResult {
-    double seconds = 0;  // first event consumed -> every output acknowledged (the figure)
-    double startup = 0;  // assign -> first event consumed
-    double cpu = 0;      // process CPU, assign -> every output acknowledged
-};
 
-// The baseline: the simplest correct consume -> produce loop a librdkafka user would write, on one thread.
-RawResult run_raw(const Options& o, const std::string& bootstrap, const std::string& out, int run) {
-    Acks acks;
-    rd_kafka_t* p = client(RD_KAFKA_PRODUCER, producer_props(bootstrap), count_delivery, &acks);
-    rd_kafka_t* c = client(RD_KAFKA_CONSUMER, consumer_props(bootstrap, "bench-raw-" + std::to_string(getpid()) + "-" +
-                                                                             run_name(run)));
-    rd_kafka_poll_set_consumer(c);
-    rd_kafka_topic_t* rkt = rd_kafka_topic_new(p, out.c_str(), nullptr);
-    // Connections up before the clock starts (the host's clients are connected by the time it is assigned).
-    const rd_kafka_metadata_t* md = nullptr;
-    if (rd_kafka_metadata(p, 0, rkt, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) die("raw: producer metadata");
-    rd_kafka_metadata_destroy(md);
-    int64_t lo, hi;
-    if (rd_kafka_query_watermark_offsets(c, "words", 0, &lo, &hi, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
-        die("raw: consumer cannot reach the broker");
-
-    rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(o.partitions);
-    for (int i = 0; i < o.partitions; ++i)
-        rd_kafka_topic_partition_list_add(parts, "words", i)->offset = 0;  // main() checked nothing was trimmed
-
-    const double cpu0 = cpu_seconds();
-    const auto t0 = Clock::now();
-    if (rd_kafka_assign(c, parts) != RD_KAFKA_RESP_ERR_NO_ERROR) die("raw: assign");
-    long consumed = 0;
-    Clock::time_point first_at;
-    auto last_message = Clock::now();
-    while (consumed < o.events) {
-        rd_kafka_message_t* m = rd_kafka_consumer_poll(c, 100);
-        if (!m) {
-            if (Clock::now() - last_message > 30s)
-                die("raw: no message for 30 s after " + std::to_string(consumed) + " of " + std::to_string(o.events));
-            continue;
-        }
-        last_message = Clock::now();
-        if (consumed == 0) first_at = last_message;
-        if (m->err) {
-            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
-                std::fprintf(g_progress, "raw: consumer: %s\n", rd_kafka_message_errstr(m));
-            rd_kafka_message_destroy(m);
-            continue;
-        }
-        rd_kafka_timestamp_type_t type;
-        const int64_t ts = rd_kafka_message_timestamp(m, &type);
-        for (;;) {
-            rd_kafka_resp_err_t err = rd_kafka_producev(
-                p, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, m->key_len),
-                RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_END);
-            if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
-            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) die(std::string("raw: produce: ") + rd_kafka_err2str(err));
-            rd_kafka_poll(p, 1);
-        }
-        rd_kafka_message_destroy(m);
-        if (++consumed % 1024 == 0) rd_kafka_poll(p, 0);  // serve delivery reports
-    }
-    if (rd_kafka_flush(p, 120'000) != RD_KAFKA_RESP_ERR_NO_ERROR) die("raw: flush timed out");
-    const auto t1 = Clock::now();
-    const double cpu1 = cpu_seconds();
-    if (acks.failed || acks.ok != o.events)
-        die("raw: " + std::to_string(acks.ok.load()) + " acknowledged, " + std::to_string(acks.failed.load()) + " failed");
-
-    rd_kafka_topic_partition_list_destroy(parts);
-    rd_kafka_topic_destroy(rkt);
-    rd_kafka_consumer_close(c);
-    rd_kafka_destroy(c);
-    rd_kafka_destroy(p);
-    return {seconds(t1 - first_at), seconds(first_at - t0), cpu1 - cpu0};
-}
 
 std::string word(long i) {
     char buf[24];
@@ -527,13 +376,17 @@ RecoveryResult run_recovery(const Options& o, const std::string& bootstrap, cons
     return r;
 }
 
-std::string num(const char* f, double v) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, f, v);
-    return buf;
-}
 
 }  // namespace
+
+namespace mephisto::bench {
+void die(const std::string& what) {
+    std::fprintf(g_progress, "bench_word_count: %s\n", what.c_str());
+    std::error_code ec;
+    if (!g_temp_dir.empty()) std::filesystem::remove_all(g_temp_dir, ec);
+    std::exit(1);
+}
+}  // namespace mephisto::bench
 
 int main(int argc, char** argv) {
     Options o = parse(argc, argv);
@@ -574,7 +427,7 @@ int main(int argc, char** argv) {
             die("the embedded broker dropped the oldest inputs (5 MiB per partition): use more --partitions");
         if (o.warmup) {
             if (auto st = (*broker)->create_topic("out-warmup-raw", o.partitions); !st) die(st.error());
-            if (o.only != "host") run_raw(o, bootstrap, "out-warmup-raw", -1);
+            if (o.only != "host") run_raw(bootstrap, "words", o.partitions, o.events, "out-warmup-raw", -1);
             if (o.only != "raw") run_host(o, bootstrap, watcher, "bench-wc-" + pid + "-warmup", "words", o.events, dir);
             std::fprintf(g_progress, "warm-up done\n");
         }
@@ -582,7 +435,7 @@ int main(int argc, char** argv) {
             const std::string raw_out = "out-raw-" + std::to_string(i);
             if (auto st = (*broker)->create_topic(raw_out, o.partitions); !st) die(st.error());
             auto raw = [&] {
-                raws.push_back(run_raw(o, bootstrap, raw_out, i));
+                raws.push_back(run_raw(bootstrap, "words", o.partitions, o.events, raw_out, i));
                 const auto& r = raws.back();
                 std::fprintf(g_progress, "run %d raw : %8.0f events/s (%.3f s; startup %.3f s; %.2f CPU-s)\n", i + 1,
                              o.events / r.seconds, r.seconds, r.startup, r.cpu);

@@ -1,0 +1,171 @@
+#include "bench_support.hpp"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace mephisto::bench {
+
+using namespace std::chrono_literals;
+
+double cpu_seconds() {
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+double median(std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+rd_kafka_t* client(rd_kafka_type_t type, const std::map<std::string, std::string>& props,
+                   void (*dr)(rd_kafka_t*, const rd_kafka_message_t*, void*), void* opaque) {
+    rd_kafka_conf_t* conf = rd_kafka_conf_new();
+    char err[512];
+    if (const char* debug = std::getenv("BENCH_RDKAFKA_DEBUG")) rd_kafka_conf_set(conf, "debug", debug, err, sizeof err);
+    for (const auto& [k, v] : props)
+        if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK)
+            die(k + ": " + err);
+    if (dr) rd_kafka_conf_set_dr_msg_cb(conf, dr);
+    if (opaque) rd_kafka_conf_set_opaque(conf, opaque);
+    rd_kafka_t* rk = rd_kafka_new(type, conf, err, sizeof err);
+    if (!rk) die(err);
+    return rk;
+}
+
+
+void count_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
+    auto* acks = static_cast<Acks*>(opaque);
+    if (m->err) acks->failed.fetch_add(1, std::memory_order_relaxed);
+    else acks->ok.fetch_add(1, std::memory_order_relaxed);
+}
+
+// The host's producer settings (runtime/src/kafka/producer.cpp), so the raw loop is not handicapped.
+std::map<std::string, std::string> producer_props(const std::string& bootstrap) {
+    return {{"bootstrap.servers", bootstrap},        {"enable.idempotence", "true"},
+            {"partitioner", "murmur2_random"},        {"linger.ms", "5"},
+            {"queue.buffering.max.messages", "1000000"}, {"queue.buffering.max.kbytes", "1048576"}};
+}
+
+// The host's consumer prefetch settings (runtime/src/engine/pipeline.cpp).
+std::map<std::string, std::string> consumer_props(const std::string& bootstrap, const std::string& group) {
+    return {{"bootstrap.servers", bootstrap},   {"group.id", group},
+            {"enable.auto.commit", "false"},    {"enable.auto.offset.store", "false"},
+            {"auto.offset.reset", "earliest"},  {"enable.partition.eof", "false"},
+            {"queued.min.messages", "500000"},  {"queued.max.messages.kbytes", "262144"},
+            {"fetch.wait.max.ms", "100"}};
+}
+
+// Sum of the end offsets (high watermarks) of `topic`, partitions 0..n-1, in one ListOffsets request per
+// broker; -1 when the query failed.
+long high_watermarks(rd_kafka_t* rk, const std::string& topic, int partitions) {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
+    for (int p = 0; p < partitions; ++p)
+        rd_kafka_topic_partition_list_add(list, topic.c_str(), p)->offset = RD_KAFKA_OFFSET_END;
+    long sum = 0;
+    if (rd_kafka_offsets_for_times(rk, list, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) sum = -1;
+    for (int i = 0; sum >= 0 && i < list->cnt; ++i) {
+        if (list->elems[i].err || list->elems[i].offset < 0) sum = -1;
+        else sum += list->elems[i].offset;
+    }
+    rd_kafka_topic_partition_list_destroy(list);
+    return sum;
+}
+
+// The low watermarks of `topic`: all 0 when the broker kept every message.
+bool nothing_trimmed(rd_kafka_t* rk, const std::string& topic, int partitions) {
+    for (int p = 0; p < partitions; ++p) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &lo, &hi, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            lo != 0)
+            return false;
+    }
+    return true;
+}
+
+std::string run_name(int run) { return run < 0 ? "warmup" : std::to_string(run); }
+
+
+// The baseline: the simplest correct consume -> produce loop a librdkafka user would write, on one thread.
+RawResult run_raw(const std::string& bootstrap, const std::string& in, int partitions, long events, const std::string& out,
+                  int run) {
+    Acks acks;
+    rd_kafka_t* p = client(RD_KAFKA_PRODUCER, producer_props(bootstrap), count_delivery, &acks);
+    rd_kafka_t* c = client(RD_KAFKA_CONSUMER, consumer_props(bootstrap, "bench-raw-" + std::to_string(getpid()) + "-" +
+                                                                             run_name(run)));
+    rd_kafka_poll_set_consumer(c);
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(p, out.c_str(), nullptr);
+    // Connections up before the clock starts (the host's clients are connected by the time it is assigned).
+    const rd_kafka_metadata_t* md = nullptr;
+    if (rd_kafka_metadata(p, 0, rkt, &md, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR) die("raw: producer metadata");
+    rd_kafka_metadata_destroy(md);
+    int64_t lo, hi;
+    if (rd_kafka_query_watermark_offsets(c, in.c_str(), 0, &lo, &hi, 5000) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        die("raw: consumer cannot reach the broker");
+
+    rd_kafka_topic_partition_list_t* parts = rd_kafka_topic_partition_list_new(partitions);
+    for (int i = 0; i < partitions; ++i)
+        rd_kafka_topic_partition_list_add(parts, in.c_str(), i)->offset = 0;  // the caller checked nothing was trimmed
+
+    const double cpu0 = cpu_seconds();
+    const auto t0 = Clock::now();
+    if (rd_kafka_assign(c, parts) != RD_KAFKA_RESP_ERR_NO_ERROR) die("raw: assign");
+    long consumed = 0;
+    Clock::time_point first_at;
+    auto last_message = Clock::now();
+    while (consumed < events) {
+        rd_kafka_message_t* m = rd_kafka_consumer_poll(c, 100);
+        if (!m) {
+            if (Clock::now() - last_message > 30s)
+                die("raw: no message for 30 s after " + std::to_string(consumed) + " of " + std::to_string(events));
+            continue;
+        }
+        last_message = Clock::now();
+        if (consumed == 0) first_at = last_message;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                std::fprintf(stderr, "raw: consumer: %s\n", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        rd_kafka_timestamp_type_t type;
+        const int64_t ts = rd_kafka_message_timestamp(m, &type);
+        for (;;) {
+            rd_kafka_resp_err_t err = rd_kafka_producev(
+                p, RD_KAFKA_V_RKT(rkt), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_KEY(m->key, m->key_len),
+                RD_KAFKA_V_VALUE(m->payload, m->len), RD_KAFKA_V_TIMESTAMP(ts > 0 ? ts : 0), RD_KAFKA_V_END);
+            if (err == RD_KAFKA_RESP_ERR_NO_ERROR) break;
+            if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) die(std::string("raw: produce: ") + rd_kafka_err2str(err));
+            rd_kafka_poll(p, 1);
+        }
+        rd_kafka_message_destroy(m);
+        if (++consumed % 1024 == 0) rd_kafka_poll(p, 0);  // serve delivery reports
+    }
+    if (rd_kafka_flush(p, 120'000) != RD_KAFKA_RESP_ERR_NO_ERROR) die("raw: flush timed out");
+    const auto t1 = Clock::now();
+    const double cpu1 = cpu_seconds();
+    if (acks.failed || acks.ok != events)
+        die("raw: " + std::to_string(acks.ok.load()) + " acknowledged, " + std::to_string(acks.failed.load()) + " failed");
+
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_topic_destroy(rkt);
+    rd_kafka_consumer_close(c);
+    rd_kafka_destroy(c);
+    rd_kafka_destroy(p);
+    return {seconds(t1 - first_at), seconds(first_at - t0), cpu1 - cpu0};
+}
+
+std::string num(const char* f, double v) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, f, v);
+    return buf;
+}
+
+}  // namespace mephisto::bench
