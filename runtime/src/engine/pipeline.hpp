@@ -253,7 +253,6 @@ private:
     std::atomic<bool> failed_{false};
     mutable std::mutex failure_mutex_;
     std::string failure_;
-    std::atomic<bool> idle_reported_{false};
     bool started_ = false;
     bool stopped_ = false;
 };

@@ -31,7 +31,6 @@ public:
     // Creates a topic (an existing topic is left as it is). THREAD: any.
     Status create_topic(const std::string& name, int partitions);
 
-    rd_kafka_mock_cluster_t* mock() const { return cluster_; }
 
 private:
     EmbeddedBroker() = default;

@@ -40,7 +40,7 @@ std::optional<std::string> TableShard::load(std::string_view key) {
 }
 
 TableShard::Entry& TableShard::entry(std::string_view key) {
-    auto it = cache_.find(std::string(key));
+    auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
     trim();
     return cache_.emplace(std::string(key), Entry{load(key), false}).first->second;
@@ -68,7 +68,7 @@ std::optional<std::string> TableShard::get(std::string_view key) {
 
 void TableShard::put(std::string_view key, std::string_view value) {
     std::lock_guard lock(mu_);
-    auto it = cache_.find(std::string(key));
+    auto it = cache_.find(key);
     if (it == cache_.end()) {
         trim();
         it = cache_.emplace(std::string(key), Entry{}).first;  // a blind write needs no read
@@ -80,7 +80,7 @@ void TableShard::put(std::string_view key, std::string_view value) {
 
 void TableShard::erase(std::string_view key) {
     std::lock_guard lock(mu_);
-    auto it = cache_.find(std::string(key));
+    auto it = cache_.find(key);
     if (it == cache_.end()) it = cache_.emplace(std::string(key), Entry{}).first;
     if (!it->second.dirty) ++dirty_;
     it->second.value.reset();
@@ -172,10 +172,6 @@ void TableShard::drop_cache() {
     dirty_ = 0;
 }
 
-size_t TableShard::cached() const {
-    std::lock_guard lock(mu_);
-    return cache_.size();
-}
 
 // ------------------------------------------------------------------------------------------------ TableStore
 

@@ -68,7 +68,6 @@ public:
     Status apply(const std::vector<TableChange>& records, int64_t last_offset);
     // Drops the cache (on revoke, after the final flush). Dirty entries would be lost: the caller flushed.
     void drop_cache();
-    size_t cached() const;
 
 private:
     struct Entry {
@@ -84,8 +83,13 @@ private:
     rocksdb::ColumnFamilyHandle* cf_;       // null for memory tables
     std::map<std::string, std::string> memory_;  // the memory store
     int64_t memory_offset_ = -1;
+    // Looked up by string_view: a cache hit (the hot path of a counter) allocates nothing.
+    struct KeyHash {
+        using is_transparent = void;
+        size_t operator()(std::string_view key) const { return std::hash<std::string_view>{}(key); }
+    };
     mutable std::mutex mu_;
-    std::unordered_map<std::string, Entry> cache_;
+    std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> cache_;
     size_t dirty_ = 0;
 };
 
