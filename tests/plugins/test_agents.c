@@ -6,7 +6,8 @@
  *             param drop_on: a value containing this text is finished without output (a filter).
  *  - tick:    a timer agent that sends "tick <n>" to the topic named by param topic.
  *  - count:   counts each event's value in the int64 table `counts` (Faust's word count); a value
- *             "delete:<word>" deletes <word> instead. */
+ *             "delete:<word>" deletes <word> instead.
+ *  - registry: sets and gets keys of the table `entries` on command (see below). */
 #define _POSIX_C_SOURCE 200809L
 #include <mephisto/mephisto.h>
 
@@ -166,7 +167,83 @@ static const mph_agent_descriptor count_agent = {
     .on_event = count_on_event,
 };
 
-static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent, &count_agent};
+/* registry: a key-value table `entries` driven by commands in event values, answering on its sinks.
+ * "set:K=V" writes K; "get:K" emits "<who> K=V" (or "<who> K absent"); a refused write emits
+ * "<who> refused K". Param who names the host in its answers. */
+typedef struct registry_state {
+    mph_table* entries;
+    const char* who;
+} registry_state;
+
+static mph_status registry_create(mph_agent_ctx* ctx, void** instance) {
+    registry_state* s = calloc(1, sizeof *s);
+    static const char msg[] = "the agent must declare the table `entries`";
+    if (!s) return MPH_FATAL;
+    if (!MPH_HAS_MEMBER(mph_host_api, api, table_iterate) || !(s->entries = api->table(ctx, "entries"))) {
+        free(s);
+        api->set_error(ctx, msg, sizeof msg - 1);
+        return MPH_FATAL;
+    }
+    s->who = api->param(ctx, "who");
+    *instance = s;
+    return MPH_OK;
+}
+
+static mph_status answer(mph_agent_ctx* ctx, const char* text, int len) {
+    mph_message m;
+    memset(&m, 0, sizeof m);
+    m.struct_size = sizeof m;
+    m.partition = MPH_PARTITION_ANY;
+    m.value = text;
+    m.value_len = len > 0 ? (size_t)len : 0;
+    return api->emit(ctx, &m) == MPH_OK ? MPH_OK : MPH_RETRY;
+}
+
+static mph_status registry_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
+    registry_state* s = instance;
+    const char* v = ev->value;
+    char text[512];
+    if (!v || ev->value_len < 5 || ev->value_len > 200) return MPH_OK;
+    if (memcmp(v, "set:", 4) == 0) {
+        const char* eq = memchr(v + 4, '=', ev->value_len - 4);
+        size_t klen;
+        mph_status st;
+        if (!eq) return MPH_OK;
+        klen = (size_t)(eq - (v + 4));
+        st = api->table_put(ctx, s->entries, v + 4, klen, eq + 1, ev->value_len - 4 - klen - 1);
+        if (st == MPH_ERR_STATE)
+            return answer(ctx, text, snprintf(text, sizeof text, "%s refused %.*s", s->who, (int)klen, v + 4));
+        return st == MPH_OK ? MPH_OK : MPH_FATAL;
+    }
+    if (memcmp(v, "get:", 4) == 0) {
+        const void* value;
+        size_t value_len;
+        int klen = (int)ev->value_len - 4;
+        mph_status st = api->table_get(ctx, s->entries, v + 4, (size_t)klen, &value, &value_len);
+        if (st == MPH_ERR_NOT_FOUND)
+            return answer(ctx, text, snprintf(text, sizeof text, "%s %.*s absent", s->who, klen, v + 4));
+        if (st != MPH_OK) return MPH_FATAL;
+        return answer(ctx, text,
+                      snprintf(text, sizeof text, "%s %.*s=%.*s", s->who, klen, v + 4, (int)value_len, (const char*)value));
+    }
+    return MPH_OK;
+}
+
+static const mph_param_spec p_who = {sizeof(mph_param_spec), "who", "names the host in answers", "?", false};
+static const mph_param_spec* const registry_params[] = {&p_who};
+
+static const mph_agent_descriptor registry_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "registry",
+    .description = "sets and gets keys of the table `entries` on command, answering on its sinks",
+    .params = registry_params,
+    .param_count = 1,
+    .create = registry_create,
+    .destroy = free,
+    .on_event = registry_on_event,
+};
+
+static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent, &count_agent, &registry_agent};
 
 static const mph_plugin_descriptor plugin = {
     .struct_size = sizeof(mph_plugin_descriptor),
@@ -176,7 +253,7 @@ static const mph_plugin_descriptor plugin = {
     .version = "1.0.0",
     .description = "agents for Mephisto's own tests",
     .agents = agents,
-    .agent_count = 3,
+    .agent_count = 4,
 };
 
 MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(uint32_t major, uint32_t minor, const mph_host_api* host,

@@ -564,7 +564,7 @@ TEST_CASE("config: tables, an agent's tables and group_by become a repartition a
     Fixture f;
     auto c = f.ok("app: {id: shop}\n"
                   "topics: {views: {partitions: 6, value: json}}\n"
-                  "tables:\n  counts: {value: int64}\n  names: {store: memory, value: json, default: '{}'}\n"
+                  "tables:\n  counts: {value: int64}\n  names: {store: memory, value: json, default: '{}', global: true}\n"
                   "agents:\n  count: {plugin: p, from: views, tables: [counts, names], group_by: {field: id},\n"
                   "          on_error: {retry: 2, then: dead_letter}}\n");
     REQUIRE(c.tables.size() == 2);
@@ -572,6 +572,8 @@ TEST_CASE("config: tables, an agent's tables and group_by become a repartition a
     CHECK(c.tables[0].default_value == std::string(8, '\0'));  // int64 counters start at 0
     CHECK(c.tables[1].store == StoreKind::memory);
     CHECK(c.tables[1].default_value == "{}");
+    CHECK(!c.tables[0].global);
+    CHECK(c.tables[1].global);
     CHECK(c.state_dir == (f.tmp.path() / "shop-data").lexically_normal());
     REQUIRE(c.agents.size() == 2);
     const AgentSpec& re = c.agents[0];
@@ -599,6 +601,8 @@ TEST_CASE("config: table and group_by mistakes name their place") {
             3, 37, {"tables.c.default must be an integer"});
     f.error("app: a\ntopics: {t: {}}\ntables: {c: {value: text}}\nagents: {x: {plugin: p, from: t}}\n", 3, 21,
             {"tables.c.value must be one of: raw, bytes, int64, double, json"});
+    f.error("app: a\ntopics: {t: {}}\ntables: {c: {global: perhaps}}\nagents: {x: {plugin: p, from: t}}\n", 3, 22,
+            {"tables.c.global must be"});
     f.error("app: a\ntopics: {t: {}}\nagents:\n  x: {plugin: p, from: t, group_by: [id]}\n", 4, 37,
             {"agents.x.group_by must be `key` or {field: NAME}"});
     f.error("app: a\ntopics: {t: {}, u: {}}\nagents:\n  x: {plugin: p, from: t, group_by: key, through: u}\n", 4, 51,

@@ -61,6 +61,9 @@ struct TableSpec {
     std::optional<std::string> default_value;  // encoded in `value`'s codec
     int partitions = 0;  // 0: those of the source topics of the agents using it
     std::map<std::string, std::string> rocksdb_options;  // RocksDB DBOptions/ColumnFamilyOptions by name
+    // A global table (Faust's GlobalTable): every host holds every partition, following the whole changelog;
+    // an instance reads any key and writes the keys of its own partition.
+    bool global = false;
     std::string changelog_topic;
     Mark mark;
 };

@@ -349,7 +349,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             YAML::Node default_node;
             bool have_default = false;  // (a default-constructed YAML::Node converts to true)
             if (!v.IsNull()) {
-                for (auto& [k2, v2] : r.entries(v, what, {"store", "value", "default", "partitions", "options"})) {
+                for (auto& [k2, v2] : r.entries(v, what, {"store", "value", "default", "partitions", "options", "global"})) {
                     if (k2 == "store")
                         t.store = r.choice<StoreKind>(v2, what + ".store",
                                                       {{"rocksdb", StoreKind::rocksdb}, {"memory", StoreKind::memory}});
@@ -359,6 +359,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                                                         {"int64", ValueCodec::int64}, {"double", ValueCodec::dbl},
                                                         {"json", ValueCodec::json}});
                     else if (k2 == "default") { default_node = v2; have_default = true; }
+                    else if (k2 == "global") t.global = r.boolean(v2, what + ".global");
                     else if (k2 == "partitions") t.partitions = static_cast<int>(r.integer(v2, what + ".partitions", 1, 100'000));
                     else t.rocksdb_options = r.scalar_map(v2, what + ".options");
                 }

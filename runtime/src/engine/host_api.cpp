@@ -69,12 +69,34 @@ mph_status check(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t k
 
 std::string_view as_view(const void* p, size_t n) { return {static_cast<const char*>(p), p ? n : 0}; }
 
+// A global table holds every partition here. A key is read from the instance's own partition first, then from
+// whichever partition holds it; it is written only by the owner of the partition that holds it (a new key is
+// created on the instance's partition: the partition of the event being processed, Faust's rule).
+TableShard* holder_elsewhere(const TableBinding& b, std::string_view key) {
+    if (!b.store->spec().global || b.shard->contains(key)) return nullptr;
+    for (TableShard* s : b.store->shards())
+        if (s != b.shard && s->contains(key)) return s;
+    return nullptr;
+}
+
+// Refuses a write to a global table's key that another partition holds. MPH_OK when the write may go ahead.
+mph_status check_writable(mph_agent_ctx* ctx, const TableBinding& b, std::string_view key) {
+    TableShard* holder = holder_elsewhere(b, key);
+    if (!holder) return MPH_OK;
+    ctx->error = "global table " + b.name + ": the key is held by partition " + std::to_string(holder->partition()) +
+                 "; an instance on partition " + std::to_string(b.shard->partition()) +
+                 " may read it but not write it (route its events by this key, e.g. with group_by)";
+    return MPH_ERR_STATE;
+}
+
 mph_status api_table_get(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, const void** value,
                          size_t* value_len) {
     if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
     if (!value || !value_len) return MPH_ERR_INVALID;
     TableBinding* b = binding(table);
     std::optional<std::string> v = b->shard->get(as_view(key, key_len));
+    if (!v && b->store->spec().global)
+        if (TableShard* holder = holder_elsewhere(*b, as_view(key, key_len))) v = holder->get(as_view(key, key_len));
     if (!v) v = b->store->spec().default_value;
     if (!v) return MPH_ERR_NOT_FOUND;
     ctx->views.push_back(std::move(*v));
@@ -92,12 +114,14 @@ mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, 
         ctx->error = "table " + b->name + ": " + st.error();
         return MPH_ERR_INVALID;
     }
+    if (mph_status st = check_writable(ctx, *b, as_view(key, key_len)); st != MPH_OK) return st;
     b->shard->put(as_view(key, key_len), as_view(value, value_len));
     return MPH_OK;
 }
 
 mph_status api_table_delete(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len) {
     if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
+    if (mph_status st = check_writable(ctx, *binding(table), as_view(key, key_len)); st != MPH_OK) return st;
     binding(table)->shard->erase(as_view(key, key_len));
     return MPH_OK;
 }
@@ -110,6 +134,7 @@ mph_status api_table_add(mph_agent_ctx* ctx, mph_table* table, const void* key, 
         ctx->error = "table " + b->name + " holds " + codec_name(b->store->spec().value) + " values; add needs int64";
         return MPH_ERR_UNSUPPORTED;
     }
+    if (mph_status st = check_writable(ctx, *b, as_view(key, key_len)); st != MPH_OK) return st;
     int64_t v = b->shard->add(as_view(key, key_len), delta);
     if (result) *result = v;
     return MPH_OK;
@@ -118,7 +143,12 @@ mph_status api_table_add(mph_agent_ctx* ctx, mph_table* table, const void* key, 
 mph_status api_table_iterate(mph_agent_ctx* ctx, mph_table* table, mph_table_visit_fn visit, void* user) {
     if (mph_status st = check(ctx, table, nullptr, 0); st != MPH_OK) return st;
     if (!visit) return MPH_ERR_INVALID;
-    for (const auto& [key, value] : binding(table)->shard->snapshot())
+    TableBinding* b = binding(table);
+    std::map<std::string, std::string> entries = b->shard->snapshot();
+    if (b->store->spec().global)  // every partition; the instance's own wins a key held twice
+        for (TableShard* s : b->store->shards())
+            if (s != b->shard) entries.merge(s->snapshot());
+    for (const auto& [key, value] : entries)
         if (mph_status st = visit(user, key.data(), key.size(), value.data(), value.size()); st != MPH_OK) return st;
     return MPH_OK;
 }

@@ -191,12 +191,30 @@ void Pipeline::fail(const std::string& reason) {
 }
 
 int Pipeline::existing_partitions(const std::string& topic) {
-    rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_->handle(), topic.c_str(), nullptr);
+    // Metadata of all topics: asking for one by name would make a broker with auto-creation create it, with
+    // its default partition count (the host never creates source topics, RELIABILITY 35).
     const rd_kafka_metadata_t* md = nullptr;
     int partitions = 0;
-    if (rd_kafka_metadata(producer_->handle(), 0, rkt, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
-        if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR) partitions = md->topics[0].partition_cnt;
+    if (rd_kafka_metadata(producer_->handle(), 1, nullptr, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
+        for (int i = 0; i < md->topic_cnt; ++i)
+            if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                partitions = md->topics[i].partition_cnt;
         rd_kafka_metadata_destroy(md);
+    }
+    return partitions;
+}
+
+int Pipeline::auto_create_topic(const std::string& topic) {
+    // A metadata request naming the topic, from a client that allows auto-creation (the producer's default).
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_->handle(), topic.c_str(), nullptr);
+    int partitions = 0;
+    for (int attempt = 0; attempt < 10 && partitions == 0; ++attempt) {
+        const rd_kafka_metadata_t* md = nullptr;
+        if (rd_kafka_metadata(producer_->handle(), 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
+            if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+                partitions = md->topics[0].partition_cnt;
+            rd_kafka_metadata_destroy(md);
+        }
     }
     rd_kafka_topic_destroy(rkt);
     return partitions;
@@ -225,7 +243,17 @@ Status Pipeline::ensure_internal_topic(const std::string& name, int partitions) 
     }
     rd_kafka_queue_destroy(q);
     rd_kafka_NewTopic_destroy(topic);
-    return result;
+    if (result) return result;
+    // No Admin API (the 2.0.2 mock has no controller for CreateTopics): let the broker auto-create it now,
+    // rather than on first use, so its partition count can be checked before anything relies on it.
+    const int created = auto_create_topic(name);
+    if (created == 0) return make_error(result.error() + "; the broker did not auto-create it either");
+    if (created < partitions)
+        return make_error(result.error() + "; the broker auto-created it with " + std::to_string(created) +
+                          " partition(s), fewer than the " + std::to_string(partitions) +
+                          " needed: create it with that many");
+    log_->info("{}; the broker auto-created {} with {} partition(s)", result.error(), name, created);
+    return {};
 }
 
 Status Pipeline::start() {
@@ -269,6 +297,7 @@ Status Pipeline::start() {
 
     if (auto st = check_copartitioning(); !st) return st;
     if (auto st = open_tables(); !st) return st;
+    if (auto st = start_followers(); !st) return st;
 
     // Consumer. Offsets are stored and committed by the host alone (enable.auto.commit=false): librdkafka
     // would otherwise commit what was handed out rather than what was finished.
@@ -428,6 +457,7 @@ void Pipeline::stop() {
     if (consumer_) rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     producer_.reset();
     retired_.clear();
+    for (auto& [name, follower] : followers_) follower->stop();
 
     for (const auto& a : agents_)
         log_->info("agent {}: {} processed, {} failures, {} restarts, {} skipped, {} dead-lettered, {} undecodable{}",
@@ -741,7 +771,11 @@ void Pipeline::revoke_all(milliseconds budget) {
             }
             // Another host may own the partition next; what it writes arrives through the changelog when the
             // partition comes back, so the cache must not outlive the assignment.
-            for (TableShard* shard : ps->shards) shard->drop_cache();
+            for (TableShard* shard : ps->shards) {
+                shard->drop_cache();
+                if (auto it = followers_.find(shard->store().spec().name); it != followers_.end())
+                    it->second->release(shard->partition());
+            }
             revoked.push_back(std::move(ps));
         }
         partitions_.clear();

@@ -17,6 +17,7 @@
 
 #include "config/config.hpp"
 #include "engine/agent_context.hpp"
+#include "engine/global_table_follower.hpp"
 #include "engine/lane_scheduler.hpp"
 #include "engine/offset_tracker.hpp"
 #include "engine/restart_policy.hpp"
@@ -185,6 +186,7 @@ private:
     void start_flush(PartitionState& ps, int64_t next);
     void on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg);
     Status open_tables();
+    Status start_followers();
     Status check_copartitioning();
     void recovery_loop(std::vector<PartitionState*> partitions);
     Status recover(TableShard& shard, const std::string& changelog);
@@ -217,6 +219,8 @@ private:
     void fail(const std::string& reason);
     Status ensure_internal_topic(const std::string& name, int partitions);
     int existing_partitions(const std::string& topic);  // 0 when the topic does not exist (or is unknown)
+    // Has a broker without an Admin API auto-create `topic`; its partition count, 0 when it was not created.
+    int auto_create_topic(const std::string& topic);
 
     PipelineConfig config_;
     std::string bootstrap_;
@@ -226,6 +230,8 @@ private:
     std::vector<std::unique_ptr<AgentRuntime>> agents_;
     std::map<std::string, std::unique_ptr<TableStore>> tables_;
     std::map<std::string, int> table_partitions_;  // table -> partitions of its changelog
+    // Global tables' followers; declared after tables_ so they stop before the stores close.
+    std::map<std::string, std::unique_ptr<GlobalTableFollower>> followers_;
     std::thread recovery_thread_;
     std::atomic<bool> cancel_recovery_{false};
     // Set when a changelog flush completes: its input offsets are committed at once, not a tick later.

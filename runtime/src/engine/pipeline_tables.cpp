@@ -56,16 +56,35 @@ Status Pipeline::open_tables() {
         auto store = TableStore::open(table, config_.state_dir / table.name);
         if (!store) return make_error(store.error());
         const int partitions = table_partitions_[table.name];
-        if (int existing = existing_partitions(table.changelog_topic); existing > 0 && existing != partitions)
-            return make_error(table.mark.str() + ": table " + table.name + ": its changelog " + table.changelog_topic +
-                              " has " + std::to_string(existing) + " partitions, the table " + std::to_string(partitions));
         if (auto st = ensure_internal_topic(table.changelog_topic, partitions); !st)
             log_->warn("{}; relying on the broker to create it on first use", st.error());
+        // Partition p of the table is partition p of its changelog: too few cannot hold the table; more (a
+        // broker's auto-created default) leave the extra ones unused.
+        if (int existing = existing_partitions(table.changelog_topic); existing > 0 && existing < partitions)
+            return make_error(table.mark.str() + ": table " + table.name + ": its changelog " + table.changelog_topic +
+                              " has " + std::to_string(existing) + " partitions, the table " + std::to_string(partitions));
+        else if (existing > partitions)
+            log_->info("table {}: its changelog {} has {} partitions; the table uses the first {}", table.name,
+                       table.changelog_topic, existing, partitions);
         log_->info("table {}: {} store{}, changelog {} ({} partitions)", table.name,
                    table.store == StoreKind::rocksdb ? "rocksdb" : "memory",
                    table.store == StoreKind::rocksdb ? " at " + (config_.state_dir / table.name).string() : "",
                    table.changelog_topic, table_partitions_[table.name]);
         tables_[table.name] = std::move(*store);
+    }
+    return {};
+}
+
+Status Pipeline::start_followers() {
+    for (const auto& table : config_.tables) {
+        if (!table.global) continue;
+        std::map<std::string, std::string> props = config_.broker.properties;
+        props["bootstrap.servers"] = bootstrap_;
+        props["client.id"] = "mephisto-" + config_.app_id + "-global";
+        auto follower = std::make_unique<GlobalTableFollower>(*tables_.at(table.name), table_partitions_.at(table.name),
+                                                              std::move(props), log_);
+        if (auto st = follower->start(); !st) return st;
+        followers_[table.name] = std::move(follower);
     }
     return {};
 }
@@ -151,7 +170,11 @@ void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
         for (TableShard* shard : ps->shards) {
             if (cancel_recovery_) return;
             if (!recovered.insert(shard).second) continue;  // shared by two copartitioned topics
-            auto st = recover(*shard, shard->store().spec().changelog_topic);
+            // A global table's follower already reads this partition: it hands it over once current.
+            auto follower = followers_.find(shard->store().spec().name);
+            auto st = follower != followers_.end()
+                          ? follower->second->take_ownership(shard->partition(), cancel_recovery_)
+                          : recover(*shard, shard->store().spec().changelog_topic);
             if (cancel_recovery_) return;
             if (!st) {
                 log_->error("{}", st.error());

@@ -130,8 +130,16 @@ std::vector<TableChange> TableShard::take_changes() {
     return out;
 }
 
-Status TableShard::apply(const std::vector<TableChange>& records, int64_t last_offset) {
+bool TableShard::contains(std::string_view key) {
     std::lock_guard lock(mu_);
+    return entry(key).value.has_value();
+}
+
+Status TableShard::apply(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache) {
+    std::lock_guard lock(mu_);
+    if (invalidate_cache)
+        for (const auto& r : records)
+            if (auto it = cache_.find(std::string_view(r.key)); it != cache_.end() && !it->second.dirty) cache_.erase(it);
     if (!cf_) {
         for (const auto& r : records) {
             if (r.value) memory_[r.key] = *r.value;

@@ -65,7 +65,11 @@ public:
     // Changelog offset the store is up to date with, -1 when none.
     int64_t persisted_offset();
     // Recovery: applies changelog records (key, value or tombstone) up to `last_offset` in one batch.
-    Status apply(const std::vector<TableChange>& records, int64_t last_offset);
+    // `invalidate_cache` drops the cached copies of those keys: a global table's follower writes partitions
+    // that this host's instances read but do not own.
+    Status apply(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache = false);
+    // Whether key has a value (in the cache or the store).
+    bool contains(std::string_view key);
     // Drops the cache (on revoke, after the final flush). Dirty entries would be lost: the caller flushed.
     void drop_cache();
 

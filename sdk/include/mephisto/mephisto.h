@@ -183,7 +183,9 @@ typedef struct mph_host_api {
      * partition of the event being processed. Values are bytes in the table's value codec: int64 is 8 bytes
      * big-endian (Kafka's LongSerializer), double is an IEEE-754 binary64 big-endian, json is UTF-8 JSON text.
      * THREAD: every table function may only be called from a callback of ctx on a partition instance; from a
-     * timer instance (partition -1) they return MPH_ERR_STATE. */
+     * timer instance (partition -1) they return MPH_ERR_STATE.
+     * A global table (`global: true`) is held whole by every host: get and iterate see every partition, and a
+     * write to a key another partition holds returns MPH_ERR_STATE (the instance reads it, its owner writes). */
 
     /* Resolves a table the agent lists under `tables:` in YAML; call it once, in create.
      * Returns NULL when the agent did not declare the table. OWNERSHIP: host-owned, instance lifetime. */
@@ -210,7 +212,7 @@ typedef struct mph_host_api {
     mph_status (*table_add)(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, int64_t delta,
                             int64_t* result);
 
-    /* Visits every key of the instance's partition, in key byte order. Returns MPH_OK after the last entry,
+    /* Visits every key of the instance's partition (of every partition for a global table), in key byte order. Returns MPH_OK after the last entry,
      * or the first non-OK value a visit returned. Writes made by the visit are not seen by the iteration.
      * ERRORS: MPH_ERR_INVALID, MPH_ERR_STATE. */
     mph_status (*table_iterate)(mph_agent_ctx* ctx, mph_table* table, mph_table_visit_fn visit, void* user);
