@@ -54,6 +54,15 @@ _Static_assert(offsetof(mph_plugin_descriptor, abi_major) == 8 && offsetof(mph_p
                    offsetof(mph_plugin_descriptor, agents) == 40 && offsetof(mph_plugin_descriptor, init) == 56 &&
                    offsetof(mph_plugin_descriptor, fini) == 64,
                "mph_plugin_descriptor 1.0 layout");
+/* 1.2 appended members: the 1.0 and 1.1 offsets above did not move. */
+_Static_assert(offsetof(mph_host_api, table_merge) == 128, "mph_host_api 1.2 layout (aggregation)");
+_Static_assert(offsetof(mph_plugin_descriptor, codecs) == 72 && offsetof(mph_plugin_descriptor, codec_count) == 80 &&
+                   offsetof(mph_plugin_descriptor, aggregators) == 88 &&
+                   offsetof(mph_plugin_descriptor, aggregator_count) == 96,
+               "mph_plugin_descriptor 1.2 layout");
+_Static_assert(offsetof(mph_codec_descriptor, validate) == 24 && offsetof(mph_codec_descriptor, to_json) == 32,
+               "mph_codec_descriptor layout");
+_Static_assert(offsetof(mph_aggregator_descriptor, merge) == 24, "mph_aggregator_descriptor layout");
 #endif
 
 /* --- every callback signature: a changed signature fails to compile here ---------------------------------- */
@@ -105,6 +114,30 @@ static const mph_agent_descriptor agent = {sizeof(mph_agent_descriptor),
                                            on_partition,
                                            on_partition};
 static const mph_agent_descriptor* const agents[] = {&agent};
+
+/* A codec and an aggregator have the 1.2 types. */
+static mph_status validate(const void* value, size_t value_len, char* errbuf, size_t errbuf_size) {
+    (void)value;
+    (void)errbuf;
+    (void)errbuf_size;
+    return value_len > 0 ? MPH_OK : MPH_ERR_INVALID;
+}
+static mph_status to_json(const void* value, size_t value_len, mph_write_fn write, void* sink) {
+    write(sink, value, value_len);
+    return MPH_OK;
+}
+static mph_status merge(const void* current, size_t current_len, const void* input, size_t input_len,
+                        mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size) {
+    (void)errbuf;
+    (void)errbuf_size;
+    write(sink, current_len > input_len ? current : input, current_len > input_len ? current_len : input_len);
+    return MPH_OK;
+}
+static const mph_codec_descriptor codec = {sizeof(mph_codec_descriptor), "codec", NULL, validate, to_json};
+static const mph_codec_descriptor* const codecs[] = {&codec};
+static const mph_aggregator_descriptor aggregator = {sizeof(mph_aggregator_descriptor), "longest", NULL, merge};
+static const mph_aggregator_descriptor* const aggregators[] = {&aggregator};
+
 static const mph_plugin_descriptor plugin = {sizeof(mph_plugin_descriptor),
                                              MPH_ABI_VERSION_MAJOR,
                                              MPH_ABI_VERSION_MINOR,
@@ -114,7 +147,11 @@ static const mph_plugin_descriptor plugin = {sizeof(mph_plugin_descriptor),
                                              agents,
                                              1,
                                              init,
-                                             fini};
+                                             fini,
+                                             codecs,
+                                             1,
+                                             aggregators,
+                                             1};
 
 /* The table visitor has the mph_table_visit_fn type (since 1.1). */
 static mph_status visit(void* user, const void* key, size_t key_len, const void* value, size_t value_len) {

@@ -147,7 +147,8 @@ TEST_CASE("loader: an entry function that returns NULL with its own reason") {
 TEST_CASE("loader: a descriptor shorter than ABI 1.0's") {
     // The fixture's struct_size ends right after abi_minor; 1.0 needs every member up to and including fini.
     const size_t declared = offsetof(mph_plugin_descriptor, name);
-    CHECK(mephisto::kPluginDescriptorMinSize == sizeof(mph_plugin_descriptor));  // 1.0 defines the whole struct
+    // 1.0 defines every member up to fini; 1.2 appended the codecs and aggregators after it.
+    CHECK(mephisto::kPluginDescriptorMinSize == offsetof(mph_plugin_descriptor, codecs));
     expect_refusal(fixture("short_struct"), "plugin descriptor too short: struct_size " + std::to_string(declared) +
                                                 ", ABI 1.0 needs at least " +
                                                 std::to_string(mephisto::kPluginDescriptorMinSize) + " bytes");

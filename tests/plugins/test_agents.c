@@ -7,7 +7,8 @@
  *  - tick:    a timer agent that sends "tick <n>" to the topic named by param topic.
  *  - count:   counts each event's value in the int64 table `counts` (Faust's word count); a value
  *             "delete:<word>" deletes <word> instead.
- *  - registry: sets and gets keys of the table `entries` on command (see below). */
+ *  - registry: sets and gets keys of the table `entries` on command (see below).
+ *  - fold:    puts or merges each event into a table (codecs and aggregators, ABI 1.2). */
 #define _POSIX_C_SOURCE 200809L
 #include <mephisto/mephisto.h>
 
@@ -243,7 +244,58 @@ static const mph_agent_descriptor registry_agent = {
     .on_event = registry_on_event,
 };
 
-static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent, &count_agent, &registry_agent};
+/* fold: writes each event's value under its key into the table named by param `table`, with table_put
+ * (mode put) or table_merge (mode merge, through the table's aggregator). A value the table refuses gets
+ * MPH_RETRY with the host's reason, so the agent's error policy decides (tests use retry 0, dead_letter). */
+typedef struct fold_state {
+    mph_table* table;
+    int merge;
+} fold_state;
+
+static mph_status fold_create(mph_agent_ctx* ctx, void** instance) {
+    fold_state* s = calloc(1, sizeof *s);
+    const char* table = api->param(ctx, "table");
+    const char* mode = api->param(ctx, "mode");
+    static const char msg[] = "param table must name a table the agent declares; mode is put or merge";
+    if (!s) return MPH_FATAL;
+    s->merge = mode && strcmp(mode, "merge") == 0;
+    if (!MPH_HAS_MEMBER(mph_host_api, api, table_merge) || !table || !(s->table = api->table(ctx, table)) ||
+        (mode && !s->merge && strcmp(mode, "put") != 0)) {
+        free(s);
+        api->set_error(ctx, msg, sizeof msg - 1);
+        return MPH_FATAL;
+    }
+    *instance = s;
+    return MPH_OK;
+}
+
+static mph_status fold_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
+    fold_state* s = instance;
+    mph_status st;
+    if (!ev->key || !ev->value) return MPH_OK;
+    st = s->merge ? api->table_merge(ctx, s->table, ev->key, ev->key_len, ev->value, ev->value_len, NULL, NULL)
+                  : api->table_put(ctx, s->table, ev->key, ev->key_len, ev->value, ev->value_len);
+    if (st == MPH_OK) return MPH_OK;
+    return st == MPH_ERR_INVALID ? MPH_RETRY : MPH_FATAL; /* the host wrote the reason */
+}
+
+static const mph_param_spec p_table = {sizeof(mph_param_spec), "table", "the table to write", NULL, true};
+static const mph_param_spec p_mode = {sizeof(mph_param_spec), "mode", "put or merge", "put", false};
+static const mph_param_spec* const fold_params[] = {&p_table, &p_mode};
+
+static const mph_agent_descriptor fold_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "fold",
+    .description = "puts or merges each event into a table",
+    .params = fold_params,
+    .param_count = 2,
+    .create = fold_create,
+    .destroy = free,
+    .on_event = fold_on_event,
+};
+
+static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent, &count_agent, &registry_agent,
+                                                     &fold_agent};
 
 static const mph_plugin_descriptor plugin = {
     .struct_size = sizeof(mph_plugin_descriptor),
@@ -253,7 +305,7 @@ static const mph_plugin_descriptor plugin = {
     .version = "1.0.0",
     .description = "agents for Mephisto's own tests",
     .agents = agents,
-    .agent_count = 4,
+    .agent_count = 5,
 };
 
 MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(uint32_t major, uint32_t minor, const mph_host_api* host,

@@ -5,6 +5,8 @@
 
 #include <mephisto/testing.hpp>
 
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <stdexcept>
@@ -160,7 +162,7 @@ TEST_CASE("driver: the lifecycle runs in host order: entry, init, create, assign
                                             "event in 40", "event in 41", "revoked 2", "destroy", "fini"});
 }
 
-TEST_CASE("driver: the host table is a complete 1.1 table") {
+TEST_CASE("driver: the host table is a complete 1.2 table") {
     reset();
     AgentDriver driver(fake_entry, "echo");
     REQUIRE(host != nullptr);
@@ -183,6 +185,8 @@ TEST_CASE("driver: the host table is a complete 1.1 table") {
     CHECK((host->table_delete != nullptr));
     CHECK((host->table_add != nullptr));
     CHECK((host->table_iterate != nullptr));
+    CHECK(MPH_HAS_MEMBER(mph_host_api, host, table_merge));
+    CHECK((host->table_merge != nullptr));
 }
 
 TEST_CASE("driver: refuses plugins the way the host does, with a clear message") {
@@ -204,7 +208,7 @@ TEST_CASE("driver: refuses plugins the way the host does, with a clear message")
     plugin.struct_size = offsetof(mph_plugin_descriptor, name);
     CHECK(load_error() == "plugin descriptor struct_size " + std::to_string(offsetof(mph_plugin_descriptor, name)) +
                               " is smaller than the ABI 1.0 descriptor (" +
-                              std::to_string(sizeof(mph_plugin_descriptor)) + " bytes)");
+                              std::to_string(offsetof(mph_plugin_descriptor, fini) + sizeof plugin.fini) + " bytes)");
 
     reset();
     CHECK(load_error("nope") == "plugin 'fake' has no agent 'nope' (it has: echo)");
@@ -231,6 +235,106 @@ TEST_CASE("driver: reads only the agent members the plugin's struct_size covers"
         CHECK((driver.agent().on_revoked == nullptr));
     }
     CHECK(calls == std::vector<std::string>{"entry " + abi_version(), "init", "create 0", "destroy", "fini"});
+}
+
+namespace {
+
+mph_status accept_all(const void*, size_t, char*, size_t) { return MPH_OK; }
+mph_status keep_input(const void*, size_t, const void* input, size_t input_len, mph_write_fn write, void* sink, char*,
+                      size_t) {
+    write(sink, input, input_len);
+    return MPH_OK;
+}
+
+mph_codec_descriptor make_codec(const char* name) {
+    mph_codec_descriptor codec{};
+    codec.struct_size = sizeof codec;
+    codec.name = name;
+    codec.validate = accept_all;
+    return codec;
+}
+
+mph_aggregator_descriptor make_aggregator(const char* name) {
+    mph_aggregator_descriptor aggregator{};
+    aggregator.struct_size = sizeof aggregator;
+    aggregator.name = name;
+    aggregator.merge = keep_input;
+    return aggregator;
+}
+
+} // namespace
+
+TEST_CASE("driver: checks a plugin's codecs and aggregators the way the host's loader does") {
+    mph_codec_descriptor codecs[2] = {make_codec("c"), make_codec("d")};
+    const mph_codec_descriptor* codec_list[2] = {&codecs[0], &codecs[1]};
+    mph_aggregator_descriptor aggregators[1] = {make_aggregator("last")};
+    const mph_aggregator_descriptor* aggregator_list[1] = {&aggregators[0]};
+    const auto provide = [&]() {
+        plugin.codecs = codec_list;
+        plugin.codec_count = 2;
+        plugin.aggregators = aggregator_list;
+        plugin.aggregator_count = 1;
+    };
+
+    reset();
+    provide();
+    {
+        AgentDriver driver(fake_entry, "echo");
+        CHECK(driver.plugin().codec_count == 2);
+        CHECK(driver.plugin().codecs[1] == &codecs[1]);
+        CHECK(driver.plugin().aggregator_count == 1);
+    }
+    CHECK(&mephisto::testing::plugin_aggregator(fake_entry, "last") == &aggregators[0]);
+    CHECK(&mephisto::testing::plugin_codec(fake_entry, "d") == &codecs[1]);
+
+    reset();
+    provide();
+    plugin.codecs = nullptr;
+    CHECK(load_error() == "plugin 'fake' descriptor lists codecs but gives no array");
+
+    reset();
+    provide();
+    plugin.aggregators = nullptr;
+    CHECK(load_error() == "plugin 'fake' descriptor lists aggregators but gives no array");
+
+    reset();
+    provide();
+    codecs[1].struct_size = offsetof(mph_codec_descriptor, to_json);
+    CHECK(load_error() == "plugin 'fake' codec #1 is NULL or shorter than ABI 1.2's " +
+                              std::to_string(sizeof(mph_codec_descriptor)) + " bytes");
+    codecs[1] = make_codec("c");
+    CHECK(load_error() == "plugin 'fake' codec 'c' is declared twice");
+    codecs[1] = make_codec("");
+    CHECK(load_error() == "plugin 'fake' codec #1 has no name");
+    codecs[1] = make_codec("d");
+
+    aggregators[0].merge = nullptr;
+    CHECK(load_error() == "plugin 'fake' aggregator 'last' has no merge");
+    aggregator_list[0] = nullptr;
+    const std::string null_aggregator = "plugin 'fake' aggregator #0 is NULL or shorter than ABI 1.2's " +
+                                        std::to_string(sizeof(mph_aggregator_descriptor)) + " bytes";
+    CHECK(load_error() == null_aggregator);
+    CHECK_THROWS_WITH_AS(mephisto::testing::plugin_descriptor(fake_entry), null_aggregator.c_str(),
+                         std::runtime_error);
+}
+
+TEST_CASE("driver: reads only the plugin members its struct_size covers: a 1.1 descriptor has no codecs") {
+    reset();
+    plugin.struct_size = offsetof(mph_plugin_descriptor, codecs); // built against ABI 1.1
+    plugin.abi_minor = 1;
+    // Beyond struct_size: not the plugin's, and never read.
+    plugin.codecs = reinterpret_cast<const mph_codec_descriptor* const*>(uintptr_t{0xabababab});
+    plugin.codec_count = 5;
+    plugin.aggregators = reinterpret_cast<const mph_aggregator_descriptor* const*>(uintptr_t{0xabababab});
+    plugin.aggregator_count = 5;
+    AgentDriver driver(fake_entry, "echo");
+    CHECK(driver.plugin().struct_size == offsetof(mph_plugin_descriptor, codecs));
+    CHECK(driver.plugin().abi_minor == 1);
+    CHECK(driver.plugin().codecs == nullptr);
+    CHECK(driver.plugin().codec_count == 0);
+    CHECK(driver.plugin().aggregators == nullptr);
+    CHECK(driver.plugin().aggregator_count == 0);
+    CHECK(driver.send("x") == MPH_OK);
 }
 
 TEST_CASE("driver: host calls with a ctx kept past its callback are MPH_ERR_STATE") {

@@ -43,6 +43,12 @@ int inspect_plugin(const std::filesystem::path& file, bool json) {
             j["agents"].push_back(
                 {{"name", a.name}, {"description", a.description}, {"callbacks", callbacks(a.callbacks)}, {"params", params}});
         }
+        j["codecs"] = nlohmann::json::array();
+        for (const auto& c : p.codecs())
+            j["codecs"].push_back({{"name", c.name}, {"description", c.description}});
+        j["aggregators"] = nlohmann::json::array();
+        for (const auto& a : p.aggregators())
+            j["aggregators"].push_back({{"name", a.name}, {"description", a.description}});
         std::cout << j.dump(2) << "\n";
         return 0;
     }
@@ -66,6 +72,20 @@ int inspect_plugin(const std::filesystem::path& file, bool json) {
             std::cout << "\n";
         }
     }
+    // Codecs and aggregators (ABI 1.2): what a table or topic can name in YAML.
+    auto list = [](const char* title, const auto& items, const char* yaml_key) {
+        if (items.empty()) return;
+        std::cout << "\n" << title << " " << items.size() << "\n";
+        for (const auto& item : items) {
+            std::cout << "  " << item.name;
+            if (!item.description.empty()) std::cout << " — " << item.description;
+            std::cout << "  (" << yaml_key << item.name << "})\n";
+        }
+    };
+    const std::string codec_ref = "value: {plugin: " + p.name() + ", codec: ";
+    const std::string aggregate_ref = "aggregate: {plugin: " + p.name() + ", name: ";
+    list("codecs ", p.codecs(), codec_ref.c_str());
+    list("aggregators", p.aggregators(), aggregate_ref.c_str());
     return 0;
 }
 

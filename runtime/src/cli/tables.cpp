@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "common/logging.hpp"
 #include "engine/host.hpp"
 #include "tables/codec.hpp"
 #include "tables/table_store.hpp"
@@ -13,15 +14,16 @@
 namespace mephisto::cli {
 namespace {
 
-std::string show(ValueCodec codec, const std::string& value) {
-    if (codec == ValueCodec::int64 && value.size() == 8) return std::to_string(decode_int64(value));
-    if (codec == ValueCodec::dbl && value.size() == 8) {
-        uint64_t bits = static_cast<uint64_t>(decode_int64(value));
-        double d;
-        std::memcpy(&d, &bits, 8);
-        return nlohmann::json(d).dump();
-    }
-    return value;
+// A value for people: raw bytes as they are, everything else as its codec renders it in JSON.
+std::string show(const TableStore& store, const std::string& value) {
+    if (store.spec().value == ValueCodec::raw) return value;
+    return to_json_with(store.codec(), value);
+}
+
+// The same as a JSON value, for dump's JSON lines.
+nlohmann::json as_json(const TableStore& store, const std::string& value) {
+    if (store.spec().value == ValueCodec::raw) return value;
+    return nlohmann::json::parse(to_json_with(store.codec(), value), nullptr, false);
 }
 
 // Loads the pipeline with --state-dir applied; errors are printed.
@@ -63,6 +65,23 @@ std::unique_ptr<TableStore> open_table(const TableOptions& o, const std::string&
         std::cerr << "\n";
         return nullptr;
     }
+    if (spec->value == ValueCodec::plugin) {
+        // A plugin's codec renders the values: load the plugins the pipeline names, for the process's life.
+        static std::vector<PluginMap> loaded_plugins;
+        logger("loader")->set_level(spdlog::level::warn);  // the output is the value alone
+        auto plugins = load_pipeline_plugins(config);
+        if (!plugins) {
+            std::cerr << plugins.error() << "\n";
+            return nullptr;
+        }
+        loaded_plugins.push_back(std::move(*plugins));
+        auto types = resolve_table_types(*spec, loaded_plugins.back());
+        if (!types) {
+            std::cerr << types.error() << "\n";
+            return nullptr;
+        }
+        (*store)->bind_types(*types);
+    }
     return std::move(*store);
 }
 
@@ -75,7 +94,9 @@ int list_tables(const TableOptions& o) {
     int failures = 0;
     for (const auto& spec : config->tables) {
         std::cout << spec.name << "  " << (spec.store == StoreKind::rocksdb ? "rocksdb" : "memory") << ", "
-                  << codec_name(spec.value) << " values, changelog " << spec.changelog_topic << "\n";
+                  << (spec.value == ValueCodec::plugin ? spec.value_codec.plugin + "." + spec.value_codec.name
+                                                       : std::string(codec_name(spec.value)))
+                  << " values" << (spec.global ? " (global)" : "") << ", changelog " << spec.changelog_topic << "\n";
         if (spec.store == StoreKind::memory) continue;
         PipelineConfig unused;
         auto store = open_table(o, spec.name, unused);
@@ -101,7 +122,7 @@ int table_get(const TableOptions& o, const std::string& table, const std::string
         auto shard = store->shard(p);
         if (!shard) continue;
         if (auto v = (*shard)->get(key)) {
-            std::cout << show(store->spec().value, *v) << "\n";
+            std::cout << show(*store, *v) << "\n";
             return 0;
         }
     }
@@ -117,7 +138,7 @@ int table_dump(const TableOptions& o, const std::string& table) {
         auto shard = store->shard(p);
         if (!shard) continue;
         for (const auto& [key, value] : (*shard)->snapshot())
-            std::cout << nlohmann::json{{"partition", p}, {"key", key}, {"value", show(store->spec().value, value)}}.dump()
+            std::cout << nlohmann::json{{"partition", p}, {"key", key}, {"value", as_json(*store, value)}}.dump()
                       << "\n";
     }
     return 0;

@@ -21,9 +21,19 @@ struct Mark {
     std::string str() const;  // "file:line:column"
 };
 
-enum class Codec { raw, json };
+// The codec of a topic's keys or values: checked before an agent sees the event. `plugin`: a plugin's codec.
+enum class Codec { raw, json, plugin };
 // The value codec of a table: how values are encoded in the store, the changelog and the ABI.
-enum class ValueCodec { raw, int64, dbl, json };
+enum class ValueCodec { raw, int64, dbl, json, plugin };
+
+// Something a plugin provides besides agents (ABI 1.2), as YAML names it: {plugin: P, codec: NAME} or
+// {plugin: P, name: NAME}. Checked against the loaded plugin when the pipeline is built.
+struct PluginItemRef {
+    std::string plugin;  // empty: none
+    std::string name;
+    Mark mark;
+    bool empty() const { return plugin.empty(); }
+};
 enum class StoreKind { rocksdb, memory };
 enum class ThenPolicy { skip, dead_letter, crash };
 enum class Strategy { one_for_one, one_for_all };
@@ -33,6 +43,7 @@ struct TopicSpec {
     int partitions = 0;  // 0: not declared (the broker decides); the embedded broker then uses 4
     Codec key = Codec::raw;
     Codec value = Codec::raw;
+    PluginItemRef value_codec;  // when value == Codec::plugin
 };
 
 // What to do when an agent's verdict on an event is not OK: retry `retry` times with backoff, then `then`.
@@ -58,6 +69,8 @@ struct TableSpec {
     std::string name;
     StoreKind store = StoreKind::rocksdb;
     ValueCodec value = ValueCodec::raw;
+    PluginItemRef value_codec;  // when value == ValueCodec::plugin
+    PluginItemRef aggregate;    // the aggregator table_merge uses, if any
     std::optional<std::string> default_value;  // encoded in `value`'s codec
     int partitions = 0;  // 0: those of the source topics of the agents using it
     std::map<std::string, std::string> rocksdb_options;  // RocksDB DBOptions/ColumnFamilyOptions by name

@@ -183,6 +183,19 @@ private:
 const std::vector<std::pair<std::string, Codec>> kCodecs = {{"raw", Codec::raw}, {"bytes", Codec::raw},
                                                             {"json", Codec::json}};
 
+// {plugin: P, <item_key>: NAME}: a codec or an aggregator a plugin provides.
+PluginItemRef read_plugin_item(const Reader& r, const YAML::Node& n, const std::string& what,
+                               const std::string& item_key) {
+    PluginItemRef ref;
+    ref.mark = r.mark_of(n);
+    for (auto& [key, v] : r.entries(n, what, {"plugin", item_key})) {
+        if (key == "plugin") ref.plugin = r.name(v, what + ".plugin");
+        else ref.name = r.string(v, what + "." + item_key);
+    }
+    if (ref.plugin.empty() || ref.name.empty()) r.fail(n, what + " needs both plugin and " + item_key);
+    return ref;
+}
+
 SupervisorSpec read_supervisor(const Reader& r, const YAML::Node& n, const std::string& what) {
     SupervisorSpec s;
     for (auto& [key, v] : r.entries(n, what, {"strategy", "max_restarts", "within", "backoff", "max_backoff"})) {
@@ -320,7 +333,12 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 for (auto& [k2, v2] : r.entries(v, what, {"partitions", "key", "value"})) {
                     if (k2 == "partitions") t.partitions = static_cast<int>(r.integer(v2, what + ".partitions", 1, 100'000));
                     else if (k2 == "key") t.key = r.choice<Codec>(v2, what + ".key", kCodecs);
-                    else t.value = r.choice<Codec>(v2, what + ".value", kCodecs);
+                    else if (v2.IsMap()) {
+                        t.value = Codec::plugin;
+                        t.value_codec = read_plugin_item(r, v2, what + ".value", "codec");
+                    } else {
+                        t.value = r.choice<Codec>(v2, what + ".value", kCodecs);
+                    }
                 }
             }
             c.topics.push_back(t);
@@ -349,10 +367,15 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             YAML::Node default_node;
             bool have_default = false;  // (a default-constructed YAML::Node converts to true)
             if (!v.IsNull()) {
-                for (auto& [k2, v2] : r.entries(v, what, {"store", "value", "default", "partitions", "options", "global"})) {
+                for (auto& [k2, v2] : r.entries(v, what, {"store", "value", "default", "partitions", "options", "global", "aggregate"})) {
                     if (k2 == "store")
                         t.store = r.choice<StoreKind>(v2, what + ".store",
                                                       {{"rocksdb", StoreKind::rocksdb}, {"memory", StoreKind::memory}});
+                    else if (k2 == "value" && v2.IsMap()) {
+                        t.value = ValueCodec::plugin;
+                        t.value_codec = read_plugin_item(r, v2, what + ".value", "codec");
+                    } else if (k2 == "aggregate")
+                        t.aggregate = read_plugin_item(r, v2, what + ".aggregate", "name");
                     else if (k2 == "value")
                         t.value = r.choice<ValueCodec>(v2, what + ".value",
                                                        {{"raw", ValueCodec::raw}, {"bytes", ValueCodec::raw},
@@ -384,8 +407,9 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 } else {
                     t.default_value = text;
                 }
-            } else if (t.value == ValueCodec::int64) {
-                t.default_value = std::string(8, '\0');  // Faust's Table(default=int): counters start at 0
+            } else if (t.value == ValueCodec::int64 && t.aggregate.empty()) {
+                // Faust's Table(default=int): counters start at 0. (An aggregator, a max say, sees an absent key.)
+                t.default_value = std::string(8, '\0');
             }
             c.tables.push_back(std::move(t));
         }
@@ -480,7 +504,14 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 int partitions = 0;
                 for (const auto& t : a.from)
                     if (const TopicSpec* spec = c.topic(t)) partitions = std::max(partitions, spec->partitions);
-                if (!c.topic(topic)) c.topics.push_back(TopicSpec{topic, partitions, Codec::raw, c.topic(a.from.front())->value});
+                if (!c.topic(topic)) {
+                    // The re-keyed stream carries the source's values unchanged, so it keeps their codec.
+                    TopicSpec re_keyed = *c.topic(a.from.front());
+                    re_keyed.name = topic;
+                    re_keyed.partitions = partitions;
+                    re_keyed.key = Codec::raw;
+                    c.topics.push_back(std::move(re_keyed));
+                }
                 a.from = {topic};
                 c.agents.push_back(std::move(re));
             }

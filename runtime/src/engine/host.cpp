@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "common/logging.hpp"
+#include "tables/codec.hpp"
 
 namespace mephisto {
 
@@ -25,6 +26,8 @@ Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(con
             if (auto st = load(a.plugin, a.plugin_mark); !st) return make_error(st.error());
     for (const auto& t : config.timers)
         if (auto st = load(t.plugin, t.plugin_mark); !st) return make_error(st.error());
+    for (const auto& [name, mark] : codec_plugins(config))
+        if (auto st = load(name, mark); !st) return make_error(st.error());
     return plugins;
 }
 

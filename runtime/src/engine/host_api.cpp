@@ -110,7 +110,7 @@ mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, 
     if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
     if (!value && value_len > 0) return MPH_ERR_INVALID;
     TableBinding* b = binding(table);
-    if (auto st = validate_value(b->store->spec().value, as_view(value, value_len)); !st) {
+    if (auto st = validate_with(b->store->codec(), as_view(value, value_len)); !st) {
         ctx->error = "table " + b->name + ": " + st.error();
         return MPH_ERR_INVALID;
     }
@@ -131,7 +131,7 @@ mph_status api_table_add(mph_agent_ctx* ctx, mph_table* table, const void* key, 
     if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
     TableBinding* b = binding(table);
     if (b->store->spec().value != ValueCodec::int64) {
-        ctx->error = "table " + b->name + " holds " + codec_name(b->store->spec().value) + " values; add needs int64";
+        ctx->error = "table " + b->name + " does not hold int64 values; add needs int64";
         return MPH_ERR_UNSUPPORTED;
     }
     if (mph_status st = check_writable(ctx, *b, as_view(key, key_len)); st != MPH_OK) return st;
@@ -153,6 +153,31 @@ mph_status api_table_iterate(mph_agent_ctx* ctx, mph_table* table, mph_table_vis
     return MPH_OK;
 }
 
+// --- aggregation (since 1.2) ---------------------------------------------------------------------------------
+
+mph_status api_table_merge(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, const void* input,
+                           size_t input_len, const void** value, size_t* value_len) {
+    if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
+    if (!input && input_len > 0) return MPH_ERR_INVALID;
+    TableBinding* b = binding(table);
+    if (!b->store->aggregator()) {
+        ctx->error = "table " + b->name + " has no aggregator: declare `aggregate: {plugin: P, name: NAME}` on it";
+        return MPH_ERR_UNSUPPORTED;
+    }
+    if (mph_status st = check_writable(ctx, *b, as_view(key, key_len)); st != MPH_OK) return st;
+    auto merged = b->shard->merge(as_view(key, key_len), as_view(input, input_len));
+    if (!merged) {
+        ctx->error = "table " + b->name + ": " + merged.error();
+        return MPH_ERR_INVALID;
+    }
+    if (value || value_len) {
+        ctx->views.push_back(std::move(*merged));
+        if (value) *value = ctx->views.back().data();
+        if (value_len) *value_len = ctx->views.back().size();
+    }
+    return MPH_OK;
+}
+
 const mph_host_api kHostApi = {
     sizeof(mph_host_api),
     MPH_ABI_VERSION_MAJOR,
@@ -171,6 +196,7 @@ const mph_host_api kHostApi = {
     api_table_delete,
     api_table_add,
     api_table_iterate,
+    api_table_merge,
 };
 
 }  // namespace

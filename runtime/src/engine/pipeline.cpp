@@ -9,6 +9,7 @@
 #include "common/logging.hpp"
 #include "engine/repartition_agent.hpp"
 #include "kafka/embedded_broker.hpp"
+#include "tables/codec.hpp"
 
 namespace mephisto {
 namespace {
@@ -78,6 +79,9 @@ mph_event make_event(const PartitionState& ps, const rd_kafka_message_t* msg, st
 // Values a topic's codec rejects never reach the agent; they follow its error policy (RELIABILITY 36).
 std::optional<std::string> decode_error(const PartitionState& ps, const rd_kafka_message_t* msg) {
     if (!ps.spec) return std::nullopt;
+    if (ps.value_codec && msg->payload)
+        if (auto st = validate_with(*ps.value_codec, {static_cast<const char*>(msg->payload), msg->len}); !st)
+            return "the value is not valid " + ps.spec->value_codec.name + ": " + st.error();
     auto check = [](Codec codec, const void* data, size_t len, const char* what) -> std::optional<std::string> {
         if (codec != Codec::json || !data) return std::nullopt;  // a tombstone or missing key is no JSON error
         auto p = static_cast<const char*>(data);
@@ -172,6 +176,18 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         t->ctx.log = logger(spec.name);
         p->timers_.push_back(std::move(t));
     }
+    // Codecs and aggregators (the codec registry): resolved now, so a missing one is a startup error.
+    for (const auto& table : p->config_.tables) {
+        auto types = resolve_table_types(table, plugins);
+        if (!types) return make_error(types.error());
+        p->table_types_[table.name] = *types;
+    }
+    for (const auto& topic : p->config_.topics) {
+        auto codec = resolve_topic_codec(topic, plugins);
+        if (!codec) return make_error(codec.error());
+        if (*codec) p->topic_codecs_[topic.name] = *codec;
+    }
+    for (const auto& [name, mark] : codec_plugins(p->config_)) p->codec_plugins_.push_back(plugins.at(name));
     return p;
 }
 
@@ -674,6 +690,7 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
         ps->topic = tp.topic;
         ps->partition = tp.partition;
         ps->spec = config_.topic(tp.topic);
+        if (auto it = topic_codecs_.find(ps->topic); it != topic_codecs_.end()) ps->value_codec = it->second;
         for (auto& agent : agents_) {
             const auto& from = agent->spec->from;
             if (std::find(from.begin(), from.end(), ps->topic) == from.end()) continue;

@@ -108,6 +108,7 @@ struct PartitionState {
     std::string topic;
     int32_t partition = 0;
     const TopicSpec* spec = nullptr;
+    const mph_codec_descriptor* value_codec = nullptr;  // a plugin's codec for the values, when the topic names one
     std::mutex mu;  // guards tracker
     OffsetTracker tracker;
     std::atomic<int64_t> unfinished{0};  // messages not finished (for backpressure and draining)
@@ -230,6 +231,9 @@ private:
     std::vector<std::unique_ptr<AgentRuntime>> agents_;
     std::map<std::string, std::unique_ptr<TableStore>> tables_;
     std::map<std::string, int> table_partitions_;  // table -> partitions of its changelog
+    std::map<std::string, TableTypes> table_types_;  // table -> its codec and aggregator
+    std::map<std::string, const mph_codec_descriptor*> topic_codecs_;  // topics with a plugin's value codec
+    std::vector<std::shared_ptr<Plugin>> codec_plugins_;  // keeps those codecs' images loaded
     // Global tables' followers; declared after tables_ so they stop before the stores close.
     std::map<std::string, std::unique_ptr<GlobalTableFollower>> followers_;
     std::thread recovery_thread_;

@@ -70,6 +70,7 @@ Status Pipeline::open_tables() {
                    table.store == StoreKind::rocksdb ? "rocksdb" : "memory",
                    table.store == StoreKind::rocksdb ? " at " + (config_.state_dir / table.name).string() : "",
                    table.changelog_topic, table_partitions_[table.name]);
+        (*store)->bind_types(table_types_.at(table.name));
         tables_[table.name] = std::move(*store);
     }
     return {};

@@ -26,6 +26,16 @@ struct AgentInfo {
     mph_agent_descriptor callbacks{};  // zero-filled past the plugin's struct_size; name/params not used
 };
 
+// The host's copies of a codec and an aggregator descriptor (since ABI 1.2).
+struct CodecInfo {
+    std::string name, description;
+    mph_codec_descriptor callbacks{};  // zero-filled past the plugin's struct_size; name/description not used
+};
+struct AggregatorInfo {
+    std::string name, description;
+    mph_aggregator_descriptor callbacks{};
+};
+
 class Plugin {
 public:
     ~Plugin();
@@ -40,6 +50,10 @@ public:
     uint32_t abi_minor() const { return abi_minor_; }
     const std::vector<AgentInfo>& agents() const { return agents_; }
     const AgentInfo* find_agent(std::string_view name) const;
+    const std::vector<CodecInfo>& codecs() const { return codecs_; }
+    const CodecInfo* find_codec(std::string_view name) const;
+    const std::vector<AggregatorInfo>& aggregators() const { return aggregators_; }
+    const AggregatorInfo* find_aggregator(std::string_view name) const;
 
     // Calls fini, closes the image and checks that the dynamic loader really unmapped it (a C++ plugin
     // built without -fno-gnu-unique stays mapped forever). Idempotent; the destructor calls it.
@@ -56,6 +70,8 @@ private:
     std::string name_, version_, description_;
     uint32_t abi_major_ = 0, abi_minor_ = 0;
     std::vector<AgentInfo> agents_;
+    std::vector<CodecInfo> codecs_;
+    std::vector<AggregatorInfo> aggregators_;
 };
 
 // Loads a private copy of `path` (dlopen caches images by path, so a rebuilt file under the same name would
@@ -68,5 +84,10 @@ inline constexpr size_t kPluginDescriptorMinSize = offsetof(mph_plugin_descripto
 inline constexpr size_t kAgentDescriptorMinSize =
     offsetof(mph_agent_descriptor, on_revoked) + sizeof(mph_agent_descriptor::on_revoked);
 inline constexpr size_t kParamSpecMinSize = offsetof(mph_param_spec, required) + sizeof(bool);
+// ... and for the 1.2 structs.
+inline constexpr size_t kCodecDescriptorMinSize =
+    offsetof(mph_codec_descriptor, to_json) + sizeof(mph_codec_descriptor::to_json);
+inline constexpr size_t kAggregatorDescriptorMinSize =
+    offsetof(mph_aggregator_descriptor, merge) + sizeof(mph_aggregator_descriptor::merge);
 
 }  // namespace mephisto

@@ -43,6 +43,18 @@ const AgentInfo* Plugin::find_agent(std::string_view name) const {
     return nullptr;
 }
 
+const CodecInfo* Plugin::find_codec(std::string_view name) const {
+    for (const auto& c : codecs_)
+        if (c.name == name) return &c;
+    return nullptr;
+}
+
+const AggregatorInfo* Plugin::find_aggregator(std::string_view name) const {
+    for (const auto& a : aggregators_)
+        if (a.name == name) return &a;
+    return nullptr;
+}
+
 Plugin::~Plugin() {
     auto st = unload();
     if (!st) logger("loader")->warn("{}", st.error());
@@ -172,6 +184,45 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
         info.callbacks.params = nullptr;
         plugin->agents_.push_back(std::move(info));
     }
+
+    // Codecs and aggregators (1.2): the host keeps zero-filled copies, as for agents.
+    if (d.codec_count > 0 && !d.codecs) return make_error(where + "plugin descriptor lists codecs but gives no array");
+    for (size_t i = 0; i < d.codec_count; ++i) {
+        const mph_codec_descriptor* c = d.codecs[i];
+        const std::string which = "codec #" + std::to_string(i);
+        if (!c || c->struct_size < kCodecDescriptorMinSize)
+            return make_error(where + which + " is NULL or shorter than ABI 1.2's " +
+                              std::to_string(kCodecDescriptorMinSize) + " bytes");
+        CodecInfo info;
+        std::memcpy(&info.callbacks, c, std::min(c->struct_size, sizeof info.callbacks));
+        if (!info.callbacks.name || !*info.callbacks.name) return make_error(where + which + " has no name");
+        info.name = info.callbacks.name;
+        info.description = cstr(info.callbacks.description);
+        if (plugin->find_codec(info.name)) return make_error(where + "codec '" + info.name + "' is declared twice");
+        info.callbacks.name = info.callbacks.description = nullptr;
+        plugin->codecs_.push_back(std::move(info));
+    }
+    if (d.aggregator_count > 0 && !d.aggregators)
+        return make_error(where + "plugin descriptor lists aggregators but gives no array");
+    for (size_t i = 0; i < d.aggregator_count; ++i) {
+        const mph_aggregator_descriptor* a = d.aggregators[i];
+        const std::string which = "aggregator #" + std::to_string(i);
+        if (!a || a->struct_size < kAggregatorDescriptorMinSize)
+            return make_error(where + which + " is NULL or shorter than ABI 1.2's " +
+                              std::to_string(kAggregatorDescriptorMinSize) + " bytes");
+        AggregatorInfo info;
+        std::memcpy(&info.callbacks, a, std::min(a->struct_size, sizeof info.callbacks));
+        if (!info.callbacks.name || !*info.callbacks.name) return make_error(where + which + " has no name");
+        info.name = info.callbacks.name;
+        info.description = cstr(info.callbacks.description);
+        if (!info.callbacks.merge) return make_error(where + "aggregator '" + info.name + "' has no merge");
+        if (plugin->find_aggregator(info.name))
+            return make_error(where + "aggregator '" + info.name + "' is declared twice");
+        info.callbacks.name = info.callbacks.description = nullptr;
+        plugin->aggregators_.push_back(std::move(info));
+    }
+    if (plugin->agents_.empty() && plugin->codecs_.empty() && plugin->aggregators_.empty())
+        return make_error(where + "the plugin provides no agents, codecs or aggregators");
 
     if (d.init) {
         char initbuf[512] = {};

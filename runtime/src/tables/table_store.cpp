@@ -101,6 +101,30 @@ int64_t TableShard::add(std::string_view key, int64_t delta) {
     return next;
 }
 
+Result<std::string> TableShard::merge(std::string_view key, std::string_view input) {
+    const mph_aggregator_descriptor* aggregator = store_.aggregator();
+    if (!aggregator) return make_error("table " + store_.spec_.name + " has no aggregator (declare `aggregate:`)");
+    std::lock_guard lock(mu_);
+    Entry& e = entry(key);
+    const std::optional<std::string>& current = e.value ? e.value : store_.spec_.default_value;
+    std::string next;
+    char errbuf[256] = {};
+    const mph_status st = aggregator->merge(
+        current ? current->data() : nullptr, current ? current->size() : 0, input.data(), input.size(),
+        [](void* sink, const void* data, size_t len) {
+            if (data && len) static_cast<std::string*>(sink)->append(static_cast<const char*>(data), len);
+        },
+        &next, errbuf, sizeof errbuf);
+    errbuf[sizeof errbuf - 1] = '\0';
+    if (st != MPH_OK) return make_error(errbuf[0] ? std::string(errbuf) : "the aggregator refused the input");
+    if (auto valid = validate_with(store_.codec(), next); !valid)
+        return make_error("the aggregator's result is not a valid value: " + valid.error());
+    if (!e.dirty) ++dirty_;
+    e.value = next;
+    e.dirty = true;
+    return next;
+}
+
 std::map<std::string, std::string> TableShard::snapshot() {
     std::lock_guard lock(mu_);
     std::map<std::string, std::string> out;
@@ -228,7 +252,7 @@ Result<std::unique_ptr<TableStore>> TableStore::open(const TableSpec& spec, cons
     return store;
 }
 
-TableStore::TableStore(const TableSpec& spec) : spec_(spec) {}
+TableStore::TableStore(const TableSpec& spec) : spec_(spec) { types_.codec = &builtin_codec(spec.value); }
 
 TableStore::~TableStore() {
     shards_.clear();

@@ -19,6 +19,7 @@
 
 #include "common/result.hpp"
 #include "config/config.hpp"
+#include "tables/codec.hpp"
 
 namespace rocksdb {
 class DB;
@@ -54,6 +55,9 @@ public:
     void put(std::string_view key, std::string_view value);
     void erase(std::string_view key);
     int64_t add(std::string_view key, int64_t delta);  // int64 tables
+    // Folds `input` into key's value with the table's aggregator; the table's codec checks the result. The
+    // error is the aggregator's or the codec's reason, and then nothing changed.
+    Result<std::string> merge(std::string_view key, std::string_view input);
     // Every live entry in key order (a consistent copy: visits may write to the table).
     std::map<std::string, std::string> snapshot();
 
@@ -104,6 +108,11 @@ public:
     ~TableStore();
 
     const TableSpec& spec() const { return spec_; }
+    // The value codec (a built-in until bind_types) and the aggregator (null when none).
+    const mph_codec_descriptor& codec() const { return *types_.codec; }
+    const mph_aggregator_descriptor* aggregator() const { return types_.aggregator; }
+    // Binds codecs and aggregators resolved against the loaded plugins (which must outlive the store).
+    void bind_types(const TableTypes& types) { types_ = types; }
     // The shard of `partition`, created on first use. THREAD: any.
     Result<TableShard*> shard(int32_t partition);
     // Shards this store has open, by partition.
@@ -115,6 +124,7 @@ private:
     friend class TableShard;
     explicit TableStore(const TableSpec& spec);  // out of line: rocksdb::DB is incomplete here
     TableSpec spec_;
+    TableTypes types_;
     std::filesystem::path dir_;
     std::unique_ptr<rocksdb::DB> db_;
     std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;  // "p<N>" -> handle

@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define MPH_ABI_VERSION_MAJOR 1
-#define MPH_ABI_VERSION_MINOR 1
+#define MPH_ABI_VERSION_MINOR 2
 
 /* The one symbol a plugin exports (convention 1). */
 #define MPH_ENTRY_SYMBOL "mephisto_plugin_entry"
@@ -95,6 +95,10 @@ typedef struct mph_table mph_table;
  * value is returned by table_iterate). OWNERSHIP: key and value are views valid during the call only. */
 typedef mph_status (*mph_table_visit_fn)(void* user, const void* key, size_t key_len, const void* value,
                                          size_t value_len);
+
+/* Appends bytes to a host-owned output (since 1.2): codecs and aggregators hand their results to the host
+ * through it; several calls append. OWNERSHIP: data copied. THREAD: the caller's. */
+typedef void (*mph_write_fn)(void* sink, const void* data, size_t len);
 
 /* A message header. OWNERSHIP: borrowed; in an event, valid until the callback returns. */
 typedef struct mph_header {
@@ -216,6 +220,19 @@ typedef struct mph_host_api {
      * or the first non-OK value a visit returned. Writes made by the visit are not seen by the iteration.
      * ERRORS: MPH_ERR_INVALID, MPH_ERR_STATE. */
     mph_status (*table_iterate)(mph_agent_ctx* ctx, mph_table* table, mph_table_visit_fn visit, void* user);
+
+    /* since 1.2: aggregation ----------------------------------------------------------------------------- */
+
+    /* Folds `input` into key's value with the table's aggregator (YAML `aggregate:`), atomically: the value
+     * becomes merge(current, input), where current is the stored value, else the table's default, else absent.
+     * table_add is the built-in int64 sum; this is the same at the same speed for any aggregation a plugin
+     * provides (mph_aggregator_descriptor). On MPH_OK, *value and *value_len (either may be NULL) view the new
+     * value until the callback returns.
+     * ERRORS: MPH_ERR_UNSUPPORTED when the table has no aggregator; MPH_ERR_INVALID when the aggregator refused
+     * the input or produced a value the table's codec refuses (the table is unchanged; the reason becomes the
+     * callback's error text); MPH_ERR_STATE as for every table function. */
+    mph_status (*table_merge)(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
+                              const void* input, size_t input_len, const void** value, size_t* value_len);
 } mph_host_api;
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -259,6 +276,40 @@ typedef struct mph_agent_descriptor {
     mph_status (*on_revoked)(void* instance, mph_agent_ctx* ctx, int32_t partition);
 } mph_agent_descriptor;
 
+/* A named value codec (since 1.2; Faust's codec registry). It says whether bytes are a well-formed value and how
+ * to show one as JSON. A table or topic names it in YAML as `value: {plugin: P, codec: NAME}`; the built-in
+ * codecs (raw, int64, double, json) are descriptors of this same type inside the host. The host validates every
+ * table write and every consumed value of a topic with its codec; undecodable input follows the agent's error
+ * policy. */
+typedef struct mph_codec_descriptor {
+    size_t struct_size;
+    const char* name;        /* unique among the plugin's codecs */
+    const char* description; /* one line, may be NULL */
+    /* MPH_OK when `value` is well-formed, else MPH_ERR_INVALID with the reason written into errbuf
+     * (NUL-terminated, truncated to errbuf_size). THREAD: any, concurrently: keep no mutable state.
+     * May be NULL: every value is accepted. */
+    mph_status (*validate)(const void* value, size_t value_len, char* errbuf, size_t errbuf_size);
+    /* Writes `value` as one JSON value through write(sink, ...), for `mephisto table get|dump` and the admin
+     * API. MPH_OK or MPH_ERR_INVALID. THREAD: any, concurrently. May be NULL: the host shows the bytes as a
+     * JSON string. */
+    mph_status (*to_json)(const void* value, size_t value_len, mph_write_fn write, void* sink);
+} mph_codec_descriptor;
+
+/* A custom aggregation for a table (since 1.2): YAML `aggregate: {plugin: P, name: NAME}` on the table, and
+ * agents call table_merge. The host runs merge under the key's lock in its write-back cache, so concurrent
+ * merges of one key never interleave and a hot key costs no store read. */
+typedef struct mph_aggregator_descriptor {
+    size_t struct_size;
+    const char* name;        /* unique among the plugin's aggregators */
+    const char* description; /* one line, may be NULL */
+    /* Writes the new value through write(sink, ...) from the key's `current` value (NULL, length 0, when the
+     * key is absent and the table has no default) and one `input`. Returns MPH_OK, or MPH_ERR_INVALID with the
+     * reason in errbuf to refuse the input (nothing changes). THREAD: any, concurrently; must not call the host.
+     * OWNERSHIP: current and input are borrowed for the call. */
+    mph_status (*merge)(const void* current, size_t current_len, const void* input, size_t input_len,
+                        mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size);
+} mph_aggregator_descriptor;
+
 /* The plugin as a whole. Returned by the entry function; must stay valid until fini returns
  * (a static const object is the usual choice). */
 typedef struct mph_plugin_descriptor {
@@ -275,6 +326,12 @@ typedef struct mph_plugin_descriptor {
     mph_status (*init)(char* errbuf, size_t errbuf_size);
     /* Called once before unload, after every instance was destroyed. May be NULL. */
     void (*fini)(void);
+
+    /* since 1.2: what the plugin provides besides agents (a plugin may provide only these: agent_count 0) */
+    const mph_codec_descriptor* const* codecs; /* may be NULL */
+    size_t codec_count;
+    const mph_aggregator_descriptor* const* aggregators; /* may be NULL */
+    size_t aggregator_count;
 } mph_plugin_descriptor;
 
 /* The entry function (convention 1). `api` stays valid until fini returns: keep the pointer.

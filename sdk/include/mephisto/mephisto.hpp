@@ -29,10 +29,26 @@
 //     any other exception                                     -> MPH_FATAL (the supervisor restarts)
 // So `throw mephisto::Error("db timed out", MPH_RETRY)` asks for a retry, and a bug that throws restarts
 // the instance. Nothing crosses the C boundary (mephisto.h, convention 9); destructors never leak out.
+// One exception keeps the host's text: mephisto::MergeRefused (from Table::merge) becomes MPH_FATAL without
+// set_error, because the host already recorded the aggregator's reason as the callback's error text.
 //
 // TABLES (ABI 1.1). ctx.table("name") in the constructor resolves a table the agent lists under `tables:` in
-// YAML and returns a mephisto::Table: get/put/erase/add/for_each on the shard of the instance's partition.
-// See class Table.
+// YAML and returns a mephisto::Table: get/put/erase/add/for_each on the shard of the instance's partition,
+// and (ABI 1.2) merge on a table with an aggregator. See class Table.
+//
+// CODECS AND AGGREGATORS (ABI 1.2). A plugin may provide value codecs and table aggregators besides (or instead
+// of) agents; like agents they are classes, here with static members only, listed in MEPHISTO_PLUGIN:
+//     mephisto::codec<T>(name, description)        YAML `value: {plugin: P, codec: NAME}`
+//         static void validate(std::string_view value)           throws to refuse a malformed value
+//         static std::string to_json(std::string_view value)     one JSON value (for `mephisto table get|dump`)
+//     (either may be left out: without validate every value is accepted, without to_json the host shows the
+//     bytes as a JSON string)
+//     mephisto::aggregator<T>(name, description)   YAML `aggregate: {plugin: P, name: NAME}`, used by Table::merge
+//         static std::string merge(std::optional<std::string_view> current, std::string_view input)
+//             the key's new value; current is nullopt when the key is absent and the table has no default;
+//             throws to refuse the input (the table is unchanged)
+// The exception's what() becomes the host's reason (MPH_ERR_INVALID). The host calls them from any thread,
+// concurrently, outside any agent callback: keep no mutable state, and do not call the host (no Context).
 //
 // PARAMS. Params declared with mephisto::agent(...) are shown by `mephisto plugin inspect`, and the host
 // applies them: Context::param() returns the YAML value or else the declared default_value, and the host
@@ -118,6 +134,15 @@ public:
 
 private:
     mph_status status_;
+};
+
+// Thrown by Table::merge when the table's aggregator refused the input, or when the table's value codec refused
+// the aggregator's result (status MPH_ERR_INVALID; the table is unchanged). The host has already recorded its
+// reason (the aggregator's text) as the callback's error text: left uncaught, this becomes MPH_FATAL and the
+// trampoline keeps the host's reason rather than overwriting it with what(). Catch it to skip such an input.
+class MergeRefused : public Error {
+public:
+    explicit MergeRefused(const std::string& message) : Error(message, MPH_ERR_INVALID) {}
 };
 
 // ---------------------------------------------------------------------------------------------------------
@@ -326,8 +351,10 @@ class Context;
 //
 // ERRORS. Every member throws mephisto::Error carrying the host's status when the host refuses:
 //     MPH_ERR_STATE        from a timer instance (partition -1), which has no shard, or outside a callback
-//     MPH_ERR_INVALID      a value the codec refuses (not 8 bytes for int64/double, not JSON for json)
-//     MPH_ERR_UNSUPPORTED  add() on a table whose codec is not int64
+//     MPH_ERR_INVALID      a value the codec refuses (not 8 bytes for int64/double, not JSON for json);
+//                          from merge(), mephisto::MergeRefused: the aggregator refused the input
+//     MPH_ERR_UNSUPPORTED  add() on a table whose codec is not int64, merge() on a table without an aggregator
+//                          or on a host older than ABI 1.2
 // Uncaught, each becomes MPH_FATAL with the message (mephisto::Error::verdict).
 //
 // OWNERSHIP. Views returned by get() are valid until the callback returns, views passed to for_each's visitor
@@ -360,6 +387,29 @@ public:
         int64_t result = 0;
         check(api_->table_add(ctx_, table_, bytes(key), key.size(), delta, &result), "add");
         return result;
+    }
+
+    // Tables with an aggregator (YAML `aggregate: {plugin: P, name: NAME}`, ABI 1.2): folds input into key's
+    // value, atomically, with one host call: the value becomes merge(current, input), where current is the
+    // stored value, else the table's default, else absent. Returns the new value (a copy).
+    // Throws mephisto::MergeRefused when the aggregator refuses the input or the table's codec refuses its
+    // result (the table is unchanged, the host's reason is the callback's error text), and Error with
+    // MPH_ERR_UNSUPPORTED when the table has no aggregator or the host is older than ABI 1.2.
+    std::string merge(std::string_view key, std::string_view input) const {
+        // MPH_HAS_MEMBER(mph_host_api, api_, table_merge) spelled out: its C cast trips -Wold-style-cast.
+        // The host may predate 1.2 even though this plugin was built against 1.2, so check at use.
+        if (api_->struct_size < offsetof(mph_host_api, table_merge) + sizeof(api_->table_merge)) {
+            throw Error("table '" + name_ + "': merge needs Mephisto ABI 1.2, the host offers " +
+                            std::to_string(api_->abi_major) + "." + std::to_string(api_->abi_minor),
+                        MPH_ERR_UNSUPPORTED);
+        }
+        const void* value = nullptr;
+        size_t value_len = 0;
+        const mph_status status =
+            api_->table_merge(ctx_, table_, bytes(key), key.size(), bytes(input), input.size(), &value, &value_len);
+        if (status == MPH_ERR_INVALID) throw MergeRefused(message(status, "merge"));
+        check(status, "merge");
+        return std::string(detail::bytes_view(value, value_len));
     }
 
     // get()/put() through the int64 codec. get_int64 throws Error (MPH_ERR_INVALID) when the value is not
@@ -441,25 +491,32 @@ private:
     static const char* bytes(std::string_view text) noexcept { return text.data() ? text.data() : ""; }
 
     // A hint after the status for the causes an agent author can act on.
-    static std::string_view hint(mph_status status) noexcept {
+    static std::string_view hint(mph_status status, std::string_view operation) noexcept {
+        const bool merge = operation == "merge";
         switch (status) {
         case MPH_ERR_STATE:
             return " (tables are usable only in callbacks of a partition instance, not from a timer instance "
                    "(partition -1))";
         case MPH_ERR_UNSUPPORTED:
-            return " (add needs a table whose value codec is int64)";
+            return merge ? " (the table has no aggregator: give it `aggregate: {plugin: P, name: NAME}` in YAML)"
+                         : " (add needs a table whose value codec is int64)";
         case MPH_ERR_INVALID:
-            return " (the value is not valid for the table's value codec, or an argument is invalid)";
+            return merge ? " (the aggregator refused the input, or the table's value codec refused its result; the "
+                           "host's reason is the callback's error text)"
+                         : " (the value is not valid for the table's value codec, or an argument is invalid)";
         default:
             return "";
         }
     }
 
+    std::string message(mph_status status, const char* operation) const {
+        return "table '" + name_ + "': " + operation + " failed: " + std::string(status_name(status)) +
+               std::string(hint(status, operation));
+    }
+
     void check(mph_status status, const char* operation) const {
         if (status == MPH_OK) return;
-        throw Error("table '" + name_ + "': " + operation + " failed: " + std::string(status_name(status)) +
-                        std::string(hint(status)),
-                    status);
+        throw Error(message(status, operation), status);
     }
 
     Error wrong_size(std::string_view value, const char* codec) const {
@@ -758,6 +815,188 @@ AgentDefinition<T> agent(const char* name, const char* description = nullptr,
     return {name, description, std::vector<Param>(params)};
 }
 
+// ---------------------------------------------------------------------------------------------------------
+// Codecs and aggregators (ABI 1.2): detection, trampolines, definitions
+// ---------------------------------------------------------------------------------------------------------
+
+namespace detail {
+
+// Writes a NUL-terminated message into a caller-provided buffer, truncated to it.
+inline void write_error(char* errbuf, size_t errbuf_size, const char* message) noexcept {
+    if (errbuf == nullptr || errbuf_size == 0) return;
+    std::snprintf(errbuf, errbuf_size, "%s", message ? message : "");
+}
+inline void write_error(char* errbuf, size_t errbuf_size, const std::string& message) noexcept {
+    write_error(errbuf, errbuf_size, message.c_str());
+}
+
+// What a codec class may have: static members only (the host calls them outside any instance).
+template <class T>
+concept HasValidate = requires(std::string_view value) { T::validate(value); };
+template <class T>
+concept HasToJson = requires(std::string_view value) { T::to_json(value); };
+template <class T>
+concept ValidateReturnsVoid = requires(std::string_view value) {
+    { T::validate(value) } -> std::same_as<void>;
+};
+template <class T>
+concept ToJsonReturnsText = requires(std::string_view value) {
+    { T::to_json(value) } -> std::convertible_to<std::string_view>;
+};
+template <class T>
+concept NamesValidate = requires { &T::validate; };
+template <class T>
+concept NamesToJson = requires { &T::to_json; };
+
+template <class T>
+void check_codec_class() {
+    static_assert(HasValidate<T> || HasToJson<T>,
+                  "a codec class needs static void validate(std::string_view value) (throws to refuse a value) "
+                  "and/or static std::string to_json(std::string_view value)");
+    static_assert(HasValidate<T> || !NamesValidate<T>,
+                  "validate must be a static member callable as T::validate(std::string_view)");
+    static_assert(HasToJson<T> || !NamesToJson<T>,
+                  "to_json must be a static member callable as T::to_json(std::string_view)");
+    static_assert(!HasValidate<T> || ValidateReturnsVoid<T>,
+                  "validate must return void: it accepts a value by returning and refuses it by throwing");
+    static_assert(!HasToJson<T> || ToJsonReturnsText<T>,
+                  "to_json must return the JSON text: std::string (or anything convertible to std::string_view)");
+}
+
+// What an aggregator class must have.
+template <class T>
+concept HasMerge = requires(std::optional<std::string_view> current, std::string_view input) {
+    T::merge(current, input);
+};
+template <class T>
+concept MergeReturnsValue = requires(std::optional<std::string_view> current, std::string_view input) {
+    { T::merge(current, input) } -> std::convertible_to<std::string_view>;
+};
+template <class T>
+concept NamesMerge = requires { &T::merge; };
+
+template <class T>
+void check_aggregator_class() {
+    static_assert(HasMerge<T> || !NamesMerge<T>,
+                  "merge must be a static member callable as T::merge(std::optional<std::string_view> current, "
+                  "std::string_view input)");
+    static_assert(HasMerge<T>, "an aggregator class needs static std::string merge(std::optional<std::string_view> "
+                               "current, std::string_view input) (throws to refuse the input)");
+    static_assert(!HasMerge<T> || MergeReturnsValue<T>,
+                  "merge must return the new value: std::string (or anything convertible to std::string_view)");
+}
+
+// Runs a codec or aggregator member: MPH_OK when it returns, MPH_ERR_INVALID with the exception's text in
+// errbuf when it throws. Nothing crosses the C boundary (convention 9).
+template <class Callback>
+mph_status refusing(char* errbuf, size_t errbuf_size, Callback&& callback) noexcept {
+    try {
+        callback();
+        return MPH_OK;
+    } catch (const std::exception& error) {
+        write_error(errbuf, errbuf_size, error.what());
+    } catch (...) {
+        write_error(errbuf, errbuf_size, "unknown exception (not derived from std::exception)");
+    }
+    return MPH_ERR_INVALID;
+}
+
+// Hands a result to the host's output; never passes NULL for present bytes.
+inline void write_all(mph_write_fn write, void* sink, std::string_view bytes) noexcept {
+    write(sink, bytes.data() ? bytes.data() : "", bytes.size());
+}
+
+// The C functions of a codec descriptor. They touch no plugin state and never call the host.
+template <class T>
+struct CodecTrampolines {
+    static mph_status validate(const void* value, size_t value_len, char* errbuf,
+                               size_t errbuf_size) noexcept requires HasValidate<T> {
+        return refusing(errbuf, errbuf_size, [&]() { T::validate(bytes_view(value, value_len)); });
+    }
+
+    // The JSON text is computed whole before anything is written: a throw writes nothing.
+    static mph_status to_json(const void* value, size_t value_len, mph_write_fn write,
+                              void* sink) noexcept requires HasToJson<T> {
+        if (write == nullptr) return MPH_ERR_INVALID;
+        return refusing(nullptr, 0, [&]() {
+            const auto json = T::to_json(bytes_view(value, value_len));
+            write_all(write, sink, std::string_view(json));
+        });
+    }
+};
+
+// The C function of an aggregator descriptor. current is NULL when the key is absent: nullopt, as opposed to
+// a present empty value.
+template <class T>
+struct AggregatorTrampolines {
+    static mph_status merge(const void* current, size_t current_len, const void* input, size_t input_len,
+                            mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size) noexcept {
+        if (write == nullptr) {
+            write_error(errbuf, errbuf_size, "merge was given no write function");
+            return MPH_ERR_INVALID;
+        }
+        return refusing(errbuf, errbuf_size, [&]() {
+            std::optional<std::string_view> current_value;
+            if (current != nullptr) current_value = bytes_view(current, current_len);
+            const auto merged = T::merge(current_value, bytes_view(input, input_len));
+            write_all(write, sink, std::string_view(merged));
+        });
+    }
+};
+
+} // namespace detail
+
+// What mephisto::codec<T>(...) returns: the declaration of one value codec, consumed by MEPHISTO_PLUGIN.
+template <class T>
+struct CodecDefinition {
+    const char* name;
+    const char* description;
+
+    // The C descriptor MEPHISTO_PLUGIN lists; also usable on its own, e.g. to test the codec.
+    mph_codec_descriptor descriptor() const noexcept {
+        mph_codec_descriptor d{};
+        d.struct_size = sizeof(mph_codec_descriptor);
+        d.name = name;
+        d.description = description;
+        if constexpr (detail::HasValidate<T>) d.validate = &detail::CodecTrampolines<T>::validate;
+        if constexpr (detail::HasToJson<T>) d.to_json = &detail::CodecTrampolines<T>::to_json;
+        return d;
+    }
+};
+
+// Declares a value codec implemented by class T (static validate and/or to_json; see the top of this file).
+// Strings must be literals (they are referenced, not copied).
+template <class T>
+CodecDefinition<T> codec(const char* name, const char* description = nullptr) {
+    detail::check_codec_class<T>();
+    return {name, description};
+}
+
+// What mephisto::aggregator<T>(...) returns: the declaration of one table aggregator, consumed by MEPHISTO_PLUGIN.
+template <class T>
+struct AggregatorDefinition {
+    const char* name;
+    const char* description;
+
+    // The C descriptor MEPHISTO_PLUGIN lists; also usable on its own, e.g. in testing::TableSpec::aggregator.
+    mph_aggregator_descriptor descriptor() const noexcept {
+        mph_aggregator_descriptor d{};
+        d.struct_size = sizeof(mph_aggregator_descriptor);
+        d.name = name;
+        d.description = description;
+        d.merge = &detail::AggregatorTrampolines<T>::merge;
+        return d;
+    }
+};
+
+// Declares a table aggregator implemented by class T (static merge; see the top of this file).
+// Strings must be literals (they are referenced, not copied).
+template <class T>
+AggregatorDefinition<T> aggregator(const char* name, const char* description = nullptr) {
+    detail::check_aggregator_class<T>();
+    return {name, description};
+}
+
 // A one-line description of the whole plugin, for `mephisto plugin inspect`. Optional MEPHISTO_PLUGIN argument.
 struct PluginDescription {
     const char* text;
@@ -776,11 +1015,6 @@ struct AgentRecord {
     std::vector<const mph_param_spec*> spec_pointers;
     mph_agent_descriptor descriptor{};
 };
-
-inline void write_error(char* errbuf, size_t errbuf_size, const std::string& message) noexcept {
-    if (errbuf == nullptr || errbuf_size == 0) return;
-    std::snprintf(errbuf, errbuf_size, "%s", message.c_str());
-}
 
 class Plugin;
 
@@ -817,6 +1051,13 @@ public:
         for (const auto& record : agents_) agent_pointers_.push_back(&record->descriptor);
         descriptor_.agents = agent_pointers_.data();
         descriptor_.agent_count = agent_pointers_.size();
+        // codecs_ and aggregators_ are complete: their elements no longer move.
+        for (const mph_codec_descriptor& codec : codecs_) codec_pointers_.push_back(&codec);
+        descriptor_.codecs = codec_pointers_.empty() ? nullptr : codec_pointers_.data();
+        descriptor_.codec_count = codec_pointers_.size();
+        for (const mph_aggregator_descriptor& aggregator : aggregators_) aggregator_pointers_.push_back(&aggregator);
+        descriptor_.aggregators = aggregator_pointers_.empty() ? nullptr : aggregator_pointers_.data();
+        descriptor_.aggregator_count = aggregator_pointers_.size();
     }
     Plugin(const Plugin&) = delete;
     Plugin& operator=(const Plugin&) = delete;
@@ -833,7 +1074,7 @@ public:
                 return nullptr;
             }
             // The wrapper needs only the 1.0 members up front; agent_name is the last of them. Newer members are
-            // checked where they are used (Context::table), as convention 4 asks.
+            // checked where they are used (Context::table, Table::merge), as convention 4 asks.
             // (MPH_HAS_MEMBER spelled out: its C cast would trip -Wold-style-cast in plugins that enable it.)
             if (api == nullptr || api->struct_size < offsetof(mph_host_api, agent_name) + sizeof(api->agent_name)) {
                 write_error(errbuf, errbuf_size,
@@ -887,9 +1128,31 @@ private:
         agents_.push_back(std::move(record));
     }
 
+    template <class T>
+    void add(CodecDefinition<T> definition) {
+        const mph_codec_descriptor d = definition.descriptor();
+        for (const mph_codec_descriptor& existing : codecs_)
+            if (std::strcmp(existing.name, d.name) == 0)
+                definition_error_ = std::string("two codecs are named '") + d.name + "'";
+        codecs_.push_back(d);
+    }
+
+    template <class T>
+    void add(AggregatorDefinition<T> definition) {
+        const mph_aggregator_descriptor d = definition.descriptor();
+        for (const mph_aggregator_descriptor& existing : aggregators_)
+            if (std::strcmp(existing.name, d.name) == 0)
+                definition_error_ = std::string("two aggregators are named '") + d.name + "'";
+        aggregators_.push_back(d);
+    }
+
     mph_plugin_descriptor descriptor_{};
     std::vector<std::unique_ptr<AgentRecord>> agents_;
     std::vector<const mph_agent_descriptor*> agent_pointers_;
+    std::vector<mph_codec_descriptor> codecs_; // filled by the constructor only, so pointers into it stay valid
+    std::vector<const mph_codec_descriptor*> codec_pointers_;
+    std::vector<mph_aggregator_descriptor> aggregators_;
+    std::vector<const mph_aggregator_descriptor*> aggregator_pointers_;
     std::string definition_error_;
     const mph_host_api* api_ = nullptr;
 };
@@ -912,6 +1175,9 @@ mph_status guarded(const Context& context, Callback&& callback) noexcept {
             context.set_error(message);
             return MPH_FATAL;
         }
+    } catch (const MergeRefused& error) {
+        // The host recorded its reason (the aggregator's) as the callback's error text: keep it.
+        return error.verdict();
     } catch (const Error& error) {
         context.set_error(error.what());
         return error.verdict();
@@ -1000,10 +1266,12 @@ private:
 
 } // namespace mephisto::detail
 
-// Declares the plugin: its name, version, an optional mephisto::description("..."), and its agents.
-// Use once per plugin, at global scope, in one .cpp file:
+// Declares the plugin: its name, version, an optional mephisto::description("..."), and what it provides:
+// agents (mephisto::agent), and since ABI 1.2 value codecs (mephisto::codec) and table aggregators
+// (mephisto::aggregator), in any order. Use once per plugin, at global scope, in one .cpp file:
 //     MEPHISTO_PLUGIN("transfer_branch", "1.0.0", mephisto::description("routes transfers by amount"),
 //                     mephisto::agent<Branch>("branch", "...", {{.name = "tiny_below", .default_value = "100"}}));
+//     MEPHISTO_PLUGIN("stats", "1.0.0", mephisto::aggregator<Max>("max", "the largest int64 seen"));
 #define MEPHISTO_PLUGIN(plugin_name, plugin_version, ...)                                                              \
     ::mephisto::detail::Plugin mephisto::detail::this_plugin{plugin_name, plugin_version, __VA_ARGS__};                \
     extern "C" MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(                                          \

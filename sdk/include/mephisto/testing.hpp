@@ -28,6 +28,16 @@
 //    codec (8 bytes for int64 and double, JSON text for json: MPH_ERR_INVALID otherwise), add works on int64
 //    tables only (MPH_ERR_UNSUPPORTED), and an int64 table without a default defaults to 0, as in YAML.
 //    Views from table_get stay valid until the callback returns, even across a later put of the same key.
+//  - aggregation (ABI 1.2): a TableSpec with an `aggregator` (YAML `aggregate:`) takes table_merge: the value
+//    becomes merge(stored value, else default, else absent, input), checked against the table's codec like a
+//    put. A refusal (by the aggregator or the codec) is MPH_ERR_INVALID, leaves the table unchanged and makes
+//    the reason the callback's error text (last_error()); without an aggregator table_merge is
+//    MPH_ERR_UNSUPPORTED. A TableSpec may also name a plugin's `codec` (YAML `value: {plugin: P, codec: C}`),
+//    whose validate then checks every put and merge. plugin_descriptor(), plugin_codec() and
+//    plugin_aggregator() get them from a plugin's entry function; a C++ definition gives its own with
+//    mephisto::aggregator<T>(...).descriptor().
+//  - descriptors are read as far as their struct_size goes: a plugin built against an older ABI (a shorter
+//    mph_plugin_descriptor) works unchanged, and its newer members read as zero.
 //
 // THREAD: a driver is single-threaded. Several drivers may coexist in one test.
 #ifndef MEPHISTO_TESTING_HPP
@@ -98,6 +108,15 @@ struct TableSpec {
     // int64_value(5), double_value(0.5), "{}". nullopt: no default (table_get says MPH_ERR_NOT_FOUND), except
     // that an int64 table defaults to 0, as the host's YAML loader does (Faust's Table(default=int)).
     std::optional<std::string> default_value = std::nullopt;
+    // The table's aggregator (YAML `aggregate: {plugin: P, name: NAME}`, ABI 1.2), used by table_merge; nullptr:
+    // none (table_merge is MPH_ERR_UNSUPPORTED). From plugin_aggregator(entry, "name"), or from a C++
+    // definition: `const auto max = mephisto::aggregator<Max>("max").descriptor();` then `&max`. The
+    // descriptor must outlive the driver.
+    const mph_aggregator_descriptor* aggregator = nullptr;
+    // A plugin's value codec (YAML `value: {plugin: P, codec: NAME}`, ABI 1.2), from plugin_codec(entry, "name")
+    // or mephisto::codec<T>(...).descriptor(); it replaces `value`, which must then stay "raw". Its validate
+    // checks the default, every put and every merge result. The descriptor must outlive the driver.
+    const mph_codec_descriptor* codec = nullptr;
 };
 
 // A value in the int64 / double table codecs, as bytes: for TableSpec::default_value and seeding table().
@@ -265,6 +284,18 @@ private:
 
 } // namespace detail
 
+// --- a plugin's codecs and aggregators (ABI 1.2) ---------------------------------------------------------
+// Calls entry the way the host loads a plugin (this header's ABI version, and a host table that stays valid for
+// the rest of the test), checks the descriptor as AgentDriver does and returns a copy of it: members its
+// struct_size does not cover are zero (a 1.1 plugin has no codecs or aggregators). init is not called (an
+// AgentDriver of the plugin calls it). Throws std::runtime_error when the plugin refuses or is malformed.
+mph_plugin_descriptor plugin_descriptor(mph_entry_fn entry);
+// The plugin's codec / aggregator called `name`, as the plugin holds it (valid as long as the plugin is
+// loaded: for a plugin compiled into the test, for the whole test). Throws std::runtime_error when the plugin
+// has none of that name, naming those it has.
+const mph_codec_descriptor& plugin_codec(mph_entry_fn entry, std::string_view name);
+const mph_aggregator_descriptor& plugin_aggregator(mph_entry_fn entry, std::string_view name);
+
 struct DriverOptions {
     std::vector<std::string> sinks = {}; // the agent's `sinks:` in YAML
     std::vector<TableSpec> tables = {};  // the tables the agent lists under `tables:` in YAML (ABI 1.1)
@@ -282,26 +313,9 @@ public:
     using Params = std::map<std::string, std::string>;
 
     AgentDriver(mph_entry_fn entry, std::string agent, Params params = {}, DriverOptions options = {})
-        : agent_(std::move(agent)), params_(std::move(params)), options_(std::move(options)) {
+        : agent_(std::move(agent)), params_(std::move(params)), options_(std::move(options)),
+          api_(host_functions()) {
         if (options_.agent_name.empty()) options_.agent_name = agent_;
-        api_.struct_size = sizeof(mph_host_api);
-        api_.abi_major = MPH_ABI_VERSION_MAJOR;
-        api_.abi_minor = MPH_ABI_VERSION_MINOR;
-        api_.log = &host_log;
-        api_.set_error = &host_set_error;
-        api_.param = &host_param;
-        api_.emit = &host_emit;
-        api_.send = &host_send;
-        api_.forward = &host_forward;
-        api_.partition = &host_partition;
-        api_.agent_name = &host_agent_name;
-        api_.table = &host_table;
-        api_.table_get = &host_table_get;
-        api_.table_put = &host_table_put;
-        api_.table_delete = &host_table_delete;
-        api_.table_add = &host_table_add;
-        api_.table_iterate = &host_table_iterate;
-
         declare_tables();
         load(entry);
         apply_declared_params();
@@ -427,6 +441,7 @@ public:
         last_error_.clear();
     }
 
+    // The plugin's descriptor as far as its struct_size goes (newer members zero: a 1.1 plugin has no codecs).
     const mph_plugin_descriptor& plugin() const noexcept { return plugin_; }
     const mph_agent_descriptor& agent() const noexcept { return agent_descriptor_; }
 
@@ -455,6 +470,8 @@ public:
     }
 
 private:
+    friend mph_plugin_descriptor plugin_descriptor(mph_entry_fn entry);
+
     enum class Phase { idle, create, on_event, on_batch, on_timer, on_assigned, on_revoked };
 
     struct StoredEvent;
@@ -466,9 +483,38 @@ private:
         Codec codec = Codec::raw;
         std::optional<std::string> default_value;
         std::map<std::string, std::string> entries;
+        std::string name;
+        std::string codec_name;                                // "int64" as in YAML, or the plugin codec's name
+        const mph_codec_descriptor* plugin_codec = nullptr;    // replaces `codec` when set
+        const mph_aggregator_descriptor* aggregator = nullptr; // table_merge's, if any
 
         mph_table* handle() noexcept { return reinterpret_cast<mph_table*>(this); }
     };
+
+    // The host table every driver offers: the functions find their driver through the ctx (or, for a NULL ctx,
+    // the driver calling into the plugin), so any number of copies of it behave the same.
+    static mph_host_api host_functions() noexcept {
+        mph_host_api api{};
+        api.struct_size = sizeof(mph_host_api);
+        api.abi_major = MPH_ABI_VERSION_MAJOR;
+        api.abi_minor = MPH_ABI_VERSION_MINOR;
+        api.log = &host_log;
+        api.set_error = &host_set_error;
+        api.param = &host_param;
+        api.emit = &host_emit;
+        api.send = &host_send;
+        api.forward = &host_forward;
+        api.partition = &host_partition;
+        api.agent_name = &host_agent_name;
+        api.table = &host_table;
+        api.table_get = &host_table_get;
+        api.table_put = &host_table_put;
+        api.table_delete = &host_table_delete;
+        api.table_add = &host_table_add;
+        api.table_iterate = &host_table_iterate;
+        api.table_merge = &host_table_merge;
+        return api;
+    }
 
     // What the driver hands the plugin as mph_agent_ctx*: one per instance.
     struct InstanceContext {
@@ -510,16 +556,10 @@ private:
 
     // --- loading ----------------------------------------------------------------------------------------
     void load(mph_entry_fn entry) {
-        if (entry == nullptr) throw std::runtime_error("AgentDriver: the entry function is NULL");
-        char errbuf[512] = {};
-        const mph_plugin_descriptor* plugin = nullptr;
         {
             CurrentDriver guard(this);
-            plugin = entry(MPH_ABI_VERSION_MAJOR, MPH_ABI_VERSION_MINOR, &api_, errbuf, sizeof errbuf);
+            plugin_ = enter(entry, &api_);
         }
-        if (plugin == nullptr) throw std::runtime_error(std::string("plugin refused to load: ") + errbuf);
-        check_plugin(*plugin);
-        plugin_ = *plugin;
         find_agent();
         if (plugin_.init != nullptr) {
             char init_errbuf[512] = {};
@@ -529,6 +569,19 @@ private:
                 throw std::runtime_error(plugin_label() + " init failed with " + std::string(status_name(status)) +
                                          ": " + init_errbuf);
         }
+    }
+
+    // The entry call and the descriptor checks, shared with plugin_descriptor(). A copy of what struct_size covers.
+    static mph_plugin_descriptor enter(mph_entry_fn entry, const mph_host_api* api) {
+        if (entry == nullptr) throw std::runtime_error("AgentDriver: the entry function is NULL");
+        char errbuf[512] = {};
+        const mph_plugin_descriptor* plugin =
+            entry(MPH_ABI_VERSION_MAJOR, MPH_ABI_VERSION_MINOR, api, errbuf, sizeof errbuf);
+        if (plugin == nullptr) throw std::runtime_error(std::string("plugin refused to load: ") + errbuf);
+        check_plugin(*plugin);
+        const mph_plugin_descriptor copy = copy_plugin(plugin);
+        check_provided(copy);
+        return copy;
     }
 
     static void check_plugin(const mph_plugin_descriptor& plugin) {
@@ -553,6 +606,47 @@ private:
         if (plugin.agent_count > 0 && plugin.agents == nullptr)
             throw std::runtime_error("plugin descriptor has agent_count " + std::to_string(plugin.agent_count) +
                                      " but no agents array");
+    }
+
+    // The codecs and aggregators (1.2), checked the way the host's loader checks them.
+    static void check_provided(const mph_plugin_descriptor& plugin) {
+        const std::string label = std::string("plugin '") + plugin.name + "'";
+        if (plugin.codec_count > 0 && plugin.codecs == nullptr)
+            throw std::runtime_error(label + " descriptor lists codecs but gives no array");
+        for (size_t i = 0; i < plugin.codec_count; ++i) {
+            const mph_codec_descriptor* codec = plugin.codecs[i];
+            check_item(label, "codec", i, codec, codec_min_size);
+            for (size_t k = 0; k < i; ++k)
+                if (std::strcmp(plugin.codecs[k]->name, codec->name) == 0)
+                    throw std::runtime_error(label + " codec '" + codec->name + "' is declared twice");
+        }
+        if (plugin.aggregator_count > 0 && plugin.aggregators == nullptr)
+            throw std::runtime_error(label + " descriptor lists aggregators but gives no array");
+        for (size_t i = 0; i < plugin.aggregator_count; ++i) {
+            const mph_aggregator_descriptor* aggregator = plugin.aggregators[i];
+            check_item(label, "aggregator", i, aggregator, aggregator_min_size);
+            if (aggregator->merge == nullptr)
+                throw std::runtime_error(label + " aggregator '" + aggregator->name + "' has no merge");
+            for (size_t k = 0; k < i; ++k)
+                if (std::strcmp(plugin.aggregators[k]->name, aggregator->name) == 0)
+                    throw std::runtime_error(label + " aggregator '" + aggregator->name + "' is declared twice");
+        }
+    }
+
+    // Every member of the 1.2 codec and aggregator descriptors is 1.2: a shorter one is malformed.
+    static constexpr size_t codec_min_size =
+        offsetof(mph_codec_descriptor, to_json) + sizeof(mph_codec_descriptor::to_json);
+    static constexpr size_t aggregator_min_size =
+        offsetof(mph_aggregator_descriptor, merge) + sizeof(mph_aggregator_descriptor::merge);
+
+    template <class Descriptor>
+    static void check_item(const std::string& label, const char* kind, size_t index, const Descriptor* item,
+                           size_t min_size) {
+        const std::string which = label + " " + kind + " #" + std::to_string(index);
+        if (item == nullptr || item->struct_size < min_size)
+            throw std::runtime_error(which + " is NULL or shorter than ABI 1.2's " + std::to_string(min_size) +
+                                     " bytes");
+        if (item->name == nullptr || *item->name == '\0') throw std::runtime_error(which + " has no name");
     }
 
     void find_agent() {
@@ -608,18 +702,44 @@ private:
         for (const TableSpec& spec : options_.tables) {
             const std::string what = "table '" + spec.name + "'";
             if (spec.name.empty()) throw std::runtime_error("a table in DriverOptions::tables has no name");
-            TableState state{Codec::raw, spec.default_value, {}};
-            if (spec.value == "raw" || spec.value == "bytes") state.codec = Codec::raw;
-            else if (spec.value == "int64") state.codec = Codec::int64;
-            else if (spec.value == "double") state.codec = Codec::dbl;
-            else if (spec.value == "json") state.codec = Codec::json;
-            else
+            TableState state{Codec::raw, spec.default_value, {}, spec.name, spec.value};
+            if (spec.aggregator != nullptr) {
+                if (spec.aggregator->struct_size < aggregator_min_size || spec.aggregator->merge == nullptr)
+                    throw std::runtime_error(what + " has an aggregator descriptor without merge (struct_size " +
+                                             std::to_string(spec.aggregator->struct_size) + ")");
+                state.aggregator = spec.aggregator;
+            }
+            if (spec.codec != nullptr) {
+                if (spec.codec->struct_size < codec_min_size)
+                    throw std::runtime_error(what + " has a codec descriptor shorter than ABI 1.2's (struct_size " +
+                                             std::to_string(spec.codec->struct_size) + ")");
+                if (spec.value != "raw")
+                    throw std::runtime_error(what + " has both value codec '" + spec.value +
+                                             "' and a plugin codec; YAML gives a table one `value:`");
+                state.plugin_codec = spec.codec;
+                state.codec_name = spec.codec->name ? spec.codec->name : "?";
+            } else if (spec.value == "raw" || spec.value == "bytes") {
+                state.codec = Codec::raw;
+            } else if (spec.value == "int64") {
+                state.codec = Codec::int64;
+            } else if (spec.value == "double") {
+                state.codec = Codec::dbl;
+            } else if (spec.value == "json") {
+                state.codec = Codec::json;
+            } else {
                 throw std::runtime_error(what + " has value codec '" + spec.value +
                                          "'; expected raw, bytes, int64, double or json");
-            if (!state.default_value && state.codec == Codec::int64) state.default_value = int64_value(0);
-            if (state.default_value && !valid_for(state.codec, *state.default_value))
+            }
+            if (!state.default_value && state.codec == Codec::int64 && !state.plugin_codec)
+                state.default_value = int64_value(0);
+            std::string reason;
+            if (state.default_value && !valid_for(state, *state.default_value, &reason)) {
+                if (state.plugin_codec)
+                    throw std::runtime_error(what + " has a default_value its codec '" + state.codec_name +
+                                             "' refuses: " + reason);
                 throw std::runtime_error(what + " has a default_value that is not a valid " + spec.value +
                                          " value (int64 and double: 8 encoded bytes, see int64_value/double_value)");
+            }
             if (!tables_.emplace(spec.name, std::move(state)).second)
                 throw std::runtime_error(what + " is declared twice in DriverOptions::tables");
         }
@@ -644,6 +764,21 @@ private:
     static std::string size_mismatch(std::string_view name, const std::string& stored, const char* codec) {
         return "table '" + std::string(name) + "' holds a " + std::to_string(stored.size()) + "-byte value; an " +
                codec + " is 8 bytes";
+    }
+
+    // The table's codec check; a plugin codec's refusal leaves its reason in *reason (when given).
+    static bool valid_for(const TableState& table, std::string_view value, std::string* reason = nullptr) {
+        if (table.plugin_codec == nullptr) return valid_for(table.codec, value);
+        if (table.plugin_codec->validate == nullptr) return true; // a codec without validate accepts everything
+        char errbuf[512] = {};
+        const mph_status status =
+            table.plugin_codec->validate(value.data() ? value.data() : "", value.size(), errbuf, sizeof errbuf);
+        errbuf[sizeof errbuf - 1] = '\0';
+        if (status == MPH_OK) return true;
+        if (reason != nullptr)
+            *reason = status == MPH_ERR_INVALID ? std::string(errbuf)
+                                                : "validate returned " + std::string(status_name(status));
+        return false;
     }
 
     static bool valid_for(Codec codec, std::string_view value) noexcept {
@@ -677,6 +812,30 @@ private:
         MEPHISTO_TESTING_COPY_MEMBER(on_timer);
         MEPHISTO_TESTING_COPY_MEMBER(on_assigned);
         MEPHISTO_TESTING_COPY_MEMBER(on_revoked);
+#undef MEPHISTO_TESTING_COPY_MEMBER
+        return copy;
+    }
+
+    // Reads only the members the plugin's struct_size covers: a plugin built against an older ABI has a shorter
+    // descriptor, and reading past it would read whatever follows it in the plugin's memory.
+    static mph_plugin_descriptor copy_plugin(const mph_plugin_descriptor* source) {
+        mph_plugin_descriptor copy{};
+        copy.struct_size = source->struct_size; // as the plugin gave it: tells which ABI its descriptor has
+#define MEPHISTO_TESTING_COPY_MEMBER(member)                                                                           \
+    if (MPH_HAS_MEMBER(mph_plugin_descriptor, source, member)) copy.member = source->member
+        MEPHISTO_TESTING_COPY_MEMBER(abi_major);
+        MEPHISTO_TESTING_COPY_MEMBER(abi_minor);
+        MEPHISTO_TESTING_COPY_MEMBER(name);
+        MEPHISTO_TESTING_COPY_MEMBER(version);
+        MEPHISTO_TESTING_COPY_MEMBER(description);
+        MEPHISTO_TESTING_COPY_MEMBER(agents);
+        MEPHISTO_TESTING_COPY_MEMBER(agent_count);
+        MEPHISTO_TESTING_COPY_MEMBER(init);
+        MEPHISTO_TESTING_COPY_MEMBER(fini);
+        MEPHISTO_TESTING_COPY_MEMBER(codecs);
+        MEPHISTO_TESTING_COPY_MEMBER(codec_count);
+        MEPHISTO_TESTING_COPY_MEMBER(aggregators);
+        MEPHISTO_TESTING_COPY_MEMBER(aggregator_count);
 #undef MEPHISTO_TESTING_COPY_MEMBER
         return copy;
     }
@@ -908,7 +1067,7 @@ private:
         if (state == nullptr) return status;
         if (value == nullptr && value_len > 0) return MPH_ERR_INVALID;
         std::string bytes = bytes_of(value, value_len);
-        if (!valid_for(state->codec, bytes)) return MPH_ERR_INVALID;
+        if (!valid_for(*state, bytes)) return MPH_ERR_INVALID;
         state->entries.insert_or_assign(bytes_of(key, key_len), std::move(bytes));
         return MPH_OK;
     }
@@ -953,6 +1112,58 @@ private:
             const mph_status verdict = visit(user, key.data(), key.size(), value.data(), value.size());
             if (verdict != MPH_OK) return verdict;
         }
+        return MPH_OK;
+    }
+
+    // The aggregation of ABI 1.2. As on the host, the table is unchanged when the aggregator refuses the input
+    // or the codec refuses its result, and the reason becomes the callback's error text; the new value's view
+    // lives until the callback returns, like table_get's.
+    static mph_status host_table_merge(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
+                                       const void* input, size_t input_len, const void** value,
+                                       size_t* value_len) noexcept {
+        mph_status status = MPH_OK;
+        TableState* state = table_access(ctx, table, key, key_len, &status);
+        if (state == nullptr) return status;
+        if (input == nullptr && input_len > 0) return MPH_ERR_INVALID;
+        if (state->aggregator == nullptr) return MPH_ERR_UNSUPPORTED;
+        AgentDriver& driver = *InstanceContext::from(ctx)->driver;
+
+        std::string key_bytes = bytes_of(key, key_len);
+        const auto found = state->entries.find(key_bytes);
+        const std::string* current = found != state->entries.end() ? &found->second
+                                     : state->default_value     ? &*state->default_value
+                                                                : nullptr;
+        std::string merged;
+        const mph_write_fn append = [](void* sink, const void* data, size_t len) noexcept {
+            if (data != nullptr) static_cast<std::string*>(sink)->append(static_cast<const char*>(data), len);
+        };
+        char errbuf[512] = {};
+        const mph_status verdict = state->aggregator->merge(current ? current->data() : nullptr,
+                                                            current ? current->size() : 0, input ? input : "",
+                                                            input_len, append, &merged, errbuf, sizeof errbuf);
+        errbuf[sizeof errbuf - 1] = '\0';
+
+        const std::string aggregator = "table '" + state->name + "': aggregator '" +
+                                       (state->aggregator->name ? state->aggregator->name : "?") + "'";
+        if (verdict == MPH_ERR_INVALID) {
+            driver.last_error_ = aggregator + " refused the input: " + errbuf;
+            return MPH_ERR_INVALID;
+        }
+        if (verdict != MPH_OK) { // outside the contract: treated as a refusal, so the table stays unchanged
+            driver.last_error_ = aggregator + " returned " + std::string(status_name(verdict)) +
+                                 " (merge returns MPH_OK or MPH_ERR_INVALID)";
+            return MPH_ERR_INVALID;
+        }
+        std::string reason;
+        if (!valid_for(*state, merged, &reason)) {
+            driver.last_error_ = aggregator + " produced a value the table's value codec '" + state->codec_name +
+                                 "' refuses" + (reason.empty() ? "" : ": " + reason);
+            return MPH_ERR_INVALID;
+        }
+        const std::string& view = driver.table_views_.emplace_back(merged);
+        state->entries.insert_or_assign(std::move(key_bytes), std::move(merged));
+        if (value != nullptr) *value = view.data();
+        if (value_len != nullptr) *value_len = view.size();
         return MPH_OK;
     }
 
@@ -1015,6 +1226,41 @@ private:
     std::map<std::string, TableState, std::less<>> tables_;
     std::deque<std::string> table_views_; // what table_get handed out during the current callback
 };
+
+inline mph_plugin_descriptor plugin_descriptor(mph_entry_fn entry) {
+    // The plugin keeps the host table it was given (the wrapper does), so it must outlive this call. It is the
+    // same table every driver offers, so a driver of the same plugin still works after this call. (A
+    // function-local static is fine here: testing.hpp is for test executables, never for plugins.)
+    static const mph_host_api api = AgentDriver::host_functions();
+    return AgentDriver::enter(entry, &api);
+}
+
+namespace detail {
+
+// The item of `items` called `name`, or std::runtime_error naming the ones there are.
+template <class Descriptor>
+const Descriptor& find_provided(const mph_plugin_descriptor& plugin, const Descriptor* const* items, size_t count,
+                                const char* kind, std::string_view name) {
+    std::string available;
+    for (size_t i = 0; i < count; ++i) {
+        if (name == items[i]->name) return *items[i];
+        available += (available.empty() ? "" : ", ") + std::string(items[i]->name);
+    }
+    throw std::runtime_error(std::string("plugin '") + plugin.name + "' has no " + kind + " '" + std::string(name) +
+                             "' (it has: " + (available.empty() ? "none" : available) + ")");
+}
+
+} // namespace detail
+
+inline const mph_codec_descriptor& plugin_codec(mph_entry_fn entry, std::string_view name) {
+    const mph_plugin_descriptor plugin = plugin_descriptor(entry);
+    return detail::find_provided(plugin, plugin.codecs, plugin.codec_count, "codec", name);
+}
+
+inline const mph_aggregator_descriptor& plugin_aggregator(mph_entry_fn entry, std::string_view name) {
+    const mph_plugin_descriptor plugin = plugin_descriptor(entry);
+    return detail::find_provided(plugin, plugin.aggregators, plugin.aggregator_count, "aggregator", name);
+}
 
 } // namespace mephisto::testing
 
