@@ -58,11 +58,14 @@ _Static_assert(offsetof(mph_plugin_descriptor, abi_major) == 8 && offsetof(mph_p
 _Static_assert(offsetof(mph_host_api, table_merge) == 128, "mph_host_api 1.2 layout (aggregation)");
 _Static_assert(offsetof(mph_plugin_descriptor, codecs) == 72 && offsetof(mph_plugin_descriptor, codec_count) == 80 &&
                    offsetof(mph_plugin_descriptor, aggregators) == 88 &&
-                   offsetof(mph_plugin_descriptor, aggregator_count) == 96,
+                   offsetof(mph_plugin_descriptor, aggregator_count) == 96 &&
+                   offsetof(mph_plugin_descriptor, key_functions) == 104 &&
+                   offsetof(mph_plugin_descriptor, key_function_count) == 112,
                "mph_plugin_descriptor 1.2 layout");
 _Static_assert(offsetof(mph_codec_descriptor, validate) == 24 && offsetof(mph_codec_descriptor, to_json) == 32,
                "mph_codec_descriptor layout");
 _Static_assert(offsetof(mph_aggregator_descriptor, merge) == 24, "mph_aggregator_descriptor layout");
+_Static_assert(offsetof(mph_key_fn_descriptor, key) == 24, "mph_key_fn_descriptor layout");
 #endif
 
 /* --- every callback signature: a changed signature fails to compile here ---------------------------------- */
@@ -137,6 +140,14 @@ static const mph_codec_descriptor codec = {sizeof(mph_codec_descriptor), "codec"
 static const mph_codec_descriptor* const codecs[] = {&codec};
 static const mph_aggregator_descriptor aggregator = {sizeof(mph_aggregator_descriptor), "longest", NULL, merge};
 static const mph_aggregator_descriptor* const aggregators[] = {&aggregator};
+static mph_status key_of(const mph_event* event, mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size) {
+    (void)errbuf;
+    (void)errbuf_size;
+    write(sink, event->value, event->value_len);
+    return MPH_OK;
+}
+static const mph_key_fn_descriptor key_fn = {sizeof(mph_key_fn_descriptor), "by_value", NULL, key_of};
+static const mph_key_fn_descriptor* const key_functions[] = {&key_fn};
 
 static const mph_plugin_descriptor plugin = {sizeof(mph_plugin_descriptor),
                                              MPH_ABI_VERSION_MAJOR,
@@ -151,6 +162,8 @@ static const mph_plugin_descriptor plugin = {sizeof(mph_plugin_descriptor),
                                              codecs,
                                              1,
                                              aggregators,
+                                             1,
+                                             key_functions,
                                              1};
 
 /* The table visitor has the mph_table_visit_fn type (since 1.1). */

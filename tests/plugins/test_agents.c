@@ -8,7 +8,8 @@
  *  - count:   counts each event's value in the int64 table `counts` (Faust's word count); a value
  *             "delete:<word>" deletes <word> instead.
  *  - registry: sets and gets keys of the table `entries` on command (see below).
- *  - fold:    puts or merges each event into a table (codecs and aggregators, ABI 1.2). */
+ *  - fold:    puts or merges each event into a table (codecs and aggregators, ABI 1.2).
+ * and one group_by key function, by_value. */
 #define _POSIX_C_SOURCE 200809L
 #include <mephisto/mephisto.h>
 
@@ -297,6 +298,20 @@ static const mph_agent_descriptor fold_agent = {
 static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent, &count_agent, &registry_agent,
                                                      &fold_agent};
 
+/* by_value: a group_by key function (ABI 1.2) keying each event by its value; an empty value is refused. */
+static mph_status by_value(const mph_event* ev, mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size) {
+    if (!ev->value || ev->value_len == 0) {
+        snprintf(errbuf, errbuf_size, "an empty value has no key");
+        return MPH_ERR_INVALID;
+    }
+    write(sink, ev->value, ev->value_len);
+    return MPH_OK;
+}
+
+static const mph_key_fn_descriptor by_value_fn = {sizeof(mph_key_fn_descriptor), "by_value",
+                                                  "keys each event by its value", by_value};
+static const mph_key_fn_descriptor* const key_functions[] = {&by_value_fn};
+
 static const mph_plugin_descriptor plugin = {
     .struct_size = sizeof(mph_plugin_descriptor),
     .abi_major = MPH_ABI_VERSION_MAJOR,
@@ -306,6 +321,8 @@ static const mph_plugin_descriptor plugin = {
     .description = "agents for Mephisto's own tests",
     .agents = agents,
     .agent_count = 5,
+    .key_functions = key_functions,
+    .key_function_count = 1,
 };
 
 MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(uint32_t major, uint32_t minor, const mph_host_api* host,

@@ -234,11 +234,48 @@ const mph_plugin_descriptor* v11_entry(uint32_t major, uint32_t, const mph_host_
 
 } // namespace
 
+// A group_by key function: the event's key upper-cased; an event without a key is refused.
+struct UpperKey {
+    static std::string key(const mephisto::Event& event) {
+        if (!event.key()) throw std::runtime_error("no key to group by");
+        std::string key(*event.key());
+        for (char& c : key) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        return key;
+    }
+};
+
 MEPHISTO_PLUGIN("aggregate_test", "0.1.0", mephisto::description("codecs, aggregators and agents that merge"),
                 mephisto::codec<Int64Codec>("int64_be", "8 bytes big-endian"), mephisto::codec<AsciiCodec>("ascii"),
                 mephisto::agent<Merger>("merger", "merges every event into its key"),
                 mephisto::aggregator<Max>("max", "the largest int64"), mephisto::codec<HexCodec>("hex"),
-                mephisto::aggregator<Join>("join"), mephisto::agent<CatchingMerger>("catching_merger"));
+                mephisto::aggregator<Join>("join"), mephisto::agent<CatchingMerger>("catching_merger"),
+                mephisto::key_function<UpperKey>("upper_key", "the key, upper-cased"));
+
+TEST_CASE("aggregate: a key function writes the event's grouping key, or refuses the event with its reason") {
+    const mph_plugin_descriptor plugin = mephisto::testing::plugin_descriptor(mephisto_plugin_entry);
+    REQUIRE(plugin.key_function_count == 1);
+    const mph_key_fn_descriptor& fn = *plugin.key_functions[0];
+    CHECK(fn.struct_size == sizeof(mph_key_fn_descriptor));
+    CHECK(std::string(fn.name) == "upper_key");
+    auto append = [](void* sink, const void* data, size_t len) {
+        static_cast<std::string*>(sink)->append(static_cast<const char*>(data), len);
+    };
+    mph_event event{};
+    event.struct_size = sizeof event;
+    event.topic = "t";
+    event.key = "page-7";
+    event.key_len = 6;
+    std::string key;
+    char errbuf[64] = {};
+    CHECK(fn.key(&event, append, &key, errbuf, sizeof errbuf) == MPH_OK);
+    CHECK(key == "PAGE-7");
+    event.key = nullptr;
+    event.key_len = 0;
+    key.clear();
+    CHECK(fn.key(&event, append, &key, errbuf, sizeof errbuf) == MPH_ERR_INVALID);
+    CHECK(key.empty());
+    CHECK(std::string(errbuf) == "no key to group by");
+}
 
 TEST_CASE("aggregate: the descriptor lists the wrapper's codecs and aggregators in order, with their names") {
     const mph_plugin_descriptor plugin = mephisto::testing::plugin_descriptor(mephisto_plugin_entry);

@@ -1,8 +1,11 @@
-// Table and codec plugins (the codec registry, ABI 1.2): a topic and a table name a plugin's codec, which checks
-// every value and renders it for the table commands; a table names a plugin's aggregator, which table_merge
-// folds values with. The shipped plugins codec_msgpack and aggregate_stats serve here, against real hosts.
+// Table and codec plugins (ABI 1.2): a topic and a table name a plugin's codec, which checks every value and
+// renders it for the table commands; a table names a plugin's aggregator, which table_merge folds values with;
+// group_by names a plugin's key function. The shipped plugins codec_msgpack and aggregate_stats and the test
+// plugin serve here, against real hosts.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
+
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -135,4 +138,42 @@ TEST_CASE("codec and aggregator references are checked against the plugin, with 
     CHECK(run_cli({"plugin", "inspect", (plugins / "codec_msgpack.so").string()}, dir, out) == 0);
     CHECK(out.find("agents  0") != std::string::npos);
     CHECK(out.find("  cbor — CBOR (RFC 8949), shown as JSON") != std::string::npos);
+}
+
+TEST_CASE("group_by a plugin's key function routes each key to its table shard") {
+    Broker broker;
+    broker.create_topic("words", 4);
+    TempDir dir;
+    auto yaml = dir.write("p.yaml", "app: {id: keyfn}\nplugins: {dir: " + test_plugin_dir().string() + "}\nstate_dir: " +
+                                        (dir.path() / "state").string() + "\n" + kFastGroupYaml +
+                                        "topics: {words: {partitions: 4}}\n"
+                                        "tables: {counts: {value: int64}}\n"
+                                        "agents:\n  counter:\n    plugin: test_agents\n    agent: count\n"
+                                        "    from: words\n    tables: [counts]\n"
+                                        "    group_by: {plugin: test_agents, function: by_value}\n"
+                                        "    on_error: {retry: 0, then: dead_letter}\n");
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    // Keyless words land on any partition; the key function brings each word to one shard, so counts are exact.
+    std::vector<Message> words;
+    for (int round = 0; round < 5; ++round)
+        for (const char* w : {"alpha", "beta", "gamma", "delta", "alpha"}) words.push_back({std::nullopt, w, {}, round % 4});
+    words.push_back({std::nullopt, "", {}, 0});  // refused by the key function: dead-lettered
+    produce(broker.bootstrap(), "words", words);
+    REQUIRE(await_caught_up(broker.bootstrap(), "keyfn", "words", 4, 60s));
+    REQUIRE(await_caught_up(broker.bootstrap(), "keyfn", "keyfn-counter-by_value-repartition", 4, 60s));
+    TopicReader dlq(broker.bootstrap(), "keyfn-counter-dead-letter", 4);
+    REQUIRE(dlq.read_until([](const auto& r) { return !r.empty(); }, 20s));
+    CHECK(dlq.records().front().headers.at("mephisto.error").find("an empty value has no key") != std::string::npos);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+
+    TopicReader changelog(broker.bootstrap(), "keyfn-counts-changelog", 4);
+    REQUIRE(changelog.read_to_end(20s));
+    std::map<std::string, std::set<int32_t>> partitions;
+    std::map<std::string, int64_t> last;
+    for (const auto& r : changelog.records()) {
+        partitions[*r.key].insert(r.partition);
+        last[*r.key] = std::max(last[*r.key], mephisto::decode_int64(*r.value));
+    }
+    CHECK(last == std::map<std::string, int64_t>{{"alpha", 10}, {"beta", 5}, {"delta", 5}, {"gamma", 5}});
+    for (const auto& [word, where] : partitions) CHECK_MESSAGE(where.size() == 1, word);  // one shard per word
 }

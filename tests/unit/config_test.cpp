@@ -604,7 +604,13 @@ TEST_CASE("config: table and group_by mistakes name their place") {
     f.error("app: a\ntopics: {t: {}}\ntables: {c: {global: perhaps}}\nagents: {x: {plugin: p, from: t}}\n", 3, 22,
             {"tables.c.global must be"});
     f.error("app: a\ntopics: {t: {}}\nagents:\n  x: {plugin: p, from: t, group_by: [id]}\n", 4, 37,
-            {"agents.x.group_by must be `key` or {field: NAME}"});
+            {"agents.x.group_by must be `key`, {field: NAME} or {plugin: P, function: NAME}"});
+    f.error("app: a\ntopics: {t: {}}\nagents:\n  x: {plugin: p, from: t, group_by: {plugin: p}}\n", 4, 37,
+            {"agents.x.group_by needs both plugin and function"});
+    f.error("app: a\ntopics: {t: {}}\ntables: {c: {aggregate: {plugin: p, function: f}}}\nagents: {x: {plugin: p, from: t}}\n",
+            3, 37, {"unknown key 'function' in tables.c.aggregate (expected one of: plugin, name)"});
+    f.error("app: a\ntopics: {t: {value: {codec: msgpack}}}\nagents: {x: {plugin: p, from: t}}\n", 2, 21,
+            {"topics.t.value needs both plugin and codec"});
     f.error("app: a\ntopics: {t: {}, u: {}}\nagents:\n  x: {plugin: p, from: t, group_by: key, through: u}\n", 4, 51,
             {"use either group_by or through, not both"});
 }

@@ -49,6 +49,9 @@ int inspect_plugin(const std::filesystem::path& file, bool json) {
         j["aggregators"] = nlohmann::json::array();
         for (const auto& a : p.aggregators())
             j["aggregators"].push_back({{"name", a.name}, {"description", a.description}});
+        j["key_functions"] = nlohmann::json::array();
+        for (const auto& k : p.key_functions())
+            j["key_functions"].push_back({{"name", k.name}, {"description", k.description}});
         std::cout << j.dump(2) << "\n";
         return 0;
     }
@@ -86,6 +89,8 @@ int inspect_plugin(const std::filesystem::path& file, bool json) {
     const std::string aggregate_ref = "aggregate: {plugin: " + p.name() + ", name: ";
     list("codecs ", p.codecs(), codec_ref.c_str());
     list("aggregators", p.aggregators(), aggregate_ref.c_str());
+    const std::string group_by_ref = "group_by: {plugin: " + p.name() + ", function: ";
+    list("key functions", p.key_functions(), group_by_ref.c_str());
     return 0;
 }
 

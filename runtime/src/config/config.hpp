@@ -94,6 +94,7 @@ struct AgentSpec {
     Mark plugin_mark, agent_mark;
     // Set on the host-internal agents that `group_by`/`through` add (plugin is then empty): "repartition".
     std::string builtin;
+    PluginItemRef key_function;  // a repartition agent's `group_by: {plugin: P, function: NAME}`
 };
 
 struct TimerSpec {

@@ -484,6 +484,15 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                     if (group_by_node.IsScalar() && group_by_node.Scalar() == "key") {
                         label = "key";
                         re.params["by"] = "key";
+                    } else if (group_by_node.IsMap() && group_by_node["plugin"]) {
+                        // A key function the plugin exports (ABI 1.2).
+                        re.key_function = read_plugin_item(r, group_by_node, what + ".group_by", "function");
+                        label = re.key_function.name;
+                        for (char ch : label)
+                            if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.'))
+                                r.fail(group_by_node, what + ".group_by.function '" + label +
+                                                          "' may only contain letters, digits, '_', '-' and '.'");
+                        re.params["by"] = "function";
                     } else if (group_by_node.IsMap()) {
                         for (auto& [k3, v3] : r.entries(group_by_node, what + ".group_by", {"field"})) {
                             (void)k3;
@@ -493,7 +502,8 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                         re.params["by"] = "field";
                         re.params["field"] = label;
                     } else {
-                        r.fail(group_by_node, what + ".group_by must be `key` or {field: NAME}, found " + Reader::kind(group_by_node));
+                        r.fail(group_by_node, what + ".group_by must be `key`, {field: NAME} or {plugin: P, function: NAME}, found " +
+                                                  Reader::kind(group_by_node));
                     }
                     re.params["topic"] = c.app_id + "-" + name + "-" + label + "-repartition";
                 } else {

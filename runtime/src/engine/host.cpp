@@ -26,7 +26,7 @@ Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(con
             if (auto st = load(a.plugin, a.plugin_mark); !st) return make_error(st.error());
     for (const auto& t : config.timers)
         if (auto st = load(t.plugin, t.plugin_mark); !st) return make_error(st.error());
-    for (const auto& [name, mark] : codec_plugins(config))
+    for (const auto& [name, mark] : item_plugins(config))
         if (auto st = load(name, mark); !st) return make_error(st.error());
     return plugins;
 }

@@ -141,6 +141,19 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
 
     for (const auto& spec : p->config_.agents) {
         if (spec.builtin == "repartition") {
+            if (!spec.key_function.empty()) {
+                const auto& ref = spec.key_function;
+                auto it = plugins.find(ref.plugin);
+                if (it == plugins.end()) return make_error(ref.mark.str() + ": plugin '" + ref.plugin + "' is not loaded");
+                const KeyFunctionInfo* fn = it->second->find_key_function(ref.name);
+                if (!fn) {
+                    std::string known;
+                    for (const auto& k : it->second->key_functions()) known += (known.empty() ? "" : ", ") + k.name;
+                    return make_error(ref.mark.str() + ": plugin " + ref.plugin + " has no key function '" + ref.name +
+                                      "' (it provides: " + (known.empty() ? "none" : known) + ")");
+                }
+                p->key_functions_[spec.name] = &fn->callbacks;
+            }
             auto a = std::make_unique<AgentRuntime>(spec);
             a->info = &repartition_agent();
             a->params = spec.params;
@@ -187,7 +200,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         if (!codec) return make_error(codec.error());
         if (*codec) p->topic_codecs_[topic.name] = *codec;
     }
-    for (const auto& [name, mark] : codec_plugins(p->config_)) p->codec_plugins_.push_back(plugins.at(name));
+    for (const auto& [name, mark] : item_plugins(p->config_)) p->item_plugins_.push_back(plugins.at(name));
     return p;
 }
 

@@ -170,6 +170,11 @@ public:
     mph_status emit(mph_agent_ctx& ctx, const mph_message* msg);
     mph_status send(mph_agent_ctx& ctx, const std::string& topic, const mph_message* msg);
     mph_status forward(mph_agent_ctx& ctx);
+    // The key function of a repartition agent's `group_by: {plugin, function}`, null when it has none.
+    const mph_key_fn_descriptor* key_function(const std::string& agent) const {
+        auto it = key_functions_.find(agent);
+        return it == key_functions_.end() ? nullptr : it->second;
+    }
 
 private:
     explicit Pipeline(const PipelineConfig& config) : config_(config) {}
@@ -233,7 +238,8 @@ private:
     std::map<std::string, int> table_partitions_;  // table -> partitions of its changelog
     std::map<std::string, TableTypes> table_types_;  // table -> its codec and aggregator
     std::map<std::string, const mph_codec_descriptor*> topic_codecs_;  // topics with a plugin's value codec
-    std::vector<std::shared_ptr<Plugin>> codec_plugins_;  // keeps those codecs' images loaded
+    std::map<std::string, const mph_key_fn_descriptor*> key_functions_;  // repartition agent -> its group_by function
+    std::vector<std::shared_ptr<Plugin>> item_plugins_;  // keeps those codecs' and functions' images loaded
     // Global tables' followers; declared after tables_ so they stop before the stores close.
     std::map<std::string, std::unique_ptr<GlobalTableFollower>> followers_;
     std::thread recovery_thread_;

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/agent_context.hpp"
+#include "engine/pipeline.hpp"
 
 namespace mephisto {
 namespace {
@@ -13,6 +14,7 @@ struct Repartitioner {
     bool by_field = false;
     std::string field;
     std::string topic;
+    const mph_key_fn_descriptor* key_function = nullptr;  // group_by: {plugin, function}
 };
 
 mph_status create(mph_agent_ctx* ctx, void** instance) {
@@ -22,6 +24,13 @@ mph_status create(mph_agent_ctx* ctx, void** instance) {
     const char* topic = api->param(ctx, "topic");
     if (!by || !topic) return MPH_FATAL;
     auto* r = new Repartitioner{std::string(by) == "field", field ? field : "", topic};
+    if (std::string(by) == "function") {
+        r->key_function = ctx->pipeline ? ctx->pipeline->key_function(ctx->agent_name) : nullptr;
+        if (!r->key_function) {
+            delete r;
+            return MPH_FATAL;
+        }
+    }
     *instance = r;
     return MPH_OK;
 }
@@ -34,11 +43,22 @@ mph_status on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
     std::string key;
     const void* key_data = ev->key;
     size_t key_len = ev->key_len;
-    if (r->by_field) {
-        auto fail = [&](const std::string& why) {
-            api->set_error(ctx, why.data(), why.size());
-            return MPH_RETRY;  // the pipeline gives this agent no retries: its error policy applies at once
+    auto fail = [&](const std::string& why) {
+        api->set_error(ctx, why.data(), why.size());
+        return MPH_RETRY;  // the pipeline gives this agent no retries: its error policy applies at once
+    };
+    if (r->key_function) {
+        char errbuf[256] = {};
+        auto append = [](void* sink, const void* data, size_t len) {
+            if (data && len) static_cast<std::string*>(sink)->append(static_cast<const char*>(data), len);
         };
+        if (r->key_function->key(ev, append, &key, errbuf, sizeof errbuf) != MPH_OK) {
+            errbuf[sizeof errbuf - 1] = '\0';
+            return fail("group_by function: " + std::string(errbuf[0] ? errbuf : "the key function refused the event"));
+        }
+        key_data = key.data();
+        key_len = key.size();
+    } else if (r->by_field) {
         if (!ev->value) return fail("group_by " + r->field + ": the event has no value");
         auto p = static_cast<const char*>(ev->value);
         auto json = nlohmann::json::parse(p, p + ev->value_len, nullptr, false);

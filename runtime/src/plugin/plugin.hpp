@@ -35,6 +35,10 @@ struct AggregatorInfo {
     std::string name, description;
     mph_aggregator_descriptor callbacks{};
 };
+struct KeyFunctionInfo {
+    std::string name, description;
+    mph_key_fn_descriptor callbacks{};
+};
 
 class Plugin {
 public:
@@ -54,6 +58,8 @@ public:
     const CodecInfo* find_codec(std::string_view name) const;
     const std::vector<AggregatorInfo>& aggregators() const { return aggregators_; }
     const AggregatorInfo* find_aggregator(std::string_view name) const;
+    const std::vector<KeyFunctionInfo>& key_functions() const { return key_functions_; }
+    const KeyFunctionInfo* find_key_function(std::string_view name) const;
 
     // Calls fini, closes the image and checks that the dynamic loader really unmapped it (a C++ plugin
     // built without -fno-gnu-unique stays mapped forever). Idempotent; the destructor calls it.
@@ -72,6 +78,7 @@ private:
     std::vector<AgentInfo> agents_;
     std::vector<CodecInfo> codecs_;
     std::vector<AggregatorInfo> aggregators_;
+    std::vector<KeyFunctionInfo> key_functions_;
 };
 
 // Loads a private copy of `path` (dlopen caches images by path, so a rebuilt file under the same name would
@@ -89,5 +96,7 @@ inline constexpr size_t kCodecDescriptorMinSize =
     offsetof(mph_codec_descriptor, to_json) + sizeof(mph_codec_descriptor::to_json);
 inline constexpr size_t kAggregatorDescriptorMinSize =
     offsetof(mph_aggregator_descriptor, merge) + sizeof(mph_aggregator_descriptor::merge);
+inline constexpr size_t kKeyFunctionDescriptorMinSize =
+    offsetof(mph_key_fn_descriptor, key) + sizeof(mph_key_fn_descriptor::key);
 
 }  // namespace mephisto

@@ -55,6 +55,12 @@ const AggregatorInfo* Plugin::find_aggregator(std::string_view name) const {
     return nullptr;
 }
 
+const KeyFunctionInfo* Plugin::find_key_function(std::string_view name) const {
+    for (const auto& k : key_functions_)
+        if (k.name == name) return &k;
+    return nullptr;
+}
+
 Plugin::~Plugin() {
     auto st = unload();
     if (!st) logger("loader")->warn("{}", st.error());
@@ -221,8 +227,28 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
         info.callbacks.name = info.callbacks.description = nullptr;
         plugin->aggregators_.push_back(std::move(info));
     }
-    if (plugin->agents_.empty() && plugin->codecs_.empty() && plugin->aggregators_.empty())
-        return make_error(where + "the plugin provides no agents, codecs or aggregators");
+    if (d.key_function_count > 0 && !d.key_functions)
+        return make_error(where + "plugin descriptor lists key functions but gives no array");
+    for (size_t i = 0; i < d.key_function_count; ++i) {
+        const mph_key_fn_descriptor* k = d.key_functions[i];
+        const std::string which = "key function #" + std::to_string(i);
+        if (!k || k->struct_size < kKeyFunctionDescriptorMinSize)
+            return make_error(where + which + " is NULL or shorter than ABI 1.2's " +
+                              std::to_string(kKeyFunctionDescriptorMinSize) + " bytes");
+        KeyFunctionInfo info;
+        std::memcpy(&info.callbacks, k, std::min(k->struct_size, sizeof info.callbacks));
+        if (!info.callbacks.name || !*info.callbacks.name) return make_error(where + which + " has no name");
+        info.name = info.callbacks.name;
+        info.description = cstr(info.callbacks.description);
+        if (!info.callbacks.key) return make_error(where + "key function '" + info.name + "' has no key callback");
+        if (plugin->find_key_function(info.name))
+            return make_error(where + "key function '" + info.name + "' is declared twice");
+        info.callbacks.name = info.callbacks.description = nullptr;
+        plugin->key_functions_.push_back(std::move(info));
+    }
+    if (plugin->agents_.empty() && plugin->codecs_.empty() && plugin->aggregators_.empty() &&
+        plugin->key_functions_.empty())
+        return make_error(where + "the plugin provides no agents, codecs, aggregators or key functions");
 
     if (d.init) {
         char initbuf[512] = {};

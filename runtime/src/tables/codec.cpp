@@ -169,7 +169,7 @@ Result<const mph_codec_descriptor*> resolve_topic_codec(const TopicSpec& topic, 
     return &codec->callbacks;
 }
 
-std::vector<std::pair<std::string, Mark>> codec_plugins(const PipelineConfig& config) {
+std::vector<std::pair<std::string, Mark>> item_plugins(const PipelineConfig& config) {
     std::vector<std::pair<std::string, Mark>> out;
     for (const auto& t : config.topics)
         if (!t.value_codec.empty()) out.emplace_back(t.value_codec.plugin, t.value_codec.mark);
@@ -177,6 +177,8 @@ std::vector<std::pair<std::string, Mark>> codec_plugins(const PipelineConfig& co
         if (!t.value_codec.empty()) out.emplace_back(t.value_codec.plugin, t.value_codec.mark);
         if (!t.aggregate.empty()) out.emplace_back(t.aggregate.plugin, t.aggregate.mark);
     }
+    for (const auto& a : config.agents)
+        if (!a.key_function.empty()) out.emplace_back(a.key_function.plugin, a.key_function.mark);
     return out;
 }
 

@@ -34,9 +34,9 @@ struct TableTypes {
 Result<TableTypes> resolve_table_types(const TableSpec& table, const PluginMap& plugins);
 // A topic's value codec when it names a plugin's (null for raw and json, which the pipeline checks itself).
 Result<const mph_codec_descriptor*> resolve_topic_codec(const TopicSpec& topic, const PluginMap& plugins);
-// Plugins that the pipeline's codecs and aggregators come from (beyond the agents' plugins), with the place
-// that names each.
-std::vector<std::pair<std::string, Mark>> codec_plugins(const PipelineConfig& config);
+// Plugins that the pipeline's codecs, aggregators and key functions come from (beyond the agents' plugins),
+// with the place that names each.
+std::vector<std::pair<std::string, Mark>> item_plugins(const PipelineConfig& config);
 
 std::string encode_int64(int64_t v);       // 8 bytes big-endian (Kafka's LongSerializer)
 int64_t decode_int64(std::string_view b);  // b must be 8 bytes

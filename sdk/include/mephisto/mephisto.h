@@ -310,6 +310,19 @@ typedef struct mph_aggregator_descriptor {
                         mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size);
 } mph_aggregator_descriptor;
 
+/* A key function (since 1.2): what `group_by: {plugin: P, function: NAME}` re-keys an agent's sources by, when
+ * neither the message key nor a JSON field is the grouping key. The host calls it for every event on its way to
+ * the repartition topic `<app>-<agent>-<NAME>-repartition`. */
+typedef struct mph_key_fn_descriptor {
+    size_t struct_size;
+    const char* name;        /* unique among the plugin's key functions */
+    const char* description; /* one line, may be NULL */
+    /* Writes the key `event` is grouped by through write(sink, ...) (nothing written: an empty key). Returns
+     * MPH_OK, or MPH_ERR_INVALID with the reason in errbuf: the event then follows the agent's error policy.
+     * THREAD: any, concurrently; must not call the host. OWNERSHIP: event is borrowed for the call. */
+    mph_status (*key)(const mph_event* event, mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size);
+} mph_key_fn_descriptor;
+
 /* The plugin as a whole. Returned by the entry function; must stay valid until fini returns
  * (a static const object is the usual choice). */
 typedef struct mph_plugin_descriptor {
@@ -327,11 +340,14 @@ typedef struct mph_plugin_descriptor {
     /* Called once before unload, after every instance was destroyed. May be NULL. */
     void (*fini)(void);
 
-    /* since 1.2: what the plugin provides besides agents (a plugin may provide only these: agent_count 0) */
+    /* since 1.2: what the plugin provides besides agents (a plugin may provide only these: agent_count 0):
+     * value codecs, table aggregators and group_by key functions */
     const mph_codec_descriptor* const* codecs; /* may be NULL */
     size_t codec_count;
     const mph_aggregator_descriptor* const* aggregators; /* may be NULL */
     size_t aggregator_count;
+    const mph_key_fn_descriptor* const* key_functions; /* may be NULL */
+    size_t key_function_count;
 } mph_plugin_descriptor;
 
 /* The entry function (convention 1). `api` stays valid until fini returns: keep the pointer.

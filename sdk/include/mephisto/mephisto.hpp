@@ -43,6 +43,8 @@
 //         static std::string to_json(std::string_view value)     one JSON value (for `mephisto table get|dump`)
 //     (either may be left out: without validate every value is accepted, without to_json the host shows the
 //     bytes as a JSON string)
+//     mephisto::key_function<T>(name, description) YAML `group_by: {plugin: P, function: NAME}`
+//         static std::string key(const mephisto::Event& event)  the key to group by; throws to refuse the event
 //     mephisto::aggregator<T>(name, description)   YAML `aggregate: {plugin: P, name: NAME}`, used by Table::merge
 //         static std::string merge(std::optional<std::string_view> current, std::string_view input)
 //             the key's new value; current is nullopt when the key is absent and the table has no default;
@@ -944,7 +946,56 @@ struct AggregatorTrampolines {
     }
 };
 
+// What a key-function class must have: static std::string key(const Event&) (ABI 1.2).
+template <class T>
+concept HasKeyFunction = requires(const Event& event) {
+    { T::key(event) } -> std::convertible_to<std::string_view>;
+};
+
+// The C function of a key-function descriptor: the key is computed whole before anything is written.
+template <class T>
+struct KeyFunctionTrampolines {
+    static mph_status key(const mph_event* event, mph_write_fn write, void* sink, char* errbuf,
+                          size_t errbuf_size) noexcept {
+        if (write == nullptr || event == nullptr) {
+            write_error(errbuf, errbuf_size, "key was given no event or no write function");
+            return MPH_ERR_INVALID;
+        }
+        return refusing(errbuf, errbuf_size, [&]() {
+            const auto key = T::key(Event(*event));
+            write_all(write, sink, std::string_view(key));
+        });
+    }
+};
+
 } // namespace detail
+
+// What mephisto::key_function<T>(...) returns: a group_by key function, consumed by MEPHISTO_PLUGIN.
+template <class T>
+struct KeyFunctionDefinition {
+    const char* name;
+    const char* description;
+
+    mph_key_fn_descriptor descriptor() const noexcept {
+        mph_key_fn_descriptor d{};
+        d.struct_size = sizeof(mph_key_fn_descriptor);
+        d.name = name;
+        d.description = description;
+        d.key = &detail::KeyFunctionTrampolines<T>::key;
+        return d;
+    }
+};
+
+// Declares a key function implemented by class T, for YAML's `group_by: {plugin: P, function: NAME}`:
+//     static std::string key(const mephisto::Event& event)   the key to group the event by; throws to refuse it
+// (the event then follows the agent's error policy). Called from any thread, concurrently, outside any agent
+// callback: keep no mutable state, and do not call the host. Strings must be literals.
+template <class T>
+KeyFunctionDefinition<T> key_function(const char* name, const char* description = nullptr) {
+    static_assert(detail::HasKeyFunction<T>,
+                  "a key-function class needs static std::string key(const mephisto::Event& event)");
+    return {name, description};
+}
 
 // What mephisto::codec<T>(...) returns: the declaration of one value codec, consumed by MEPHISTO_PLUGIN.
 template <class T>
@@ -1058,6 +1109,9 @@ public:
         for (const mph_aggregator_descriptor& aggregator : aggregators_) aggregator_pointers_.push_back(&aggregator);
         descriptor_.aggregators = aggregator_pointers_.empty() ? nullptr : aggregator_pointers_.data();
         descriptor_.aggregator_count = aggregator_pointers_.size();
+        for (const mph_key_fn_descriptor& fn : key_functions_) key_function_pointers_.push_back(&fn);
+        descriptor_.key_functions = key_function_pointers_.empty() ? nullptr : key_function_pointers_.data();
+        descriptor_.key_function_count = key_function_pointers_.size();
     }
     Plugin(const Plugin&) = delete;
     Plugin& operator=(const Plugin&) = delete;
@@ -1146,6 +1200,15 @@ private:
         aggregators_.push_back(d);
     }
 
+    template <class T>
+    void add(KeyFunctionDefinition<T> definition) {
+        const mph_key_fn_descriptor d = definition.descriptor();
+        for (const mph_key_fn_descriptor& existing : key_functions_)
+            if (std::strcmp(existing.name, d.name) == 0)
+                definition_error_ = std::string("two key functions are named '") + d.name + "'";
+        key_functions_.push_back(d);
+    }
+
     mph_plugin_descriptor descriptor_{};
     std::vector<std::unique_ptr<AgentRecord>> agents_;
     std::vector<const mph_agent_descriptor*> agent_pointers_;
@@ -1153,6 +1216,8 @@ private:
     std::vector<const mph_codec_descriptor*> codec_pointers_;
     std::vector<mph_aggregator_descriptor> aggregators_;
     std::vector<const mph_aggregator_descriptor*> aggregator_pointers_;
+    std::vector<mph_key_fn_descriptor> key_functions_;
+    std::vector<const mph_key_fn_descriptor*> key_function_pointers_;
     std::string definition_error_;
     const mph_host_api* api_ = nullptr;
 };

@@ -836,6 +836,8 @@ private:
         MEPHISTO_TESTING_COPY_MEMBER(codec_count);
         MEPHISTO_TESTING_COPY_MEMBER(aggregators);
         MEPHISTO_TESTING_COPY_MEMBER(aggregator_count);
+        MEPHISTO_TESTING_COPY_MEMBER(key_functions);
+        MEPHISTO_TESTING_COPY_MEMBER(key_function_count);
 #undef MEPHISTO_TESTING_COPY_MEMBER
         return copy;
     }
