@@ -7,6 +7,8 @@ packages=(
   build-essential cmake ninja-build pkg-config
   librdkafka-dev librocksdb-dev libyaml-cpp-dev libspdlog-dev libfmt-dev
   libcli11-dev nlohmann-json3-dev doctest-dev
+  libboost-dev prometheus-cpp-dev   # Asio and Beast for the admin HTTP API; the /metrics text format
+  prometheus                        # promtool: the tests check /metrics with it
   kcat            # a real Kafka client, for looking at topics by hand
 )
 

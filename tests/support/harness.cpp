@@ -1,5 +1,11 @@
 #include "harness.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <sstream>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -301,12 +307,71 @@ std::optional<int> run_cli(const std::vector<std::string>& args, const TempDir& 
 std::unique_ptr<HostProcess> start_host(const std::filesystem::path& yaml, const std::string& bootstrap,
                                         const std::filesystem::path& log_file, std::vector<std::string> extra_args,
                                         bool await_assignment) {
-    std::vector<std::string> args = {mephisto_binary().string(), "run", yaml.string(), "--broker", "kafka://" + bootstrap};
+    // Tests run hosts side by side: each admin API takes a free loopback port (the log names it).
+    std::vector<std::string> args = {mephisto_binary().string(), "run", yaml.string(), "--broker", "kafka://" + bootstrap,
+                                     "--admin", "127.0.0.1:0"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
     auto host = std::make_unique<HostProcess>(args, log_file);
     if (await_assignment && !host->await_log("assigned ", 30s))
         throw std::runtime_error("host was not assigned partitions within 30 s; its log:\n" + host->log());
     return host;
+}
+
+std::string admin_address(const HostProcess& host, std::chrono::milliseconds timeout) {
+    const std::string marker = "admin API on http://";
+    if (!host.await_log(marker, timeout)) throw std::runtime_error("the host never opened its admin API:\n" + host.log());
+    const std::string log = host.log();
+    const auto start = log.find(marker) + marker.size();
+    return log.substr(start, log.find('/', start) - start);
+}
+
+HttpReply http_raw(const std::string& address, const std::string& raw) {
+    const auto colon = address.rfind(':');
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
+    inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    HttpReply reply;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+        ::close(fd);
+        return reply;
+    }
+    for (size_t sent = 0; sent < raw.size();) {
+        const ssize_t n = ::send(fd, raw.data() + sent, raw.size() - sent, MSG_NOSIGNAL);
+        if (n <= 0) break;  // the server may refuse (and close) before reading everything
+        sent += static_cast<size_t>(n);
+    }
+    std::string response;
+    char buffer[4096];
+    for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) response.append(buffer, static_cast<size_t>(n));
+    ::close(fd);
+    const auto head_end = response.find("\r\n\r\n");
+    if (response.rfind("HTTP/1.1 ", 0) != 0 || head_end == std::string::npos) return reply;
+    reply.status = std::stoi(response.substr(9, 3));
+    std::istringstream head(response.substr(0, head_end));
+    std::string line;
+    std::getline(head, line);
+    while (std::getline(head, line)) {
+        const auto c = line.find(':');
+        if (c == std::string::npos) continue;
+        std::string name = line.substr(0, c);
+        for (auto& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        std::string value = line.substr(c + 1);
+        while (!value.empty() && (value.front() == ' ')) value.erase(0, 1);
+        while (!value.empty() && (value.back() == '\r')) value.pop_back();
+        reply.headers[name] = value;
+    }
+    reply.body = response.substr(head_end + 4);
+    return reply;
+}
+
+HttpReply http_get(const std::string& address, const std::string& path, const std::string& token) {
+    std::string raw = "GET " + path + " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n";
+    if (!token.empty()) raw += "Authorization: Bearer " + token + "\r\n";
+    return http_raw(address, raw + "\r\n");
 }
 
 }  // namespace mephisto::test

@@ -136,6 +136,19 @@ std::unique_ptr<HostProcess> start_host(const std::filesystem::path& yaml, const
                                         const std::filesystem::path& log_file,
                                         std::vector<std::string> extra_args = {}, bool await_assignment = true);
 
+// The admin API of a host started by start_host (a free loopback port, named in its log): "host:port".
+std::string admin_address(const HostProcess& host, std::chrono::milliseconds timeout = 30s);
+
+struct HttpReply {
+    int status = 0;  // 0: no reply (the connection was closed or timed out)
+    std::map<std::string, std::string> headers;  // names lower-cased
+    std::string body;
+};
+// Sends `raw`, a whole HTTP request as bytes (well-formed or not), to "host:port" and reads the reply.
+HttpReply http_raw(const std::string& address, const std::string& raw);
+// GET `path` with Connection: close, and a bearer token when given.
+HttpReply http_get(const std::string& address, const std::string& path, const std::string& token = "");
+
 // Consumer settings that make the mock cluster's rebalances quick (see README: the 2.0.2 mock waits
 // session.timeout.ms - 1 s on every rebalance after the first).
 inline const char* kFastGroupYaml =

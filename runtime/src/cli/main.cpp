@@ -26,6 +26,10 @@ int main(int argc, char** argv) {
     run->add_option("--broker", run_broker, "Override the broker: embedded or kafka://host:port[,host:port]");
     run->add_option("--state-dir", run_state_dir, "Override the state directory of tables");
     run->add_option("--plugin-dir", run_plugin_dir, "Override the plugin directory")->check(CLI::ExistingDirectory);
+    std::string run_admin = "127.0.0.1:6066", run_admin_token;
+    run->add_option("--admin", run_admin, "Admin HTTP API address HOST:PORT, or off (default 127.0.0.1:6066)");
+    run->add_option("--admin-token", run_admin_token, "Require this bearer token on the admin API")
+        ->envname("MEPHISTO_ADMIN_TOKEN");
 
     std::vector<std::string> validate_files;
     std::string validate_plugin_dir;
@@ -88,6 +92,8 @@ int main(int argc, char** argv) {
         if (!run_broker.empty()) run_options.broker = run_broker;
         if (!run_plugin_dir.empty()) run_options.plugin_dir = run_plugin_dir;
         if (!run_state_dir.empty()) run_options.state_dir = run_state_dir;
+        if (run_admin != "off") run_options.admin_listen = run_admin;
+        run_options.admin_token = run_admin_token;
         return run_host(run_options);
     }
     if (*validate) {

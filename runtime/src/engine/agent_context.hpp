@@ -16,6 +16,7 @@
 namespace mephisto {
 class Pipeline;
 struct InFlight;
+struct AgentStats;
 class TableStore;
 class TableShard;
 
@@ -34,6 +35,7 @@ struct mph_agent_ctx {
     const std::vector<std::string>* sinks = nullptr;
     std::shared_ptr<spdlog::logger> log;
     int32_t partition = -1;
+    mephisto::AgentStats* stats = nullptr;  // the agent's counters (null for timers)
 
     // Set only while a callback runs:
     const rd_kafka_message_t* message = nullptr;  // on_event: the event, for forward()

@@ -5,6 +5,7 @@
 
 #include <thread>
 
+#include "admin/admin_api.hpp"
 #include "common/logging.hpp"
 #include "tables/codec.hpp"
 
@@ -104,10 +105,21 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
         if (auto st = (*pipeline)->start(); !st) return make_error(st.error());
         host->pipelines_.push_back(std::move(*pipeline));
     }
+    if (options.admin_listen) {
+        const Host* self = host.get();
+        auto server = HttpServer::start(*options.admin_listen, options.admin_token, HttpLimits{},
+                                        [self](const HttpRequest& r) { return handle_admin_request(*self, r); });
+        if (!server) return make_error(server.error() + " (use --admin HOST:PORT to choose another, or --admin off)");
+        host->admin_ = std::move(*server);
+        log->info("admin API on http://{}/ (health, ready, metrics, agents, plugins, pipelines, tables){}",
+                  host->admin_->address(), options.admin_token.empty() ? "" : "; a bearer token is required");
+    }
     return host;
 }
 
 void Host::stop() {
+    if (admin_) admin_->stop();
+    admin_.reset();
     for (auto it = pipelines_.rbegin(); it != pipelines_.rend(); ++it) (*it)->stop();
     pipelines_.clear();
     plugins_.clear();  // unloads the images once no instance refers to them

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "admin/http_server.hpp"
 #include "config/config.hpp"
 #include "engine/pipeline.hpp"
 #include "kafka/embedded_broker.hpp"
@@ -19,6 +20,10 @@ struct HostOptions {
     std::optional<std::string> broker;  // overrides every pipeline's broker: "embedded" or "kafka://..."
     std::optional<std::filesystem::path> plugin_dir;
     std::optional<std::filesystem::path> state_dir;
+    // The admin HTTP API: "host:port" to listen on (port 0: any free one), unset for none. With a token,
+    // requests must carry "Authorization: Bearer <token>".
+    std::optional<std::string> admin_listen;
+    std::string admin_token;
 };
 
 // Loads every plugin a pipeline names from its plugin dir. Errors name the YAML position of the reference.
@@ -36,6 +41,10 @@ public:
     std::string failure() const;
     EmbeddedBroker* broker() const { return broker_.get(); }
     const std::vector<std::unique_ptr<Pipeline>>& pipelines() const { return pipelines_; }
+    // The plugins each pipeline loaded, by name.
+    const std::vector<std::map<std::string, std::shared_ptr<Plugin>>>& plugin_sets() const { return plugins_; }
+    // "host:port" of the admin API, empty when it is off.
+    std::string admin_address() const { return admin_ ? admin_->address() : std::string(); }
     std::chrono::milliseconds shutdown_budget() const;
 
 private:
@@ -44,6 +53,7 @@ private:
     std::unique_ptr<EmbeddedBroker> broker_;
     std::vector<std::map<std::string, std::shared_ptr<Plugin>>> plugins_;
     std::vector<std::unique_ptr<Pipeline>> pipelines_;
+    std::unique_ptr<HttpServer> admin_;  // started last, stopped first: it reads the pipelines
 };
 
 // `mephisto run`: starts the host and serves until SIGINT/SIGTERM or a pipeline failure. Returns the exit

@@ -237,7 +237,7 @@ int Pipeline::auto_create_topic(const std::string& topic) {
     // A metadata request naming the topic, from a client that allows auto-creation (the producer's default).
     rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_->handle(), topic.c_str(), nullptr);
     int partitions = 0;
-    for (int attempt = 0; attempt < 10 && partitions == 0; ++attempt) {
+    for (int attempt = 0; attempt < 3 && partitions == 0; ++attempt) {  // ~6 s at most: the broker may be down
         const rd_kafka_metadata_t* md = nullptr;
         if (rd_kafka_metadata(producer_->handle(), 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
             if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -509,6 +509,59 @@ size_t Pipeline::assigned_partitions() const {
     return partitions_.size();
 }
 
+std::vector<PartitionStatus> Pipeline::partition_status() const {
+    std::vector<PartitionStatus> out;
+    std::lock_guard lock(partitions_mutex_);
+    for (const auto& [key, ps] : partitions_) {
+        PartitionStatus st;
+        st.topic = ps->topic;
+        st.partition = ps->partition;
+        st.committed = ps->committed.load();
+        st.recovering = ps->recovering && !ps->recovered;
+        st.refused = ps->table_failed;
+        int64_t low = 0, high = 0;
+        if (consumer_ &&
+            rd_kafka_get_watermark_offsets(consumer_.get(), ps->topic.c_str(), ps->partition, &low, &high) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            high >= 0)
+            st.end = high;
+        out.push_back(std::move(st));
+    }
+    return out;
+}
+
+std::vector<RecoveryStatus> Pipeline::recovery_status() const {
+    std::lock_guard lock(recovery_status_mutex_);
+    std::vector<RecoveryStatus> out;
+    for (const auto& [key, remaining] : recovery_remaining_) out.push_back({key.first, key.second, remaining});
+    return out;
+}
+
+Result<std::optional<std::pair<int32_t, std::string>>> Pipeline::read_table(const std::string& table,
+                                                                            const std::string& key) {
+    auto it = tables_.find(table);
+    if (it == tables_.end()) return std::optional<std::pair<int32_t, std::string>>{};
+    TableStore& store = *it->second;
+    std::vector<TableShard*> shards;
+    if (store.spec().global) {
+        if (!followers_.count(table) || !followers_.at(table)->caught_up())
+            return make_error("global table " + table + " is still catching up");
+        shards = store.shards();
+    } else {
+        std::lock_guard lock(partitions_mutex_);
+        for (const auto& [k, ps] : partitions_)
+            for (TableShard* shard : ps->shards) {
+                if (&shard->store() != &store) continue;
+                if (ps->recovering || ps->table_failed)
+                    return make_error("table " + table + "[" + std::to_string(ps->partition) + "] is not serving yet");
+                if (std::find(shards.begin(), shards.end(), shard) == shards.end()) shards.push_back(shard);
+            }
+    }
+    for (TableShard* shard : shards)
+        if (auto value = shard->get(key)) return std::optional(std::make_pair(shard->partition(), std::move(*value)));
+    return std::optional<std::pair<int32_t, std::string>>{};
+}
+
 // ------------------------------------------------------------------------------------------ consumer thread
 
 void Pipeline::consume_loop() {
@@ -667,6 +720,7 @@ void Pipeline::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
     const bool cooperative = !strcmp(rd_kafka_rebalance_protocol(consumer_.get()), "COOPERATIVE");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         assign(partitions);
+        joined_ = true;
         if (cooperative) rd_kafka_error_destroy(rd_kafka_incremental_assign(consumer_.get(), partitions));
         else rd_kafka_assign(consumer_.get(), partitions);
         // Partitions with tables wait, paused, until their tables are recovered; the others start at once.
@@ -716,6 +770,7 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
             lane->ctx.sinks = &agent->spec->sinks;
             lane->ctx.log = agent->log;
             lane->ctx.partition = tp.partition;
+            lane->ctx.stats = &agent->stats;
             for (const auto& name : agent->spec->tables) {
                 TableStore* store = tables_.at(name).get();
                 auto shard = store->shard(tp.partition);
@@ -922,7 +977,9 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
     lane.ctx.inflight = f;
     lane.ctx.error.clear();
     lane.ctx.views.clear();
+    const auto started = std::chrono::steady_clock::now();
     mph_status verdict = lane.agent->info->callbacks.on_event(lane.instance, &lane.ctx, &ev);
+    lane.agent->stats.record_latency(std::chrono::steady_clock::now() - started);
     lane.ctx.message = nullptr;
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
@@ -955,7 +1012,9 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     lane.ctx.inflight = lane.local.front();
     lane.ctx.error.clear();
     lane.ctx.views.clear();
+    const auto started = std::chrono::steady_clock::now();
     mph_status verdict = lane.agent->info->callbacks.on_batch(lane.instance, &lane.ctx, pointers.data(), n);
+    lane.agent->stats.record_latency(std::chrono::steady_clock::now() - started);
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
         lane.attempts = 0;
@@ -1097,6 +1156,8 @@ mph_status Pipeline::produce_tracked(mph_agent_ctx& ctx, const std::string& topi
     if (st != MPH_OK) {
         if (f) f->pending.fetch_sub(1, std::memory_order_relaxed);  // the caller still holds its own share
         ctx.log->warn("{}", why);
+    } else if (ctx.stats) {
+        ctx.stats->outputs.fetch_add(1, std::memory_order_relaxed);
     }
     return st;
 }

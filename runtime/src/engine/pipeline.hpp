@@ -3,6 +3,7 @@
 // run by worker threads, one idempotent producer, timers, and the offset bookkeeping that makes delivery
 // at-least-once: an input offset is committed only after every agent reading it finished it and every
 // output it caused was acknowledged by the broker, and only as a contiguous prefix (DESIGN.md §2).
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -40,6 +41,39 @@ struct AgentStats {
     std::atomic<uint64_t> undecodable{0};   // values the topic's codec rejected
     std::atomic<uint64_t> restarts{0};
     std::atomic<bool> quarantined{false};
+    std::atomic<uint64_t> outputs{0};       // messages produced by emit, send and forward
+
+    // How long on_event / on_batch calls take: a Prometheus histogram, filled lock-free on the hot path.
+    static constexpr std::array<double, 10> kLatencyBounds = {0.0001, 0.0005, 0.001, 0.005, 0.01,
+                                                              0.05,   0.1,    0.5,   1.0,   5.0};  // seconds
+    std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> latency_buckets{};  // the last one: +Inf
+    std::atomic<uint64_t> latency_count{0};
+    std::atomic<uint64_t> latency_sum_ns{0};
+    void record_latency(std::chrono::nanoseconds elapsed) {
+        const double seconds = std::chrono::duration<double>(elapsed).count();
+        size_t bucket = 0;
+        while (bucket < kLatencyBounds.size() && seconds > kLatencyBounds[bucket]) ++bucket;
+        latency_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
+        latency_count.fetch_add(1, std::memory_order_relaxed);
+        latency_sum_ns.fetch_add(static_cast<uint64_t>(elapsed.count()), std::memory_order_relaxed);
+    }
+};
+
+// A snapshot of one assigned partition, for the admin API.
+struct PartitionStatus {
+    std::string topic;
+    int32_t partition = 0;
+    int64_t committed = -1;  // next offset the group will read; -1 when nothing was committed here yet
+    int64_t end = -1;        // the partition's end as last fetched; -1 when not known yet
+    bool recovering = false;
+    bool refused = false;    // its tables refuse to serve (a store ahead of its changelog)
+};
+
+// A table partition's recovery in progress.
+struct RecoveryStatus {
+    std::string table;
+    int32_t partition = 0;
+    int64_t remaining = 0;
 };
 
 // One agent of the pipeline: its plugin, its policy and its supervisor.
@@ -165,6 +199,15 @@ public:
     // Offsets the broker confirmed, "topic/partition" -> next offset to read. THREAD: any.
     std::map<std::string, int64_t> committed_offsets() const;
     size_t assigned_partitions() const;
+    // For the admin API. THREAD: any.
+    std::vector<PartitionStatus> partition_status() const;
+    std::vector<RecoveryStatus> recovery_status() const;
+    bool joined() const { return joined_.load(); }  // an assignment was received (possibly empty)
+    const std::map<std::string, std::unique_ptr<TableStore>>& tables() const { return tables_; }
+    // Looks key up in the table's partitions this host serves (all of them for a global table). nullopt:
+    // not here; an error: a partition that might hold it is still recovering.
+    Result<std::optional<std::pair<int32_t, std::string>>> read_table(const std::string& table, const std::string& key);
+    const std::vector<std::unique_ptr<TimerRuntime>>& timers() const { return timers_; }
 
     // Host functions (called through host_api()). THREAD: the callback's.
     mph_status emit(mph_agent_ctx& ctx, const mph_message* msg);
@@ -264,6 +307,9 @@ private:
     std::mutex timer_mutex_;
     std::condition_variable timer_cv_;
 
+    std::atomic<bool> joined_{false};
+    mutable std::mutex recovery_status_mutex_;
+    std::map<std::pair<std::string, int32_t>, int64_t> recovery_remaining_;  // (table, partition) -> records left
     std::atomic<bool> consuming_{false};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> failed_{false};

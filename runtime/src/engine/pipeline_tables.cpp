@@ -225,6 +225,18 @@ Status Pipeline::recover(TableShard& shard, const std::string& changelog) {
     }
     const int64_t total = high - from;
     log_->info("table {}: recovering {} changelog record(s) from offset {}", name, total, from);
+    {
+        std::lock_guard lock(recovery_status_mutex_);
+        recovery_remaining_[{shard.store().spec().name, shard.partition()}] = total;
+    }
+    struct Done {  // the partition leaves the recovery list however recovery ends
+        Pipeline& p;
+        std::pair<std::string, int32_t> key;
+        ~Done() {
+            std::lock_guard lock(p.recovery_status_mutex_);
+            p.recovery_remaining_.erase(key);
+        }
+    } done{*this, {shard.store().spec().name, shard.partition()}};
 
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
     rd_kafka_topic_partition_list_add(list, changelog.c_str(), shard.partition())->offset = from;
@@ -264,6 +276,8 @@ Status Pipeline::recover(TableShard& shard, const std::string& changelog) {
             const int64_t left = high - 1 - last;
             log_->info("table {}: recovering, {} record(s) left, {:.0f} records/s, ETA {:.0f} s", name, left, rate,
                        rate > 0 ? left / rate : 0.0);
+            std::lock_guard lock(recovery_status_mutex_);
+            recovery_remaining_[{shard.store().spec().name, shard.partition()}] = left;
             last_report = now;
         }
     }

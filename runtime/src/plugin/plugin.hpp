@@ -2,6 +2,7 @@
 // A loaded and checked plugin image, and the loader that says no, and says why (STYLE.md, "Redis modules",
 // "librdkafka"). The host reads the plugin's descriptors only up to the size the plugin declared and keeps
 // zero-filled copies, so a plugin built against an older minor never has members read past its struct.
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -50,6 +51,8 @@ public:
     const std::string& version() const { return version_; }
     const std::string& description() const { return description_; }
     const std::filesystem::path& path() const { return path_; }  // the file the user gave
+    const std::string& sha1() const { return sha1_; }  // of the loaded file, hex
+    std::chrono::system_clock::time_point loaded_at() const { return loaded_at_; }
     uint32_t abi_major() const { return abi_major_; }
     uint32_t abi_minor() const { return abi_minor_; }
     const std::vector<AgentInfo>& agents() const { return agents_; }
@@ -75,6 +78,8 @@ private:
     void (*fini_)(void) = nullptr;
     std::string name_, version_, description_;
     uint32_t abi_major_ = 0, abi_minor_ = 0;
+    std::string sha1_;
+    std::chrono::system_clock::time_point loaded_at_;
     std::vector<AgentInfo> agents_;
     std::vector<CodecInfo> codecs_;
     std::vector<AggregatorInfo> aggregators_;

@@ -13,6 +13,8 @@
 #include "common/logging.hpp"
 #include "plugin/plugin.hpp"
 
+#include <boost/uuid/detail/sha1.hpp>
+
 namespace mephisto {
 namespace {
 
@@ -34,6 +36,19 @@ Result<std::filesystem::path> copy_dir() {
 }
 
 std::string cstr(const char* s) { return s ? s : ""; }
+
+// The SHA-1 of a file, in hex: identifies which build of a plugin is loaded (GET /plugins).
+std::string file_sha1(const std::filesystem::path& file) {
+    boost::uuids::detail::sha1 sha;
+    std::ifstream in(file, std::ios::binary);
+    char buffer[64 * 1024];
+    while (in.read(buffer, sizeof buffer) || in.gcount() > 0) sha.process_bytes(buffer, static_cast<size_t>(in.gcount()));
+    boost::uuids::detail::sha1::digest_type digest;
+    sha.get_digest(digest);
+    char hex[41];
+    for (int i = 0; i < 5; ++i) std::snprintf(hex + 8 * i, 9, "%08x", digest[i]);
+    return std::string(hex, 40);
+}
 
 }  // namespace
 
@@ -108,6 +123,7 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
     std::filesystem::copy_file(path, copy, std::filesystem::copy_options::overwrite_existing, ec);
     if (ec) return make_error(where + "cannot make a private copy at " + copy.string() + ": " + ec.message());
 
+    const std::string sha1 = file_sha1(copy);  // of the bytes loaded, not of a file that may change meanwhile
     void* handle = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
     // The mapping keeps the image alive; the name stays known to the dynamic loader for the unload check.
     std::filesystem::remove(copy, ec);
@@ -123,6 +139,8 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
     auto plugin = std::shared_ptr<Plugin>(new Plugin());
     plugin->path_ = path;
     plugin->image_name_ = copy.string();
+    plugin->sha1_ = sha1;
+    plugin->loaded_at_ = std::chrono::system_clock::now();
     plugin->handle_ = handle;
     // From here on a refusal unloads through the destructor; fini is set only after init succeeded.
 

@@ -293,8 +293,24 @@ std::vector<int32_t> TableStore::stored_partitions() {
     std::lock_guard lock(mu_);
     std::vector<int32_t> out;
     for (const auto& [name, handle] : families_) out.push_back(std::stoi(name.substr(1)));
+    if (!db_)
+        for (const auto& [partition, shard] : shards_) out.push_back(partition);  // a memory store's shards
     std::sort(out.begin(), out.end());
     return out;
+}
+
+uint64_t TableStore::estimate_keys(int32_t partition) {
+    std::lock_guard lock(mu_);
+    if (!db_) {
+        auto it = shards_.find(partition);
+        if (it == shards_.end()) return 0;
+        std::lock_guard shard_lock(it->second->mu_);
+        return it->second->memory_.size();
+    }
+    auto it = families_.find(family_name(partition));
+    uint64_t keys = 0;
+    if (it == families_.end() || !db_->GetIntProperty(it->second, "rocksdb.estimate-num-keys", &keys)) return 0;
+    return keys;
 }
 
 }  // namespace mephisto

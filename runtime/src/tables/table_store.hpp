@@ -78,6 +78,7 @@ public:
     void drop_cache();
 
 private:
+    friend class TableStore;
     struct Entry {
         std::optional<std::string> value;  // nullopt: deleted
         bool dirty = false;
@@ -119,6 +120,8 @@ public:
     std::vector<TableShard*> shards();
     // Partitions that have stored state (column families), for the CLI.
     std::vector<int32_t> stored_partitions();
+    // Keys stored for a partition: RocksDB's estimate (cheap), or the count of a memory store. THREAD: any.
+    uint64_t estimate_keys(int32_t partition);
 
 private:
     friend class TableShard;

@@ -1,0 +1,162 @@
+#include "admin/admin_api.hpp"
+
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "engine/host.hpp"
+#include "tables/codec.hpp"
+
+namespace mephisto {
+namespace {
+
+using nlohmann::json;
+
+HttpResponse reply(int status, const json& body) { return {status, "application/json", body.dump() + "\n"}; }
+HttpResponse error(int status, const std::string& message) { return reply(status, json{{"error", message}}); }
+
+std::string iso8601(std::chrono::system_clock::time_point t) {
+    const std::time_t seconds = std::chrono::system_clock::to_time_t(t);
+    std::tm utc{};
+    gmtime_r(&seconds, &utc);
+    char text[32];
+    std::strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%SZ", &utc);
+    return text;
+}
+
+json agents(const Host& host) {
+    json out = json::array();
+    for (const auto& p : host.pipelines())
+        for (const auto& a : p->agents()) {
+            const AgentStats& s = a->stats;
+            out.push_back({{"pipeline", p->config().app_id},
+                           {"agent", a->spec->name},
+                           {"plugin", a->spec->builtin.empty() ? a->spec->plugin : "(builtin " + a->spec->builtin + ")"},
+                           {"from", a->spec->from},
+                           {"processed", s.processed.load()},
+                           {"outputs", s.outputs.load()},
+                           {"failures", s.failures.load()},
+                           {"restarts", s.restarts.load()},
+                           {"skipped", s.skipped.load()},
+                           {"dead_lettered", s.dead_lettered.load()},
+                           {"undecodable", s.undecodable.load()},
+                           {"quarantined", s.quarantined.load()}});
+        }
+    return out;
+}
+
+json plugins(const Host& host) {
+    json out = json::array();
+    for (const auto& set : host.plugin_sets())
+        for (const auto& [name, plugin] : set) {
+            json agents = json::array(), codecs = json::array(), aggregators = json::array(), functions = json::array();
+            for (const auto& a : plugin->agents()) agents.push_back(a.name);
+            for (const auto& c : plugin->codecs()) codecs.push_back(c.name);
+            for (const auto& a : plugin->aggregators()) aggregators.push_back(a.name);
+            for (const auto& k : plugin->key_functions()) functions.push_back(k.name);
+            out.push_back({{"name", plugin->name()},
+                           {"version", plugin->version()},
+                           {"file", plugin->path().string()},
+                           {"sha1", plugin->sha1()},
+                           {"abi", std::to_string(plugin->abi_major()) + "." + std::to_string(plugin->abi_minor())},
+                           {"loaded_at", iso8601(plugin->loaded_at())},
+                           {"agents", agents},
+                           {"codecs", codecs},
+                           {"aggregators", aggregators},
+                           {"key_functions", functions}});
+        }
+    return out;
+}
+
+json pipelines(const Host& host) {
+    json out = json::array();
+    for (const auto& p : host.pipelines()) {
+        json partitions = json::array();
+        for (const auto& ps : p->partition_status()) {
+            json entry = {{"topic", ps.topic},
+                          {"partition", ps.partition},
+                          {"committed", ps.committed},
+                          {"recovering", ps.recovering},
+                          {"refused", ps.refused}};
+            if (ps.end >= 0) {
+                entry["end"] = ps.end;
+                entry["lag"] = std::max<int64_t>(0, ps.end - std::max<int64_t>(0, ps.committed));
+            }
+            partitions.push_back(std::move(entry));
+        }
+        json recovery = json::array();
+        for (const auto& r : p->recovery_status())
+            recovery.push_back({{"table", r.table}, {"partition", r.partition}, {"remaining", r.remaining}});
+        json tables = json::array();
+        for (const auto& [name, store] : p->tables()) tables.push_back(name);
+        out.push_back({{"app", p->config().app_id},
+                       {"file", p->config().file.string()},
+                       {"state", p->failed() ? "failed" : p->joined() ? "running" : "joining"},
+                       {"failure", p->failed() ? json(p->failure()) : json()},
+                       {"partitions", partitions},
+                       {"recovery", recovery},
+                       {"tables", tables}});
+    }
+    return out;
+}
+
+// Ready: every pipeline joined its group and no assigned partition is recovering or refused.
+std::pair<bool, std::string> readiness(const Host& host) {
+    for (const auto& p : host.pipelines()) {
+        if (p->failed()) return {false, "pipeline " + p->config().app_id + " failed: " + p->failure()};
+        if (!p->joined()) return {false, "pipeline " + p->config().app_id + " has not joined its group yet"};
+        for (const auto& ps : p->partition_status()) {
+            const std::string where = ps.topic + "[" + std::to_string(ps.partition) + "]";
+            if (ps.refused) return {false, where + ": its tables refuse to serve"};
+            if (ps.recovering) return {false, where + " is recovering its tables"};
+        }
+    }
+    return {true, "ready"};
+}
+
+HttpResponse table_read(const Host& host, const std::string& rest) {
+    const auto slash = rest.find('/');
+    if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size())
+        return error(400, "use GET /tables/NAME/KEY");
+    const std::string table = rest.substr(0, slash), key = rest.substr(slash + 1);
+    bool declared = false;
+    for (const auto& p : host.pipelines()) {
+        if (!p->tables().count(table)) continue;
+        declared = true;
+        auto found = p->read_table(table, key);
+        if (!found) return error(503, found.error());
+        if (!*found) continue;
+        const TableStore& store = *p->tables().at(table);
+        const auto& [partition, value] = **found;
+        json shown = store.spec().value == ValueCodec::raw ? json(value)
+                                                           : json::parse(to_json_with(store.codec(), value), nullptr, false);
+        return reply(200, {{"table", table}, {"key", key}, {"partition", partition}, {"value", shown}});
+    }
+    if (!declared) return error(404, "no table '" + table + "' on this host");
+    return error(404, "key '" + key + "' is not in the partitions of table " + table + " this host serves");
+}
+
+}  // namespace
+
+HttpResponse handle_admin_request(const Host& host, const HttpRequest& request) {
+    const std::string& path = request.path;
+    const bool get = request.method == "GET" || request.method == "HEAD";
+    if (!get) return error(405, request.method + " " + path + ": only GET is served here");
+    if (path == "/health") {
+        if (host.failed()) return reply(503, {{"status", "failed"}, {"reason", host.failure()}});
+        return reply(200, {{"status", "ok"}});
+    }
+    if (path == "/ready") {
+        auto [ready, reason] = readiness(host);
+        return reply(ready ? 200 : 503, {{"ready", ready}, {"reason", reason}});
+    }
+    if (path == "/metrics") return {200, "text/plain; version=0.0.4; charset=utf-8", render_metrics(host)};
+    if (path == "/agents") return reply(200, agents(host));
+    if (path == "/plugins") return reply(200, plugins(host));
+    if (path == "/pipelines") return reply(200, pipelines(host));
+    if (path.rfind("/tables/", 0) == 0) return table_read(host, path.substr(8));
+    return error(404, "no such endpoint: " + path +
+                          " (serving /health, /ready, /metrics, /agents, /plugins, /pipelines, /tables/NAME/KEY)");
+}
+
+}  // namespace mephisto

@@ -1,0 +1,229 @@
+#include "admin/http_server.hpp"
+
+#include <optional>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/logging.hpp"
+
+namespace mephisto {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+std::string percent_decode(std::string_view in) {
+    std::string out;
+    out.reserve(in.size());
+    auto hex = [](char c) -> int {
+        if (c >= '0' && c <= '9') return c - '0';
+        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+        return -1;
+    };
+    for (size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+            out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
+            i += 2;
+        } else {
+            out.push_back(in[i]);
+        }
+    }
+    return out;
+}
+
+// Compares without an early exit, so the time taken says nothing about how much of a token matched.
+bool same_secret(std::string_view a, std::string_view b) {
+    unsigned char diff = a.size() == b.size() ? 0 : 1;
+    for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
+    return diff == 0 && !b.empty();
+}
+
+std::string error_body(const std::string& message) {
+    std::string escaped;
+    for (char c : message) {
+        if (c == '"' || c == '\\') escaped.push_back('\\');
+        escaped.push_back(c);
+    }
+    return "{\"error\":\"" + escaped + "\"}\n";
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+    asio::io_context io{1};
+    tcp::acceptor acceptor{io};
+    std::string token;
+    HttpLimits limits;
+    Handler handler;
+    std::atomic<int> connections{0};
+    std::shared_ptr<spdlog::logger> log = logger("admin");
+
+    void accept();
+};
+
+namespace {
+
+class Session : public std::enable_shared_from_this<Session> {
+public:
+    Session(tcp::socket socket, HttpServer::Impl& server) : stream_(std::move(socket)), server_(server) {
+        server_.connections++;
+    }
+    ~Session() { server_.connections--; }
+
+    void read() {
+        parser_.emplace();
+        parser_->header_limit(static_cast<std::uint32_t>(server_.limits.max_header_bytes));
+        parser_->body_limit(server_.limits.max_body_bytes);
+        stream_.expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds));
+        http::async_read(stream_, buffer_, *parser_,
+                         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+    }
+
+private:
+    void on_read(beast::error_code ec) {
+        if (ec == http::error::end_of_stream) return close();
+        if (ec == http::error::body_limit) return reply(413, error_body("request body too large"), false);
+        if (ec == http::error::header_limit) return reply(431, error_body("request header too large"), false);
+        if (ec == beast::error::timeout || ec == asio::error::operation_aborted) return close();
+        if (ec && ec.category() == http::make_error_code(http::error::bad_target).category())
+            return reply(400, error_body("malformed request: " + ec.message()), false);
+        if (ec) return close();  // the peer went away
+        handle(parser_->release());
+    }
+
+    void handle(http::request<http::string_body> req) {
+        keep_alive_ = req.keep_alive();
+        if (!server_.token.empty()) {
+            const auto auth = req[http::field::authorization];
+            const std::string_view given(auth.data(), auth.size());
+            if (given.substr(0, 7) != "Bearer " || !same_secret(given.substr(7), server_.token))
+                return reply(401, error_body("a bearer token is required (Authorization: Bearer <token>)"),
+                             keep_alive_, true);
+        }
+        HttpRequest request;
+        request.method = std::string(req.method_string());
+        request.target = std::string(req.target());
+        request.path = percent_decode(std::string_view(request.target).substr(0, request.target.find('?')));
+        request.body = std::move(req.body());
+        HttpResponse response;
+        try {
+            response = server_.handler(request);
+        } catch (const std::exception& e) {
+            server_.log->error("{} {}: {}", request.method, request.target, e.what());
+            response = HttpResponse{500, "application/json", error_body(e.what())};
+        }
+        res_ = {};
+        res_.result(static_cast<http::status>(response.status));
+        res_.set(http::field::content_type, response.content_type);
+        res_.set(http::field::server, "mephisto");
+        res_.body() = std::move(response.body);
+        send(keep_alive_);
+    }
+
+    void reply(int status, std::string body, bool keep_alive, bool challenge = false) {
+        res_ = {};
+        res_.result(static_cast<http::status>(status));
+        res_.set(http::field::content_type, "application/json");
+        res_.set(http::field::server, "mephisto");
+        if (challenge) res_.set(http::field::www_authenticate, "Bearer");
+        res_.body() = std::move(body);
+        send(keep_alive);
+    }
+
+    void send(bool keep_alive) {
+        res_.version(11);
+        res_.keep_alive(keep_alive);
+        res_.prepare_payload();
+        stream_.expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds));
+        http::async_write(stream_, res_, [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+            if (ec || !keep_alive) return self->close();
+            self->read();
+        });
+    }
+
+    void close() {
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    }
+
+    beast::tcp_stream stream_;
+    beast::flat_buffer buffer_;
+    HttpServer::Impl& server_;
+    std::optional<http::request_parser<http::string_body>> parser_;
+    http::response<http::string_body> res_;
+    bool keep_alive_ = false;
+};
+
+}  // namespace
+
+void HttpServer::Impl::accept() {
+    acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
+        if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
+        if (!ec) {
+            if (connections.load() >= limits.max_connections) {
+                beast::error_code ignored;
+                socket.close(ignored);  // over the limit: refused, the host is not burdened
+            } else {
+                std::make_shared<Session>(std::move(socket), *this)->read();
+            }
+        }
+        accept();
+    });
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& listen, std::string token, HttpLimits limits,
+                                                      Handler handler) {
+    const auto colon = listen.rfind(':');
+    if (colon == std::string::npos) return make_error("admin: '" + listen + "' is not host:port");
+    std::string host = listen.substr(0, colon);
+    if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    int port = -1;
+    try {
+        size_t used = 0;
+        port = std::stoi(listen.substr(colon + 1), &used);
+        if (used != listen.size() - colon - 1) port = -1;
+    } catch (const std::exception&) {
+    }
+    if (port < 0 || port > 65535) return make_error("admin: '" + listen + "' has no valid port");
+    beast::error_code ec;
+    const auto address = asio::ip::make_address(host, ec);
+    if (ec) return make_error("admin: '" + host + "' is not an IP address");
+
+    std::unique_ptr<HttpServer> server(new HttpServer());
+    server->impl_ = std::make_unique<Impl>();
+    Impl& impl = *server->impl_;
+    impl.token = std::move(token);
+    impl.limits = limits;
+    impl.handler = std::move(handler);
+    const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+    impl.acceptor.open(endpoint.protocol(), ec);
+    if (!ec) impl.acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+    if (!ec) impl.acceptor.bind(endpoint, ec);
+    if (!ec) impl.acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return make_error("admin: cannot listen on " + listen + ": " + ec.message());
+    const auto bound = impl.acceptor.local_endpoint();
+    server->address_ = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string()) +
+                       ":" + std::to_string(bound.port());
+    impl.accept();
+    server->thread_ = std::thread([&impl] { impl.io.run(); });
+    return server;
+}
+
+void HttpServer::stop() {
+    if (!impl_) return;
+    asio::post(impl_->io, [this] {
+        beast::error_code ignored;
+        impl_->acceptor.close(ignored);
+        impl_->io.stop();
+    });
+    if (thread_.joinable()) thread_.join();
+}
+
+HttpServer::~HttpServer() { stop(); }
+
+}  // namespace mephisto

@@ -1,0 +1,110 @@
+// GET /metrics: the host's figures in the Prometheus text format, rendered by prometheus-cpp's serializer from
+// families collected at scrape time. Counters live where the work happens (AgentStats atomics, the offset
+// bookkeeping, the stores), so a scrape reads them and the hot path never touches a metrics registry.
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
+
+#include "admin/admin_api.hpp"
+#include "engine/host.hpp"
+
+namespace mephisto {
+namespace {
+
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
+
+struct Families {
+    std::vector<MetricFamily> list;
+
+    MetricFamily& family(const std::string& name, const std::string& help, MetricType type) {
+        for (auto& f : list)
+            if (f.name == name) return f;
+        list.push_back(MetricFamily{name, help, type, {}});
+        return list.back();
+    }
+    void counter(const std::string& name, const std::string& help, std::vector<ClientMetric::Label> labels,
+                 double value) {
+        ClientMetric m;
+        m.label = std::move(labels);
+        m.counter.value = value;
+        family(name, help, MetricType::Counter).metric.push_back(std::move(m));
+    }
+    void gauge(const std::string& name, const std::string& help, std::vector<ClientMetric::Label> labels,
+               double value) {
+        ClientMetric m;
+        m.label = std::move(labels);
+        m.gauge.value = value;
+        family(name, help, MetricType::Gauge).metric.push_back(std::move(m));
+    }
+};
+
+void agent_metrics(Families& out, const Pipeline& p, const AgentRuntime& a) {
+    const std::vector<ClientMetric::Label> labels = {{"pipeline", p.config().app_id}, {"agent", a.spec->name}};
+    const AgentStats& s = a.stats;
+    out.counter("mephisto_agent_events_processed_total", "Events an agent finished with MPH_OK", labels,
+                static_cast<double>(s.processed.load()));
+    out.counter("mephisto_agent_outputs_total", "Messages an agent produced (emit, send, forward)", labels,
+                static_cast<double>(s.outputs.load()));
+    out.counter("mephisto_agent_errors_total", "MPH_RETRY and MPH_FATAL verdicts and failed creates", labels,
+                static_cast<double>(s.failures.load()));
+    out.counter("mephisto_agent_skipped_total", "Events skipped by the error policy", labels,
+                static_cast<double>(s.skipped.load()));
+    out.counter("mephisto_agent_dead_lettered_total", "Events sent to the dead-letter topic", labels,
+                static_cast<double>(s.dead_lettered.load()));
+    out.counter("mephisto_agent_undecodable_total", "Values the topic's codec refused", labels,
+                static_cast<double>(s.undecodable.load()));
+    out.counter("mephisto_agent_restarts_total", "Instance restarts by the supervisor", labels,
+                static_cast<double>(s.restarts.load()));
+    out.gauge("mephisto_agent_quarantined", "1 while the agent is quarantined", labels, s.quarantined.load() ? 1 : 0);
+
+    ClientMetric m;
+    m.label = labels;
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < AgentStats::kLatencyBounds.size(); ++i) {
+        cumulative += s.latency_buckets[i].load();
+        m.histogram.bucket.push_back({cumulative, AgentStats::kLatencyBounds[i]});
+    }
+    cumulative += s.latency_buckets.back().load();
+    m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+    m.histogram.sample_count = cumulative;
+    m.histogram.sample_sum = static_cast<double>(s.latency_sum_ns.load()) / 1e9;
+    out.family("mephisto_agent_processing_seconds", "Time spent in on_event / on_batch calls", MetricType::Histogram)
+        .metric.push_back(std::move(m));
+}
+
+}  // namespace
+
+std::string render_metrics(const Host& host) {
+    Families out;
+    out.gauge("mephisto_up", "1 while the host runs, 0 once a pipeline failed", {}, host.failed() ? 0 : 1);
+    for (const auto& p : host.pipelines()) {
+        const std::string app = p->config().app_id;
+        for (const auto& a : p->agents()) agent_metrics(out, *p, *a);
+        size_t assigned = 0;
+        for (const auto& ps : p->partition_status()) {
+            ++assigned;
+            const std::vector<ClientMetric::Label> labels = {
+                {"pipeline", app}, {"topic", ps.topic}, {"partition", std::to_string(ps.partition)}};
+            if (ps.end >= 0)
+                out.gauge("mephisto_consumer_lag", "Messages between the committed offset and the partition's end",
+                          labels, static_cast<double>(std::max<int64_t>(0, ps.end - std::max<int64_t>(0, ps.committed))));
+            out.gauge("mephisto_partition_recovering", "1 while the partition waits for its tables to recover", labels,
+                      ps.recovering ? 1 : 0);
+        }
+        out.gauge("mephisto_assigned_partitions", "Partitions assigned to this host", {{"pipeline", app}},
+                  static_cast<double>(assigned));
+        for (const auto& r : p->recovery_status())
+            out.gauge("mephisto_table_recovery_remaining", "Changelog records left to recover",
+                      {{"pipeline", app}, {"table", r.table}, {"partition", std::to_string(r.partition)}},
+                      static_cast<double>(r.remaining));
+        for (const auto& [name, store] : p->tables())
+            for (int32_t partition : store->stored_partitions())
+                out.gauge("mephisto_table_keys", "Keys in a table partition's local store (RocksDB's estimate)",
+                          {{"pipeline", app}, {"table", name}, {"partition", std::to_string(partition)}},
+                          static_cast<double>(store->estimate_keys(partition)));
+    }
+    return prometheus::TextSerializer().Serialize(out.list);
+}
+
+}  // namespace mephisto

@@ -1,0 +1,180 @@
+// The admin HTTP API (issue 4, RELIABILITY 37 and 40): health, readiness, Prometheus metrics that promtool
+// accepts, agents, plugins, pipelines and local table reads, on a real host; the bearer token; and requests
+// that are malformed or too large are refused while the host carries on.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <cstdio>
+
+#include <nlohmann/json.hpp>
+
+#include "harness.hpp"
+
+using namespace mephisto::test;
+using nlohmann::json;
+
+namespace {
+
+std::string pipeline(const std::string& app, const std::filesystem::path& state) {
+    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\nstate_dir: " + state.string() +
+           "\n" + kFastGroupYaml +
+           "topics: {words: {partitions: 4}}\n"
+           "tables: {counts: {value: int64}}\n"
+           "agents:\n  counter: {plugin: test_agents, agent: count, from: words, tables: [counts]}\n";
+}
+
+// Runs a shell command, returning its exit status and output.
+int shell(const std::string& command, std::string& output) {
+    output.clear();
+    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+    REQUIRE(pipe);
+    char buffer[4096];
+    for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+    const int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+json get_json(const std::string& address, const std::string& path) {
+    auto reply = http_get(address, path);
+    REQUIRE(reply.status == 200);
+    CHECK(reply.headers["content-type"] == "application/json");
+    return json::parse(reply.body);
+}
+
+}  // namespace
+
+TEST_CASE("the admin API reports health, readiness, agents, plugins, pipelines, tables and metrics of a running host") {
+    Broker broker;
+    broker.create_topic("words", 4);
+    TempDir dir;
+    auto yaml = dir.write("p.yaml", pipeline("adm", dir.path() / "state"));
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    const std::string admin = admin_address(*host);
+    CHECK(admin.rfind("127.0.0.1:", 0) == 0);  // loopback, as by default (127.0.0.1:6066)
+
+    CHECK(http_get(admin, "/health").status == 200);
+    CHECK(await([&] { return http_get(admin, "/ready").status == 200; }, 30s));
+
+    std::vector<Message> words;
+    for (int i = 0; i < 50; ++i) words.push_back({"w" + std::to_string(i % 5), "w" + std::to_string(i % 5), {}, -1});
+    produce(broker.bootstrap(), "words", words);
+    REQUIRE(await_caught_up(broker.bootstrap(), "adm", "words", 4, 60s));
+
+    const json agents = get_json(admin, "/agents");
+    REQUIRE(agents.size() == 1);
+    CHECK(agents[0]["agent"] == "counter");
+    CHECK(agents[0]["processed"] == 50);
+    CHECK(agents[0]["quarantined"] == false);
+
+    const json plugins = get_json(admin, "/plugins");
+    REQUIRE(plugins.size() == 1);
+    CHECK(plugins[0]["name"] == "test_agents");
+    CHECK(plugins[0]["abi"] == "1.2");
+    CHECK(plugins[0]["agents"].size() == 5);
+    std::string sha1;
+    REQUIRE(shell("sha1sum " + (test_plugin_dir() / "test_agents.so").string(), sha1) == 0);
+    CHECK(sha1.substr(0, 40) == plugins[0]["sha1"].get<std::string>());
+
+    const json pipelines = get_json(admin, "/pipelines");
+    REQUIRE(pipelines.size() == 1);
+    CHECK(pipelines[0]["app"] == "adm");
+    CHECK(pipelines[0]["state"] == "running");
+    CHECK(pipelines[0]["partitions"].size() == 4);
+    CHECK(await([&] {
+        for (const auto& p : get_json(admin, "/pipelines")[0]["partitions"])
+            if (!p.contains("lag") || p["lag"] != 0) return false;
+        return true;
+    }, 20s));
+
+    // A table read is local: counts of keys this host serves, 404 for the rest.
+    const json count = get_json(admin, "/tables/counts/w3");
+    CHECK(count["value"] == 10);
+    CHECK(count["table"] == "counts");
+    CHECK(http_get(admin, "/tables/counts/never").status == 404);
+    CHECK(http_get(admin, "/tables/nope/w3").status == 404);
+    CHECK(http_get(admin, "/tables/counts").status == 400);
+
+    // /metrics: the figures, in a format promtool accepts.
+    auto metrics = http_get(admin, "/metrics");
+    REQUIRE(metrics.status == 200);
+    CHECK(metrics.headers["content-type"].rfind("text/plain; version=0.0.4", 0) == 0);
+    CHECK(metrics.body.find("mephisto_agent_events_processed_total{pipeline=\"adm\",agent=\"counter\"} 50") !=
+          std::string::npos);
+    CHECK(metrics.body.find("mephisto_agent_processing_seconds_count{pipeline=\"adm\",agent=\"counter\"} 50") !=
+          std::string::npos);
+    CHECK(metrics.body.find("mephisto_consumer_lag{pipeline=\"adm\",topic=\"words\",partition=\"0\"} 0") !=
+          std::string::npos);
+    CHECK(metrics.body.find("mephisto_table_keys{pipeline=\"adm\",table=\"counts\"") != std::string::npos);
+    const auto file = dir.write("metrics.txt", metrics.body);
+    std::string promtool;
+    CHECK_MESSAGE(shell("promtool check metrics < " + file.string(), promtool) == 0, promtool);
+
+    CHECK(http_get(admin, "/nowhere").status == 404);
+    CHECK(http_raw(admin, "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").status == 405);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("malformed, oversized and unauthenticated requests are refused and the host carries on (RELIABILITY 40)") {
+    Broker broker;
+    broker.create_topic("words", 4);
+    TempDir dir;
+    auto yaml = dir.write("p.yaml", pipeline("guard", dir.path() / "state"));
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log", {"--admin-token", "s3cret"});
+    const std::string admin = admin_address(*host);
+    CHECK(host->log().find("a bearer token is required") != std::string::npos);
+
+    auto none = http_get(admin, "/health");
+    CHECK(none.status == 401);
+    CHECK(none.headers["www-authenticate"] == "Bearer");
+    CHECK(http_get(admin, "/health", "wrong").status == 401);
+    CHECK(http_get(admin, "/health", "s3cre").status == 401);
+    CHECK(http_get(admin, "/health", "s3cret").status == 200);
+
+    CHECK(http_raw(admin, "GARBAGE\r\n\r\n").status == 400);
+    CHECK(http_raw(admin, "GET / HTTP/1.1\r\nX-Big: " + std::string(16 * 1024, 'a') + "\r\n\r\n").status == 431);
+    CHECK(http_raw(admin, "POST /reload HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" +
+                              std::string(200000, 'b')).status == 413);
+    CHECK(http_raw(admin, "").status == 0);  // connect and close: nothing to answer
+
+    // Nothing of that reached the pipeline: it still counts, and the API still answers.
+    produce(broker.bootstrap(), "words", {{"a", "a", {}, -1}});
+    REQUIRE(await_caught_up(broker.bootstrap(), "guard", "words", 4, 60s));
+    CHECK(http_get(admin, "/health", "s3cret").status == 200);
+    CHECK(host->running());
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("the admin API answers while a table recovers, with readiness and recovery progress (RELIABILITY 37)") {
+    TempDir dir;
+    const auto state = dir.path() / "state";
+    {
+        Broker first;
+        first.create_topic("words", 4);
+        auto yaml = dir.write("p.yaml", pipeline("busy", state));
+        auto host = start_host(yaml, first.bootstrap(), dir.path() / "first.log");
+        produce(first.bootstrap(), "words", {{"a", "a", {}, -1}});
+        REQUIRE(await_caught_up(first.bootstrap(), "busy", "words", 4, 60s));
+        CHECK(host->stop(SIGTERM, 30s) == 0);
+    }
+    // A store ahead of its (new, empty) changelog: the partition holding "a" never becomes ready.
+    Broker broker;
+    broker.create_topic("words", 4);
+    auto yaml = dir.write("p.yaml", pipeline("busy", state));
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "second.log");
+    const std::string admin = admin_address(*host);
+    REQUIRE(host->await_log("will not serve until it is reset", 30s));
+    CHECK(http_get(admin, "/health").status == 200);
+    auto ready = http_get(admin, "/ready");
+    CHECK(ready.status == 503);
+    CHECK(json::parse(ready.body)["reason"].get<std::string>().find("its tables refuse to serve") != std::string::npos);
+    CHECK(http_get(admin, "/tables/counts/a").status == 503);
+    json pipelines;
+    CHECK(await([&] {
+        pipelines = get_json(admin, "/pipelines");
+        for (const auto& p : pipelines[0]["partitions"])
+            if (p["refused"] == true) return true;
+        return false;
+    }, 20s));
+    INFO(pipelines.dump());
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}
