@@ -109,6 +109,15 @@ TEST_CASE("the admin API reports health, readiness, agents, plugins, pipelines, 
     std::string promtool;
     CHECK_MESSAGE(shell("promtool check metrics < " + file.string(), promtool) == 0, promtool);
 
+    // The command line sees the same through the API.
+    std::string out;
+    CHECK(run_cli({"status", "--admin", admin}, dir, out) == 0);
+    CHECK(out.find("host     " + admin + ": ok, ready") != std::string::npos);
+    CHECK(out.find("pipeline adm (" + yaml.string() + "): running, 4 partition(s), lag 0") != std::string::npos);
+    CHECK(run_cli({"agents", "--admin", admin}, dir, out) == 0);
+    CHECK(out.find("adm/counter") != std::string::npos);
+    CHECK(out.find(" 50 ") != std::string::npos);
+
     CHECK(http_get(admin, "/nowhere").status == 404);
     CHECK(http_raw(admin, "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").status == 405);
     CHECK(host->stop(SIGTERM, 30s) == 0);
@@ -129,6 +138,11 @@ TEST_CASE("malformed, oversized and unauthenticated requests are refused and the
     CHECK(http_get(admin, "/health", "wrong").status == 401);
     CHECK(http_get(admin, "/health", "s3cre").status == 401);
     CHECK(http_get(admin, "/health", "s3cret").status == 200);
+    std::string out;
+    CHECK(run_cli({"status", "--admin", admin}, dir, out) == 1);
+    CHECK(out.find("HTTP 401") != std::string::npos);
+    REQUIRE(await([&] { return http_get(admin, "/ready", "s3cret").status == 200; }, 30s));
+    CHECK(run_cli({"status", "--admin", admin, "--admin-token", "s3cret"}, dir, out) == 0);
 
     CHECK(http_raw(admin, "GARBAGE\r\n\r\n").status == 400);
     CHECK(http_raw(admin, "GET / HTTP/1.1\r\nX-Big: " + std::string(16 * 1024, 'a') + "\r\n\r\n").status == 431);
@@ -142,6 +156,8 @@ TEST_CASE("malformed, oversized and unauthenticated requests are refused and the
     CHECK(http_get(admin, "/health", "s3cret").status == 200);
     CHECK(host->running());
     CHECK(host->stop(SIGTERM, 30s) == 0);
+    CHECK(run_cli({"status", "--admin", admin}, dir, out) == 1);  // the host is gone
+    CHECK(out.find("cannot reach the host's admin API at " + admin) != std::string::npos);
 }
 
 TEST_CASE("the admin API answers while a table recovers, with readiness and recovery progress (RELIABILITY 37)") {

@@ -344,6 +344,7 @@ HttpReply http_raw(const std::string& address, const std::string& raw) {
         if (n <= 0) break;  // the server may refuse (and close) before reading everything
         sent += static_cast<size_t>(n);
     }
+    ::shutdown(fd, SHUT_WR);  // all of the request is sent: the server sees the end at once
     std::string response;
     char buffer[4096];
     for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) response.append(buffer, static_cast<size_t>(n));

@@ -84,6 +84,17 @@ int main(int argc, char** argv) {
     add_table_options(reset);
     reset->add_option("--table", table_name, "Table name")->required();
 
+    cli::AdminOptions admin_options;
+    auto add_admin_options = [&](CLI::App* cmd) {
+        cmd->add_option("--admin", admin_options.address, "The host's admin API (default 127.0.0.1:6066)");
+        cmd->add_option("--admin-token", admin_options.token, "Bearer token")->envname("MEPHISTO_ADMIN_TOKEN");
+        cmd->add_flag("--json", admin_options.json, "Print JSON");
+    };
+    auto* status = app.add_subcommand("status", "Health, readiness and partitions of a running host");
+    add_admin_options(status);
+    auto* agents = app.add_subcommand("agents", "The agents of a running host and their counters");
+    add_admin_options(agents);
+
     CLI11_PARSE(app, argc, argv);
     setup_logging(log_format == "json" ? LogFormat::json : LogFormat::text, spdlog::level::from_str(log_level));
 
@@ -110,5 +121,7 @@ int main(int argc, char** argv) {
     if (*table_get) return cli::table_get(table_options, table_name, table_key);
     if (*table_dump) return cli::table_dump(table_options, table_name);
     if (*reset) return cli::reset_table(table_options, table_name);
+    if (*status) return cli::status(admin_options);
+    if (*agents) return cli::agents(admin_options);
     return 0;
 }

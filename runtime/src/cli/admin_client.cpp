@@ -1,0 +1,122 @@
+// `mephisto status` and `mephisto agents`: a running host, seen through its admin API (a Boost.Beast client).
+#include <iostream>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+
+namespace mephisto::cli {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using nlohmann::json;
+
+struct Reply {
+    int status = 0;
+    std::string body;
+};
+
+// GET `path` from the admin API; nullopt (with the reason printed) when the host cannot be reached.
+std::optional<Reply> get(const AdminOptions& o, const std::string& path) {
+    const auto colon = o.address.rfind(':');
+    if (colon == std::string::npos) {
+        std::cerr << "--admin: '" << o.address << "' is not host:port\n";
+        return std::nullopt;
+    }
+    try {
+        asio::io_context io;
+        asio::ip::tcp::resolver resolver(io);
+        beast::tcp_stream stream(io);
+        stream.expires_after(std::chrono::seconds(10));
+        stream.connect(resolver.resolve(o.address.substr(0, colon), o.address.substr(colon + 1)));
+        http::request<http::empty_body> req{http::verb::get, path, 11};
+        req.set(http::field::host, o.address);
+        req.set(http::field::user_agent, "mephisto-cli");
+        if (!o.token.empty()) req.set(http::field::authorization, "Bearer " + o.token);
+        http::write(stream, req);
+        beast::flat_buffer buffer;
+        http::response<http::string_body> res;
+        http::read(stream, buffer, res);
+        beast::error_code ignored;
+        stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
+        return Reply{static_cast<int>(res.result_int()), res.body()};
+    } catch (const std::exception& e) {
+        std::cerr << "cannot reach the host's admin API at " << o.address << ": " << e.what()
+                  << " (is `mephisto run` running? --admin HOST:PORT names another address)\n";
+        return std::nullopt;
+    }
+}
+
+// The reply as JSON, or nullopt after printing why not.
+std::optional<json> get_json(const AdminOptions& o, const std::string& path, bool accept_503 = false) {
+    auto reply = get(o, path);
+    if (!reply) return std::nullopt;
+    if (reply->status != 200 && !(accept_503 && reply->status == 503)) {
+        std::cerr << "GET " << path << ": HTTP " << reply->status << " " << reply->body;
+        return std::nullopt;
+    }
+    auto parsed = json::parse(reply->body, nullptr, false);
+    if (parsed.is_discarded()) {
+        std::cerr << "GET " << path << ": the reply is not JSON\n";
+        return std::nullopt;
+    }
+    return parsed;
+}
+
+}  // namespace
+
+int status(const AdminOptions& o) {
+    auto health = get_json(o, "/health", true);
+    auto ready = get_json(o, "/ready", true);
+    auto pipelines = get_json(o, "/pipelines");
+    if (!health || !ready || !pipelines) return 1;
+    if (o.json) {
+        std::cout << json{{"health", *health}, {"ready", *ready}, {"pipelines", *pipelines}}.dump(2) << "\n";
+    } else {
+        std::cout << "host     " << o.address << ": " << (*health)["status"].get<std::string>() << ", "
+                  << ((*ready)["ready"].get<bool>() ? "ready" : "not ready: " + (*ready)["reason"].get<std::string>())
+                  << "\n";
+        for (const auto& p : *pipelines) {
+            int64_t lag = 0;
+            int recovering = 0;
+            for (const auto& part : p["partitions"]) {
+                lag += part.value("lag", int64_t{0});
+                recovering += part["recovering"].get<bool>() ? 1 : 0;
+            }
+            std::cout << "pipeline " << p["app"].get<std::string>() << " (" << p["file"].get<std::string>()
+                      << "): " << p["state"].get<std::string>() << ", " << p["partitions"].size()
+                      << " partition(s), lag " << lag;
+            if (recovering) std::cout << ", " << recovering << " recovering";
+            std::cout << "\n";
+        }
+    }
+    return (*ready)["ready"].get<bool>() ? 0 : 2;
+}
+
+int agents(const AdminOptions& o) {
+    auto list = get_json(o, "/agents");
+    if (!list) return 1;
+    if (o.json) {
+        std::cout << list->dump(2) << "\n";
+        return 0;
+    }
+    std::cout << "pipeline/agent                 processed    outputs   failures   restarts  state\n";
+    for (const auto& a : *list) {
+        char line[256];
+        std::snprintf(line, sizeof line, "%-28s %11llu %10llu %10llu %10llu  %s\n",
+                      (a["pipeline"].get<std::string>() + "/" + a["agent"].get<std::string>()).c_str(),
+                      a["processed"].get<unsigned long long>(), a["outputs"].get<unsigned long long>(),
+                      a["failures"].get<unsigned long long>(), a["restarts"].get<unsigned long long>(),
+                      a["quarantined"].get<bool>() ? "QUARANTINED" : "running");
+        std::cout << line;
+    }
+    return 0;
+}
+
+}  // namespace mephisto::cli
