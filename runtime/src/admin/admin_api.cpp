@@ -136,12 +136,43 @@ HttpResponse table_read(const Host& host, const std::string& rest) {
     return error(404, "key '" + key + "' is not in the partitions of table " + table + " this host serves");
 }
 
+json reload_json(const ReloadRecord& r) {
+    json changes = json::array();
+    for (const auto& c : r.changes) {
+        json pauses = json::array();
+        for (const auto& [agent, pause] : c.pauses)
+            pauses.push_back({{"agent", agent}, {"pause_ms", static_cast<double>(pause.count()) / 1000.0}});
+        changes.push_back({{"pipeline", c.pipeline},
+                           {"plugin", c.plugin},
+                           {"file", c.file},
+                           {"result", c.result},
+                           {"reason", c.reason.empty() ? json() : json(c.reason)},
+                           {"old_sha1", c.old_sha1},
+                           {"new_sha1", c.new_sha1},
+                           {"agents", pauses},
+                           {"old_image_unloaded", c.old_unloaded}});
+    }
+    return {{"at", iso8601(r.at)}, {"trigger", r.trigger}, {"changes", changes}};
+}
+
 }  // namespace
 
-HttpResponse handle_admin_request(const Host& host, const HttpRequest& request) {
+HttpResponse handle_admin_request(Host& host, const HttpRequest& request) {
     const std::string& path = request.path;
+    if (path == "/reload") {
+        if (request.method != "POST") return error(405, "use POST /reload");
+        const ReloadRecord record = host.reload_plugins("POST /reload");
+        bool refused = false;
+        for (const auto& c : record.changes) refused = refused || c.result == "refused";
+        return reply(refused ? 422 : 200, reload_json(record));
+    }
     const bool get = request.method == "GET" || request.method == "HEAD";
     if (!get) return error(405, request.method + " " + path + ": only GET is served here");
+    if (path == "/reloads") {
+        json out = json::array();
+        for (const auto& r : host.reload_history()) out.push_back(reload_json(r));
+        return reply(200, out);
+    }
     if (path == "/health") {
         if (host.failed()) return reply(503, {{"status", "failed"}, {"reason", host.failure()}});
         return reply(200, {{"status", "ok"}});
@@ -156,7 +187,8 @@ HttpResponse handle_admin_request(const Host& host, const HttpRequest& request) 
     if (path == "/pipelines") return reply(200, pipelines(host));
     if (path.rfind("/tables/", 0) == 0) return table_read(host, path.substr(8));
     return error(404, "no such endpoint: " + path +
-                          " (serving /health, /ready, /metrics, /agents, /plugins, /pipelines, /tables/NAME/KEY)");
+                          " (serving /health, /ready, /metrics, /agents, /plugins, /pipelines, /tables/NAME/KEY, "
+                          "/reloads and POST /reload)");
 }
 
 }  // namespace mephisto

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
     run->add_option("--admin", run_admin, "Admin HTTP API address HOST:PORT, or off (default 127.0.0.1:6066)");
     run->add_option("--admin-token", run_admin_token, "Require this bearer token on the admin API")
         ->envname("MEPHISTO_ADMIN_TOKEN");
+    bool run_no_watch = false;
+    run->add_flag("--no-watch", run_no_watch, "Do not reload plugins when their files change (SIGHUP and POST /reload still do)");
 
     std::vector<std::string> validate_files;
     std::string validate_plugin_dir;
@@ -105,6 +107,7 @@ int main(int argc, char** argv) {
         if (!run_state_dir.empty()) run_options.state_dir = run_state_dir;
         if (run_admin != "off") run_options.admin_listen = run_admin;
         run_options.admin_token = run_admin_token;
+        run_options.watch_plugins = !run_no_watch;
         return run_host(run_options);
     }
     if (*validate) {

@@ -105,25 +105,114 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
         if (auto st = (*pipeline)->start(); !st) return make_error(st.error());
         host->pipelines_.push_back(std::move(*pipeline));
     }
+    if (options.watch_plugins) {
+        std::vector<std::filesystem::path> dirs;
+        for (const auto& c : host->configs_)
+            if (std::find(dirs.begin(), dirs.end(), c.plugin_dir) == dirs.end()) dirs.push_back(c.plugin_dir);
+        Host* self = host.get();
+        auto watcher = PluginWatcher::start(dirs, std::chrono::milliseconds(300),
+                                            [self] { self->reload_plugins("plugin directory"); });
+        if (!watcher) log->warn("{}; plugins reload on SIGHUP or POST /reload only", watcher.error());
+        else host->watcher_ = std::move(*watcher);
+    }
     if (options.admin_listen) {
-        const Host* self = host.get();
+        Host* self = host.get();
         auto server = HttpServer::start(*options.admin_listen, options.admin_token, HttpLimits{},
                                         [self](const HttpRequest& r) { return handle_admin_request(*self, r); });
         if (!server) return make_error(server.error() + " (use --admin HOST:PORT to choose another, or --admin off)");
         host->admin_ = std::move(*server);
-        log->info("admin API on http://{}/ (health, ready, metrics, agents, plugins, pipelines, tables){}",
+        log->info("admin API on http://{}/ (health, ready, metrics, agents, plugins, pipelines, tables, reloads){}",
                   host->admin_->address(), options.admin_token.empty() ? "" : "; a bearer token is required");
     }
     return host;
 }
 
 void Host::stop() {
+    watcher_.reset();  // joins: a reload in progress finishes first
     if (admin_) admin_->stop();
     admin_.reset();
     for (auto it = pipelines_.rbegin(); it != pipelines_.rend(); ++it) (*it)->stop();
     pipelines_.clear();
     plugins_.clear();  // unloads the images once no instance refers to them
     broker_.reset();
+}
+
+namespace {
+constexpr size_t kReloadHistory = 20;
+}
+
+ReloadRecord Host::reload_plugins(const std::string& trigger) {
+    std::lock_guard reload_lock(reload_mutex_);
+    auto log = logger("reload");
+    ReloadRecord record;
+    record.at = std::chrono::system_clock::now();
+    record.trigger = trigger;
+    for (size_t i = 0; i < pipelines_.size(); ++i) {
+        Pipeline& pipeline = *pipelines_[i];
+        std::map<std::string, std::shared_ptr<Plugin>> current;
+        {
+            std::lock_guard lock(plugins_mutex_);
+            current = plugins_[i];
+        }
+        for (auto& [name, old] : current) {
+            std::error_code ec;
+            if (!std::filesystem::exists(old->path(), ec)) continue;  // removed: the running image stays
+            const std::string sha1 = file_sha1(old->path());
+            if (sha1.empty() || sha1 == old->sha1()) continue;
+            PluginChange change;
+            change.pipeline = pipeline.config().app_id;
+            change.plugin = name;
+            change.file = old->path().string();
+            change.old_sha1 = old->sha1();
+            change.new_sha1 = sha1;
+            auto refuse = [&](const std::string& reason) {
+                change.result = "refused";
+                change.reason = reason;
+                log->error("reload of {} refused, the running version stays: {}", change.file, reason);
+            };
+            if (!pipeline.uses_plugin(name)) {
+                refuse("the plugin provides codecs, aggregators or key functions only; those take effect at the "
+                       "next start");
+            } else if (auto fresh = load_plugin(old->path(), host_api()); !fresh) {
+                refuse(fresh.error());
+            } else if (auto swapped = pipeline.swap_plugin(name, *fresh); !swapped) {
+                refuse(swapped.error());
+            } else {
+                change.result = "swapped";
+                change.pauses = swapped->agents;
+                {
+                    std::lock_guard lock(plugins_mutex_);
+                    plugins_[i][name] = *fresh;
+                }
+                std::shared_ptr<Plugin> previous = std::move(current[name]);
+                std::string unload_problem;
+                if (previous.use_count() == 1) {  // nothing else runs it: unload now, and check it really left
+                    if (auto st = previous->unload(); st) change.old_unloaded = true;
+                    else unload_problem = st.error();
+                }
+                previous.reset();
+                if (!unload_problem.empty()) log->warn("{}", unload_problem);
+                std::string pauses;
+                for (const auto& [agent, pause] : change.pauses)
+                    pauses += (pauses.empty() ? "" : ", ") + agent + " " + fmt::format("{:.3f}", pause.count() / 1000.0) + " ms";
+                log->info("{}: plugin {} swapped ({} -> {}), {} instance(s) re-created; pauses: {}; old image {}",
+                          change.pipeline, name, change.old_sha1.substr(0, 12), change.new_sha1.substr(0, 12),
+                          swapped->instances, pauses.empty() ? "none" : pauses,
+                          change.old_unloaded ? "unloaded" : unload_problem.empty() ? "still in use (its codecs)" : "NOT unloaded");
+            }
+            record.changes.push_back(std::move(change));
+        }
+    }
+    if (record.changes.empty()) log->info("{}: no plugin changed", trigger);
+    std::lock_guard lock(history_mutex_);
+    history_.push_back(record);
+    while (history_.size() > kReloadHistory) history_.pop_front();
+    return record;
+}
+
+std::vector<ReloadRecord> Host::reload_history() const {
+    std::lock_guard lock(history_mutex_);
+    return {history_.begin(), history_.end()};
 }
 
 bool Host::failed() const {
@@ -145,6 +234,7 @@ int run_host(const HostOptions& options) {
     sigemptyset(&signals);
     sigaddset(&signals, SIGINT);
     sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGHUP);  // reload plugins
     sigset_t blocked = signals;
     sigaddset(&blocked, SIGUSR1);  // wakes the shutdown guard below
     pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
@@ -158,7 +248,9 @@ int run_host(const HostOptions& options) {
     while (!(*host)->failed()) {
         timespec tick{0, 200'000'000};
         int sig = sigtimedwait(&signals, nullptr, &tick);
-        if (sig > 0) {
+        if (sig == SIGHUP) {
+            (*host)->reload_plugins("SIGHUP");
+        } else if (sig > 0) {
             received = sig;
             break;
         }
@@ -172,7 +264,9 @@ int run_host(const HostOptions& options) {
     const auto budget = (*host)->shutdown_budget() + std::chrono::seconds(10);
     std::thread guard([blocked, budget] {
         timespec ts{static_cast<time_t>(budget.count() / 1000), static_cast<long>(budget.count() % 1000) * 1'000'000};
-        int sig = sigtimedwait(&blocked, nullptr, &ts);
+        int sig;
+        do sig = sigtimedwait(&blocked, nullptr, &ts);
+        while (sig == SIGHUP);  // no reloads while stopping
         if (sig == -1 && errno == EAGAIN) {
             logger("host")->critical("shutdown did not finish within {} ms; exiting now", budget.count());
         } else if (sig == SIGINT || sig == SIGTERM) {

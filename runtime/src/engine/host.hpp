@@ -1,7 +1,9 @@
 #pragma once
 // The host process: starts the embedded broker when a pipeline asks for it, loads each pipeline's plugins,
 // runs the pipelines, and stops them in order.
+#include <deque>
 #include <filesystem>
+#include <mutex>
 #include <map>
 #include <memory>
 #include <optional>
@@ -11,6 +13,8 @@
 #include "admin/http_server.hpp"
 #include "config/config.hpp"
 #include "engine/pipeline.hpp"
+#include "engine/plugin_watcher.hpp"
+#include "engine/reload.hpp"
 #include "kafka/embedded_broker.hpp"
 
 namespace mephisto {
@@ -24,6 +28,8 @@ struct HostOptions {
     // requests must carry "Authorization: Bearer <token>".
     std::optional<std::string> admin_listen;
     std::string admin_token;
+    // Reload plugins when a .so in a pipeline's plugin directory changes (DESIGN.md §5).
+    bool watch_plugins = true;
 };
 
 // Loads every plugin a pipeline names from its plugin dir. Errors name the YAML position of the reference.
@@ -41,8 +47,16 @@ public:
     std::string failure() const;
     EmbeddedBroker* broker() const { return broker_.get(); }
     const std::vector<std::unique_ptr<Pipeline>>& pipelines() const { return pipelines_; }
-    // The plugins each pipeline loaded, by name.
-    const std::vector<std::map<std::string, std::shared_ptr<Plugin>>>& plugin_sets() const { return plugins_; }
+    // The plugins each pipeline runs, by name (a copy: a reload may swap them). THREAD: any.
+    std::vector<std::map<std::string, std::shared_ptr<Plugin>>> plugin_sets() const {
+        std::lock_guard lock(plugins_mutex_);
+        return plugins_;
+    }
+    // Hot reload (DESIGN.md §5): every plugin whose file changed is loaded and checked, then swapped into the
+    // pipelines that run it, agent by agent; a file that is refused changes nothing and is reported with its
+    // path and reason. Returns the record, also kept in the history. THREAD: any; reloads are serialized.
+    ReloadRecord reload_plugins(const std::string& trigger);
+    std::vector<ReloadRecord> reload_history() const;
     // "host:port" of the admin API, empty when it is off.
     std::string admin_address() const { return admin_ ? admin_->address() : std::string(); }
     std::chrono::milliseconds shutdown_budget() const;
@@ -51,9 +65,14 @@ private:
     Host() = default;
     std::vector<PipelineConfig> configs_;
     std::unique_ptr<EmbeddedBroker> broker_;
+    mutable std::mutex plugins_mutex_;  // guards plugins_ against a swap while the admin API reads it
     std::vector<std::map<std::string, std::shared_ptr<Plugin>>> plugins_;
     std::vector<std::unique_ptr<Pipeline>> pipelines_;
+    std::mutex reload_mutex_;
+    mutable std::mutex history_mutex_;
+    std::deque<ReloadRecord> history_;  // the last kReloadHistory reloads
     std::unique_ptr<HttpServer> admin_;  // started last, stopped first: it reads the pipelines
+    std::unique_ptr<PluginWatcher> watcher_;
 };
 
 // `mephisto run`: starts the host and serves until SIGINT/SIGTERM or a pipeline failure. Returns the exit

@@ -96,6 +96,44 @@ thread_local std::vector<mph_header> t_headers;
 
 }  // namespace
 
+// The agent `agent_name` of plugin `plugin_name`, checked against the YAML params it is given.
+Result<std::pair<std::shared_ptr<Plugin>, const AgentInfo*>> resolve_agent(
+    const std::map<std::string, std::shared_ptr<Plugin>>& plugins, const std::string& plugin_name,
+    const std::string& agent_name, const Mark& plugin_mark, const Mark& agent_mark,
+    const std::map<std::string, std::string>& yaml_params, const std::string& what) {
+    auto it = plugins.find(plugin_name);
+    if (it == plugins.end()) return make_error(plugin_mark.str() + ": plugin '" + plugin_name + "' is not loaded");
+    const AgentInfo* info = it->second->find_agent(agent_name);
+    if (!info) {
+        std::string known;
+        for (const auto& a : it->second->agents()) known += (known.empty() ? "" : ", ") + a.name;
+        return make_error(agent_mark.str() + ": " + what + ": plugin '" + plugin_name + "' has no agent '" +
+                          agent_name + "' (it has: " + (known.empty() ? "none" : known) + ")");
+    }
+    for (const auto& [name, value] : yaml_params) {
+        (void)value;
+        bool known = info->params.empty() ||
+                     std::any_of(info->params.begin(), info->params.end(), [&](auto& p) { return p.name == name; });
+        if (!known) return make_error(agent_mark.str() + ": " + what + ": agent '" + agent_name + "' of plugin '" +
+                                      plugin_name + "' has no param '" + name + "'");
+    }
+    for (const auto& param : info->params)
+        if (param.required && !yaml_params.count(param.name))
+            return make_error(agent_mark.str() + ": " + what + ": param '" + param.name + "' is required by agent '" +
+                              agent_name + "'");
+    return std::make_pair(it->second, info);
+}
+
+// The params an instance sees: the plugin's declared defaults, overridden by the YAML.
+std::map<std::string, std::string> effective_params(const AgentInfo* info, const std::map<std::string, std::string>& yaml) {
+    std::map<std::string, std::string> out;
+    for (const auto& p : info->params)
+        if (p.default_value) out[p.name] = *p.default_value;
+    for (const auto& [k, v] : yaml) out[k] = v;
+    return out;
+}
+
+
 // ----------------------------------------------------------------------------------------------- lifecycle
 
 Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
@@ -105,39 +143,6 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
     p->bootstrap_ = bootstrap;
     p->broker_ = broker;
     p->log_ = logger(config.app_id);
-
-    auto resolve = [&](const std::string& plugin_name, const std::string& agent_name, const Mark& plugin_mark,
-                       const Mark& agent_mark, const std::map<std::string, std::string>& yaml_params,
-                       const std::string& what) -> Result<std::pair<std::shared_ptr<Plugin>, const AgentInfo*>> {
-        auto it = plugins.find(plugin_name);
-        if (it == plugins.end()) return make_error(plugin_mark.str() + ": plugin '" + plugin_name + "' is not loaded");
-        const AgentInfo* info = it->second->find_agent(agent_name);
-        if (!info) {
-            std::string known;
-            for (const auto& a : it->second->agents()) known += (known.empty() ? "" : ", ") + a.name;
-            return make_error(agent_mark.str() + ": " + what + ": plugin '" + plugin_name + "' has no agent '" +
-                              agent_name + "' (it has: " + (known.empty() ? "none" : known) + ")");
-        }
-        for (const auto& [name, value] : yaml_params) {
-            (void)value;
-            bool known = info->params.empty() ||
-                         std::any_of(info->params.begin(), info->params.end(), [&](auto& p) { return p.name == name; });
-            if (!known) return make_error(agent_mark.str() + ": " + what + ": agent '" + agent_name + "' of plugin '" +
-                                          plugin_name + "' has no param '" + name + "'");
-        }
-        for (const auto& param : info->params)
-            if (param.required && !yaml_params.count(param.name))
-                return make_error(agent_mark.str() + ": " + what + ": param '" + param.name + "' is required by agent '" +
-                                  agent_name + "'");
-        return std::make_pair(it->second, info);
-    };
-    auto effective_params = [](const AgentInfo* info, const std::map<std::string, std::string>& yaml) {
-        std::map<std::string, std::string> out;
-        for (const auto& p : info->params)
-            if (p.default_value) out[p.name] = *p.default_value;
-        for (const auto& [k, v] : yaml) out[k] = v;
-        return out;
-    };
 
     for (const auto& spec : p->config_.agents) {
         if (spec.builtin == "repartition") {
@@ -161,7 +166,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
             p->agents_.push_back(std::move(a));
             continue;
         }
-        auto r = resolve(spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params, "agents." + spec.name);
+        auto r = resolve_agent(plugins, spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params,
+                               "agents." + spec.name);
         if (!r) return make_error(r.error());
         if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
             return make_error(spec.agent_mark.str() + ": agents." + spec.name + ": agent '" + spec.agent +
@@ -174,7 +180,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         p->agents_.push_back(std::move(a));
     }
     for (const auto& spec : p->config_.timers) {
-        auto r = resolve(spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params, "timers." + spec.name);
+        auto r = resolve_agent(plugins, spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params,
+                               "timers." + spec.name);
         if (!r) return make_error(r.error());
         if (!r->second->callbacks.on_timer)
             return make_error(spec.agent_mark.str() + ": timers." + spec.name + ": agent '" + spec.agent +
@@ -444,7 +451,10 @@ void Pipeline::stop() {
             std::this_thread::sleep_for(milliseconds(5));
         }
         // 3. Revoke everything: stop lanes, wait for acknowledgements, commit, on_revoked, destroy.
-        revoke_all(remaining());
+        {
+            std::lock_guard swap_lock(swap_mutex_);
+            revoke_all(remaining());
+        }
 
         // 4. Leave the group without waiting longer than the budget allows (the broker may be gone).
         rd_kafka_queue_t* q = rd_kafka_queue_new(consumer_.get());
@@ -633,7 +643,8 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
             std::lock_guard lock(lane->mu);
             lane->queue.push_back(f);
             // A partition whose tables are recovering holds its events until they are (finish_recoveries).
-            schedule = !lane->scheduled && !ps->recovering;
+            // A stopped lane (a plugin swap in progress) keeps its events until it resumes.
+            schedule = !lane->scheduled && !ps->recovering && !lane->stopping.load(std::memory_order_relaxed);
             if (schedule) lane->scheduled = true;
         }
         if (schedule) scheduler_.push(lane.get());
@@ -717,6 +728,7 @@ void Pipeline::commit(bool sync, milliseconds timeout) {
 }
 
 void Pipeline::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
+    std::lock_guard swap_lock(swap_mutex_);
     const bool cooperative = !strcmp(rd_kafka_rebalance_protocol(consumer_.get()), "COOPERATIVE");
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         assign(partitions);

@@ -174,6 +174,23 @@ struct TimerRuntime {
     explicit TimerRuntime(const TimerSpec& s) : spec(&s), restarts(s.supervisor) {}
 };
 
+// The agent `agent_name` of plugin `plugin_name`, checked against the YAML params it is given; errors name
+// the YAML positions. Used at creation and again when a plugin is swapped.
+Result<std::pair<std::shared_ptr<Plugin>, const AgentInfo*>> resolve_agent(
+    const std::map<std::string, std::shared_ptr<Plugin>>& plugins, const std::string& plugin_name,
+    const std::string& agent_name, const Mark& plugin_mark, const Mark& agent_mark,
+    const std::map<std::string, std::string>& yaml_params, const std::string& what);
+// The params an instance sees: the plugin's declared defaults, overridden by the YAML.
+std::map<std::string, std::string> effective_params(const AgentInfo* info, const std::map<std::string, std::string>& yaml);
+
+// What a plugin swap did to one pipeline.
+struct SwapReport {
+    // Agents (and timers) now running the new image, each with its pause: from its first lane stopped to
+    // its last lane resumed. Timers do not pause (they fire at their next tick).
+    std::vector<std::pair<std::string, std::chrono::microseconds>> agents;
+    size_t instances = 0;  // instances destroyed (the new code re-creates them as events arrive)
+};
+
 class Pipeline {
 public:
     // `plugins` maps plugin name to the loaded image; every plugin the config names must be there.
@@ -213,6 +230,16 @@ public:
     mph_status emit(mph_agent_ctx& ctx, const mph_message* msg);
     mph_status send(mph_agent_ctx& ctx, const std::string& topic, const mph_message* msg);
     mph_status forward(mph_agent_ctx& ctx);
+    // Hot reload (DESIGN.md §5): every agent and timer of plugin `name` moves to `replacement` without a
+    // rebalance. Their lanes stop taking events and finish the callback in progress; each instance gets
+    // on_revoked and is destroyed by the old code; the agents switch images; the lanes resume and the new
+    // code creates its instances (create, on_assigned) and takes the events that waited. Tables and offsets
+    // are untouched: nothing is lost and, without a crash, nothing is processed twice. Refused, changing
+    // nothing, when the replacement lacks an agent the pipeline uses or its params do not fit the YAML.
+    // THREAD: any but a worker's; serialized with rebalances.
+    Result<SwapReport> swap_plugin(const std::string& name, const std::shared_ptr<Plugin>& replacement);
+    bool uses_plugin(const std::string& name) const;
+
     // The key function of a repartition agent's `group_by: {plugin, function}`, null when it has none.
     const mph_key_fn_descriptor* key_function(const std::string& agent) const {
         auto it = key_functions_.find(agent);
@@ -308,6 +335,7 @@ private:
     std::condition_variable timer_cv_;
 
     std::atomic<bool> joined_{false};
+    std::mutex swap_mutex_;  // a plugin swap and a rebalance never interleave
     mutable std::mutex recovery_status_mutex_;
     std::map<std::pair<std::string, int32_t>, int64_t> recovery_remaining_;  // (table, partition) -> records left
     std::atomic<bool> consuming_{false};

@@ -86,6 +86,9 @@ private:
     std::vector<KeyFunctionInfo> key_functions_;
 };
 
+// The SHA-1 of a file, in hex (the identity of a plugin build: GET /plugins, and what a reload compares).
+std::string file_sha1(const std::filesystem::path& file);
+
 // Loads a private copy of `path` (dlopen caches images by path, so a rebuilt file under the same name would
 // otherwise return the old image), checks the ABI and descriptors and calls init. On refusal the error reads
 // "<path>: <reason>" and nothing stays loaded. THREAD: any; `api` must outlive the plugin.

@@ -37,6 +37,9 @@ Result<std::filesystem::path> copy_dir() {
 
 std::string cstr(const char* s) { return s ? s : ""; }
 
+
+}  // namespace
+
 // The SHA-1 of a file, in hex: identifies which build of a plugin is loaded (GET /plugins).
 std::string file_sha1(const std::filesystem::path& file) {
     boost::uuids::detail::sha1 sha;
@@ -49,8 +52,6 @@ std::string file_sha1(const std::filesystem::path& file) {
     for (int i = 0; i < 5; ++i) std::snprintf(hex + 8 * i, 9, "%08x", digest[i]);
     return std::string(hex, 40);
 }
-
-}  // namespace
 
 const AgentInfo* Plugin::find_agent(std::string_view name) const {
     for (const auto& a : agents_)

@@ -1,0 +1,110 @@
+// Hot reload of one plugin inside a running pipeline (DESIGN.md §5), agent by agent, without a rebalance.
+#include "common/logging.hpp"
+#include "engine/pipeline.hpp"
+
+namespace mephisto {
+
+bool Pipeline::uses_plugin(const std::string& name) const {
+    for (const auto& a : agents_)
+        if (a->spec->builtin.empty() && a->spec->plugin == name) return true;
+    for (const auto& t : timers_)
+        if (t->spec->plugin == name) return true;
+    return false;
+}
+
+Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::shared_ptr<Plugin>& replacement) {
+    std::lock_guard swap_lock(swap_mutex_);
+    if (stopping_) return make_error("pipeline " + config_.app_id + " is stopping");
+
+    // 1. Check everything first: a replacement that cannot serve every agent and timer changes nothing.
+    const std::map<std::string, std::shared_ptr<Plugin>> offered = {{name, replacement}};
+    std::vector<std::pair<AgentRuntime*, const AgentInfo*>> agents;
+    std::vector<std::pair<TimerRuntime*, const AgentInfo*>> timers;
+    for (auto& a : agents_) {
+        if (!a->spec->builtin.empty() || a->spec->plugin != name) continue;
+        auto r = resolve_agent(offered, name, a->spec->agent, a->spec->plugin_mark, a->spec->agent_mark,
+                               a->spec->params, "agents." + a->spec->name);
+        if (!r) return make_error(r.error());
+        if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
+            return make_error("agents." + a->spec->name + ": the new agent '" + a->spec->agent +
+                              "' has neither on_event nor on_batch");
+        agents.emplace_back(a.get(), r->second);
+    }
+    for (auto& t : timers_) {
+        if (t->spec->plugin != name) continue;
+        auto r = resolve_agent(offered, name, t->spec->agent, t->spec->plugin_mark, t->spec->agent_mark,
+                               t->spec->params, "timers." + t->spec->name);
+        if (!r) return make_error(r.error());
+        if (!r->second->callbacks.on_timer)
+            return make_error("timers." + t->spec->name + ": the new agent '" + t->spec->agent + "' has no on_timer");
+        timers.emplace_back(t.get(), r->second);
+    }
+
+    SwapReport report;
+    // 2. Agent by agent: stop its lanes (the callback in progress finishes), let the old code say goodbye,
+    //    switch, resume. Events that arrive meanwhile wait in the lanes' queues; their offsets stay
+    //    uncommitted until the new code has processed them.
+    for (auto& [agent, info] : agents) {
+        const auto started = std::chrono::steady_clock::now();
+        std::vector<Lane*> lanes;
+        {
+            std::lock_guard lock(partitions_mutex_);
+            for (auto& [key, ps] : partitions_)
+                for (auto& lane : ps->lanes)
+                    if (lane->agent == agent) lanes.push_back(lane.get());
+        }
+        for (Lane* lane : lanes) stop_lane(*lane);
+        for (Lane* lane : lanes) {
+            if (!lane->created) continue;
+            if (agent->info->callbacks.on_revoked) {
+                lane->ctx.error.clear();
+                mph_status st = agent->info->callbacks.on_revoked(lane->instance, &lane->ctx, lane->partition->partition);
+                if (st != MPH_OK) agent->log->warn("on_revoked returned {}: {}", st, lane->ctx.error);
+            }
+            destroy_instance(*lane);
+            ++report.instances;
+        }
+        agent->plugin = replacement;
+        agent->info = info;
+        agent->params = effective_params(info, agent->spec->params);
+        {
+            // New code gets a fresh start: a quarantine or restart history belonged to the old one.
+            std::lock_guard lock(agent->policy_mutex);
+            agent->restarts = RestartPolicy(agent->spec->supervisor);
+        }
+        agent->stats.quarantined = false;
+        for (Lane* lane : lanes) {
+            lane->ctx.params = agent->params;
+            lane->attempts = 0;
+            bool schedule;
+            {
+                std::lock_guard lock(lane->mu);
+                lane->stopping = false;
+                schedule = !lane->scheduled && !lane->partition->recovering && (!lane->local.empty() || !lane->queue.empty());
+                if (schedule) lane->scheduled = true;
+            }
+            if (schedule) scheduler_.push(lane);  // create and on_assigned run on the worker, by the new code
+        }
+        report.agents.emplace_back(agent->spec->name, std::chrono::duration_cast<std::chrono::microseconds>(
+                                                           std::chrono::steady_clock::now() - started));
+    }
+    if (!timers.empty()) {
+        std::lock_guard lock(timer_mutex_);  // no timer fires while its image changes
+        for (auto& [timer, info] : timers) {
+            if (timer->created && timer->info->callbacks.destroy) timer->info->callbacks.destroy(timer->instance);
+            if (timer->created) ++report.instances;
+            timer->instance = nullptr;
+            timer->created = false;
+            timer->quarantined = false;
+            timer->restarts = RestartPolicy(timer->spec->supervisor);
+            timer->plugin = replacement;
+            timer->info = info;
+            timer->ctx.params = effective_params(info, timer->spec->params);
+            report.agents.emplace_back(timer->spec->name, std::chrono::microseconds(0));
+        }
+        timer_cv_.notify_all();
+    }
+    return report;
+}
+
+}  // namespace mephisto

@@ -1,0 +1,74 @@
+#include "engine/plugin_watcher.hpp"
+
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <boost/asio.hpp>
+
+namespace mephisto {
+
+namespace asio = boost::asio;
+
+struct PluginWatcher::Impl {
+    asio::io_context io{1};
+    asio::posix::stream_descriptor inotify{io};
+    asio::steady_timer settle_timer{io};
+    std::chrono::milliseconds settle{300};
+    std::function<void()> on_change;
+    std::array<char, 16 * 1024> buffer{};
+
+    void read() {
+        inotify.async_read_some(asio::buffer(buffer), [this](boost::system::error_code ec, size_t n) {
+            if (ec) return;  // closed: stopping
+            bool plugin_changed = false;
+            for (size_t at = 0; at + sizeof(inotify_event) <= n;) {
+                const auto* ev = reinterpret_cast<const inotify_event*>(buffer.data() + at);
+                const std::string name = ev->len ? ev->name : "";
+                if (name.size() > 3 && name.compare(name.size() - 3, 3, ".so") == 0) plugin_changed = true;
+                at += sizeof(inotify_event) + ev->len;
+            }
+            if (plugin_changed) {
+                // Restart the quiet period: a copy writes in several steps, a rename in one.
+                settle_timer.expires_after(settle);
+                settle_timer.async_wait([this](boost::system::error_code wait_ec) {
+                    if (!wait_ec) on_change();
+                });
+            }
+            read();
+        });
+    }
+};
+
+Result<std::unique_ptr<PluginWatcher>> PluginWatcher::start(const std::vector<std::filesystem::path>& dirs,
+                                                            std::chrono::milliseconds settle,
+                                                            std::function<void()> on_change) {
+    const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (fd < 0) return make_error(std::string("inotify: ") + std::strerror(errno));
+    for (const auto& dir : dirs)
+        if (inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+            const std::string reason = std::strerror(errno);
+            ::close(fd);
+            return make_error("cannot watch " + dir.string() + ": " + reason);
+        }
+    std::unique_ptr<PluginWatcher> watcher(new PluginWatcher());
+    watcher->impl_ = std::make_unique<Impl>();
+    watcher->impl_->inotify.assign(fd);
+    watcher->impl_->settle = settle;
+    watcher->impl_->on_change = std::move(on_change);
+    watcher->impl_->read();
+    watcher->thread_ = std::thread([impl = watcher->impl_.get()] { impl->io.run(); });
+    return watcher;
+}
+
+PluginWatcher::~PluginWatcher() {
+    if (!impl_) return;
+    asio::post(impl_->io, [impl = impl_.get()] {
+        boost::system::error_code ignored;
+        impl->settle_timer.cancel();
+        impl->inotify.close(ignored);
+        impl->io.stop();
+    });
+    if (thread_.joinable()) thread_.join();
+}
+
+}  // namespace mephisto
