@@ -30,6 +30,21 @@ struct Families {
         m.counter.value = value;
         family(name, help, MetricType::Counter).metric.push_back(std::move(m));
     }
+    void histogram(const std::string& name, const std::string& help, std::vector<ClientMetric::Label> labels,
+                   const LatencyHistogram& h) {
+        ClientMetric m;
+        m.label = std::move(labels);
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i < LatencyHistogram::kBounds.size(); ++i) {
+            cumulative += h.buckets[i].load();
+            m.histogram.bucket.push_back({cumulative, LatencyHistogram::kBounds[i]});
+        }
+        cumulative += h.buckets.back().load();
+        m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
+        m.histogram.sample_count = cumulative;
+        m.histogram.sample_sum = static_cast<double>(h.sum_ns.load()) / 1e9;
+        family(name, help, MetricType::Histogram).metric.push_back(std::move(m));
+    }
     void gauge(const std::string& name, const std::string& help, std::vector<ClientMetric::Label> labels,
                double value) {
         ClientMetric m;
@@ -58,19 +73,7 @@ void agent_metrics(Families& out, const Pipeline& p, const AgentRuntime& a) {
                 static_cast<double>(s.restarts.load()));
     out.gauge("mephisto_agent_quarantined", "1 while the agent is quarantined", labels, s.quarantined.load() ? 1 : 0);
 
-    ClientMetric m;
-    m.label = labels;
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < AgentStats::kLatencyBounds.size(); ++i) {
-        cumulative += s.latency_buckets[i].load();
-        m.histogram.bucket.push_back({cumulative, AgentStats::kLatencyBounds[i]});
-    }
-    cumulative += s.latency_buckets.back().load();
-    m.histogram.bucket.push_back({cumulative, std::numeric_limits<double>::infinity()});
-    m.histogram.sample_count = cumulative;
-    m.histogram.sample_sum = static_cast<double>(s.latency_sum_ns.load()) / 1e9;
-    out.family("mephisto_agent_processing_seconds", "Time spent in on_event / on_batch calls", MetricType::Histogram)
-        .metric.push_back(std::move(m));
+    out.histogram("mephisto_agent_processing_seconds", "Time spent in on_event / on_batch calls", labels, s.latency);
 }
 
 }  // namespace
@@ -78,6 +81,13 @@ void agent_metrics(Families& out, const Pipeline& p, const AgentRuntime& a) {
 std::string render_metrics(const Host& host) {
     Families out;
     out.gauge("mephisto_up", "1 while the host runs, 0 once a pipeline failed", {}, host.failed() ? 0 : 1);
+    const ReloadStats& reloads = host.reload_stats();
+    out.counter("mephisto_plugin_reloads_total", "Plugin replacements by result", {{"result", "swapped"}},
+                static_cast<double>(reloads.swapped.load()));
+    out.counter("mephisto_plugin_reloads_total", "Plugin replacements by result", {{"result", "refused"}},
+                static_cast<double>(reloads.refused.load()));
+    out.histogram("mephisto_plugin_swap_pause_seconds", "How long an agent took no events during a plugin swap", {},
+                  reloads.pauses);
     for (const auto& p : host.pipelines()) {
         const std::string app = p->config().app_id;
         for (const auto& a : p->agents()) agent_metrics(out, *p, *a);

@@ -168,6 +168,7 @@ ReloadRecord Host::reload_plugins(const std::string& trigger) {
             auto refuse = [&](const std::string& reason) {
                 change.result = "refused";
                 change.reason = reason;
+                reload_stats_.refused++;
                 log->error("reload of {} refused, the running version stays: {}", change.file, reason);
             };
             if (!pipeline.uses_plugin(name)) {
@@ -180,6 +181,8 @@ ReloadRecord Host::reload_plugins(const std::string& trigger) {
             } else {
                 change.result = "swapped";
                 change.pauses = swapped->agents;
+                reload_stats_.swapped++;
+                for (const auto& [agent, pause] : change.pauses) reload_stats_.pauses.record(pause);
                 {
                     std::lock_guard lock(plugins_mutex_);
                     plugins_[i][name] = *fresh;

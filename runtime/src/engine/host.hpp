@@ -57,6 +57,7 @@ public:
     // path and reason. Returns the record, also kept in the history. THREAD: any; reloads are serialized.
     ReloadRecord reload_plugins(const std::string& trigger);
     std::vector<ReloadRecord> reload_history() const;
+    const ReloadStats& reload_stats() const { return reload_stats_; }
     // "host:port" of the admin API, empty when it is off.
     std::string admin_address() const { return admin_ ? admin_->address() : std::string(); }
     std::chrono::milliseconds shutdown_budget() const;
@@ -71,6 +72,7 @@ private:
     std::mutex reload_mutex_;
     mutable std::mutex history_mutex_;
     std::deque<ReloadRecord> history_;  // the last kReloadHistory reloads
+    ReloadStats reload_stats_;
     std::unique_ptr<HttpServer> admin_;  // started last, stopped first: it reads the pipelines
     std::unique_ptr<PluginWatcher> watcher_;
 };

@@ -991,7 +991,7 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
     lane.ctx.views.clear();
     const auto started = std::chrono::steady_clock::now();
     mph_status verdict = lane.agent->info->callbacks.on_event(lane.instance, &lane.ctx, &ev);
-    lane.agent->stats.record_latency(std::chrono::steady_clock::now() - started);
+    lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
     lane.ctx.message = nullptr;
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
@@ -1026,7 +1026,7 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     lane.ctx.views.clear();
     const auto started = std::chrono::steady_clock::now();
     mph_status verdict = lane.agent->info->callbacks.on_batch(lane.instance, &lane.ctx, pointers.data(), n);
-    lane.agent->stats.record_latency(std::chrono::steady_clock::now() - started);
+    lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
         lane.attempts = 0;

@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/histogram.hpp"
 #include "config/config.hpp"
 #include "engine/agent_context.hpp"
 #include "engine/global_table_follower.hpp"
@@ -43,20 +44,7 @@ struct AgentStats {
     std::atomic<bool> quarantined{false};
     std::atomic<uint64_t> outputs{0};       // messages produced by emit, send and forward
 
-    // How long on_event / on_batch calls take: a Prometheus histogram, filled lock-free on the hot path.
-    static constexpr std::array<double, 10> kLatencyBounds = {0.0001, 0.0005, 0.001, 0.005, 0.01,
-                                                              0.05,   0.1,    0.5,   1.0,   5.0};  // seconds
-    std::array<std::atomic<uint64_t>, kLatencyBounds.size() + 1> latency_buckets{};  // the last one: +Inf
-    std::atomic<uint64_t> latency_count{0};
-    std::atomic<uint64_t> latency_sum_ns{0};
-    void record_latency(std::chrono::nanoseconds elapsed) {
-        const double seconds = std::chrono::duration<double>(elapsed).count();
-        size_t bucket = 0;
-        while (bucket < kLatencyBounds.size() && seconds > kLatencyBounds[bucket]) ++bucket;
-        latency_buckets[bucket].fetch_add(1, std::memory_order_relaxed);
-        latency_count.fetch_add(1, std::memory_order_relaxed);
-        latency_sum_ns.fetch_add(static_cast<uint64_t>(elapsed.count()), std::memory_order_relaxed);
-    }
+    LatencyHistogram latency;  // how long on_event / on_batch calls take
 };
 
 // A snapshot of one assigned partition, for the admin API.

@@ -1,10 +1,20 @@
 #pragma once
 // What a reload did, kept in a short history (GET /reloads, and the answer of POST /reload).
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <vector>
 
+#include "common/histogram.hpp"
+
 namespace mephisto {
+
+// Counters of every reload since the host started (the history keeps only the last few).
+struct ReloadStats {
+    std::atomic<uint64_t> swapped{0};
+    std::atomic<uint64_t> refused{0};
+    LatencyHistogram pauses;  // one sample per agent per swap
+};
 
 struct PluginChange {
     std::string pipeline;
