@@ -6,11 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ ! -f build/build.ninja ]; then cmake --preset default >/dev/null; fi
-cmake --build --preset default --target passthrough bench_passthrough bench_abi_call word_count bench_word_count >/dev/null
+cmake --build --preset default --target passthrough bench_passthrough bench_abi_call word_count bench_word_count bench_swap >/dev/null
 echo "# Mephisto benchmarks — $(date -u '+%Y-%m-%d %H:%M UTC'), $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet HEAD -- runtime sdk 2>/dev/null || echo ' (runtime/sdk modified)')"
 echo
 echo "machine: $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(uname -sr)"
 echo "command: bench/run.sh $*"
 build/bench/bench_passthrough "$@"
 build/bench/bench_abi_call
+build/bench/bench_swap
 build/bench/bench_word_count ${BENCH_WORD_COUNT_ARGS:-}

@@ -6,6 +6,11 @@
 
 #include <stddef.h>
 
+/* bench_swap builds this file twice with different versions, so that the two images differ. */
+#ifndef PASSTHROUGH_VERSION
+#define PASSTHROUGH_VERSION "1.0.0"
+#endif
+
 static const mph_host_api* api;
 
 static mph_status pass_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
@@ -54,7 +59,7 @@ static const mph_plugin_descriptor plugin = {
     .abi_major = MPH_ABI_VERSION_MAJOR,
     .abi_minor = MPH_ABI_VERSION_MINOR,
     .name = "passthrough",
-    .version = "1.0.0",
+    .version = PASSTHROUGH_VERSION,
     .description = "agents for Mephisto's benchmarks",
     .agents = agents,
     .agent_count = sizeof agents / sizeof agents[0],
