@@ -197,10 +197,17 @@ TEST_CASE("a replacement the loader refuses changes nothing and is reported with
     CHECK(reloads.back()["changes"][0]["old_image_unloaded"] == true);
     CHECK(reloads.back()["changes"][0]["agents"][0]["agent"] == "stamp");
     CHECK(reload().status == 200);  // nothing changed since: nothing to do
+    std::string cli;
+    install(kFixtures / "not_elf.so", plugins);
+    CHECK(run_cli({"reload", "--admin", admin}, dir, cli) == 2);
+    CHECK(cli.find(stamp + ": refused: " + stamp + ": not an ELF shared object") != std::string::npos);
+    install(kBuilds / "stamp_v1.so", plugins);
+    CHECK(run_cli({"reload", "--admin", admin}, dir, cli) == 0);
+    CHECK(cli.find(stamp + ": swapped\n  stamp paused ") != std::string::npos);
     const auto metrics = http_get(admin, "/metrics").body;
-    CHECK(metrics.find("mephisto_plugin_reloads_total{result=\"refused\"} 5") != std::string::npos);
-    CHECK(metrics.find("mephisto_plugin_reloads_total{result=\"swapped\"} 1") != std::string::npos);
-    CHECK(metrics.find("mephisto_plugin_swap_pause_seconds_count 1") != std::string::npos);
+    CHECK(metrics.find("mephisto_plugin_reloads_total{result=\"refused\"} 6") != std::string::npos);
+    CHECK(metrics.find("mephisto_plugin_reloads_total{result=\"swapped\"} 2") != std::string::npos);
+    CHECK(metrics.find("mephisto_plugin_swap_pause_seconds_count 2") != std::string::npos);
     CHECK(host->count_in_log("revoked") == 0);
     CHECK(host->stop(SIGTERM, 30s) == 0);
 }

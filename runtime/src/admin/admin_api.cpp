@@ -12,7 +12,10 @@ namespace {
 
 using nlohmann::json;
 
-HttpResponse reply(int status, const json& body) { return {status, "application/json", body.dump() + "\n"}; }
+// Keys and values may be any bytes: what is not UTF-8 is shown as U+FFFD rather than failing the request.
+HttpResponse reply(int status, const json& body) {
+    return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
+}
 HttpResponse error(int status, const std::string& message) { return reply(status, json{{"error", message}}); }
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
@@ -130,6 +133,7 @@ HttpResponse table_read(const Host& host, const std::string& rest) {
         const auto& [partition, value] = **found;
         json shown = store.spec().value == ValueCodec::raw ? json(value)
                                                            : json::parse(to_json_with(store.codec(), value), nullptr, false);
+        if (shown.is_discarded()) shown = value;  // a codec whose JSON does not parse: the bytes, as a string
         return reply(200, {{"table", table}, {"key", key}, {"partition", partition}, {"value", shown}});
     }
     if (!declared) return error(404, "no table '" + table + "' on this host");

@@ -55,13 +55,14 @@ std::string error_body(const std::string& message) {
 }  // namespace
 
 struct HttpServer::Impl {
-    asio::io_context io{1};
-    tcp::acceptor acceptor{io};
+    // Declared before io: io's destructor destroys pending sessions, which still count themselves out here.
+    std::atomic<int> connections{0};
+    std::shared_ptr<spdlog::logger> log = logger("admin");
     std::string token;
     HttpLimits limits;
     Handler handler;
-    std::atomic<int> connections{0};
-    std::shared_ptr<spdlog::logger> log = logger("admin");
+    asio::io_context io{1};
+    tcp::acceptor acceptor{io};
 
     void accept();
 };

@@ -1,4 +1,5 @@
-// `mephisto status` and `mephisto agents`: a running host, seen through its admin API (a Boost.Beast client).
+// `mephisto status`, `mephisto agents` and `mephisto reload`: a running host, through its admin API (a
+// Boost.Beast client).
 #include <iostream>
 
 #include <boost/asio/connect.hpp>
@@ -22,8 +23,8 @@ struct Reply {
     std::string body;
 };
 
-// GET `path` from the admin API; nullopt (with the reason printed) when the host cannot be reached.
-std::optional<Reply> get(const AdminOptions& o, const std::string& path) {
+// Sends `method` `path` to the admin API; nullopt (with the reason printed) when the host cannot be reached.
+std::optional<Reply> request(const AdminOptions& o, http::verb method, const std::string& path) {
     const auto colon = o.address.rfind(':');
     if (colon == std::string::npos) {
         std::cerr << "--admin: '" << o.address << "' is not host:port\n";
@@ -35,10 +36,11 @@ std::optional<Reply> get(const AdminOptions& o, const std::string& path) {
         beast::tcp_stream stream(io);
         stream.expires_after(std::chrono::seconds(10));
         stream.connect(resolver.resolve(o.address.substr(0, colon), o.address.substr(colon + 1)));
-        http::request<http::empty_body> req{http::verb::get, path, 11};
+        http::request<http::string_body> req{method, path, 11};
         req.set(http::field::host, o.address);
         req.set(http::field::user_agent, "mephisto-cli");
         if (!o.token.empty()) req.set(http::field::authorization, "Bearer " + o.token);
+        req.prepare_payload();
         http::write(stream, req);
         beast::flat_buffer buffer;
         http::response<http::string_body> res;
@@ -55,7 +57,7 @@ std::optional<Reply> get(const AdminOptions& o, const std::string& path) {
 
 // The reply as JSON, or nullopt after printing why not.
 std::optional<json> get_json(const AdminOptions& o, const std::string& path, bool accept_503 = false) {
-    auto reply = get(o, path);
+    auto reply = request(o, http::verb::get, path);
     if (!reply) return std::nullopt;
     if (reply->status != 200 && !(accept_503 && reply->status == 503)) {
         std::cerr << "GET " << path << ": HTTP " << reply->status << " " << reply->body;
@@ -117,6 +119,31 @@ int agents(const AdminOptions& o) {
         std::cout << line;
     }
     return 0;
+}
+
+int reload(const AdminOptions& o) {
+    auto reply = request(o, http::verb::post, "/reload");
+    if (!reply) return 1;
+    auto body = json::parse(reply->body, nullptr, false);
+    if (body.is_discarded() || (reply->status != 200 && reply->status != 422)) {
+        std::cerr << "POST /reload: HTTP " << reply->status << " " << reply->body;
+        return 1;
+    }
+    if (o.json) {
+        std::cout << body.dump(2) << "\n";
+    } else if (body["changes"].empty()) {
+        std::cout << "no plugin changed\n";
+    } else {
+        for (const auto& c : body["changes"]) {
+            std::cout << c["pipeline"].get<std::string>() << ": " << c["file"].get<std::string>() << ": "
+                      << c["result"].get<std::string>();
+            if (c["result"] == "refused") std::cout << ": " << c["reason"].get<std::string>();
+            for (const auto& a : c["agents"])
+                std::cout << "\n  " << a["agent"].get<std::string>() << " paused " << a["pause_ms"].get<double>() << " ms";
+            std::cout << "\n";
+        }
+    }
+    return reply->status == 200 ? 0 : 2;
 }
 
 }  // namespace mephisto::cli

@@ -37,7 +37,7 @@ int table_get(const TableOptions& options, const std::string& table, const std::
 int table_dump(const TableOptions& options, const std::string& table);
 int reset_table(const TableOptions& options, const std::string& table);
 
-// A running host's admin API (`mephisto status`, `mephisto agents`).
+// A running host's admin API (`mephisto status`, `mephisto agents`, `mephisto reload`).
 struct AdminOptions {
     std::string address = "127.0.0.1:6066";
     std::string token;  // $MEPHISTO_ADMIN_TOKEN
@@ -46,5 +46,7 @@ struct AdminOptions {
 // Exit code 0 when the host is ready, 2 when it answers but is not ready, 1 when it cannot be reached.
 int status(const AdminOptions& options);
 int agents(const AdminOptions& options);
+// POST /reload: 0 when every changed plugin was swapped (or none changed), 2 when one was refused.
+int reload(const AdminOptions& options);
 
 }  // namespace mephisto::cli

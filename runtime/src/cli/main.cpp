@@ -96,6 +96,8 @@ int main(int argc, char** argv) {
     add_admin_options(status);
     auto* agents = app.add_subcommand("agents", "The agents of a running host and their counters");
     add_admin_options(agents);
+    auto* reload = app.add_subcommand("reload", "Reload the changed plugins of a running host now");
+    add_admin_options(reload);
 
     CLI11_PARSE(app, argc, argv);
     setup_logging(log_format == "json" ? LogFormat::json : LogFormat::text, spdlog::level::from_str(log_level));
@@ -126,5 +128,6 @@ int main(int argc, char** argv) {
     if (*reset) return cli::reset_table(table_options, table_name);
     if (*status) return cli::status(admin_options);
     if (*agents) return cli::agents(admin_options);
+    if (*reload) return cli::reload(admin_options);
     return 0;
 }

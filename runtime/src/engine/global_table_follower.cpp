@@ -1,6 +1,7 @@
 #include "engine/global_table_follower.hpp"
 
 #include <chrono>
+#include <thread>
 
 namespace mephisto {
 namespace {
@@ -33,8 +34,8 @@ Status GlobalTableFollower::read_ends(rd_kafka_t* rk, std::vector<int64_t>& low,
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         const auto deadline = Clock::now() + std::chrono::seconds(30);
         while ((err = rd_kafka_query_watermark_offsets(rk, changelog_.c_str(), p, &low[p], &high[p], 2000)) &&
-               Clock::now() < deadline && !cancel && !stop_) {
-        }
+               Clock::now() < deadline && !cancel && !stop_)
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
         if (err)
             return make_error("global table " + name_ + ": cannot read the end of " + changelog_ + "[" +
                               std::to_string(p) + "]: " + rd_kafka_err2str(err));
@@ -124,6 +125,7 @@ void GlobalTableFollower::follow() {
     size_t buffered = 0;
     int64_t applied_total = 0;
     while (!stop_) {
+        apply_rewinds(rk);
         rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 10);
         if (m) {
             const int32_t p = m->partition;
@@ -196,8 +198,8 @@ Status GlobalTableFollower::take_ownership(int32_t partition, const std::atomic<
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     const auto deadline = Clock::now() + std::chrono::seconds(30);
     while ((err = rd_kafka_query_watermark_offsets(consumer_.get(), changelog_.c_str(), partition, &low, &high, 2000)) &&
-           Clock::now() < deadline && !cancel && !stop_) {
-    }
+           Clock::now() < deadline && !cancel && !stop_)
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (err)
         return make_error("global table " + name_ + ": cannot read the end of " + changelog_ + "[" +
                           std::to_string(partition) + "]: " + rd_kafka_err2str(err));
@@ -214,7 +216,29 @@ Status GlobalTableFollower::take_ownership(int32_t partition, const std::atomic<
 
 void GlobalTableFollower::release(int32_t partition) {
     std::lock_guard lock(mu_);
-    if (partition >= 0 && partition < partitions_) owned_[partition] = false;
+    if (partition < 0 || partition >= partitions_) return;
+    owned_[partition] = false;
+    // While owned, this partition's records were skipped as this host's own; a flush that did not finish
+    // before the revoke was not persisted (see TableShard::persist). Reading again from what the store holds
+    // brings in whatever it lacks.
+    rewind_.push_back(partition);
+}
+
+void GlobalTableFollower::apply_rewinds(rd_kafka_t* rk) {
+    std::vector<int32_t> rewinds;
+    {
+        std::lock_guard lock(mu_);
+        rewinds.swap(rewind_);
+        for (int32_t p : rewinds) {
+            pending_[p].clear();
+            read_next_[p] = applied_next_[p] = shards_[p]->persisted_offset() + 1;
+        }
+    }
+    if (rewinds.empty()) return;
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions_);
+    for (int32_t p = 0; p < partitions_; ++p) rd_kafka_topic_partition_list_add(list, changelog_.c_str(), p)->offset = read_next_[p];
+    rd_kafka_assign(rk, list);  // the follower's own consumer: re-assigning moves only the rewound positions
+    rd_kafka_topic_partition_list_destroy(list);
 }
 
 }  // namespace mephisto

@@ -50,6 +50,7 @@ public:
 private:
     void follow();
     void apply_pending();
+    void apply_rewinds(rd_kafka_t* rk);  // follower thread: re-reads released partitions from the store's offset
     Status read_ends(rd_kafka_t* rk, std::vector<int64_t>& low, std::vector<int64_t>& high,
                      const std::atomic<bool>& cancel);
 
@@ -73,6 +74,7 @@ private:
     std::vector<TableShard*> shards_;
     std::vector<int64_t> applied_next_;  // next offset after what is applied (or skipped, when owned)
     std::vector<bool> owned_;
+    std::vector<int32_t> rewind_;  // released partitions to read again from their persisted offset
     std::vector<int64_t> initial_end_;
     std::string error_;  // set when the table cannot serve
 };

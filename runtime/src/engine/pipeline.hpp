@@ -119,6 +119,7 @@ struct Lane {
 struct ShardFlush : DeliveryTag {
     ShardFlush() : DeliveryTag{Kind::flush} {}
     TableShard* shard = nullptr;
+    uint64_t epoch = 0;  // the shard's epoch when the flush started: persisted only if still current
     std::vector<TableChange> changes;
     std::atomic<int> outstanding{0};
     int64_t last_offset = -1;  // producer thread only
@@ -271,6 +272,10 @@ private:
     void destroy_instance(Lane& lane);
     void finish(InFlight* event, int completed = 1);
     void stop_lane(Lane& lane);
+    // A plugin swap's stop: false when the callback in progress did not return by `deadline` (the lane stays
+    // marked stopping; resume_lane undoes it).
+    bool stop_lane_until(Lane& lane, std::chrono::steady_clock::time_point deadline);
+    void resume_lane(Lane& lane);  // takes events again; schedules the lane if it has some
 
     // timers
     void timer_loop();
@@ -311,6 +316,7 @@ private:
     mutable std::mutex partitions_mutex_;  // guards the map's shape; the consumer thread alone changes it
     std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionState>> partitions_;
     std::vector<std::unique_ptr<PartitionState>> retired_;  // revoked; kept until stop so late reports are safe
+    std::vector<std::unique_ptr<ShardFlush>> abandoned_flushes_;  // unfinished at revoke; kept for late reports
     rd_kafka_topic_t* last_rkt_ = nullptr;  // dispatch cache: most messages come in runs of one partition
     int32_t last_partition_ = -1;
     PartitionState* last_state_ = nullptr;

@@ -1,6 +1,7 @@
 // The pipeline's table bookkeeping: opening stores, the copartitioning check, changelog flushes that gate
 // input commits, and recovery of a partition's tables before its events are processed.
 #include <chrono>
+#include <thread>
 
 #include "common/logging.hpp"
 #include "engine/pipeline.hpp"
@@ -117,6 +118,7 @@ void Pipeline::start_flush(PartitionState& ps, int64_t next) {
     for (TableShard* shard : ps.shards) {
         auto flush = std::make_unique<ShardFlush>();
         flush->shard = shard;
+        flush->epoch = shard->epoch();
         flush->changes = shard->take_changes();
         shard->flush_in_progress = true;
         const std::string& topic = shard->store().spec().changelog_topic;
@@ -154,7 +156,7 @@ void Pipeline::on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, con
     }
     if (flush->outstanding.fetch_sub(1) != 1) return;
     if (!flush->failed && !flush->changes.empty()) {
-        if (auto st = flush->shard->persist(flush->changes, flush->last_offset); !st) {
+        if (auto st = flush->shard->persist(flush->changes, flush->last_offset, flush->epoch); !st) {
             flush->failed = true;
             fail(st.error());
         }
@@ -208,8 +210,8 @@ Status Pipeline::recover(TableShard& shard, const std::string& changelog) {
     rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
     const auto deadline = Clock::now() + std::chrono::seconds(30);
     while ((err = rd_kafka_query_watermark_offsets(rk, changelog.c_str(), shard.partition(), &low, &high, 2000)) &&
-           Clock::now() < deadline && !cancel_recovery_) {
-    }
+           Clock::now() < deadline && !cancel_recovery_)
+        std::this_thread::sleep_for(milliseconds(100));
     if (err) return make_error("table " + name + ": cannot read the end of " + changelog + ": " + rd_kafka_err2str(err));
     const int64_t start = persisted + 1;
     if (start > high)
@@ -315,7 +317,7 @@ void Pipeline::finish_recoveries() {
             bool schedule;
             {
                 std::lock_guard l(lane->mu);
-                schedule = !lane->scheduled && !lane->queue.empty();
+                schedule = !lane->scheduled && !lane->queue.empty() && !lane->stopping;  // a swap resumes it
                 if (schedule) lane->scheduled = true;
             }
             if (schedule) scheduler_.push(lane.get());

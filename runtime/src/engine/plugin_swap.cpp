@@ -4,6 +4,31 @@
 
 namespace mephisto {
 
+namespace {
+constexpr std::chrono::milliseconds kSwapStopBudget{10'000};
+}
+
+bool Pipeline::stop_lane_until(Lane& lane, std::chrono::steady_clock::time_point deadline) {
+    lane.stopping = true;
+    if (scheduler_.remove(&lane)) {
+        std::lock_guard lock(lane.mu);
+        lane.scheduled = false;
+    }
+    std::unique_lock lock(lane.mu);
+    return lane.idle.wait_until(lock, deadline, [&] { return !lane.scheduled; });
+}
+
+void Pipeline::resume_lane(Lane& lane) {
+    bool schedule;
+    {
+        std::lock_guard lock(lane.mu);
+        lane.stopping = false;
+        schedule = !lane.scheduled && !lane.partition->recovering && (!lane.local.empty() || !lane.queue.empty());
+        if (schedule) lane.scheduled = true;
+    }
+    if (schedule) scheduler_.push(&lane);
+}
+
 bool Pipeline::uses_plugin(const std::string& name) const {
     for (const auto& a : agents_)
         if (a->spec->builtin.empty() && a->spec->plugin == name) return true;
@@ -53,7 +78,17 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
                 for (auto& lane : ps->lanes)
                     if (lane->agent == agent) lanes.push_back(lane.get());
         }
-        for (Lane* lane : lanes) stop_lane(*lane);
+        // A callback that never returns must not hold the reload (and the host's signals) forever: past the
+        // budget the swap is refused and the lanes stopped so far resume on the old code.
+        const auto deadline = started + kSwapStopBudget;
+        for (size_t i = 0; i < lanes.size(); ++i) {
+            if (stop_lane_until(*lanes[i], deadline)) continue;
+            for (size_t j = 0; j <= i; ++j) resume_lane(*lanes[j]);
+            return make_error("agents." + agent->spec->name + ": the callback on " + lanes[i]->partition->topic + "[" +
+                              std::to_string(lanes[i]->partition->partition) + "] did not return within " +
+                              std::to_string(kSwapStopBudget.count()) + " ms; the swap is refused" +
+                              (report.agents.empty() ? "" : " (agents swapped before it keep the new code)"));
+        }
         for (Lane* lane : lanes) {
             if (!lane->created) continue;
             if (agent->info->callbacks.on_revoked) {
@@ -76,14 +111,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
         for (Lane* lane : lanes) {
             lane->ctx.params = agent->params;
             lane->attempts = 0;
-            bool schedule;
-            {
-                std::lock_guard lock(lane->mu);
-                lane->stopping = false;
-                schedule = !lane->scheduled && !lane->partition->recovering && (!lane->local.empty() || !lane->queue.empty());
-                if (schedule) lane->scheduled = true;
-            }
-            if (schedule) scheduler_.push(lane);  // create and on_assigned run on the worker, by the new code
+            resume_lane(*lane);  // create and on_assigned run on the worker, by the new code
         }
         report.agents.emplace_back(agent->spec->name, std::chrono::duration_cast<std::chrono::microseconds>(
                                                            std::chrono::steady_clock::now() - started));

@@ -45,7 +45,8 @@ Result<std::unique_ptr<PluginWatcher>> PluginWatcher::start(const std::vector<st
     const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) return make_error(std::string("inotify: ") + std::strerror(errno));
     for (const auto& dir : dirs)
-        if (inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE) < 0) {
+        // A write in progress (IN_MODIFY) restarts the quiet period; a finished one or a rename ends it.
+        if (inotify_add_watch(fd, dir.c_str(), IN_CLOSE_WRITE | IN_MOVED_TO | IN_MODIFY) < 0) {
             const std::string reason = std::strerror(errno);
             ::close(fd);
             return make_error("cannot watch " + dir.string() + ": " + reason);

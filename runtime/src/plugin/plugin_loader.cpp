@@ -44,6 +44,7 @@ std::string cstr(const char* s) { return s ? s : ""; }
 std::string file_sha1(const std::filesystem::path& file) {
     boost::uuids::detail::sha1 sha;
     std::ifstream in(file, std::ios::binary);
+    if (!in) return {};  // unreadable: no identity (a reload then leaves it alone)
     char buffer[64 * 1024];
     while (in.read(buffer, sizeof buffer) || in.gcount() > 0) sha.process_bytes(buffer, static_cast<size_t>(in.gcount()));
     boost::uuids::detail::sha1::digest_type digest;

@@ -161,6 +161,10 @@ bool TableShard::contains(std::string_view key) {
 
 Status TableShard::apply(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache) {
     std::lock_guard lock(mu_);
+    return apply_locked(records, last_offset, invalidate_cache);
+}
+
+Status TableShard::apply_locked(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache) {
     if (invalidate_cache)
         for (const auto& r : records)
             if (auto it = cache_.find(std::string_view(r.key)); it != cache_.end() && !it->second.dirty) cache_.erase(it);
@@ -183,10 +187,12 @@ Status TableShard::apply(const std::vector<TableChange>& records, int64_t last_o
     return {};
 }
 
-Status TableShard::persist(const std::vector<TableChange>& changes, int64_t changelog_offset) {
+Status TableShard::persist(const std::vector<TableChange>& changes, int64_t changelog_offset, uint64_t epoch) {
     // Cached entries that changed again since the take stay dirty and reach the store with the next flush;
     // the store only ever holds what the changelog holds.
-    return apply(changes, changelog_offset);
+    std::lock_guard lock(mu_);
+    if (epoch != epoch_.load()) return {};  // fenced by drop_cache: the changelog is the authority now
+    return apply_locked(changes, changelog_offset, false);
 }
 
 int64_t TableShard::persisted_offset() {
@@ -202,6 +208,7 @@ void TableShard::drop_cache() {
     std::lock_guard lock(mu_);
     cache_.clear();
     dirty_ = 0;
+    epoch_++;
 }
 
 

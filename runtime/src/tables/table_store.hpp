@@ -64,8 +64,11 @@ public:
     // Commit support. Takes the changes since the last take (cache entries stay, now clean).
     std::vector<TableChange> take_changes();
     // Persists `changes` (already acknowledged by the changelog) with `changelog_offset`, the offset of the
-    // last of them, in one write batch.
-    Status persist(const std::vector<TableChange>& changes, int64_t changelog_offset);
+    // last of them, in one write batch, unless the cache was dropped since `epoch` (then the partition may
+    // belong to someone else by now, and recovery or a global table's follower reads them from the changelog).
+    Status persist(const std::vector<TableChange>& changes, int64_t changelog_offset, uint64_t epoch);
+    // Bumped by drop_cache: flushes started before it no longer persist.
+    uint64_t epoch() const { return epoch_.load(); }
     // Changelog offset the store is up to date with, -1 when none.
     int64_t persisted_offset();
     // Recovery: applies changelog records (key, value or tombstone) up to `last_offset` in one batch.
@@ -74,7 +77,8 @@ public:
     Status apply(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache = false);
     // Whether key has a value (in the cache or the store).
     bool contains(std::string_view key);
-    // Drops the cache (on revoke, after the final flush). Dirty entries would be lost: the caller flushed.
+    // Drops the cache (on revoke, after the final flush) and fences flushes still in flight (see persist).
+    // Dirty entries would be lost: the caller flushed.
     void drop_cache();
 
 private:
@@ -83,6 +87,7 @@ private:
         std::optional<std::string> value;  // nullopt: deleted
         bool dirty = false;
     };
+    Status apply_locked(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache);
     std::optional<std::string> load(std::string_view key);  // from the store, mutex held
     Entry& entry(std::string_view key);                      // cached entry, loaded on miss, mutex held
     void trim();                                             // bounds the clean part of the cache
@@ -100,6 +105,7 @@ private:
     mutable std::mutex mu_;
     std::unordered_map<std::string, Entry, KeyHash, std::equal_to<>> cache_;
     size_t dirty_ = 0;
+    std::atomic<uint64_t> epoch_{0};
 };
 
 class TableStore {
