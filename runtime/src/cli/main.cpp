@@ -21,7 +21,9 @@ int main(int argc, char** argv) {
     HostOptions run_options;
     std::vector<std::string> run_files;
     auto* run = app.add_subcommand("run", "Run the pipelines declared in YAML files until SIGINT/SIGTERM");
-    run->add_option("files", run_files, "Pipeline YAML files")->required()->check(CLI::ExistingFile);
+    run->add_option("files", run_files, "Pipeline YAML files, or one directory of them (watched)")
+        ->required()
+        ->check(CLI::ExistingPath);
     std::string run_broker, run_plugin_dir, run_state_dir;
     run->add_option("--broker", run_broker, "Override the broker: embedded or kafka://host:port[,host:port]");
     run->add_option("--state-dir", run_state_dir, "Override the state directory of tables");

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <set>
 #include <thread>
 
 #include "admin/admin_api.hpp"
@@ -56,67 +57,108 @@ Result<PipelineConfig> load_with_overrides(const std::filesystem::path& file, co
 Host::~Host() { stop(); }
 
 std::chrono::milliseconds Host::shutdown_budget() const {
+    std::lock_guard lock(running_mutex_);
     std::chrono::milliseconds total{0};
-    for (const auto& c : configs_) total += c.shutdown_timeout;
+    for (const auto& r : running_) total += r.config.shutdown_timeout;
     return total;
 }
 
-Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
-    std::unique_ptr<Host> host(new Host());
-    auto log = logger("host");
-    for (const auto& file : options.files) {
-        auto config = load_with_overrides(file, options);
-        if (!config) return make_error(config.error());
-        for (const auto& other : host->configs_)
-            if (other.app_id == config->app_id)
-                return make_error(file.string() + ": app id '" + config->app_id + "' is already used by " +
-                                  other.file.string());
-        host->configs_.push_back(std::move(*config));
-    }
+std::vector<std::shared_ptr<Pipeline>> Host::pipelines() const {
+    std::lock_guard lock(running_mutex_);
+    std::vector<std::shared_ptr<Pipeline>> out;
+    for (const auto& r : running_) out.push_back(r.pipeline);
+    return out;
+}
 
-    // One embedded broker serves every pipeline of this host that asks for one.
-    for (const auto& c : host->configs_) {
-        if (!c.broker.embedded) continue;
-        if (!host->broker_) {
+std::vector<std::map<std::string, std::shared_ptr<Plugin>>> Host::plugin_sets() const {
+    std::lock_guard lock(running_mutex_);
+    std::vector<std::map<std::string, std::shared_ptr<Plugin>>> out;
+    for (const auto& r : running_) out.push_back(r.plugins);
+    return out;
+}
+
+Status Host::start_pipeline(PipelineConfig c) {
+    auto log = logger("host");
+    {
+        std::lock_guard lock(running_mutex_);
+        for (const auto& other : running_)
+            if (other.config.app_id == c.app_id)
+                return make_error(c.file.string() + ": app id '" + c.app_id + "' is already used by " +
+                                  other.config.file.string());
+    }
+    if (c.broker.embedded) {
+        // One embedded broker serves every pipeline of this host that asks for one.
+        if (!broker_) {
             auto broker = EmbeddedBroker::start(c.broker.embedded_port, c.broker.embedded_brokers);
             if (!broker) return make_error(c.file.string() + ": " + broker.error());
-            host->broker_ = std::move(*broker);
-            log->info("embedded broker listening on {} (kcat -b {} -L)", host->broker_->bootstrap(),
-                      host->broker_->bootstrap());
-        } else if (c.broker.embedded_port != host->configs_.front().broker.embedded_port &&
-                   c.broker.embedded_port != 0) {
-            log->warn("{}: also uses the embedded broker already listening on {}", c.file.string(),
-                      host->broker_->bootstrap());
+            broker_ = std::move(*broker);
+            log->info("embedded broker listening on {} (kcat -b {} -L)", broker_->bootstrap(), broker_->bootstrap());
         }
         // The embedded broker is this pipeline's broker: it starts with the topics the pipeline declares,
         // as an operator would provision a real cluster.
         for (const auto& t : c.topics)
-            if (auto st = host->broker_->create_topic(t.name, t.partitions); !st) return make_error(st.error());
+            if (auto st = broker_->create_topic(t.name, t.partitions); !st) return make_error(st.error());
     }
+    auto plugins = load_pipeline_plugins(c);
+    if (!plugins) return make_error(plugins.error());
+    auto pipeline = Pipeline::create(c, *plugins, c.broker.embedded ? broker_->bootstrap() : c.broker.bootstrap,
+                                     c.broker.embedded ? broker_.get() : nullptr);
+    if (!pipeline) return make_error(pipeline.error());
+    std::shared_ptr<Pipeline> running = std::move(*pipeline);
+    if (auto st = running->start(); !st) {
+        running->stop();
+        return make_error(st.error());
+    }
+    Running r;
+    r.file_sha1 = file_sha1(c.file);
+    r.config = std::move(c);
+    r.plugins = std::move(*plugins);
+    r.pipeline = std::move(running);
+    std::lock_guard lock(running_mutex_);
+    running_.push_back(std::move(r));
+    return {};
+}
 
-    for (const auto& c : host->configs_) {
-        auto plugins = load_pipeline_plugins(c);
-        if (!plugins) return make_error(plugins.error());
-        host->plugins_.push_back(std::move(*plugins));
-        auto pipeline = Pipeline::create(c, host->plugins_.back(),
-                                         c.broker.embedded ? host->broker_->bootstrap() : c.broker.bootstrap,
-                                         c.broker.embedded ? host->broker_.get() : nullptr);
-        if (!pipeline) return make_error(pipeline.error());
-        if (auto st = (*pipeline)->start(); !st) return make_error(st.error());
-        host->pipelines_.push_back(std::move(*pipeline));
+Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
+    std::unique_ptr<Host> host(new Host());
+    host->options_ = options;
+    auto log = logger("host");
+    std::vector<std::filesystem::path> files = options.files;
+    if (files.size() == 1 && std::filesystem::is_directory(files.front())) {
+        host->pipeline_dir_ = std::filesystem::absolute(files.front()).lexically_normal();
+        files.clear();
+        for (const auto& entry : std::filesystem::directory_iterator(*host->pipeline_dir_))
+            if (entry.is_regular_file() && entry.path().extension() == ".yaml") files.push_back(entry.path());
+        std::sort(files.begin(), files.end());
+        log->info("pipeline directory {}: {} pipeline file(s); files added, edited or removed take effect at once",
+                  host->pipeline_dir_->string(), files.size());
     }
+    std::vector<PipelineConfig> configs;
+    for (const auto& file : files) {
+        auto config = load_with_overrides(file, options);
+        if (!config) return make_error(config.error());
+        configs.push_back(std::move(*config));
+    }
+    for (auto& c : configs)
+        if (auto st = host->start_pipeline(std::move(c)); !st) return make_error(st.error());
+
+    Host* self = host.get();
     if (options.watch_plugins) {
         std::vector<std::filesystem::path> dirs;
-        for (const auto& c : host->configs_)
-            if (std::find(dirs.begin(), dirs.end(), c.plugin_dir) == dirs.end()) dirs.push_back(c.plugin_dir);
-        Host* self = host.get();
-        auto watcher = PluginWatcher::start(dirs, std::chrono::milliseconds(300),
-                                            [self] { self->reload_plugins("plugin directory"); });
+        for (const auto& r : host->running_)
+            if (std::find(dirs.begin(), dirs.end(), r.config.plugin_dir) == dirs.end()) dirs.push_back(r.config.plugin_dir);
+        auto watcher = FileWatcher::start(dirs, ".so", std::chrono::milliseconds(300),
+                                          [self] { self->reload_plugins("plugin directory"); });
         if (!watcher) log->warn("{}; plugins reload on SIGHUP or POST /reload only", watcher.error());
         else host->watcher_ = std::move(*watcher);
     }
+    if (host->pipeline_dir_) {
+        auto watcher = FileWatcher::start({*host->pipeline_dir_}, ".yaml", std::chrono::milliseconds(300),
+                                          [self] { self->sync_pipeline_dir(); });
+        if (!watcher) return make_error(watcher.error());
+        host->pipeline_watcher_ = std::move(*watcher);
+    }
     if (options.admin_listen) {
-        Host* self = host.get();
         auto server = HttpServer::start(*options.admin_listen, options.admin_token, HttpLimits{},
                                         [self](const HttpRequest& r) { return handle_admin_request(*self, r); });
         if (!server) return make_error(server.error() + " (use --admin HOST:PORT to choose another, or --admin off)");
@@ -127,13 +169,80 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
     return host;
 }
 
+void Host::sync_pipeline_dir() {
+    if (!pipeline_dir_) return;
+    std::lock_guard reload_lock(reload_mutex_);
+    auto log = logger("host");
+    std::set<std::filesystem::path> present;
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(*pipeline_dir_, ec))
+        if (entry.is_regular_file() && entry.path().extension() == ".yaml") present.insert(entry.path());
+
+    // Removed files stop their pipeline; edited ones are checked first and restart theirs only when valid.
+    std::vector<Running> stopping;
+    std::vector<PipelineConfig> to_start;
+    {
+        std::lock_guard lock(running_mutex_);
+        for (auto it = running_.begin(); it != running_.end();) {
+            const auto file = it->config.file;
+            if (!present.count(file)) {
+                log->info("pipeline {}: its file {} was removed; stopping it", it->config.app_id, file.string());
+                stopping.push_back(std::move(*it));
+                it = running_.erase(it);
+                continue;
+            }
+            present.erase(file);
+            const std::string sha1 = file_sha1(file);
+            if (sha1.empty() || sha1 == it->file_sha1) {
+                ++it;
+                continue;
+            }
+            auto config = load_with_overrides(file, options_);
+            if (!config) {
+                log->error("{}; pipeline {} keeps running as it was", config.error(), it->config.app_id);
+                it->file_sha1 = sha1;  // reported once, not at every event in the directory
+                ++it;
+                continue;
+            }
+            log->info("pipeline {}: {} changed; restarting this pipeline (the others run on)", it->config.app_id,
+                      file.string());
+            to_start.push_back(std::move(*config));
+            stopping.push_back(std::move(*it));
+            it = running_.erase(it);
+        }
+    }
+    for (auto& r : stopping) {
+        r.pipeline->stop();
+        log->info("pipeline {} stopped", r.config.app_id);
+    }
+    stopping.clear();  // unloads the plugins only these pipelines used
+    for (const auto& file : present) {  // new files
+        auto config = load_with_overrides(file, options_);
+        if (!config) {
+            log->error("{}; not started", config.error());
+            continue;
+        }
+        to_start.push_back(std::move(*config));
+    }
+    for (auto& c : to_start) {
+        const std::string file = c.file.string();
+        if (auto st = start_pipeline(std::move(c)); !st) log->error("{}: not started: {}", file, st.error());
+        else log->info("pipeline from {} started", file);
+    }
+}
+
 void Host::stop() {
+    pipeline_watcher_.reset();
     watcher_.reset();  // joins: a reload in progress finishes first
     if (admin_) admin_->stop();
     admin_.reset();
-    for (auto it = pipelines_.rbegin(); it != pipelines_.rend(); ++it) (*it)->stop();
-    pipelines_.clear();
-    plugins_.clear();  // unloads the images once no instance refers to them
+    std::vector<Running> running;
+    {
+        std::lock_guard lock(running_mutex_);
+        running.swap(running_);
+    }
+    for (auto it = running.rbegin(); it != running.rend(); ++it) it->pipeline->stop();
+    running.clear();  // unloads the images once no instance refers to them
     broker_.reset();
 }
 
@@ -147,20 +256,19 @@ ReloadRecord Host::reload_plugins(const std::string& trigger) {
     ReloadRecord record;
     record.at = std::chrono::system_clock::now();
     record.trigger = trigger;
-    for (size_t i = 0; i < pipelines_.size(); ++i) {
-        Pipeline& pipeline = *pipelines_[i];
-        std::map<std::string, std::shared_ptr<Plugin>> current;
-        {
-            std::lock_guard lock(plugins_mutex_);
-            current = plugins_[i];
-        }
+    std::vector<std::pair<std::shared_ptr<Pipeline>, std::map<std::string, std::shared_ptr<Plugin>>>> snapshot;
+    {
+        std::lock_guard lock(running_mutex_);
+        for (const auto& r : running_) snapshot.emplace_back(r.pipeline, r.plugins);
+    }
+    for (auto& [pipeline, current] : snapshot) {
         for (auto& [name, old] : current) {
             std::error_code ec;
             if (!std::filesystem::exists(old->path(), ec)) continue;  // removed: the running image stays
             const std::string sha1 = file_sha1(old->path());
             if (sha1.empty() || sha1 == old->sha1()) continue;
             PluginChange change;
-            change.pipeline = pipeline.config().app_id;
+            change.pipeline = pipeline->config().app_id;
             change.plugin = name;
             change.file = old->path().string();
             change.old_sha1 = old->sha1();
@@ -171,12 +279,12 @@ ReloadRecord Host::reload_plugins(const std::string& trigger) {
                 reload_stats_.refused++;
                 log->error("reload of {} refused, the running version stays: {}", change.file, reason);
             };
-            if (!pipeline.uses_plugin(name)) {
+            if (!pipeline->uses_plugin(name)) {
                 refuse("the plugin provides codecs, aggregators or key functions only; those take effect at the "
                        "next start");
             } else if (auto fresh = load_plugin(old->path(), host_api()); !fresh) {
                 refuse(fresh.error());
-            } else if (auto swapped = pipeline.swap_plugin(name, *fresh); !swapped) {
+            } else if (auto swapped = pipeline->swap_plugin(name, *fresh); !swapped) {
                 refuse(swapped.error());
             } else {
                 change.result = "swapped";
@@ -184,10 +292,11 @@ ReloadRecord Host::reload_plugins(const std::string& trigger) {
                 reload_stats_.swapped++;
                 for (const auto& [agent, pause] : change.pauses) reload_stats_.pauses.record(pause);
                 {
-                    std::lock_guard lock(plugins_mutex_);
-                    plugins_[i][name] = *fresh;
+                    std::lock_guard lock(running_mutex_);
+                    for (auto& r : running_)
+                        if (r.pipeline == pipeline) r.plugins[name] = *fresh;
                 }
-                std::shared_ptr<Plugin> previous = std::move(current[name]);
+                std::shared_ptr<Plugin> previous = std::move(old);
                 std::string unload_problem;
                 if (previous.use_count() == 1) {  // nothing else runs it: unload now, and check it really left
                     if (auto st = previous->unload(); st) change.old_unloaded = true;
@@ -219,16 +328,17 @@ std::vector<ReloadRecord> Host::reload_history() const {
 }
 
 bool Host::failed() const {
-    for (const auto& p : pipelines_)
+    for (const auto& p : pipelines())
         if (p->failed()) return true;
     return false;
 }
 
 std::string Host::failure() const {
-    for (const auto& p : pipelines_)
+    for (const auto& p : pipelines())
         if (p->failed()) return p->failure();
     return {};
 }
+
 
 int run_host(const HostOptions& options) {
     auto log = logger("host");

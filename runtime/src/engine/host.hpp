@@ -13,13 +13,15 @@
 #include "admin/http_server.hpp"
 #include "config/config.hpp"
 #include "engine/pipeline.hpp"
-#include "engine/plugin_watcher.hpp"
+#include "engine/file_watcher.hpp"
 #include "engine/reload.hpp"
 #include "kafka/embedded_broker.hpp"
 
 namespace mephisto {
 
 struct HostOptions {
+    // Pipeline files, or one directory: then every *.yaml in it is a pipeline, and adding, editing or removing
+    // a file while the host runs starts, restarts or stops that pipeline.
     std::vector<std::filesystem::path> files;
     std::optional<std::string> broker;  // overrides every pipeline's broker: "embedded" or "kafka://..."
     std::optional<std::filesystem::path> plugin_dir;
@@ -46,12 +48,14 @@ public:
     bool failed() const;
     std::string failure() const;
     EmbeddedBroker* broker() const { return broker_.get(); }
-    const std::vector<std::unique_ptr<Pipeline>>& pipelines() const { return pipelines_; }
+    // The running pipelines (a snapshot: a pipeline directory may add or remove some). THREAD: any.
+    std::vector<std::shared_ptr<Pipeline>> pipelines() const;
     // The plugins each pipeline runs, by name (a copy: a reload may swap them). THREAD: any.
-    std::vector<std::map<std::string, std::shared_ptr<Plugin>>> plugin_sets() const {
-        std::lock_guard lock(plugins_mutex_);
-        return plugins_;
-    }
+    std::vector<std::map<std::string, std::shared_ptr<Plugin>>> plugin_sets() const;
+    // With a pipeline directory: starts the pipelines of new files, stops those of removed ones and restarts
+    // those whose file changed. A file that does not load is reported (file:line:column) and changes
+    // nothing. THREAD: any; serialized with plugin reloads.
+    void sync_pipeline_dir();
     // Hot reload (DESIGN.md §5): every plugin whose file changed is loaded and checked, then swapped into the
     // pipelines that run it, agent by agent; a file that is refused changes nothing and is reported with its
     // path and reason. Returns the record, also kept in the history. THREAD: any; reloads are serialized.
@@ -64,17 +68,28 @@ public:
 
 private:
     Host() = default;
-    std::vector<PipelineConfig> configs_;
+    // Loads the plugins of `config`, then creates and starts its pipeline, and adds it to the running ones.
+    Status start_pipeline(PipelineConfig config);
+
+    // One running pipeline: its file's configuration and content hash, its plugins and the pipeline.
+    struct Running {
+        PipelineConfig config;
+        std::string file_sha1;
+        std::map<std::string, std::shared_ptr<Plugin>> plugins;
+        std::shared_ptr<Pipeline> pipeline;
+    };
+    HostOptions options_;
+    std::optional<std::filesystem::path> pipeline_dir_;
     std::unique_ptr<EmbeddedBroker> broker_;
-    mutable std::mutex plugins_mutex_;  // guards plugins_ against a swap while the admin API reads it
-    std::vector<std::map<std::string, std::shared_ptr<Plugin>>> plugins_;
-    std::vector<std::unique_ptr<Pipeline>> pipelines_;
+    mutable std::mutex running_mutex_;  // guards running_: the admin API reads it while reloads change it
+    std::vector<Running> running_;
     std::mutex reload_mutex_;
     mutable std::mutex history_mutex_;
     std::deque<ReloadRecord> history_;  // the last kReloadHistory reloads
     ReloadStats reload_stats_;
     std::unique_ptr<HttpServer> admin_;  // started last, stopped first: it reads the pipelines
-    std::unique_ptr<PluginWatcher> watcher_;
+    std::unique_ptr<FileWatcher> watcher_;           // plugin directories
+    std::unique_ptr<FileWatcher> pipeline_watcher_;  // the pipeline directory
 };
 
 // `mephisto run`: starts the host and serves until SIGINT/SIGTERM or a pipeline failure. Returns the exit
