@@ -1,5 +1,7 @@
 #include "harness.hpp"
 
+#include "tables/codec.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -175,6 +177,22 @@ std::map<std::string, int> TopicReader::value_counts() const {
     for (const auto& r : records_)
         if (r.value) counts[*r.value]++;
     return counts;
+}
+
+std::map<std::string, int64_t> int64_table_from_changelog(const std::string& bootstrap, const std::string& topic,
+                                                          int partitions) {
+    TopicReader changelog(bootstrap, topic, partitions);
+    if (!changelog.read_to_end(20s)) throw std::runtime_error("could not read " + topic + " to its end");
+    std::vector<const Record*> sorted;
+    for (const auto& r : changelog.records()) sorted.push_back(&r);
+    std::sort(sorted.begin(), sorted.end(),
+              [](auto* a, auto* b) { return std::tie(a->partition, a->offset) < std::tie(b->partition, b->offset); });
+    std::map<std::string, int64_t> out;
+    for (auto* r : sorted) {
+        if (r->value) out[*r->key] = decode_int64(*r->value);
+        else out.erase(*r->key);
+    }
+    return out;
 }
 
 std::map<int32_t, int64_t> committed_offsets(const std::string& bootstrap, const std::string& group,

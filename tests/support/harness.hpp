@@ -89,6 +89,12 @@ private:
     std::vector<Record> records_;
 };
 
+// An int64 table as its changelog says: the last value of each key, in offset order per partition, keys whose
+// last record is a tombstone absent (the model a recovered table must equal). Throws when the changelog
+// cannot be read to its end.
+std::map<std::string, int64_t> int64_table_from_changelog(const std::string& bootstrap, const std::string& topic,
+                                                          int partitions);
+
 // The group's committed offsets of `topic` (partition -> next offset; -1001 when none).
 std::map<int32_t, int64_t> committed_offsets(const std::string& bootstrap, const std::string& group,
                                              const std::string& topic, int partitions);

@@ -30,20 +30,8 @@ std::vector<Message> words(const std::vector<std::string>& list) {
     return out;
 }
 
-// The last value per key of the changelog (the table's model), tombstones removing the key.
 std::map<std::string, int64_t> changelog_model(const std::string& bootstrap, const std::string& app) {
-    TopicReader changelog(bootstrap, app + "-counts-changelog", 4);
-    REQUIRE(changelog.read_to_end(20s));
-    std::vector<const Record*> sorted;
-    for (const auto& r : changelog.records()) sorted.push_back(&r);
-    std::sort(sorted.begin(), sorted.end(),
-              [](auto* a, auto* b) { return std::tie(a->partition, a->offset) < std::tie(b->partition, b->offset); });
-    std::map<std::string, int64_t> out;
-    for (auto* r : sorted) {
-        if (r->value) out[*r->key] = mephisto::decode_int64(*r->value);
-        else out.erase(*r->key);
-    }
-    return out;
+    return int64_table_from_changelog(bootstrap, app + "-counts-changelog", 4);
 }
 
 struct Replay {

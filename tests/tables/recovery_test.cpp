@@ -31,20 +31,8 @@ std::vector<Message> corpus_round() {
 
 int64_t expected(int word, int rounds) { return static_cast<int64_t>(word + 1) * rounds; }
 
-// The table as its changelog says: the last value of each key, in offset order per partition.
 std::map<std::string, int64_t> changelog_counts(const std::string& bootstrap, const std::string& app) {
-    TopicReader changelog(bootstrap, app + "-counts-changelog", 4);
-    REQUIRE(changelog.read_to_end(20s));
-    std::vector<const Record*> sorted;
-    for (const auto& r : changelog.records()) sorted.push_back(&r);
-    std::sort(sorted.begin(), sorted.end(),
-              [](auto* a, auto* b) { return std::tie(a->partition, a->offset) < std::tie(b->partition, b->offset); });
-    std::map<std::string, int64_t> out;
-    for (auto* r : sorted) {
-        if (r->value) out[*r->key] = mephisto::decode_int64(*r->value);
-        else out.erase(*r->key);
-    }
-    return out;
+    return int64_table_from_changelog(bootstrap, app + "-counts-changelog", 4);
 }
 
 }  // namespace
