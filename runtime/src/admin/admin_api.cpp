@@ -83,7 +83,7 @@ json pipelines(const Host& host) {
                           {"refused", ps.refused}};
             if (ps.end >= 0) {
                 entry["end"] = ps.end;
-                entry["lag"] = std::max<int64_t>(0, ps.end - std::max<int64_t>(0, ps.committed));
+                entry["lag"] = ps.lag;
             }
             partitions.push_back(std::move(entry));
         }

@@ -96,9 +96,9 @@ std::string render_metrics(const Host& host) {
             ++assigned;
             const std::vector<ClientMetric::Label> labels = {
                 {"pipeline", app}, {"topic", ps.topic}, {"partition", std::to_string(ps.partition)}};
-            if (ps.end >= 0)
+            if (ps.lag >= 0)
                 out.gauge("mephisto_consumer_lag", "Messages between the committed offset and the partition's end",
-                          labels, static_cast<double>(std::max<int64_t>(0, ps.end - std::max<int64_t>(0, ps.committed))));
+                          labels, static_cast<double>(ps.lag));
             out.gauge("mephisto_partition_recovering", "1 while the partition waits for its tables to recover", labels,
                       ps.recovering ? 1 : 0);
         }

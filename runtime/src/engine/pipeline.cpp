@@ -542,8 +542,10 @@ std::vector<PartitionStatus> Pipeline::partition_status() const {
         if (consumer_ &&
             rd_kafka_get_watermark_offsets(consumer_.get(), ps->topic.c_str(), ps->partition, &low, &high) ==
                 RD_KAFKA_RESP_ERR_NO_ERROR &&
-            high >= 0)
+            high >= 0) {
             st.end = high;
+            st.lag = std::max<int64_t>(0, high - (st.committed >= 0 ? st.committed : std::max<int64_t>(0, low)));
+        }
         out.push_back(std::move(st));
     }
     return out;

@@ -53,6 +53,7 @@ struct PartitionStatus {
     int32_t partition = 0;
     int64_t committed = -1;  // next offset the group will read; -1 when nothing was committed here yet
     int64_t end = -1;        // the partition's end as last fetched; -1 when not known yet
+    int64_t lag = -1;        // end minus the committed offset (or the partition's start); -1 when not known
     bool recovering = false;
     bool refused = false;    // its tables refuse to serve (a store ahead of its changelog)
 };
