@@ -90,7 +90,7 @@ int main(int argc, char** argv) {
     mephisto::HostOptions options;
     options.files = {yaml};
     options.broker = "kafka://" + bootstrap;
-    options.watch_plugins = false;  // each swap is asked for, so each is measured alone
+    options.watch = false;  // each swap is asked for, so each is measured alone
     auto host = mephisto::Host::start(options);
     if (!host) die("host: " + host.error());
     const auto& pipeline = *(*host)->pipelines().front();

@@ -1,5 +1,5 @@
 // Pipelines from a directory (issue 4): every *.yaml in the directory given to `mephisto run` is a pipeline;
-// a file added starts one, a file removed stops its pipeline cleanly, an edited file restarts only its own
+// a file added starts one, a file removed stops its pipeline cleanly, an edited file changes only its own
 // pipeline, and a file that does not load is reported with file, line and column while the rest runs on.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
@@ -36,7 +36,7 @@ bool flows(const std::string& bootstrap, const std::string& from, const std::str
 
 }  // namespace
 
-TEST_CASE("a pipeline directory: files added start pipelines, removed ones stop, edits restart only their own") {
+TEST_CASE("a pipeline directory: files added start pipelines, removed ones stop, edits change only their own") {
     Broker broker;
     for (const char* t : {"a_in", "a_out", "a_out2", "b_in", "b_out"}) broker.create_topic(t, 2);
     TempDir dir;
@@ -49,7 +49,7 @@ TEST_CASE("a pipeline directory: files added start pipelines, removed ones stop,
 
     // Added: b starts; a never pauses (one assignment only, no revocation).
     place(pipelines / "b.yaml", pipeline("pb", "b_in", "b_out"));
-    REQUIRE(host->await_log("pipeline from " + (pipelines / "b.yaml").string() + " started", 30s));
+    REQUIRE(host->await_log("pipeline pb from " + (pipelines / "b.yaml").string() + " started", 30s));
     CHECK(flows(broker.bootstrap(), "b_in", "b_out", "b-1"));
     CHECK(flows(broker.bootstrap(), "a_in", "a_out", "a-2"));
 
@@ -69,9 +69,18 @@ TEST_CASE("a pipeline directory: files added start pipelines, removed ones stop,
     CHECK(host->count_in_log("[pa] assigned") == 1);
     CHECK(host->count_in_log("[pa] revoked") == 0);
 
-    // Edited: only a restarts, now writing to a_out2.
+    // Edited, in place: a's agent now writes to a_out2; it restarts, the pipeline does not.
     place(pipelines / "a.yaml", pipeline("pa", "a_in", "a_out2"));
-    REQUIRE(host->await_log("pipeline pa: " + (pipelines / "a.yaml").string() + " changed; restarting", 30s));
+    REQUIRE(host->await_log("pipeline pa: " + (pipelines / "a.yaml").string() + " applied in place", 30s));
     CHECK(flows(broker.bootstrap(), "a_in", "a_out2", "a-4"));
+    CHECK(host->count_in_log("[pa] revoked") == 0);
+
+    // Edited beyond what a running pipeline can change (the topic it reads): only a restarts.
+    place(pipelines / "a.yaml", pipeline("pa", "b_in", "a_out2"));
+    REQUIRE(host->await_log("pipeline pa: " + (pipelines / "a.yaml").string() +
+                                " changed (the topics the pipeline reads changed (+b_in, -a_in): its consumer must "
+                                "rejoin the group); restarting this pipeline",
+                            30s));
+    CHECK(flows(broker.bootstrap(), "b_in", "a_out2", "a-5"));
     CHECK(host->stop(SIGTERM, 30s) == 0);
 }

@@ -156,7 +156,19 @@ json reload_json(const ReloadRecord& r) {
                            {"agents", pauses},
                            {"old_image_unloaded", c.old_unloaded}});
     }
-    return {{"at", iso8601(r.at)}, {"trigger", r.trigger}, {"changes", changes}};
+    json topology = json::array();
+    for (const auto& t : r.topology) {
+        json pauses = json::array();
+        for (const auto& [agent, pause] : t.pauses)
+            pauses.push_back({{"agent", agent}, {"pause_ms", static_cast<double>(pause.count()) / 1000.0}});
+        topology.push_back({{"pipeline", t.pipeline},
+                            {"file", t.file},
+                            {"result", t.result},
+                            {"changed", t.summary},
+                            {"reason", t.reason.empty() ? json() : json(t.reason)},
+                            {"agents", pauses}});
+    }
+    return {{"at", iso8601(r.at)}, {"trigger", r.trigger}, {"changes", changes}, {"topology", topology}};
 }
 
 }  // namespace
@@ -165,10 +177,8 @@ HttpResponse handle_admin_request(Host& host, const HttpRequest& request) {
     const std::string& path = request.path;
     if (path == "/reload") {
         if (request.method != "POST") return error(405, "use POST /reload");
-        const ReloadRecord record = host.reload_plugins("POST /reload");
-        bool refused = false;
-        for (const auto& c : record.changes) refused = refused || c.result == "refused";
-        return reply(refused ? 422 : 200, reload_json(record));
+        const ReloadRecord record = host.reload("POST /reload", true, true);
+        return reply(record.refused() ? 422 : 200, reload_json(record));
     }
     const bool get = request.method == "GET" || request.method == "HEAD";
     if (!get) return error(405, request.method + " " + path + ": only GET is served here");

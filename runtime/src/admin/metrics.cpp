@@ -86,7 +86,14 @@ std::string render_metrics(const Host& host) {
                 static_cast<double>(reloads.swapped.load()));
     out.counter("mephisto_plugin_reloads_total", "Plugin replacements by result", {{"result", "refused"}},
                 static_cast<double>(reloads.refused.load()));
-    out.histogram("mephisto_plugin_swap_pause_seconds", "How long an agent took no events during a plugin swap", {},
+    for (const auto& [result, count] : {std::pair{"applied", &reloads.topology_applied},
+                                        std::pair{"restarted", &reloads.topology_restarted},
+                                        std::pair{"refused", &reloads.topology_refused}})
+        out.counter("mephisto_topology_reloads_total",
+                    "Pipeline file changes by result: applied in place, pipeline restarted (or started, stopped), refused",
+                    {{"result", result}}, static_cast<double>(count->load()));
+    out.histogram("mephisto_plugin_swap_pause_seconds",
+                  "How long an agent took no events while a plugin swap or a topology edit restarted it", {},
                   reloads.pauses);
     for (const auto& p : host.pipelines()) {
         const std::string app = p->config().app_id;

@@ -131,9 +131,18 @@ int reload(const AdminOptions& o) {
     }
     if (o.json) {
         std::cout << body.dump(2) << "\n";
-    } else if (body["changes"].empty()) {
-        std::cout << "no plugin changed\n";
+    } else if (body["changes"].empty() && body["topology"].empty()) {
+        std::cout << "nothing changed: no plugin and no pipeline file\n";
     } else {
+        for (const auto& t : body["topology"]) {
+            std::cout << (t["pipeline"].get<std::string>().empty() ? "" : t["pipeline"].get<std::string>() + ": ")
+                      << t["file"].get<std::string>() << ": " << t["result"].get<std::string>();
+            if (!t["changed"].get<std::string>().empty()) std::cout << " (" << t["changed"].get<std::string>() << ")";
+            if (t["reason"].is_string()) std::cout << ": " << t["reason"].get<std::string>();
+            for (const auto& a : t["agents"])
+                std::cout << "\n  " << a["agent"].get<std::string>() << " paused " << a["pause_ms"].get<double>() << " ms";
+            std::cout << "\n";
+        }
         for (const auto& c : body["changes"]) {
             std::cout << c["pipeline"].get<std::string>() << ": " << c["file"].get<std::string>() << ": "
                       << c["result"].get<std::string>();

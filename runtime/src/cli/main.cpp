@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
     run->add_option("--admin-token", run_admin_token, "Require this bearer token on the admin API")
         ->envname("MEPHISTO_ADMIN_TOKEN");
     bool run_no_watch = false;
-    run->add_flag("--no-watch", run_no_watch, "Do not reload plugins when their files change (SIGHUP and POST /reload still do)");
+    run->add_flag("--no-watch", run_no_watch, "Do not reload plugins and pipeline files when they change (SIGHUP and POST /reload still do)");
 
     std::vector<std::string> validate_files;
     std::string validate_plugin_dir;
@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
         if (!run_state_dir.empty()) run_options.state_dir = run_state_dir;
         if (run_admin != "off") run_options.admin_listen = run_admin;
         run_options.admin_token = run_admin_token;
-        run_options.watch_plugins = !run_no_watch;
+        run_options.watch = !run_no_watch;
         return run_host(run_options);
     }
     if (*validate) {

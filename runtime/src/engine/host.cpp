@@ -7,15 +7,21 @@
 #include <thread>
 
 #include "admin/admin_api.hpp"
+#include "config/topology_diff.hpp"
 #include "common/logging.hpp"
 #include "tables/codec.hpp"
 
 namespace mephisto {
 
-Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(const PipelineConfig& config) {
+Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(
+    const PipelineConfig& config, const std::map<std::string, std::shared_ptr<Plugin>>& loaded) {
     std::map<std::string, std::shared_ptr<Plugin>> plugins;
     auto load = [&](const std::string& name, const Mark& mark) -> Status {
         if (plugins.count(name)) return {};
+        if (auto it = loaded.find(name); it != loaded.end()) {
+            plugins.emplace(name, it->second);
+            return {};
+        }
         auto plugin = load_plugin(config.plugin_dir / (name + ".so"), host_api());
         if (!plugin) return make_error(mark.str() + ": " + plugin.error());
         logger("loader")->info("loaded plugin {} {} (ABI {}.{}) from {}", (*plugin)->name(), (*plugin)->version(),
@@ -143,20 +149,33 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
         if (auto st = host->start_pipeline(std::move(c)); !st) return make_error(st.error());
 
     Host* self = host.get();
-    if (options.watch_plugins) {
+    if (options.watch) {
         std::vector<std::filesystem::path> dirs;
         for (const auto& r : host->running_)
             if (std::find(dirs.begin(), dirs.end(), r.config.plugin_dir) == dirs.end()) dirs.push_back(r.config.plugin_dir);
         auto watcher = FileWatcher::start(dirs, ".so", std::chrono::milliseconds(300),
-                                          [self] { self->reload_plugins("plugin directory"); });
+                                          [self] { self->reload("plugin directory", false, true, true); });
         if (!watcher) log->warn("{}; plugins reload on SIGHUP or POST /reload only", watcher.error());
         else host->watcher_ = std::move(*watcher);
-    }
-    if (host->pipeline_dir_) {
-        auto watcher = FileWatcher::start({*host->pipeline_dir_}, ".yaml", std::chrono::milliseconds(300),
-                                          [self] { self->sync_pipeline_dir(); });
-        if (!watcher) return make_error(watcher.error());
-        host->pipeline_watcher_ = std::move(*watcher);
+
+        // Pipeline files: the directory given, or the directories of the files given (an editor's save
+        // replaces the file, so the directory is what can be watched).
+        std::vector<std::filesystem::path> file_dirs;
+        std::string suffix;
+        if (host->pipeline_dir_) {
+            file_dirs.push_back(*host->pipeline_dir_);
+            suffix = ".yaml";
+        }
+        for (const auto& f : host->pipeline_dir_ ? std::vector<std::filesystem::path>{} : files) {
+            auto dir = std::filesystem::absolute(f).lexically_normal().parent_path();
+            if (std::find(file_dirs.begin(), file_dirs.end(), dir) == file_dirs.end()) file_dirs.push_back(dir);
+        }
+        if (!file_dirs.empty()) {
+            auto files_watcher = FileWatcher::start(file_dirs, suffix, std::chrono::milliseconds(300),
+                                                    [self] { self->reload("pipeline file", true, false, true); });
+            if (!files_watcher) log->warn("{}; pipeline files reload on SIGHUP or POST /reload only", files_watcher.error());
+            else host->pipeline_watcher_ = std::move(*files_watcher);
+        }
     }
     if (options.admin_listen) {
         auto server = HttpServer::start(*options.admin_listen, options.admin_token, HttpLimits{},
@@ -169,66 +188,166 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
     return host;
 }
 
-void Host::sync_pipeline_dir() {
-    if (!pipeline_dir_) return;
-    std::lock_guard reload_lock(reload_mutex_);
+void Host::sync_pipelines(ReloadRecord& record) {
     auto log = logger("host");
+    // The files that should run now: the directory's *.yaml, or the files given at start.
     std::set<std::filesystem::path> present;
-    std::error_code ec;
-    for (const auto& entry : std::filesystem::directory_iterator(*pipeline_dir_, ec))
-        if (entry.is_regular_file() && entry.path().extension() == ".yaml") present.insert(entry.path());
+    if (pipeline_dir_) {
+        std::error_code ec;
+        for (const auto& entry : std::filesystem::directory_iterator(*pipeline_dir_, ec))
+            if (entry.is_regular_file() && entry.path().extension() == ".yaml") present.insert(entry.path());
+    } else {
+        std::error_code ec;
+        for (const auto& f : options_.files)
+            if (std::filesystem::is_regular_file(f, ec)) present.insert(f);
+    }
+    auto note = [&](TopologyChange change) {
+        if (change.result == "refused") reload_stats_.topology_refused++;
+        else if (change.result == "applied") reload_stats_.topology_applied++;
+        else reload_stats_.topology_restarted++;
+        record.topology.push_back(std::move(change));
+    };
 
-    // Removed files stop their pipeline; edited ones are checked first and restart theirs only when valid.
-    std::vector<Running> stopping;
-    std::vector<PipelineConfig> to_start;
+    std::vector<std::pair<std::string, std::string>> files;  // (file, app) of the running pipelines
     {
         std::lock_guard lock(running_mutex_);
-        for (auto it = running_.begin(); it != running_.end();) {
-            const auto file = it->config.file;
-            if (!present.count(file)) {
-                log->info("pipeline {}: its file {} was removed; stopping it", it->config.app_id, file.string());
-                stopping.push_back(std::move(*it));
-                it = running_.erase(it);
-                continue;
+        for (const auto& r : running_) files.emplace_back(r.config.file.string(), r.config.app_id);
+    }
+    for (const auto& [file, app] : files) {
+        if (!present.count(file)) {
+            if (!pipeline_dir_) continue;  // a file given on the command line: a save in progress, or a mistake
+            std::optional<Running> removed;
+            {
+                std::lock_guard lock(running_mutex_);
+                for (auto it = running_.begin(); it != running_.end(); ++it)
+                    if (it->config.file == file) {
+                        removed = std::move(*it);
+                        running_.erase(it);
+                        break;
+                    }
             }
-            present.erase(file);
-            const std::string sha1 = file_sha1(file);
-            if (sha1.empty() || sha1 == it->file_sha1) {
-                ++it;
-                continue;
-            }
-            auto config = load_with_overrides(file, options_);
-            if (!config) {
-                log->error("{}; pipeline {} keeps running as it was", config.error(), it->config.app_id);
-                it->file_sha1 = sha1;  // reported once, not at every event in the directory
-                ++it;
-                continue;
-            }
-            log->info("pipeline {}: {} changed; restarting this pipeline (the others run on)", it->config.app_id,
-                      file.string());
-            to_start.push_back(std::move(*config));
-            stopping.push_back(std::move(*it));
-            it = running_.erase(it);
+            if (!removed) continue;
+            log->info("pipeline {}: its file {} was removed; stopping it", app, file);
+            removed->pipeline->stop();
+            log->info("pipeline {} stopped", app);
+            note({app, file, "stopped", "the file was removed", "", {}});
+            continue;  // `removed` unloads the plugins only it used
         }
+        present.erase(file);
+        const std::string sha1 = file_sha1(file);
+        size_t index = 0;
+        std::string running_sha1;
+        {
+            std::lock_guard lock(running_mutex_);
+            for (index = 0; index < running_.size() && running_[index].config.file != file; ++index) {}
+            if (index == running_.size()) continue;
+            running_sha1 = running_[index].file_sha1;
+        }
+        if (sha1.empty() || sha1 == running_sha1) continue;
+        auto edited = load_with_overrides(file, options_);
+        if (!edited) {
+            log->error("{}; pipeline {} keeps running as it was", edited.error(), app);
+            std::lock_guard lock(running_mutex_);
+            running_[index].file_sha1 = sha1;  // reported once, not at every event in the directory
+            note({app, file, "refused", "", edited.error(), {}});
+            continue;
+        }
+        note(apply_edit(index, std::move(*edited), sha1));
     }
-    for (auto& r : stopping) {
-        r.pipeline->stop();
-        log->info("pipeline {} stopped", r.config.app_id);
-    }
-    stopping.clear();  // unloads the plugins only these pipelines used
-    for (const auto& file : present) {  // new files
+    for (const auto& file : present) {  // new files in the directory
         auto config = load_with_overrides(file, options_);
         if (!config) {
             log->error("{}; not started", config.error());
+            note({"", file.string(), "refused", "", config.error(), {}});
             continue;
         }
-        to_start.push_back(std::move(*config));
+        const std::string app = config->app_id;
+        if (auto st = start_pipeline(std::move(*config)); !st) {
+            log->error("{}: not started: {}", file.string(), st.error());
+            note({app, file.string(), "refused", "", st.error(), {}});
+        } else {
+            log->info("pipeline {} from {} started", app, file.string());
+            note({app, file.string(), "started", "a new pipeline file", "", {}});
+        }
     }
-    for (auto& c : to_start) {
-        const std::string file = c.file.string();
-        if (auto st = start_pipeline(std::move(c)); !st) log->error("{}: not started: {}", file, st.error());
-        else log->info("pipeline from {} started", file);
+}
+
+TopologyChange Host::apply_edit(size_t index, PipelineConfig edited, const std::string& sha1) {
+    auto log = logger("host");
+    Running* r;
+    std::map<std::string, std::shared_ptr<Plugin>> current;
+    {
+        std::lock_guard lock(running_mutex_);
+        r = &running_[index];  // only reloads (serialized, and this is one) change running_'s shape
+        current = r->plugins;
     }
+    TopologyChange change;
+    change.pipeline = r->config.app_id;
+    change.file = r->config.file.string();
+    const TopologyDiff diff = diff_topology(r->config, edited);
+    change.summary = diff.summary();
+    auto refuse = [&](const std::string& why) {
+        change.result = "refused";
+        change.reason = why;
+        log->error("pipeline {}: the edit of {} is refused and nothing changed: {}", change.pipeline, change.file, why);
+        std::lock_guard lock(running_mutex_);
+        r->file_sha1 = sha1;
+        return change;
+    };
+    if (diff.empty()) {  // comments, formatting or order only
+        std::lock_guard lock(running_mutex_);
+        r->config = std::move(edited);
+        r->file_sha1 = sha1;
+        change.result = "applied";
+        return change;
+    }
+    if (diff.in_place()) {
+        auto plugins = load_pipeline_plugins(edited, current);
+        if (!plugins) return refuse(plugins.error());
+        if (edited.broker.embedded && broker_)
+            for (const auto& name : diff.topics_added)
+                for (const auto& t : edited.topics)
+                    if (t.name == name)
+                        if (auto st = broker_->create_topic(t.name, t.partitions); !st) return refuse(st.error());
+        auto applied = r->pipeline->apply_topology(edited, diff, *plugins);
+        if (!applied) return refuse(applied.error());
+        change.result = "applied";
+        change.pauses = applied->agents;
+        for (const auto& [agent, pause] : change.pauses)
+            if (pause.count() > 0) reload_stats_.pauses.record(pause);
+        std::string pauses;  // of the agents that restarted (the others did not pause, or just started)
+        for (const auto& [agent, pause] : change.pauses)
+            if (pause.count() > 0)
+                pauses += (pauses.empty() ? "" : ", ") + agent + " " + fmt::format("{:.3f}", pause.count() / 1000.0) + " ms";
+        log->info("pipeline {}: {} applied in place ({}); the other agents ran on; restarted agents paused: {}",
+                  change.pipeline, change.file, change.summary, pauses.empty() ? "none" : pauses);
+        std::lock_guard lock(running_mutex_);
+        r->config = std::move(edited);
+        r->file_sha1 = sha1;
+        r->plugins = std::move(*plugins);  // plugins no longer named are unloaded once nothing runs them
+        return change;
+    }
+    // Anything else restarts this pipeline only.
+    std::string reasons;
+    for (const auto& why : diff.restart_reasons) reasons += (reasons.empty() ? "" : "; ") + why;
+    change.result = "restarted";
+    change.reason = reasons;
+    log->info("pipeline {}: {} changed ({}); restarting this pipeline, the others run on", change.pipeline,
+              change.file, reasons);
+    Running stopping;
+    {
+        std::lock_guard lock(running_mutex_);
+        stopping = std::move(running_[index]);
+        running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(index));
+    }
+    stopping.pipeline->stop();
+    stopping = Running{};  // unloads the plugins only this pipeline used
+    if (auto st = start_pipeline(std::move(edited)); !st) {
+        change.result = "refused";
+        change.reason = "restarting failed, the pipeline is stopped: " + st.error();
+        log->error("pipeline {}: {}", change.pipeline, change.reason);
+    }
+    return change;
 }
 
 void Host::stop() {
@@ -250,12 +369,26 @@ namespace {
 constexpr size_t kReloadHistory = 20;
 }
 
-ReloadRecord Host::reload_plugins(const std::string& trigger) {
+ReloadRecord Host::reload(const std::string& trigger, bool pipeline_files, bool plugins, bool watcher) {
     std::lock_guard reload_lock(reload_mutex_);
-    auto log = logger("reload");
     ReloadRecord record;
     record.at = std::chrono::system_clock::now();
     record.trigger = trigger;
+    if (pipeline_files) sync_pipelines(record);
+    if (plugins) reload_plugin_files(record);
+    if (record.changes.empty() && record.topology.empty()) {
+        // Asked for (SIGHUP, POST /reload): said and kept. A watcher's wake-up for some other file: neither.
+        if (watcher) return record;
+        logger("reload")->info("{}: nothing changed", trigger);
+    }
+    std::lock_guard lock(history_mutex_);
+    history_.push_back(record);
+    while (history_.size() > kReloadHistory) history_.pop_front();
+    return record;
+}
+
+void Host::reload_plugin_files(ReloadRecord& record) {
+    auto log = logger("reload");
     std::vector<std::pair<std::shared_ptr<Pipeline>, std::map<std::string, std::shared_ptr<Plugin>>>> snapshot;
     {
         std::lock_guard lock(running_mutex_);
@@ -315,11 +448,6 @@ ReloadRecord Host::reload_plugins(const std::string& trigger) {
             record.changes.push_back(std::move(change));
         }
     }
-    if (record.changes.empty()) log->info("{}: no plugin changed", trigger);
-    std::lock_guard lock(history_mutex_);
-    history_.push_back(record);
-    while (history_.size() > kReloadHistory) history_.pop_front();
-    return record;
 }
 
 std::vector<ReloadRecord> Host::reload_history() const {
@@ -362,7 +490,7 @@ int run_host(const HostOptions& options) {
         timespec tick{0, 200'000'000};
         int sig = sigtimedwait(&signals, nullptr, &tick);
         if (sig == SIGHUP) {
-            (*host)->reload_plugins("SIGHUP");
+            (*host)->reload("SIGHUP", true, true);
         } else if (sig > 0) {
             received = sig;
             break;

@@ -20,8 +20,8 @@
 namespace mephisto {
 
 struct HostOptions {
-    // Pipeline files, or one directory: then every *.yaml in it is a pipeline, and adding, editing or removing
-    // a file while the host runs starts, restarts or stops that pipeline.
+    // Pipeline files, or one directory: then every *.yaml in it is a pipeline, and adding or removing a file
+    // while the host runs starts or stops that pipeline. An edited file is reloaded (Host::reload).
     std::vector<std::filesystem::path> files;
     std::optional<std::string> broker;  // overrides every pipeline's broker: "embedded" or "kafka://..."
     std::optional<std::filesystem::path> plugin_dir;
@@ -30,12 +30,15 @@ struct HostOptions {
     // requests must carry "Authorization: Bearer <token>".
     std::optional<std::string> admin_listen;
     std::string admin_token;
-    // Reload plugins when a .so in a pipeline's plugin directory changes (DESIGN.md §5).
-    bool watch_plugins = true;
+    // Reload when a .so in a pipeline's plugin directory or a pipeline file changes (DESIGN.md §5). Off:
+    // SIGHUP and POST /reload still do.
+    bool watch = true;
 };
 
 // Loads every plugin a pipeline names from its plugin dir. Errors name the YAML position of the reference.
-Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(const PipelineConfig& config);
+// Images in `loaded` are used as they are (a topology reload keeps the running images).
+Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(
+    const PipelineConfig& config, const std::map<std::string, std::shared_ptr<Plugin>>& loaded = {});
 
 // Loads a pipeline file with the command line's overrides applied.
 Result<PipelineConfig> load_with_overrides(const std::filesystem::path& file, const HostOptions& options);
@@ -52,14 +55,17 @@ public:
     std::vector<std::shared_ptr<Pipeline>> pipelines() const;
     // The plugins each pipeline runs, by name (a copy: a reload may swap them). THREAD: any.
     std::vector<std::map<std::string, std::shared_ptr<Plugin>>> plugin_sets() const;
-    // With a pipeline directory: starts the pipelines of new files, stops those of removed ones and restarts
-    // those whose file changed. A file that does not load is reported (file:line:column) and changes
-    // nothing. THREAD: any; serialized with plugin reloads.
-    void sync_pipeline_dir();
-    // Hot reload (DESIGN.md §5): every plugin whose file changed is loaded and checked, then swapped into the
-    // pipelines that run it, agent by agent; a file that is refused changes nothing and is reported with its
-    // path and reason. Returns the record, also kept in the history. THREAD: any; reloads are serialized.
-    ReloadRecord reload_plugins(const std::string& trigger);
+    // Reload (DESIGN.md §5), of the pipeline files, the plugins or both; returns the record, also kept in the
+    // history (a watcher's reload that found nothing changed is not). THREAD: any; reloads are serialized.
+    //  - Pipeline files: an edited file is parsed and validated whole, then diffed against its running
+    //    pipeline. Agents, timers and declared topics are applied in place: the agents the edit does not name
+    //    never pause. Other changes (the topics read, tables, broker...) restart that pipeline only. A file
+    //    that does not load is reported (file:line:column) and changes nothing. With a pipeline directory,
+    //    a file added starts its pipeline and a file removed stops it.
+    //  - Plugins: every plugin whose file changed is loaded and checked, then swapped into the pipelines that
+    //    run it, agent by agent; a file that is refused changes nothing and is reported with its path and reason.
+    ReloadRecord reload(const std::string& trigger, bool pipeline_files, bool plugins, bool watcher = false);
+    ReloadRecord reload_plugins(const std::string& trigger) { return reload(trigger, false, true); }
     std::vector<ReloadRecord> reload_history() const;
     const ReloadStats& reload_stats() const { return reload_stats_; }
     // "host:port" of the admin API, empty when it is off.
@@ -70,6 +76,11 @@ private:
     Host() = default;
     // Loads the plugins of `config`, then creates and starts its pipeline, and adds it to the running ones.
     Status start_pipeline(PipelineConfig config);
+    // The halves of reload(); the caller holds reload_mutex_.
+    void sync_pipelines(ReloadRecord& record);
+    void reload_plugin_files(ReloadRecord& record);
+    // Applies an edit of a running pipeline's file, in place or by restarting that pipeline.
+    TopologyChange apply_edit(size_t index, PipelineConfig edited, const std::string& sha1);
 
     // One running pipeline: its file's configuration and content hash, its plugins and the pipeline.
     struct Running {
@@ -79,7 +90,7 @@ private:
         std::shared_ptr<Pipeline> pipeline;
     };
     HostOptions options_;
-    std::optional<std::filesystem::path> pipeline_dir_;
+    std::optional<std::filesystem::path> pipeline_dir_;  // set: every *.yaml in it; else options_.files
     std::unique_ptr<EmbeddedBroker> broker_;
     mutable std::mutex running_mutex_;  // guards running_: the admin API reads it while reloads change it
     std::vector<Running> running_;
@@ -89,7 +100,7 @@ private:
     ReloadStats reload_stats_;
     std::unique_ptr<HttpServer> admin_;  // started last, stopped first: it reads the pipelines
     std::unique_ptr<FileWatcher> watcher_;           // plugin directories
-    std::unique_ptr<FileWatcher> pipeline_watcher_;  // the pipeline directory
+    std::unique_ptr<FileWatcher> pipeline_watcher_;  // the pipeline directory, or the files' directories
 };
 
 // `mephisto run`: starts the host and serves until SIGINT/SIGTERM or a pipeline failure. Returns the exit

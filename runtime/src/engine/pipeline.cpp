@@ -192,7 +192,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         t->ctx.pipeline = p.get();
         t->ctx.agent_name = spec.name;
         t->ctx.params = effective_params(t->info, spec.params);
-        t->ctx.sinks = &spec.sinks;
+        t->ctx.sinks = &t->spec->sinks;
         t->ctx.log = logger(spec.name);
         p->timers_.push_back(std::move(t));
     }
@@ -212,6 +212,13 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
 }
 
 Pipeline::~Pipeline() { stop(); }
+
+std::vector<AgentRuntime*> Pipeline::agents() const {
+    std::lock_guard lock(agents_mutex_);
+    std::vector<AgentRuntime*> out;
+    for (const auto& a : agents_) out.push_back(a.get());
+    return out;
+}
 
 std::string Pipeline::failure() const {
     std::lock_guard lock(failure_mutex_);
@@ -412,7 +419,7 @@ Status Pipeline::start() {
     for (int i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
     consuming_ = true;
     consumer_thread_ = std::thread([this] { consume_loop(); });
-    if (!timers_.empty()) timer_thread_ = std::thread([this] { timer_loop(); });
+    if (!timers_.empty()) start_timer_thread();
 
     std::string agents;
     for (const auto& a : agents_) agents += (agents.empty() ? "" : ", ") + a->spec->name;
@@ -424,7 +431,10 @@ Status Pipeline::start() {
 void Pipeline::stop() {
     if (stopped_ || !started_) return;  // `validate` builds pipelines it never starts
     stopped_ = true;
-    stopping_ = true;
+    {
+        std::lock_guard swap_lock(swap_mutex_);  // a topology reload in progress finishes first
+        stopping_ = true;
+    }
     const auto deadline = Clock::now() + config_.shutdown_timeout;
     auto remaining = [&] {
         return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
@@ -639,6 +649,8 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
         std::lock_guard lock(ps->mu);
         fresh = ps->tracker.fetched(msg->offset);
     }
+    // The lanes' shape holds still while the event is handed out (a topology reload may add or remove some).
+    std::unique_lock lanes_lock = ps ? std::unique_lock(ps->lanes_mu) : std::unique_lock<std::mutex>();
     if (!ps || !fresh || ps->lanes.empty()) {  // not ours (a stale fetch after revoke) or a repeat
         rd_kafka_message_destroy(msg);
         return;
@@ -779,33 +791,12 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
         auto ps = std::make_unique<PartitionState>();
         ps->topic = tp.topic;
         ps->partition = tp.partition;
-        ps->spec = config_.topic(tp.topic);
+        if (const TopicSpec* spec = config_.topic(tp.topic)) ps->spec = *spec;
         if (auto it = topic_codecs_.find(ps->topic); it != topic_codecs_.end()) ps->value_codec = it->second;
         for (auto& agent : agents_) {
             const auto& from = agent->spec->from;
             if (std::find(from.begin(), from.end(), ps->topic) == from.end()) continue;
-            auto lane = std::make_unique<Lane>();
-            lane->agent = agent.get();
-            lane->partition = ps.get();
-            lane->ctx.pipeline = this;
-            lane->ctx.agent_name = agent->spec->name;
-            lane->ctx.params = agent->params;
-            lane->ctx.sinks = &agent->spec->sinks;
-            lane->ctx.log = agent->log;
-            lane->ctx.partition = tp.partition;
-            lane->ctx.stats = &agent->stats;
-            for (const auto& name : agent->spec->tables) {
-                TableStore* store = tables_.at(name).get();
-                auto shard = store->shard(tp.partition);
-                if (!shard) {
-                    fail(shard.error());
-                    continue;
-                }
-                lane->ctx.tables.push_back(TableBinding{name, store, *shard});
-                if (std::find(ps->shards.begin(), ps->shards.end(), *shard) == ps->shards.end())
-                    ps->shards.push_back(*shard);
-            }
-            ps->lanes.push_back(std::move(lane));
+            ps->lanes.push_back(make_lane(*agent, *ps));
         }
         ps->recovering = !ps->shards.empty();
         list += (list.empty() ? "" : " ") + ps->topic + "[" + std::to_string(ps->partition) + "]";
@@ -814,6 +805,30 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
     last_rkt_ = nullptr;
     if (partitions->cnt == 0) log_->info("no partitions assigned: this host idles until a rebalance gives it some");
     else log_->info("assigned {} partition(s): {}", partitions->cnt, list);
+}
+
+std::unique_ptr<Lane> Pipeline::make_lane(AgentRuntime& agent, PartitionState& ps) {
+    auto lane = std::make_unique<Lane>();
+    lane->agent = &agent;
+    lane->partition = &ps;
+    lane->ctx.pipeline = this;
+    lane->ctx.agent_name = agent.spec->name;
+    lane->ctx.params = agent.params;
+    lane->ctx.sinks = &agent.spec->sinks;
+    lane->ctx.log = agent.log;
+    lane->ctx.partition = ps.partition;
+    lane->ctx.stats = &agent.stats;
+    for (const auto& name : agent.spec->tables) {
+        TableStore* store = tables_.at(name).get();
+        auto shard = store->shard(ps.partition);
+        if (!shard) {
+            fail(shard.error());
+            continue;
+        }
+        lane->ctx.tables.push_back(TableBinding{name, store, *shard});
+        if (std::find(ps.shards.begin(), ps.shards.end(), *shard) == ps.shards.end()) ps.shards.push_back(*shard);
+    }
+    return lane;
 }
 
 void Pipeline::revoke_all(milliseconds budget) {
@@ -1249,17 +1264,24 @@ mph_status Pipeline::forward(mph_agent_ctx& ctx) {
 
 // -------------------------------------------------------------------------------------------------- timers
 
+void Pipeline::start_timer_thread() {
+    timer_thread_ = std::thread([this] { timer_loop(); });
+}
+
 void Pipeline::timer_loop() {
-    const auto start = Clock::now();
-    for (auto& t : timers_) t->next_fire = start + t->spec->every;
     std::unique_lock lock(timer_mutex_);
+    const auto start = Clock::now();
+    for (auto& t : timers_)
+        if (t->next_fire == Clock::time_point{}) t->next_fire = start + t->spec->every;
     while (!stopping_) {
         auto next = Clock::time_point::max();
         for (auto& t : timers_)
             if (!t->quarantined) next = std::min(next, t->next_fire);
-        if (next == Clock::time_point::max()) timer_cv_.wait(lock, [&] { return stopping_.load(); });
-        else timer_cv_.wait_until(lock, next, [&] { return stopping_.load(); });
+        auto woken = [&] { return stopping_.load() || timers_changed_; };
+        if (next == Clock::time_point::max()) timer_cv_.wait(lock, woken);
+        else timer_cv_.wait_until(lock, next, woken);
         if (stopping_) break;
+        if (std::exchange(timers_changed_, false)) continue;  // a reload added or changed timers: new schedule
         const auto now = Clock::now();
         for (auto& t : timers_)
             if (!t->quarantined && t->next_fire <= now) fire(*t);

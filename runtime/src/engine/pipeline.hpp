@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -18,6 +19,7 @@
 
 #include "common/histogram.hpp"
 #include "config/config.hpp"
+#include "config/topology_diff.hpp"
 #include "engine/agent_context.hpp"
 #include "engine/global_table_follower.hpp"
 #include "engine/lane_scheduler.hpp"
@@ -67,7 +69,10 @@ struct RecoveryStatus {
 
 // One agent of the pipeline: its plugin, its policy and its supervisor.
 struct AgentRuntime {
+    // Its YAML. A topology reload that changes the agent points `spec` at a new version while the agent's
+    // lanes are stopped; earlier versions stay alive for readers that took the pointer before (the admin API).
     const AgentSpec* spec = nullptr;
+    std::vector<std::unique_ptr<const AgentSpec>> spec_versions;
     std::shared_ptr<Plugin> plugin;
     const AgentInfo* info = nullptr;
     std::map<std::string, std::string> params;
@@ -76,7 +81,11 @@ struct AgentRuntime {
     std::mutex policy_mutex;
     RestartPolicy restarts;
     std::atomic<uint64_t> generation{0};  // bumped by a one_for_all restart: every instance re-creates
-    explicit AgentRuntime(const AgentSpec& s) : spec(&s), restarts(s.supervisor) {}
+    explicit AgentRuntime(const AgentSpec& s) : restarts(s.supervisor) { set_spec(s); }
+    void set_spec(const AgentSpec& s) {
+        spec_versions.push_back(std::make_unique<const AgentSpec>(s));
+        spec = spec_versions.back().get();
+    }
 };
 
 // What a produced message's delivery report belongs to: an input (its outputs) or a changelog flush.
@@ -131,7 +140,7 @@ struct ShardFlush : DeliveryTag {
 struct PartitionState {
     std::string topic;
     int32_t partition = 0;
-    const TopicSpec* spec = nullptr;
+    std::optional<TopicSpec> spec;  // its declaration, when the YAML declares it (a copy: reloads replace the YAML)
     const mph_codec_descriptor* value_codec = nullptr;  // a plugin's codec for the values, when the topic names one
     std::mutex mu;  // guards tracker
     OffsetTracker tracker;
@@ -139,6 +148,9 @@ struct PartitionState {
     int64_t commit_sent = -1;            // consumer thread only
     std::atomic<int64_t> committed{-1};  // last offset the broker confirmed
     bool paused = false;                 // consumer thread only
+    // The lanes of the agents reading this partition. Their shape changes in assign (consumer thread) and in
+    // a topology reload, which holds partitions_mutex_ and lanes_mu; dispatch holds lanes_mu only.
+    std::mutex lanes_mu;
     std::vector<std::unique_ptr<Lane>> lanes;
 
     // Tables (consumer thread unless noted): the shards the lanes use, the flush in progress and the input
@@ -152,7 +164,8 @@ struct PartitionState {
 };
 
 struct TimerRuntime {
-    const TimerSpec* spec = nullptr;
+    const TimerSpec* spec = nullptr;  // points into spec_versions, like AgentRuntime::spec
+    std::vector<std::unique_ptr<const TimerSpec>> spec_versions;
     std::shared_ptr<Plugin> plugin;
     const AgentInfo* info = nullptr;
     mph_agent_ctx ctx;
@@ -161,7 +174,11 @@ struct TimerRuntime {
     bool quarantined = false;
     RestartPolicy restarts;
     std::chrono::steady_clock::time_point next_fire;
-    explicit TimerRuntime(const TimerSpec& s) : spec(&s), restarts(s.supervisor) {}
+    explicit TimerRuntime(const TimerSpec& s) : restarts(s.supervisor) { set_spec(s); }
+    void set_spec(const TimerSpec& s) {
+        spec_versions.push_back(std::make_unique<const TimerSpec>(s));
+        spec = spec_versions.back().get();
+    }
 };
 
 // The agent `agent_name` of plugin `plugin_name`, checked against the YAML params it is given; errors name
@@ -201,8 +218,12 @@ public:
     bool failed() const { return failed_.load(); }
     std::string failure() const;
 
+    // The file the pipeline was built from. A topology reload replaces its agents, timers and topics; the
+    // other settings never change while it runs. Read app_id and file from other threads, nothing else.
     const PipelineConfig& config() const { return config_; }
-    const std::vector<std::unique_ptr<AgentRuntime>>& agents() const { return agents_; }
+    // The running agents (a snapshot: a topology reload may add or remove some; removed ones stay alive until
+    // the pipeline is destroyed). THREAD: any.
+    std::vector<AgentRuntime*> agents() const;
     // Offsets the broker confirmed, "topic/partition" -> next offset to read. THREAD: any.
     std::map<std::string, int64_t> committed_offsets() const;
     size_t assigned_partitions() const;
@@ -214,7 +235,6 @@ public:
     // Looks key up in the table's partitions this host serves (all of them for a global table). nullopt:
     // not here; an error: a partition that might hold it is still recovering.
     Result<std::optional<std::pair<int32_t, std::string>>> read_table(const std::string& table, const std::string& key);
-    const std::vector<std::unique_ptr<TimerRuntime>>& timers() const { return timers_; }
 
     // Host functions (called through host_api()). THREAD: the callback's.
     mph_status emit(mph_agent_ctx& ctx, const mph_message* msg);
@@ -229,6 +249,15 @@ public:
     // THREAD: any but a worker's; serialized with rebalances.
     Result<SwapReport> swap_plugin(const std::string& name, const std::shared_ptr<Plugin>& replacement);
     bool uses_plugin(const std::string& name) const;
+    // Topology reload (DESIGN.md §5): applies an edit that `diff` (diff_topology of the running file and
+    // `edited`) found appliable in place, without a rebalance. Removed agents stop: their lanes finish the
+    // callback in progress, on_revoked and destroy run, and the events they had not taken count as done for
+    // them. Changed agents restart like a plugin swap, on their new YAML. Added agents get lanes on every
+    // assigned partition of their topics and see the events fetched from then on. Timers likewise. Agents the
+    // edit does not name are never stopped. Everything is checked first: a refusal changes nothing.
+    // `plugins` must hold every plugin `edited` names. THREAD: any but a worker's; serialized with rebalances.
+    Result<SwapReport> apply_topology(const PipelineConfig& edited, const TopologyDiff& diff,
+                                      const std::map<std::string, std::shared_ptr<Plugin>>& plugins);
 
     // The key function of a repartition agent's `group_by: {plugin, function}`, null when it has none.
     const mph_key_fn_descriptor* key_function(const std::string& agent) const {
@@ -277,6 +306,13 @@ private:
     // marked stopping; resume_lane undoes it).
     bool stop_lane_until(Lane& lane, std::chrono::steady_clock::time_point deadline);
     void resume_lane(Lane& lane);  // takes events again; schedules the lane if it has some
+    // A lane of `agent` on `ps`, bound to the agent's table shards for that partition. Caller holds
+    // partitions_mutex_.
+    std::unique_ptr<Lane> make_lane(AgentRuntime& agent, PartitionState& ps);
+    // Restarts `agent`'s instances on a new image and/or YAML: its lanes must be stopped.
+    size_t restart_instances(AgentRuntime& agent, const std::vector<Lane*>& lanes, const std::shared_ptr<Plugin>& plugin,
+                             const AgentInfo* info, const AgentSpec* spec);
+    void start_timer_thread();
 
     // timers
     void timer_loop();
@@ -297,7 +333,11 @@ private:
     EmbeddedBroker* broker_ = nullptr;
     std::shared_ptr<spdlog::logger> log_;
 
+    mutable std::mutex agents_mutex_;  // guards agents_' shape for readers on other threads
     std::vector<std::unique_ptr<AgentRuntime>> agents_;
+    std::vector<std::unique_ptr<AgentRuntime>> retired_agents_;  // removed by a reload; kept for stale readers
+    std::vector<std::unique_ptr<Lane>> retired_lanes_;
+    std::vector<std::unique_ptr<TimerRuntime>> retired_timers_;
     std::map<std::string, std::unique_ptr<TableStore>> tables_;
     std::map<std::string, int> table_partitions_;  // table -> partitions of its changelog
     std::map<std::string, TableTypes> table_types_;  // table -> its codec and aggregator
@@ -328,6 +368,7 @@ private:
     std::thread timer_thread_;
     std::mutex timer_mutex_;
     std::condition_variable timer_cv_;
+    bool timers_changed_ = false;  // guarded by timer_mutex_: a reload changed timers_, wake the timer thread
 
     std::atomic<bool> joined_{false};
     std::mutex swap_mutex_;  // a plugin swap and a rebalance never interleave

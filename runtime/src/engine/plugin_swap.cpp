@@ -29,7 +29,40 @@ void Pipeline::resume_lane(Lane& lane) {
     if (schedule) scheduler_.push(&lane);
 }
 
+size_t Pipeline::restart_instances(AgentRuntime& agent, const std::vector<Lane*>& lanes,
+                                   const std::shared_ptr<Plugin>& plugin, const AgentInfo* info, const AgentSpec* spec) {
+    size_t destroyed = 0;
+    for (Lane* lane : lanes) {
+        if (!lane->created) continue;
+        if (agent.info->callbacks.on_revoked) {
+            lane->ctx.error.clear();
+            mph_status st = agent.info->callbacks.on_revoked(lane->instance, &lane->ctx, lane->partition->partition);
+            if (st != MPH_OK) agent.log->warn("on_revoked returned {}: {}", st, lane->ctx.error);
+        }
+        destroy_instance(*lane);
+        ++destroyed;
+    }
+    if (spec != agent.spec) agent.set_spec(*spec);
+    agent.plugin = plugin;
+    agent.info = info;
+    agent.params = effective_params(info, agent.spec->params);
+    {
+        // New code gets a fresh start: a quarantine or restart history belonged to the old one.
+        std::lock_guard lock(agent.policy_mutex);
+        agent.restarts = RestartPolicy(agent.spec->supervisor);
+    }
+    agent.stats.quarantined = false;
+    for (Lane* lane : lanes) {
+        lane->ctx.params = agent.params;
+        lane->ctx.sinks = &agent.spec->sinks;
+        lane->attempts = 0;
+        resume_lane(*lane);  // create and on_assigned run on the worker, by the new code
+    }
+    return destroyed;
+}
+
 bool Pipeline::uses_plugin(const std::string& name) const {
+    std::lock_guard lock(agents_mutex_);
     for (const auto& a : agents_)
         if (a->spec->builtin.empty() && a->spec->plugin == name) return true;
     for (const auto& t : timers_)
@@ -89,30 +122,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
                               std::to_string(kSwapStopBudget.count()) + " ms; the swap is refused" +
                               (report.agents.empty() ? "" : " (agents swapped before it keep the new code)"));
         }
-        for (Lane* lane : lanes) {
-            if (!lane->created) continue;
-            if (agent->info->callbacks.on_revoked) {
-                lane->ctx.error.clear();
-                mph_status st = agent->info->callbacks.on_revoked(lane->instance, &lane->ctx, lane->partition->partition);
-                if (st != MPH_OK) agent->log->warn("on_revoked returned {}: {}", st, lane->ctx.error);
-            }
-            destroy_instance(*lane);
-            ++report.instances;
-        }
-        agent->plugin = replacement;
-        agent->info = info;
-        agent->params = effective_params(info, agent->spec->params);
-        {
-            // New code gets a fresh start: a quarantine or restart history belonged to the old one.
-            std::lock_guard lock(agent->policy_mutex);
-            agent->restarts = RestartPolicy(agent->spec->supervisor);
-        }
-        agent->stats.quarantined = false;
-        for (Lane* lane : lanes) {
-            lane->ctx.params = agent->params;
-            lane->attempts = 0;
-            resume_lane(*lane);  // create and on_assigned run on the worker, by the new code
-        }
+        report.instances += restart_instances(*agent, lanes, replacement, info, agent->spec);
         report.agents.emplace_back(agent->spec->name, std::chrono::duration_cast<std::chrono::microseconds>(
                                                            std::chrono::steady_clock::now() - started));
     }
@@ -130,6 +140,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
             timer->ctx.params = effective_params(info, timer->spec->params);
             report.agents.emplace_back(timer->spec->name, std::chrono::microseconds(0));
         }
+        timers_changed_ = true;
         timer_cv_.notify_all();
     }
     return report;
