@@ -66,6 +66,12 @@ _Static_assert(offsetof(mph_codec_descriptor, validate) == 24 && offsetof(mph_co
                "mph_codec_descriptor layout");
 _Static_assert(offsetof(mph_aggregator_descriptor, merge) == 24, "mph_aggregator_descriptor layout");
 _Static_assert(offsetof(mph_key_fn_descriptor, key) == 24, "mph_key_fn_descriptor layout");
+/* 1.3 appended members (windowed tables). */
+_Static_assert(offsetof(mph_host_api, window_get) == 136 && offsetof(mph_host_api, window_iterate) == 144,
+               "mph_host_api 1.3 layout (windows)");
+_Static_assert(offsetof(mph_agent_descriptor, on_window_close) == 96, "mph_agent_descriptor 1.3 layout");
+_Static_assert(offsetof(mph_window, start_ms) == 8 && offsetof(mph_window, end_ms) == 16 && sizeof(mph_window) == 24,
+               "mph_window layout");
 #endif
 
 /* --- every callback signature: a changed signature fails to compile here ---------------------------------- */
@@ -102,6 +108,18 @@ static mph_status init(char* errbuf, size_t errbuf_size) {
 }
 static void fini(void) {}
 
+static mph_status on_window_close(void* instance, mph_agent_ctx* ctx, const char* table, const void* key,
+                                  size_t key_len, const mph_window* window, const void* value, size_t value_len) {
+    (void)instance;
+    (void)ctx;
+    (void)table;
+    (void)key;
+    (void)key_len;
+    (void)value;
+    (void)value_len;
+    return window->end_ms > window->start_ms ? MPH_OK : MPH_ERR_INVALID;
+}
+
 static const mph_param_spec param = {sizeof(mph_param_spec), "name", "description", "default", false};
 static const mph_param_spec* const params[] = {&param};
 static const mph_agent_descriptor agent = {sizeof(mph_agent_descriptor),
@@ -115,7 +133,8 @@ static const mph_agent_descriptor agent = {sizeof(mph_agent_descriptor),
                                            on_batch,
                                            on_timer,
                                            on_partition,
-                                           on_partition};
+                                           on_partition,
+                                           on_window_close};
 static const mph_agent_descriptor* const agents[] = {&agent};
 
 /* A codec and an aggregator have the 1.2 types. */

@@ -9,6 +9,7 @@
  *             "delete:<word>" deletes <word> instead.
  *  - registry: sets and gets keys of the table `entries` on command (see below).
  *  - fold:    puts or merges each event into a table (codecs and aggregators, ABI 1.2).
+ *  - window_count: counts events per key in the windowed table `windows`; emits each closed window (1.3).
  * and one group_by key function, by_value. */
 #define _POSIX_C_SOURCE 200809L
 #include <mephisto/mephisto.h>
@@ -295,8 +296,54 @@ static const mph_agent_descriptor fold_agent = {
     .on_event = fold_on_event,
 };
 
+/* window_count: counts each event by its key in the windowed int64 table `windows`; when a window closes it
+ * emits "<key>@<window start>=<count>" to its sinks (ABI 1.3). */
+static mph_status window_count_create(mph_agent_ctx* ctx, void** instance) {
+    mph_table* t = api->table(ctx, "windows");
+    static const char msg[] = "the agent must declare the table `windows`";
+    if (!t) {
+        api->set_error(ctx, msg, sizeof msg - 1);
+        return MPH_FATAL;
+    }
+    *instance = t;
+    return MPH_OK;
+}
+
+static mph_status window_count_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
+    if (!ev->key) return MPH_OK;
+    return api->table_add(ctx, (mph_table*)instance, ev->key, ev->key_len, 1, NULL);
+}
+
+static mph_status window_count_on_close(void* instance, mph_agent_ctx* ctx, const char* table, const void* key,
+                                        size_t key_len, const mph_window* window, const void* value, size_t value_len) {
+    char text[256];
+    int64_t count = 0;
+    mph_message m;
+    (void)instance;
+    (void)table;
+    for (size_t i = 0; i < value_len && i < 8; ++i) count = (int64_t)(((uint64_t)count << 8) | ((const unsigned char*)value)[i]);
+    memset(&m, 0, sizeof m);
+    m.struct_size = sizeof m;
+    m.partition = MPH_PARTITION_ANY;
+    m.key = key;
+    m.key_len = key_len;
+    m.value = text;
+    m.value_len = (size_t)snprintf(text, sizeof text, "%.*s@%lld=%lld", (int)key_len, (const char*)key,
+                                   (long long)window->start_ms, (long long)count);
+    return api->emit(ctx, &m);
+}
+
+static const mph_agent_descriptor window_count_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "window_count",
+    .description = "counts events per key and window; emits each window's final count",
+    .create = window_count_create,
+    .on_event = window_count_on_event,
+    .on_window_close = window_count_on_close,
+};
+
 static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent, &count_agent, &registry_agent,
-                                                     &fold_agent};
+                                                     &fold_agent, &window_count_agent};
 
 /* by_value: a group_by key function (ABI 1.2) keying each event by its value; an empty value is refused. */
 static mph_status by_value(const mph_event* ev, mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size) {
@@ -320,7 +367,7 @@ static const mph_plugin_descriptor plugin = {
     .version = "1.0.0",
     .description = "agents for Mephisto's own tests",
     .agents = agents,
-    .agent_count = 5,
+    .agent_count = 6,
     .key_functions = key_functions,
     .key_function_count = 1,
 };

@@ -110,17 +110,38 @@ TEST_CASE("changes the running pipeline cannot take in place name their reason")
     CHECK(restart_reason(kTopics + table + "workers: 3\n" + agents).find("the worker count changed") != std::string::npos);
     CHECK(restart_reason("topics: {in: {value: json}, out: {}, more: {}}\n" + table + agents)
               .find("topic in's declaration changed") != std::string::npos);
-    // b may use counts on `in`, where a already does; a table nobody uses on that topic would need recovery.
-    auto d = diff_topology(running, f.load(kTopics + table +
-                                           "agents:\n  a: {plugin: p, from: in, tables: [counts]}\n"
-                                           "  b: {plugin: p, from: in, tables: [counts]}\n"));
+    // A new agent may use counts on `in`, where a already does; a table nobody uses on that topic would need
+    // recovery first. An agent that now uses other tables restarts (its lanes keep their bindings).
+    auto d = diff_topology(running, f.load(kTopics + table + agents + "  c: {plugin: p, from: in, tables: [counts]}\n"));
     CHECK(d.in_place());
-    CHECK(d.agents_changed == std::vector<std::string>{"b"});
-    auto unbound = diff_topology(f.load(kTopics + "tables: {counts: {value: int64}, seen: {value: int64}}\n" + agents),
-                                 f.load(kTopics + "tables: {counts: {value: int64}, seen: {value: int64}}\n" +
-                                        "agents:\n  a: {plugin: p, from: in, tables: [counts]}\n"
-                                        "  b: {plugin: p, from: in, tables: [seen]}\n"));
+    CHECK(d.agents_added == std::vector<std::string>{"c"});
+    CHECK(restart_reason(kTopics + table + "agents:\n  a: {plugin: p, from: in, tables: [counts]}\n"
+                         "  b: {plugin: p, from: in, tables: [counts]}\n")
+              .find("agent b now uses other tables") != std::string::npos);
+    const std::string two_tables = "tables: {counts: {value: int64}, seen: {value: int64}}\n";
+    auto unbound = diff_topology(f.load(kTopics + two_tables + agents),
+                                 f.load(kTopics + two_tables + agents + "  c: {plugin: p, from: in, tables: [seen]}\n"));
     REQUIRE(unbound.restart_reasons.size() == 1);
     CHECK(unbound.restart_reasons[0] ==
-          "agent b would use table seen on topic in, which no running agent does (its partitions must be recovered first)");
+          "agent c would use table seen on topic in, which no running agent does (its partitions must be recovered first)");
+}
+
+TEST_CASE("order in lists is no change; an agent reading other topics, or a source topic's declaration, restarts") {
+    Fixture f;
+    const std::string four = "topics: {in: {}, out: {}, more: {}, extra: {}}\n";
+    auto running = f.load(four + "agents:\n  a: {plugin: p, from: [in, more], sinks: [out, extra]}\n"
+                                 "  b: {plugin: p, from: in}\n");
+    auto reordered = f.load(four + "agents:\n  a: {plugin: p, from: [more, in], sinks: [extra, out]}\n"
+                                   "  b: {plugin: p, from: in}\n");
+    CHECK(diff_topology(running, reordered).empty());
+    auto moved = diff_topology(running, f.load(four + "agents:\n  a: {plugin: p, from: [in], sinks: [out]}\n"
+                                                      "  b: {plugin: p, from: [in, more]}\n"));
+    CHECK(moved.agents_changed == std::vector<std::string>{"a", "b"});
+    REQUIRE(moved.restart_reasons.size() == 2);
+    CHECK(moved.restart_reasons[0] == "agent a now reads other topics");
+    auto redeclared = diff_topology(running, f.load("topics: {in: {}, out: {}, more: {value: json}, extra: {}}\n"
+                                                    "agents:\n  a: {plugin: p, from: [in, more], sinks: [out, extra]}\n"
+                                                    "  b: {plugin: p, from: in}\n"));
+    REQUIRE(redeclared.restart_reasons.size() == 1);
+    CHECK(redeclared.restart_reasons[0] == "topic more's declaration changed");
 }

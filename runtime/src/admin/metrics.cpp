@@ -115,6 +115,16 @@ std::string render_metrics(const Host& host) {
             out.gauge("mephisto_table_recovery_remaining", "Changelog records left to recover",
                       {{"pipeline", app}, {"table", r.table}, {"partition", std::to_string(r.partition)}},
                       static_cast<double>(r.remaining));
+        for (const auto& [name, store] : p->tables()) {
+            if (!store->spec().window) continue;
+            const std::vector<ClientMetric::Label> labels = {{"pipeline", app}, {"table", name}};
+            out.counter("mephisto_window_late_events_total", "Events later than their windows' grace period, dropped",
+                        labels, static_cast<double>(store->late_events.load()));
+            out.counter("mephisto_windows_closed_total", "Windows (key, window) closed", labels,
+                        static_cast<double>(store->windows_closed.load()));
+            out.counter("mephisto_windows_expired_total", "Windows (key, window) removed from the store and changelog",
+                        labels, static_cast<double>(store->windows_expired.load()));
+        }
         for (const auto& [name, store] : p->tables())
             for (int32_t partition : store->stored_partitions())
                 out.gauge("mephisto_table_keys", "Keys in a table partition's local store (RocksDB's estimate)",

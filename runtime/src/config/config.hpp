@@ -63,6 +63,25 @@ struct SupervisorSpec {
     Millis backoff_max{10'000};
 };
 
+// A windowed table's windows (Faust's tumbling/hopping/sliding windows, with Kafka Streams' grace period).
+enum class WindowKind { tumbling, hopping, sliding };
+// Where an event's time comes from: its Kafka timestamp (`stream`), a JSON field of its value holding
+// milliseconds since the epoch (`field`), or the wall clock when it is processed (`now`).
+enum class TimeSource { stream, field, now };
+struct WindowSpec {
+    WindowKind kind = WindowKind::tumbling;
+    Millis size{0};    // tumbling and hopping: the window length
+    Millis step{0};    // hopping: how far apart windows start
+    Millis before{0};  // sliding: the window around each event, [t - before, t + after]
+    Millis after{0};
+    Millis grace{0};    // events up to this late (in stream time, past a window's end) still count
+    Millis expires{0};  // a window is removed once stream time passes its end by this (>= grace)
+    TimeSource relative_to = TimeSource::stream;
+    std::string time_field;  // relative_to field
+    // The length of every window of this spec.
+    Millis width() const { return kind == WindowKind::sliding ? before + after + Millis(1) : size; }
+};
+
 // A table (Faust's Table): host-owned state, sharded like the sources of the agents that use it, changelogged
 // to <app>-<name>-changelog and recovered from it.
 struct TableSpec {
@@ -77,6 +96,7 @@ struct TableSpec {
     // A global table (Faust's GlobalTable): every host holds every partition, following the whole changelog;
     // an instance reads any key and writes the keys of its own partition.
     bool global = false;
+    std::optional<WindowSpec> window;  // a windowed table: one value per (key, window)
     std::string changelog_topic;
     Mark mark;
 };

@@ -196,6 +196,48 @@ PluginItemRef read_plugin_item(const Reader& r, const YAML::Node& n, const std::
     return ref;
 }
 
+// window: {tumbling: 60s | hopping: {size, step} | sliding: {before, after}, grace, expires, relative_to}
+WindowSpec read_window(const Reader& r, const YAML::Node& n, const std::string& what) {
+    WindowSpec w;
+    int kinds = 0;
+    bool have_expires = false;
+    for (auto& [key, v] : r.entries(n, what, {"tumbling", "hopping", "sliding", "grace", "expires", "relative_to"})) {
+        if (key == "tumbling") {
+            ++kinds;
+            w.kind = WindowKind::tumbling;
+            w.size = r.duration(v, what + ".tumbling");
+        } else if (key == "hopping") {
+            ++kinds;
+            w.kind = WindowKind::hopping;
+            for (auto& [k2, v2] : r.entries(v, what + ".hopping", {"size", "step"}))
+                (k2 == "size" ? w.size : w.step) = r.duration(v2, what + ".hopping." + k2);
+            if (w.size.count() <= 0 || w.step.count() <= 0) r.fail(v, what + ".hopping needs size and step");
+            if (w.step > w.size) r.fail(v, what + ".hopping.step must not exceed size (windows would leave gaps)");
+        } else if (key == "sliding") {
+            ++kinds;
+            w.kind = WindowKind::sliding;
+            for (auto& [k2, v2] : r.entries(v, what + ".sliding", {"before", "after"}))
+                (k2 == "before" ? w.before : w.after) = r.duration(v2, what + ".sliding." + k2);
+        } else if (key == "grace") {
+            w.grace = r.duration(v, what + ".grace");
+        } else if (key == "expires") {
+            w.expires = r.duration(v, what + ".expires");
+            have_expires = true;
+        } else if (v.IsMap()) {
+            for (auto& [k2, v2] : r.entries(v, what + ".relative_to", {"field"})) w.time_field = r.string(v2, what + ".relative_to.field");
+            w.relative_to = TimeSource::field;
+        } else {
+            w.relative_to = r.choice<TimeSource>(v, what + ".relative_to", {{"stream", TimeSource::stream}, {"now", TimeSource::now}});
+        }
+    }
+    if (kinds != 1) r.fail(n, what + " needs exactly one of tumbling, hopping or sliding");
+    if (w.kind != WindowKind::sliding && w.size.count() <= 0) r.fail(n, what + ": the window size must be positive");
+    if (!have_expires) w.expires = w.grace;  // removed as soon as it closes
+    if (w.expires < w.grace)
+        r.fail(n, what + ".expires must be at least the grace period (a window is removed only after it closes)");
+    return w;
+}
+
 SupervisorSpec read_supervisor(const Reader& r, const YAML::Node& n, const std::string& what) {
     SupervisorSpec s;
     for (auto& [key, v] : r.entries(n, what, {"strategy", "max_restarts", "within", "backoff", "max_backoff"})) {
@@ -367,7 +409,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             YAML::Node default_node;
             bool have_default = false;  // (a default-constructed YAML::Node converts to true)
             if (!v.IsNull()) {
-                for (auto& [k2, v2] : r.entries(v, what, {"store", "value", "default", "partitions", "options", "global", "aggregate"})) {
+                for (auto& [k2, v2] : r.entries(v, what, {"store", "value", "default", "partitions", "options", "global", "aggregate", "window"})) {
                     if (k2 == "store")
                         t.store = r.choice<StoreKind>(v2, what + ".store",
                                                       {{"rocksdb", StoreKind::rocksdb}, {"memory", StoreKind::memory}});
@@ -383,6 +425,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                                                         {"json", ValueCodec::json}});
                     else if (k2 == "default") { default_node = v2; have_default = true; }
                     else if (k2 == "global") t.global = r.boolean(v2, what + ".global");
+                    else if (k2 == "window") t.window = read_window(r, v2, what + ".window");
                     else if (k2 == "partitions") t.partitions = static_cast<int>(r.integer(v2, what + ".partitions", 1, 100'000));
                     else t.rocksdb_options = r.scalar_map(v2, what + ".options");
                 }
@@ -411,6 +454,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 // Faust's Table(default=int): counters start at 0. (An aggregator, a max say, sees an absent key.)
                 t.default_value = std::string(8, '\0');
             }
+            if (t.window && t.global) r.fail(v, what + ": a global table cannot be windowed");
             c.tables.push_back(std::move(t));
         }
     }

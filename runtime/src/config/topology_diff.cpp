@@ -13,8 +13,15 @@ bool same_topic(const TopicSpec& a, const TopicSpec& b) {
     return a.partitions == b.partitions && a.key == b.key && a.value == b.value && same_ref(a.value_codec, b.value_codec);
 }
 
+bool same_window(const std::optional<WindowSpec>& a, const std::optional<WindowSpec>& b) {
+    if (!a || !b) return !a && !b;
+    return a->kind == b->kind && a->size == b->size && a->step == b->step && a->before == b->before &&
+           a->after == b->after && a->grace == b->grace && a->expires == b->expires &&
+           a->relative_to == b->relative_to && a->time_field == b->time_field;
+}
+
 bool same_table(const TableSpec& a, const TableSpec& b) {
-    return a.store == b.store && a.value == b.value && same_ref(a.value_codec, b.value_codec) &&
+    return same_window(a.window, b.window) && a.store == b.store && a.value == b.value && same_ref(a.value_codec, b.value_codec) &&
            same_ref(a.aggregate, b.aggregate) && a.default_value == b.default_value && a.partitions == b.partitions &&
            a.rocksdb_options == b.rocksdb_options && a.global == b.global && a.changelog_topic == b.changelog_topic;
 }
@@ -31,6 +38,9 @@ const T* by_name(const std::vector<T>& items, const std::string& name) {
     return nullptr;
 }
 
+// Lists whose order means nothing (topics read, sinks, tables).
+std::set<std::string> as_set(const std::vector<std::string>& names) { return {names.begin(), names.end()}; }
+
 std::string joined(const std::set<std::string>& names) {
     std::string out;
     for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
@@ -40,8 +50,8 @@ std::string joined(const std::set<std::string>& names) {
 }  // namespace
 
 bool same_agent(const AgentSpec& a, const AgentSpec& b) {
-    return a.name == b.name && a.plugin == b.plugin && a.agent == b.agent && a.from == b.from && a.sinks == b.sinks &&
-           a.tables == b.tables && a.params == b.params && a.on_error.retry == b.on_error.retry &&
+    return a.name == b.name && a.plugin == b.plugin && a.agent == b.agent && as_set(a.from) == as_set(b.from) &&
+           as_set(a.sinks) == as_set(b.sinks) && as_set(a.tables) == as_set(b.tables) && a.params == b.params && a.on_error.retry == b.on_error.retry &&
            a.on_error.then == b.on_error.then && a.on_error.dead_letter_topic == b.on_error.dead_letter_topic &&
            a.on_error.retry_backoff == b.on_error.retry_backoff && same_supervisor(a.supervisor, b.supervisor) &&
            a.builtin == b.builtin && same_ref(a.key_function, b.key_function);
@@ -49,7 +59,7 @@ bool same_agent(const AgentSpec& a, const AgentSpec& b) {
 
 bool same_timer(const TimerSpec& a, const TimerSpec& b) {
     return a.name == b.name && a.plugin == b.plugin && a.agent == b.agent && a.every == b.every &&
-           a.params == b.params && a.sinks == b.sinks && same_supervisor(a.supervisor, b.supervisor);
+           a.params == b.params && as_set(a.sinks) == as_set(b.sinks) && same_supervisor(a.supervisor, b.supervisor);
 }
 
 bool TopologyDiff::empty() const {
@@ -117,19 +127,30 @@ TopologyDiff diff_topology(const PipelineConfig& running, const PipelineConfig& 
                 (lost.empty() ? "" : "-" + joined(lost)) + "): its consumer must rejoin the group");
     }
 
+    // Declarations of topics read decide how their events are checked: those change only with a restart.
     for (const auto& t : running.topics) {
         const TopicSpec* e = by_name(edited.topics, t.name);
-        if (!e) d.topics_removed.push_back(t.name);
+        if (!e && old_set.count(t.name)) restart("topic " + t.name + "'s declaration was removed");
+        else if (!e) d.topics_removed.push_back(t.name);
         else if (!same_topic(t, *e)) restart("topic " + t.name + "'s declaration changed");
     }
     for (const auto& t : edited.topics)
-        if (!by_name(running.topics, t.name)) d.topics_added.push_back(t.name);
+        if (!by_name(running.topics, t.name)) {
+            if (old_set.count(t.name)) restart("topic " + t.name + " is now declared");
+            else d.topics_added.push_back(t.name);
+        }
 
     // Agents, by name.
     for (const auto& a : running.agents) {
         const AgentSpec* e = by_name(edited.agents, a.name);
-        if (!e) d.agents_removed.push_back(a.name);
-        else if (!same_agent(a, *e)) d.agents_changed.push_back(a.name);
+        if (!e) {
+            d.agents_removed.push_back(a.name);
+        } else if (!same_agent(a, *e)) {
+            d.agents_changed.push_back(a.name);
+            // Its lanes (one per partition of each topic it reads) and their table bindings stay as they are.
+            if (as_set(a.from) != as_set(e->from)) restart("agent " + a.name + " now reads other topics");
+            if (as_set(a.tables) != as_set(e->tables)) restart("agent " + a.name + " now uses other tables");
+        }
     }
     for (const auto& a : edited.agents)
         if (!by_name(running.agents, a.name)) d.agents_added.push_back(a.name);

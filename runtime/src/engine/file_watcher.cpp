@@ -14,7 +14,7 @@ struct FileWatcher::Impl {
     asio::posix::stream_descriptor inotify{io};
     asio::steady_timer settle_timer{io};
     std::chrono::milliseconds settle{300};
-    std::string suffix;
+    std::function<bool(const std::string&)> matches;
     std::function<void()> on_change;
     std::array<char, 16 * 1024> buffer{};
 
@@ -25,8 +25,7 @@ struct FileWatcher::Impl {
             for (size_t at = 0; at + sizeof(inotify_event) <= n;) {
                 const auto* ev = reinterpret_cast<const inotify_event*>(buffer.data() + at);
                 const std::string name = ev->len ? ev->name : "";
-                if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
-                    changed = true;
+                if (!name.empty() && matches(name)) changed = true;
                 at += sizeof(inotify_event) + ev->len;
             }
             if (changed) {
@@ -42,7 +41,8 @@ struct FileWatcher::Impl {
 };
 
 Result<std::unique_ptr<FileWatcher>> FileWatcher::start(const std::vector<std::filesystem::path>& dirs,
-                                                        std::string suffix, std::chrono::milliseconds settle,
+                                                        std::function<bool(const std::string&)> matches,
+                                                        std::chrono::milliseconds settle,
                                                         std::function<void()> on_change) {
     const int fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (fd < 0) return make_error(std::string("inotify: ") + std::strerror(errno));
@@ -58,11 +58,17 @@ Result<std::unique_ptr<FileWatcher>> FileWatcher::start(const std::vector<std::f
     watcher->impl_ = std::make_unique<Impl>();
     watcher->impl_->inotify.assign(fd);
     watcher->impl_->settle = settle;
-    watcher->impl_->suffix = std::move(suffix);
+    watcher->impl_->matches = std::move(matches);
     watcher->impl_->on_change = std::move(on_change);
     watcher->impl_->read();
     watcher->thread_ = std::thread([impl = watcher->impl_.get()] { impl->io.run(); });
     return watcher;
+}
+
+std::function<bool(const std::string&)> FileWatcher::suffix(std::string suffix) {
+    return [suffix = std::move(suffix)](const std::string& name) {
+        return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+    };
 }
 
 FileWatcher::~FileWatcher() {

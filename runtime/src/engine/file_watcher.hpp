@@ -1,6 +1,6 @@
 #pragma once
-// Watches directories (inotify, through Boost.Asio) and calls back once a burst of changes to files with a
-// given suffix (*.so plugins, *.yaml pipelines) has settled, so a file being written is never read half-done.
+// Watches directories (inotify, through Boost.Asio) and calls back once a burst of changes to the files it is
+// asked about (*.so plugins, *.yaml pipelines, given files) has settled, so a file is never read half-written.
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -14,11 +14,14 @@ namespace mephisto {
 
 class FileWatcher {
 public:
-    // `settle`: how long the directory must stay quiet after the last change before `on_change` runs.
-    // THREAD: on_change runs on the watcher's own thread.
+    // `matches` says which file names (in any of `dirs`) count; `settle`: how long they must stay quiet after
+    // the last change before `on_change` runs. THREAD: both run on the watcher's own thread.
     static Result<std::unique_ptr<FileWatcher>> start(const std::vector<std::filesystem::path>& dirs,
-                                                      std::string suffix, std::chrono::milliseconds settle,
+                                                      std::function<bool(const std::string&)> matches,
+                                                      std::chrono::milliseconds settle,
                                                       std::function<void()> on_change);
+    // A `matches` for names ending in `suffix`.
+    static std::function<bool(const std::string&)> suffix(std::string suffix);
     ~FileWatcher();
 
     struct Impl;

@@ -153,7 +153,7 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
         std::vector<std::filesystem::path> dirs;
         for (const auto& r : host->running_)
             if (std::find(dirs.begin(), dirs.end(), r.config.plugin_dir) == dirs.end()) dirs.push_back(r.config.plugin_dir);
-        auto watcher = FileWatcher::start(dirs, ".so", std::chrono::milliseconds(300),
+        auto watcher = FileWatcher::start(dirs, FileWatcher::suffix(".so"), std::chrono::milliseconds(300),
                                           [self] { self->reload("plugin directory", false, true, true); });
         if (!watcher) log->warn("{}; plugins reload on SIGHUP or POST /reload only", watcher.error());
         else host->watcher_ = std::move(*watcher);
@@ -161,17 +161,21 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
         // Pipeline files: the directory given, or the directories of the files given (an editor's save
         // replaces the file, so the directory is what can be watched).
         std::vector<std::filesystem::path> file_dirs;
-        std::string suffix;
+        std::function<bool(const std::string&)> matches = FileWatcher::suffix(".yaml");
         if (host->pipeline_dir_) {
             file_dirs.push_back(*host->pipeline_dir_);
-            suffix = ".yaml";
-        }
-        for (const auto& f : host->pipeline_dir_ ? std::vector<std::filesystem::path>{} : files) {
-            auto dir = std::filesystem::absolute(f).lexically_normal().parent_path();
-            if (std::find(file_dirs.begin(), file_dirs.end(), dir) == file_dirs.end()) file_dirs.push_back(dir);
+        } else {
+            std::set<std::string> names;  // only the files given: a log written beside them must not count
+            for (const auto& f : files) {
+                auto path = std::filesystem::absolute(f).lexically_normal();
+                names.insert(path.filename().string());
+                if (std::find(file_dirs.begin(), file_dirs.end(), path.parent_path()) == file_dirs.end())
+                    file_dirs.push_back(path.parent_path());
+            }
+            matches = [names](const std::string& name) { return names.count(name) > 0; };
         }
         if (!file_dirs.empty()) {
-            auto files_watcher = FileWatcher::start(file_dirs, suffix, std::chrono::milliseconds(300),
+            auto files_watcher = FileWatcher::start(file_dirs, matches, std::chrono::milliseconds(300),
                                                     [self] { self->reload("pipeline file", true, false, true); });
             if (!files_watcher) log->warn("{}; pipeline files reload on SIGHUP or POST /reload only", files_watcher.error());
             else host->pipeline_watcher_ = std::move(*files_watcher);
@@ -286,12 +290,14 @@ TopologyChange Host::apply_edit(size_t index, PipelineConfig edited, const std::
     change.file = r->config.file.string();
     const TopologyDiff diff = diff_topology(r->config, edited);
     change.summary = diff.summary();
-    auto refuse = [&](const std::string& why) {
+    // A refusal the file causes is reported once; one of the moment (a callback that did not return in time)
+    // is tried again at the next reload.
+    auto refuse = [&](const std::string& why, bool retry_later = false) {
         change.result = "refused";
         change.reason = why;
         log->error("pipeline {}: the edit of {} is refused and nothing changed: {}", change.pipeline, change.file, why);
         std::lock_guard lock(running_mutex_);
-        r->file_sha1 = sha1;
+        if (!retry_later) r->file_sha1 = sha1;
         return change;
     };
     if (diff.empty()) {  // comments, formatting or order only
@@ -310,7 +316,9 @@ TopologyChange Host::apply_edit(size_t index, PipelineConfig edited, const std::
                     if (t.name == name)
                         if (auto st = broker_->create_topic(t.name, t.partitions); !st) return refuse(st.error());
         auto applied = r->pipeline->apply_topology(edited, diff, *plugins);
-        if (!applied) return refuse(applied.error());
+        if (!applied)
+            return refuse(applied.error(), applied.error().find("did not return within") != std::string::npos ||
+                                               applied.error().find("is stopping") != std::string::npos);
         change.result = "applied";
         change.pauses = applied->agents;
         for (const auto& [agent, pause] : change.pauses)
@@ -327,9 +335,18 @@ TopologyChange Host::apply_edit(size_t index, PipelineConfig edited, const std::
         r->plugins = std::move(*plugins);  // plugins no longer named are unloaded once nothing runs them
         return change;
     }
-    // Anything else restarts this pipeline only.
+    // Anything else restarts this pipeline only, once the edited file is known to build: its plugins load and
+    // every agent, codec and aggregator it names resolves (building a pipeline starts nothing).
     std::string reasons;
     for (const auto& why : diff.restart_reasons) reasons += (reasons.empty() ? "" : "; ") + why;
+    {
+        auto plugins = load_pipeline_plugins(edited);
+        if (!plugins) return refuse(plugins.error());
+        const bool embedded = edited.broker.embedded && broker_;
+        auto built = Pipeline::create(edited, *plugins, embedded ? broker_->bootstrap() : edited.broker.bootstrap,
+                                      embedded ? broker_.get() : nullptr);
+        if (!built) return refuse(built.error());
+    }
     change.result = "restarted";
     change.reason = reasons;
     log->info("pipeline {}: {} changed ({}); restarting this pipeline, the others run on", change.pipeline,

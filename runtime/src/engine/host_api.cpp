@@ -5,6 +5,7 @@
 #include "engine/pipeline.hpp"
 #include "tables/codec.hpp"
 #include "tables/table_store.hpp"
+#include "tables/windowed_table.hpp"
 
 namespace mephisto {
 namespace {
@@ -89,11 +90,88 @@ mph_status check_writable(mph_agent_ctx* ctx, const TableBinding& b, std::string
     return MPH_ERR_STATE;
 }
 
+// --- windowed tables (since 1.3) ----------------------------------------------------------------------------
+
+const WindowSpec* window_of(const TableBinding& b) {
+    const auto& w = b.store->spec().window;
+    return w ? &*w : nullptr;
+}
+
+// The time `source` means for the calling instance: the event being processed, or (no event: a batch, a
+// timer) the partition's stream time, or the wall clock.
+int64_t time_for(mph_agent_ctx* ctx, const TableBinding& b, int32_t source) {
+    const WindowSpec& spec = *window_of(b);
+    if (source == MPH_WINDOW_NOW || (source == MPH_WINDOW_RELATIVE && spec.relative_to == TimeSource::now))
+        return wall_clock_ms();
+    if (const rd_kafka_message_t* msg = ctx->message) {
+        WindowSpec event_spec = spec;
+        if (event_spec.relative_to == TimeSource::now) event_spec.relative_to = TimeSource::stream;
+        rd_kafka_timestamp_type_t type;
+        const int64_t ts = rd_kafka_message_timestamp(msg, &type);
+        return event_time(event_spec, type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+                          {static_cast<const char*>(msg->payload), msg->payload ? msg->len : 0});
+    }
+    const int64_t stream = WindowedShard(*b.shard, spec).stream_time();
+    return stream >= 0 ? stream : wall_clock_ms();
+}
+
+// Hands `v` (or the table's default) to the plugin as the callback's view.
+mph_status give(mph_agent_ctx* ctx, const TableBinding& b, std::optional<std::string> v, const void** value,
+                size_t* value_len) {
+    if (!v) v = b.store->spec().default_value;
+    if (!v) return MPH_ERR_NOT_FOUND;
+    ctx->views.push_back(std::move(*v));
+    *value = ctx->views.back().data();
+    *value_len = ctx->views.back().size();
+    return MPH_OK;
+}
+
+// The windows the current event may still change; none (and the event counted late) when all closed.
+std::vector<TimeWindow> event_windows(mph_agent_ctx* ctx, const TableBinding& b) {
+    auto windows = WindowedShard(*b.shard, *window_of(b)).writable(time_for(ctx, b, MPH_WINDOW_RELATIVE));
+    if (windows.empty()) b.store->late_events.fetch_add(1, std::memory_order_relaxed);
+    return windows;
+}
+
+mph_status api_window_get(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, int32_t source,
+                          int64_t delta_ms, const void** value, size_t* value_len, mph_window* window) {
+    if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
+    if (!value || !value_len || source < MPH_WINDOW_RELATIVE || source > MPH_WINDOW_NOW) return MPH_ERR_INVALID;
+    TableBinding* b = binding(table);
+    if (!window_of(*b)) {
+        ctx->error = "table " + b->name + " is not windowed";
+        return MPH_ERR_UNSUPPORTED;
+    }
+    const TimeWindow w = window_at(*window_of(*b), time_for(ctx, *b, source) - delta_ms);
+    if (window && MPH_HAS_MEMBER(mph_window, window, end_ms)) {
+        window->start_ms = w.start;
+        window->end_ms = w.end;
+    }
+    return give(ctx, *b, WindowedShard(*b->shard, *window_of(*b)).get(w, as_view(key, key_len)), value, value_len);
+}
+
+mph_status api_window_iterate(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
+                              mph_window_visit_fn visit, void* user) {
+    if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
+    if (!visit) return MPH_ERR_INVALID;
+    TableBinding* b = binding(table);
+    if (!window_of(*b)) {
+        ctx->error = "table " + b->name + " is not windowed";
+        return MPH_ERR_UNSUPPORTED;
+    }
+    for (const auto& [w, value] : WindowedShard(*b->shard, *window_of(*b)).windows_of(as_view(key, key_len))) {
+        const mph_window window{sizeof(mph_window), w.start, w.end};
+        if (mph_status st = visit(user, &window, value.data(), value.size()); st != MPH_OK) return st;
+    }
+    return MPH_OK;
+}
+
 mph_status api_table_get(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, const void** value,
                          size_t* value_len) {
     if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
     if (!value || !value_len) return MPH_ERR_INVALID;
     TableBinding* b = binding(table);
+    if (window_of(*b)) return api_window_get(ctx, table, key, key_len, MPH_WINDOW_RELATIVE, 0, value, value_len, nullptr);
     std::optional<std::string> v = b->shard->get(as_view(key, key_len));
     if (!v && b->store->spec().global)
         if (TableShard* holder = holder_elsewhere(*b, as_view(key, key_len))) v = holder->get(as_view(key, key_len));
@@ -114,6 +192,10 @@ mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, 
         ctx->error = "table " + b->name + ": " + st.error();
         return MPH_ERR_INVALID;
     }
+    if (window_of(*b)) {
+        for (const auto& w : event_windows(ctx, *b)) b->shard->put(window_key(w.start, as_view(key, key_len)), as_view(value, value_len));
+        return MPH_OK;
+    }
     if (mph_status st = check_writable(ctx, *b, as_view(key, key_len)); st != MPH_OK) return st;
     b->shard->put(as_view(key, key_len), as_view(value, value_len));
     return MPH_OK;
@@ -121,6 +203,10 @@ mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, 
 
 mph_status api_table_delete(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len) {
     if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
+    if (const TableBinding* b = binding(table); window_of(*b)) {
+        for (const auto& w : event_windows(ctx, *b)) b->shard->erase(window_key(w.start, as_view(key, key_len)));
+        return MPH_OK;
+    }
     if (mph_status st = check_writable(ctx, *binding(table), as_view(key, key_len)); st != MPH_OK) return st;
     binding(table)->shard->erase(as_view(key, key_len));
     return MPH_OK;
@@ -134,6 +220,12 @@ mph_status api_table_add(mph_agent_ctx* ctx, mph_table* table, const void* key, 
         ctx->error = "table " + b->name + " does not hold int64 values; add needs int64";
         return MPH_ERR_UNSUPPORTED;
     }
+    if (window_of(*b)) {  // every window of the event; the result is the latest window's
+        int64_t v = 0;
+        for (const auto& w : event_windows(ctx, *b)) v = b->shard->add(window_key(w.start, as_view(key, key_len)), delta);
+        if (result) *result = v;
+        return MPH_OK;
+    }
     if (mph_status st = check_writable(ctx, *b, as_view(key, key_len)); st != MPH_OK) return st;
     int64_t v = b->shard->add(as_view(key, key_len), delta);
     if (result) *result = v;
@@ -144,6 +236,12 @@ mph_status api_table_iterate(mph_agent_ctx* ctx, mph_table* table, mph_table_vis
     if (mph_status st = check(ctx, table, nullptr, 0); st != MPH_OK) return st;
     if (!visit) return MPH_ERR_INVALID;
     TableBinding* b = binding(table);
+    if (const WindowSpec* w = window_of(*b)) {  // the keys of the window at the table's relative time
+        auto entries = WindowedShard(*b->shard, *w).entries_at(window_at(*w, time_for(ctx, *b, MPH_WINDOW_RELATIVE)));
+        for (const auto& [key, value] : entries)
+            if (mph_status st = visit(user, key.data(), key.size(), value.data(), value.size()); st != MPH_OK) return st;
+        return MPH_OK;
+    }
     std::map<std::string, std::string> entries = b->shard->snapshot();
     if (b->store->spec().global)  // every partition; the instance's own wins a key held twice
         for (TableShard* s : b->store->shards())
@@ -164,8 +262,21 @@ mph_status api_table_merge(mph_agent_ctx* ctx, mph_table* table, const void* key
         ctx->error = "table " + b->name + " has no aggregator: declare `aggregate: {plugin: P, name: NAME}` on it";
         return MPH_ERR_UNSUPPORTED;
     }
-    if (mph_status st = check_writable(ctx, *b, as_view(key, key_len)); st != MPH_OK) return st;
-    auto merged = b->shard->merge(as_view(key, key_len), as_view(input, input_len));
+    Result<std::string> merged = std::string();
+    if (window_of(*b)) {  // every window of the event; the view is the latest window's
+        auto windows = event_windows(ctx, *b);
+        if (windows.empty()) {
+            if (value) *value = nullptr;
+            if (value_len) *value_len = 0;
+            return MPH_OK;
+        }
+        for (const auto& w : windows)
+            if (merged = b->shard->merge(window_key(w.start, as_view(key, key_len)), as_view(input, input_len)); !merged)
+                break;
+    } else {
+        if (mph_status st = check_writable(ctx, *b, as_view(key, key_len)); st != MPH_OK) return st;
+        merged = b->shard->merge(as_view(key, key_len), as_view(input, input_len));
+    }
     if (!merged) {
         ctx->error = "table " + b->name + ": " + merged.error();
         return MPH_ERR_INVALID;
@@ -197,6 +308,8 @@ const mph_host_api kHostApi = {
     api_table_add,
     api_table_iterate,
     api_table_merge,
+    api_window_get,
+    api_window_iterate,
 };
 
 }  // namespace

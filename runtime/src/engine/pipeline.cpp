@@ -10,6 +10,7 @@
 #include "engine/repartition_agent.hpp"
 #include "kafka/embedded_broker.hpp"
 #include "tables/codec.hpp"
+#include "tables/windowed_table.hpp"
 
 namespace mephisto {
 namespace {
@@ -178,6 +179,19 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         a->params = effective_params(a->info, spec.params);
         a->log = logger(spec.name);
         p->agents_.push_back(std::move(a));
+    }
+    for (const auto& table : p->config_.tables) {
+        if (!table.window) continue;
+        for (const auto& a : p->agents_) {
+            if (!a->info->callbacks.on_window_close ||
+                std::find(a->spec->tables.begin(), a->spec->tables.end(), table.name) == a->spec->tables.end())
+                continue;
+            if (auto it = p->window_closers_.find(table.name); it != p->window_closers_.end())
+                return make_error(table.mark.str() + ": tables." + table.name + ": agents " + it->second + " and " +
+                                  a->spec->name + " both export on_window_close; at most one agent of a windowed "
+                                  "table may take its closed windows");
+            p->window_closers_[table.name] = a->spec->name;
+        }
     }
     for (const auto& spec : p->config_.timers) {
         auto r = resolve_agent(plugins, spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params,
@@ -441,6 +455,7 @@ void Pipeline::stop() {
     };
 
     if (timer_thread_.joinable()) {
+        { std::lock_guard lock(timer_mutex_); }  // the timer thread is waiting, or will see stopping_
         timer_cv_.notify_all();
         timer_thread_.join();
     }
@@ -826,6 +841,7 @@ std::unique_ptr<Lane> Pipeline::make_lane(AgentRuntime& agent, PartitionState& p
             continue;
         }
         lane->ctx.tables.push_back(TableBinding{name, store, *shard});
+        if (store->spec().window) lane->windowed = true;
         if (std::find(ps.shards.begin(), ps.shards.end(), *shard) == ps.shards.end()) ps.shards.push_back(*shard);
     }
     return lane;
@@ -1028,6 +1044,7 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
     if (verdict == MPH_OK) {
         lane.attempts = 0;
         lane.agent->stats.processed.fetch_add(1, std::memory_order_relaxed);
+        if (lane.windowed) advance_windows(lane, {msg}, f);
         lane.local.pop_front();
         finish(f);
         return Outcome::done;
@@ -1062,6 +1079,11 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     if (verdict == MPH_OK) {
         lane.attempts = 0;
         lane.agent->stats.processed.fetch_add(n, std::memory_order_relaxed);
+        if (lane.windowed) {
+            std::vector<const rd_kafka_message_t*> messages;
+            for (size_t i = 0; i < n; ++i) messages.push_back(lane.local[i]->message);
+            advance_windows(lane, messages, lane.local.front());
+        }
         for (size_t i = 0; i < n; ++i) {
             InFlight* f = lane.local.front();
             lane.local.pop_front();
@@ -1260,6 +1282,45 @@ mph_status Pipeline::forward(mph_agent_ctx& ctx) {
         if (st != MPH_OK) return st;
     }
     return MPH_OK;
+}
+
+// ------------------------------------------------------------------------------------------------- windows
+
+void Pipeline::advance_windows(Lane& lane, const std::vector<const rd_kafka_message_t*>& events, InFlight* inflight) {
+    for (const TableBinding& b : lane.ctx.tables) {
+        if (!b.store->spec().window) continue;
+        const WindowSpec& spec = *b.store->spec().window;
+        int64_t t = -1;
+        for (const rd_kafka_message_t* msg : events) {
+            rd_kafka_timestamp_type_t type;
+            const int64_t ts = rd_kafka_message_timestamp(msg, &type);
+            t = std::max(t, event_time(spec, type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
+                                       {static_cast<const char*>(msg->payload), msg->payload ? msg->len : 0}));
+        }
+        auto closer = window_closers_.find(b.name);
+        const bool takes = closer == window_closers_.end() || closer->second == lane.agent->spec->name;
+        uint64_t expired = 0;
+        auto closed = WindowedShard(*b.shard, spec).advance(t, takes, expired);
+        if (expired) b.store->windows_expired.fetch_add(expired, std::memory_order_relaxed);
+        if (closed.empty()) continue;
+        b.store->windows_closed.fetch_add(closed.size(), std::memory_order_relaxed);
+        const auto on_close = lane.agent->info->callbacks.on_window_close;
+        if (!on_close || closer == window_closers_.end()) continue;
+        lane.ctx.inflight = inflight;  // what it sends is acknowledged before the event's offset commits
+        for (const auto& c : closed) {
+            const mph_window window{sizeof(mph_window), c.window.start, c.window.end};
+            lane.ctx.error.clear();
+            lane.ctx.views.clear();
+            mph_status st = on_close(lane.instance, &lane.ctx, b.name.c_str(), c.key.data(), c.key.size(), &window,
+                                     c.value.data(), c.value.size());
+            if (st != MPH_OK) {
+                lane.agent->stats.failures.fetch_add(1, std::memory_order_relaxed);
+                lane.agent->log->warn("on_window_close of {} [{}, {}) returned {}: {}", b.name, c.window.start,
+                                      c.window.end, st, lane.ctx.error);
+            }
+        }
+        lane.ctx.inflight = nullptr;
+    }
 }
 
 // -------------------------------------------------------------------------------------------------- timers

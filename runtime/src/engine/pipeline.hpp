@@ -121,6 +121,7 @@ struct Lane {
     bool created = false;
     uint64_t generation = 0;
     int attempts = 0;  // failed attempts on the head event
+    bool windowed = false;  // uses a windowed table: events move its stream time (advance_windows)
 };
 
 // The changes of one table shard on their way to its changelog. When every record is acknowledged, they are
@@ -309,6 +310,9 @@ private:
     // A lane of `agent` on `ps`, bound to the agent's table shards for that partition. Caller holds
     // partitions_mutex_.
     std::unique_ptr<Lane> make_lane(AgentRuntime& agent, PartitionState& ps);
+    // Windowed tables: after the lane's event(s), stream time moves to their time; windows that closed go to
+    // the agent's on_window_close with outputs tracked against `inflight`, and expired windows are removed.
+    void advance_windows(Lane& lane, const std::vector<const rd_kafka_message_t*>& events, InFlight* inflight);
     // Restarts `agent`'s instances on a new image and/or YAML: its lanes must be stopped.
     size_t restart_instances(AgentRuntime& agent, const std::vector<Lane*>& lanes, const std::shared_ptr<Plugin>& plugin,
                              const AgentInfo* info, const AgentSpec* spec);
@@ -343,6 +347,9 @@ private:
     std::map<std::string, TableTypes> table_types_;  // table -> its codec and aggregator
     std::map<std::string, const mph_codec_descriptor*> topic_codecs_;  // topics with a plugin's value codec
     std::map<std::string, const mph_key_fn_descriptor*> key_functions_;  // repartition agent -> its group_by function
+    // Windowed table -> the agent that exports on_window_close for it (at most one). A table without one has
+    // its windows closed and removed all the same.
+    std::map<std::string, std::string> window_closers_;
     std::vector<std::shared_ptr<Plugin>> item_plugins_;  // keeps those codecs' and functions' images loaded
     // Global tables' followers; declared after tables_ so they stop before the stores close.
     std::map<std::string, std::unique_ptr<GlobalTableFollower>> followers_;

@@ -35,9 +35,9 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         std::shared_ptr<Plugin> plugin;
         const AgentInfo* info;
     };
-    std::vector<Starting> starting;    // new agents, and changed ones that now read other topics
-    std::vector<Starting> restarting;  // changed agents that keep their topics
-    std::vector<AgentRuntime*> stopping;  // removed agents, and changed ones that now read other topics
+    std::vector<Starting> starting;       // new agents
+    std::vector<Starting> restarting;     // changed agents
+    std::vector<AgentRuntime*> stopping;  // removed agents
     std::map<std::string, AgentRuntime*> running;
     {
         std::lock_guard lock(agents_mutex_);
@@ -61,13 +61,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         const AgentSpec& spec = *by_name(edited.agents, name);
         auto s = resolve(spec);
         if (!s) return make_error(s.error());
-        AgentRuntime* current = running.at(name);
-        if (current->spec->from == spec.from) {
-            restarting.push_back(*s);
-        } else {  // other topics: other lanes
-            stopping.push_back(current);
-            starting.push_back(*s);
-        }
+        restarting.push_back(*s);  // same topics and tables (diff_topology): the same lanes
     }
     for (const auto& name : diff.agents_removed) stopping.push_back(running.at(name));
 
@@ -92,13 +86,19 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         if (!codec) return make_error(codec.error());
         if (*codec) new_codecs[name] = *codec;
     }
+    // Images whose codecs and aggregators this edit names. Those already held stay held: partitions, topics and
+    // table stores keep pointers into them for as long as the pipeline runs.
     std::vector<std::shared_ptr<Plugin>> new_item_plugins;
     for (const auto& [name, mark] : item_plugins(edited)) {
         auto it = plugins.find(name);
         if (it == plugins.end()) return make_error(mark.str() + ": plugin '" + name + "' is not loaded");
         new_item_plugins.push_back(it->second);
     }
-    for (const auto& s : starting) {  // the dead-letter topics of agents that start (the last check: it creates)
+    std::vector<const Starting*> dead_lettering;
+    for (const auto& s : starting) dead_lettering.push_back(&s);
+    for (const auto& s : restarting) dead_lettering.push_back(&s);
+    for (const Starting* ps : dead_lettering) {  // their dead-letter topics (the last check: it creates)
+        const Starting& s = *ps;
         if (s.spec->on_error.then != ThenPolicy::dead_letter) continue;
         int partitions = 1;
         for (const auto& t : s.spec->from)
@@ -267,7 +267,9 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     config_.topics = edited.topics;
     for (const auto& name : diff.topics_removed) topic_codecs_.erase(name);
     for (const auto& [name, codec] : new_codecs) topic_codecs_[name] = codec;
-    item_plugins_ = std::move(new_item_plugins);
+    for (auto& plugin : new_item_plugins)
+        if (std::find(item_plugins_.begin(), item_plugins_.end(), plugin) == item_plugins_.end())
+            item_plugins_.push_back(std::move(plugin));
     return report;
 }
 

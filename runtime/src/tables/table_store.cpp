@@ -141,6 +141,28 @@ std::map<std::string, std::string> TableShard::snapshot() {
     return out;
 }
 
+std::map<std::string, std::string> TableShard::scan(std::string_view lo, std::string_view hi) {
+    std::lock_guard lock(mu_);
+    std::map<std::string, std::string> out;
+    if (!cf_) {
+        for (auto it = memory_.lower_bound(std::string(lo)); it != memory_.end() && it->first < hi; ++it)
+            out.emplace(it->first, it->second);
+    } else {
+        rocksdb::ReadOptions options;
+        const rocksdb::Slice upper(hi.data(), hi.size());
+        options.iterate_upper_bound = &upper;
+        std::unique_ptr<rocksdb::Iterator> it(store_.db_->NewIterator(options, cf_));
+        for (it->Seek(rocksdb::Slice(lo.data(), lo.size())); it->Valid(); it->Next())
+            out.emplace(it->key().ToString(), it->value().ToString());
+    }
+    for (const auto& [key, e] : cache_) {
+        if (key < lo || key >= hi) continue;
+        if (e.value) out[key] = *e.value;
+        else out.erase(key);
+    }
+    return out;
+}
+
 std::vector<TableChange> TableShard::take_changes() {
     std::lock_guard lock(mu_);
     std::vector<TableChange> out;
@@ -205,6 +227,10 @@ int64_t TableShard::persisted_offset() {
 }
 
 void TableShard::drop_cache() {
+    {
+        std::lock_guard lock(window_mu);
+        window_loaded = false;  // re-read from the store: another host may have moved it meanwhile
+    }
     std::lock_guard lock(mu_);
     cache_.clear();
     dirty_ = 0;

@@ -8,6 +8,7 @@
 // written in the same RocksDB write batch as the data it covers, so store and offset never disagree.
 #include <filesystem>
 #include <atomic>
+#include <climits>
 #include <functional>
 #include <map>
 #include <memory>
@@ -60,6 +61,16 @@ public:
     Result<std::string> merge(std::string_view key, std::string_view input);
     // Every live entry in key order (a consistent copy: visits may write to the table).
     std::map<std::string, std::string> snapshot();
+    // The live entries with keys in [lo, hi), in key order (a copy).
+    std::map<std::string, std::string> scan(std::string_view lo, std::string_view hi);
+
+    // Windowed tables (tables/windowed_table.hpp): the partition's stream time and the close and expiry marks,
+    // loaded from the shard's meta keys on first use. Guarded by window_mu.
+    std::mutex window_mu;
+    bool window_loaded = false;
+    int64_t stream_time = -1;           // the largest event time seen; persisted
+    int64_t closed_before = INT64_MIN;  // windows starting before this closed; persisted
+    int64_t expired_before = INT64_MIN; // windows starting before this were removed (in memory: rescanned once)
 
     // Commit support. Takes the changes since the last take (cache entries stay, now clean).
     std::vector<TableChange> take_changes();
@@ -128,6 +139,11 @@ public:
     std::vector<int32_t> stored_partitions();
     // Keys stored for a partition: RocksDB's estimate (cheap), or the count of a memory store. THREAD: any.
     uint64_t estimate_keys(int32_t partition);
+
+    // Windowed tables: events later than the grace period (dropped), windows closed and windows removed.
+    std::atomic<uint64_t> late_events{0};
+    std::atomic<uint64_t> windows_closed{0};
+    std::atomic<uint64_t> windows_expired{0};
 
 private:
     friend class TableShard;

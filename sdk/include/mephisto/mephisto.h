@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define MPH_ABI_VERSION_MAJOR 1
-#define MPH_ABI_VERSION_MINOR 2
+#define MPH_ABI_VERSION_MINOR 3
 
 /* The one symbol a plugin exports (convention 1). */
 #define MPH_ENTRY_SYMBOL "mephisto_plugin_entry"
@@ -95,6 +95,22 @@ typedef struct mph_table mph_table;
  * value is returned by table_iterate). OWNERSHIP: key and value are views valid during the call only. */
 typedef mph_status (*mph_table_visit_fn)(void* user, const void* key, size_t key_len, const void* value,
                                          size_t value_len);
+
+/* A time window of a windowed table (since 1.3): [start_ms, end_ms), milliseconds since the epoch. */
+typedef struct mph_window {
+    size_t struct_size;
+    int64_t start_ms;
+    int64_t end_ms;
+} mph_window;
+
+/* Which time window_get reads a windowed table at (since 1.3), Faust's WindowSet accessors. */
+#define MPH_WINDOW_RELATIVE 0 /* the table's `relative_to` (Faust's .value()) */
+#define MPH_WINDOW_CURRENT 1  /* the event being processed: its timestamp or time field (.current()) */
+#define MPH_WINDOW_NOW 2      /* the wall clock (.now()) */
+
+/* Called once per window by window_iterate (since 1.3). Return MPH_OK to go on, anything else to stop.
+ * OWNERSHIP: window and value are views valid during the call only. */
+typedef mph_status (*mph_window_visit_fn)(void* user, const mph_window* window, const void* value, size_t value_len);
 
 /* Appends bytes to a host-owned output (since 1.2): codecs and aggregators hand their results to the host
  * through it; several calls append. OWNERSHIP: data copied. THREAD: the caller's. */
@@ -233,6 +249,30 @@ typedef struct mph_host_api {
      * callback's error text); MPH_ERR_STATE as for every table function. */
     mph_status (*table_merge)(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
                               const void* input, size_t input_len, const void** value, size_t* value_len);
+
+    /* since 1.3: windowed tables ---------------------------------------------------------------------------
+     * A table with `window:` in YAML keeps one value per (key, window). table_put, table_add, table_merge and
+     * table_delete change every window the current event falls in (one for tumbling and sliding windows, size /
+     * step for hopping ones); an event whose windows all closed (later than the grace period) changes nothing
+     * and is counted as late. table_get reads the window of the table's `relative_to` time; table_iterate
+     * visits the keys of that window. Windows close in stream time (the largest event time the partition has
+     * seen): a window closes once stream time passes its end plus the grace period, and the agent that exports
+     * on_window_close gets it exactly once per (key, window). A window is removed from the store and the
+     * changelog once stream time passes its end plus `expires`; reads never show it after that. */
+
+    /* Reads key's value in the window containing (time - delta_ms), where time is chosen by `time_source`
+     * (MPH_WINDOW_*): Faust's .value(), .current(), .now() and .delta(d). For hopping windows the latest window
+     * containing that time. On MPH_OK, *value and *value_len view the value (or the table's default when the
+     * window has none) until the callback returns, and *window (may be NULL) is set to the window read.
+     * ERRORS: MPH_ERR_NOT_FOUND when the window has no value (or it expired) and the table has no default;
+     * MPH_ERR_UNSUPPORTED when the table is not windowed; MPH_ERR_INVALID; MPH_ERR_STATE. */
+    mph_status (*window_get)(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
+                             int32_t time_source, int64_t delta_ms, const void** value, size_t* value_len,
+                             mph_window* window);
+    /* Visits key's live (not expired) windows, oldest first. Returns MPH_OK after the last, or the visitor's
+     * status. ERRORS: as window_get. */
+    mph_status (*window_iterate)(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
+                                 mph_window_visit_fn visit, void* user);
 } mph_host_api;
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -274,6 +314,14 @@ typedef struct mph_agent_descriptor {
      * host commits after it returns). Return values other than MPH_OK are logged and counted. */
     mph_status (*on_assigned)(void* instance, mph_agent_ctx* ctx, int32_t partition);
     mph_status (*on_revoked)(void* instance, mph_agent_ctx* ctx, int32_t partition);
+
+    /* since 1.3: a window of a windowed table the agent declares closed (stream time passed its end plus the
+     * grace period): its final value for key. Called exactly once per (key, window), on the instance of the
+     * partition that holds the key, right after the event that moved stream time past it; outputs it sends
+     * are tracked like that event's. At most one agent per table may export it. Return MPH_OK; other verdicts
+     * are logged and counted, and the window still counts as closed. OWNERSHIP: views valid during the call. */
+    mph_status (*on_window_close)(void* instance, mph_agent_ctx* ctx, const char* table, const void* key,
+                                  size_t key_len, const mph_window* window, const void* value, size_t value_len);
 } mph_agent_descriptor;
 
 /* A named value codec (since 1.2; Faust's codec registry). It says whether bytes are a well-formed value and how

@@ -1,0 +1,81 @@
+#pragma once
+// Windowed tables (Faust's windowed tables, with Kafka Streams' grace period): one value per (key, window),
+// stored in the table's shard under "<window start><key>" so that a window's entries, and every window older
+// than a time, are one contiguous key range. Time is stream time, per partition: the largest event time the
+// partition has seen. A window [start, end) takes events until stream time reaches end + grace, then closes
+// (its final values go to on_window_close, once); it is removed once stream time reaches end + expires.
+// Stream time and the close mark live in the shard under meta keys, so they travel through the changelog and
+// the same write batches as the values they describe: a restart neither loses a window nor closes one twice
+// (unless it redoes the events since the last commit, at-least-once).
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace mephisto {
+
+class TableShard;
+
+struct TimeWindow {
+    int64_t start = 0;  // inclusive, ms since the epoch
+    int64_t end = 0;    // exclusive
+};
+
+// Every window containing time t: one for tumbling and sliding windows (the sliding window around t),
+// size / step for hopping ones, oldest first. Windows starting before 0 are left out.
+std::vector<TimeWindow> windows_containing(const WindowSpec& spec, int64_t t);
+// The window a read at time t means: for hopping windows the latest one containing t.
+TimeWindow window_at(const WindowSpec& spec, int64_t t);
+
+// Store keys: 8 bytes of the window start (big-endian, offset so that order is time order), then the key.
+std::string window_key(int64_t start, std::string_view key);
+// Splits a store key made by window_key; nullopt for the meta keys.
+std::optional<std::pair<int64_t, std::string_view>> split_window_key(std::string_view stored);
+// True for the keys the window layer keeps for itself (stream time, close mark): never shown as entries.
+bool is_window_meta_key(std::string_view stored);
+
+// An event's time for a windowed table: its Kafka timestamp (relative_to stream), the number of milliseconds
+// in a JSON field of its value (relative_to field; the timestamp when the field is missing), or the wall clock
+// (relative_to now). An event without a timestamp is stamped with the wall clock.
+int64_t event_time(const WindowSpec& spec, int64_t timestamp_ms, std::string_view value);
+int64_t wall_clock_ms();
+
+// One window's final value for one key, handed to on_window_close.
+struct ClosedWindow {
+    TimeWindow window;
+    std::string key;
+    std::string value;
+};
+
+// The window operations on one shard of a windowed table. Cheap to make; all state is in the shard.
+class WindowedShard {
+public:
+    WindowedShard(TableShard& shard, const WindowSpec& spec) : shard_(shard), spec_(spec) {}
+
+    // The windows of time t an update may still change (not closed); empty when the event is late.
+    std::vector<TimeWindow> writable(int64_t t);
+    // The value of key in window w, nullopt when it has none or the window expired.
+    std::optional<std::string> get(const TimeWindow& w, std::string_view key);
+    // key's live windows with values, oldest first.
+    std::vector<std::pair<TimeWindow, std::string>> windows_of(std::string_view key);
+    // Every live (window, key, value) of the window containing t (for table_iterate).
+    std::map<std::string, std::string> entries_at(const TimeWindow& w);
+
+    // Moves stream time to t if later. Returns the windows that closed because of it (when `take_closes`;
+    // otherwise they stay pending until an instance that takes them comes by), and removes expired windows.
+    // Returns nothing when stream time did not move far enough for a window boundary.
+    std::vector<ClosedWindow> advance(int64_t t, bool take_closes, uint64_t& expired);
+    int64_t stream_time();
+
+private:
+    void load();  // window_mu held
+    void persist_marks();  // window_mu held
+    TableShard& shard_;
+    const WindowSpec& spec_;
+};
+
+}  // namespace mephisto
