@@ -5,6 +5,8 @@
 
 #include <algorithm>
 
+#include <nlohmann/json.hpp>
+
 #include "harness.hpp"
 #include "tables/codec.hpp"
 
@@ -196,4 +198,47 @@ TEST_CASE("click_counter: clicks grouped by url add their count (default 1) to c
     std::map<std::string, int64_t> last;
     for (const auto& r : changelog.records()) last[*r.key] = mephisto::decode_int64(*r.value);
     CHECK(last == std::map<std::string, int64_t>{{"/about", 12}, {"/home", 15}, {"/pricing", 1}});
+}
+
+TEST_CASE("windowed_clicks: one final count per URL per minute, each once, across a restart in mid-minute") {
+    Broker broker;
+    broker.create_topic("clicks", 1);
+    broker.create_topic("clicks_per_minute", 1);
+    TempDir dir;
+    const std::vector<std::string> args = {"--plugin-dir", example_plugin_dir().string(), "--state-dir",
+                                           (dir.path() / "state").string()};
+    // Clicks over five minutes, 10 s apart, on three URLs in turn: two per URL per minute.
+    const int64_t t0 = 60'000LL * 29'000'000;  // a minute boundary
+    auto clicks = [&](int from, int to) {
+        std::vector<Message> out;
+        for (int i = from; i < to; ++i)
+            out.push_back({std::nullopt,
+                           "{\"url\": \"/page/" + std::to_string(i % 3) + "\", \"ts\": " + std::to_string(t0 + i * 10'000LL) + "}",
+                           {}, -1});
+        return out;
+    };
+    {
+        auto host = start_host(example("windowed_clicks"), broker.bootstrap(), dir.path() / "run1.log", args);
+        produce(broker.bootstrap(), "clicks", clicks(0, 14));  // up to 2:10: minutes 0 and 1 close
+        REQUIRE(await_caught_up(broker.bootstrap(), "windowed_clicks", "clicks", 1, 30s));
+        CHECK(host->count_in_log("click(s) in the minute of") == 6);
+        CHECK(host->stop(SIGTERM, 30s) == 0);  // minute 2 is open, with 2 of its clicks
+    }
+    auto host = start_host(example("windowed_clicks"), broker.bootstrap(), dir.path() / "run2.log", args);
+    produce(broker.bootstrap(), "clicks", clicks(14, 30));
+    produce(broker.bootstrap(), "clicks", {{std::nullopt, "{\"url\": \"/late\", \"ts\": " + std::to_string(t0 + 400'000) + "}", {}, -1}});
+    REQUIRE(await_caught_up(broker.bootstrap(), "windowed_clicks", "clicks", 1, 30s));
+    CHECK(host->await_log("/page/2: 2 click(s) in the minute of", 10s));
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+
+    TopicReader out(broker.bootstrap(), "clicks_per_minute", 1);
+    REQUIRE(out.read_to_end(20s));
+    std::map<std::pair<std::string, int64_t>, int> windows;  // (url, minute start) -> times reported
+    for (const auto& r : out.records()) {
+        auto record = nlohmann::json::parse(*r.value);
+        CHECK(record["count"] == 2);
+        windows[{record["url"].get<std::string>(), record["start"].get<int64_t>()}]++;
+    }
+    CHECK(windows.size() == 15);  // three URLs, five minutes
+    for (const auto& [window, times] : windows) CHECK_MESSAGE(times == 1, window.first << " " << window.second);
 }

@@ -9,6 +9,7 @@
 #include "common/logging.hpp"
 #include "engine/host.hpp"
 #include "tables/codec.hpp"
+#include "tables/windowed_table.hpp"
 #include "tables/table_store.hpp"
 
 namespace mephisto::cli {
@@ -121,7 +122,12 @@ int table_get(const TableOptions& o, const std::string& table, const std::string
     for (int32_t p : store->stored_partitions()) {
         auto shard = store->shard(p);
         if (!shard) continue;
-        if (auto v = (*shard)->get(key)) {
+        if (const auto& window = store->spec().window) {  // every live window of the key, oldest first
+            auto windows = WindowedShard(**shard, *window).windows_of(key);
+            for (const auto& [w, value] : windows)
+                std::cout << "[" << w.start << ", " << w.end << ") " << show(*store, value) << "\n";
+            if (!windows.empty()) return 0;
+        } else if (auto v = (*shard)->get(key)) {
             std::cout << show(*store, *v) << "\n";
             return 0;
         }
@@ -137,9 +143,16 @@ int table_dump(const TableOptions& o, const std::string& table) {
     for (int32_t p : store->stored_partitions()) {
         auto shard = store->shard(p);
         if (!shard) continue;
-        for (const auto& [key, value] : (*shard)->snapshot())
-            std::cout << nlohmann::json{{"partition", p}, {"key", key}, {"value", as_json(*store, value)}}.dump()
-                      << "\n";
+        for (const auto& [key, value] : (*shard)->snapshot()) {
+            nlohmann::json line{{"partition", p}, {"key", key}, {"value", as_json(*store, value)}};
+            if (const auto& window = store->spec().window) {  // "<window start><key>", and the window's marks
+                auto split = split_window_key(key);
+                if (!split) continue;
+                line["key"] = std::string(split->second);
+                line["window"] = {split->first, split->first + window->width().count()};
+            }
+            std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+        }
     }
     return 0;
 }

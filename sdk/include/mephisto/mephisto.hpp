@@ -20,6 +20,8 @@
 //     R on_timer(Context&, std::string_view timer, int64_t now_ms)
 //     R on_assigned(Context&, int32_t partition)
 //     R on_revoked(Context&, int32_t partition)
+//     R on_window_close(Context&, std::string_view table, std::string_view key, Window window,
+//                       std::string_view value)      (ABI 1.3) a window's final value, once per (key, window)
 // where R is void (always MPH_OK) or mph_status (MPH_OK, MPH_RETRY or MPH_FATAL).
 //
 // ERRORS. Context members that call the host (emit, send, forward, ...) throw mephisto::Error when the
@@ -34,7 +36,9 @@
 //
 // TABLES (ABI 1.1). ctx.table("name") in the constructor resolves a table the agent lists under `tables:` in
 // YAML and returns a mephisto::Table: get/put/erase/add/for_each on the shard of the instance's partition,
-// and (ABI 1.2) merge on a table with an aggregator. See class Table.
+// and (ABI 1.2) merge on a table with an aggregator. See class Table. On a windowed table (ABI 1.3, YAML
+// `window:`) the same calls change the windows of the current event, and get() reads the window of the table's
+// `relative_to` time; window() and for_each_window() read other windows (Faust's .current(), .now(), .delta()).
 //
 // CODECS AND AGGREGATORS (ABI 1.2). A plugin may provide value codecs and table aggregators besides (or instead
 // of) agents; like agents they are classes, here with static members only, listed in MEPHISTO_PLUGIN:
@@ -334,6 +338,19 @@ constexpr std::optional<double> decode_double(std::string_view bytes) noexcept {
 
 class Context;
 
+// A time window of a windowed table (ABI 1.3): [start_ms, end_ms), milliseconds since the epoch.
+struct Window {
+    int64_t start_ms = 0;
+    int64_t end_ms = 0;
+};
+
+// Which time Table::window reads at (Faust's WindowSet accessors).
+enum class WindowTime : int32_t {
+    relative = MPH_WINDOW_RELATIVE, // the table's `relative_to` (.value())
+    current = MPH_WINDOW_CURRENT,   // the event being processed (.current())
+    now = MPH_WINDOW_NOW,           // the wall clock (.now())
+};
+
 // A host-owned table (Faust's Table): keys and values are bytes, sharded by the partition of the instance,
 // changelogged and recovered by the host. Values are in the table's value codec (`value:` in YAML): raw bytes,
 // int64, double (see encode_int64/encode_double; get_int64/put_int64 ... do the encoding) or JSON text.
@@ -479,6 +496,46 @@ public:
         check(status, "for_each");
     }
 
+    // Windowed tables (ABI 1.3): key's value in the window containing (time - delta_ms), with that window; the
+    // table's default when the window has no value; nullopt when it has none (or expired) and there is no
+    // default. For hopping windows, the latest window containing that time.
+    std::optional<std::pair<std::string_view, Window>> window(std::string_view key, WindowTime at = WindowTime::relative,
+                                                              int64_t delta_ms = 0) const {
+        require_windows("window");
+        const void* value = nullptr;
+        size_t value_len = 0;
+        mph_window w{sizeof(mph_window), 0, 0};
+        const mph_status status = api_->window_get(ctx_, table_, bytes(key), key.size(), static_cast<int32_t>(at),
+                                                   delta_ms, &value, &value_len, &w);
+        if (status == MPH_ERR_NOT_FOUND) return std::nullopt;
+        check(status, "window");
+        return std::make_pair(detail::bytes_view(value, value_len), Window{w.start_ms, w.end_ms});
+    }
+    // Calls visit(Window, std::string_view value) for each of key's live windows, oldest first.
+    template <class Visit>
+    void for_each_window(std::string_view key, Visit&& visit) const {
+        require_windows("for_each_window");
+        struct Iteration {
+            std::remove_reference_t<Visit>* visit;
+            std::exception_ptr error;
+        };
+        Iteration iteration{&visit, nullptr};
+        const mph_window_visit_fn trampoline = [](void* user, const mph_window* w, const void* value,
+                                                  size_t value_len) noexcept -> mph_status {
+            Iteration& state = *static_cast<Iteration*>(user);
+            try {
+                (*state.visit)(Window{w->start_ms, w->end_ms}, detail::bytes_view(value, value_len));
+                return MPH_OK;
+            } catch (...) {
+                state.error = std::current_exception();
+                return MPH_FATAL;
+            }
+        };
+        const mph_status status = api_->window_iterate(ctx_, table_, bytes(key), key.size(), trampoline, &iteration);
+        if (iteration.error) std::rethrow_exception(iteration.error);
+        check(status, "for_each_window");
+    }
+
     // The C handles, for what the wrapper does not cover.
     mph_table* raw() const noexcept { return table_; }
     mph_agent_ctx* raw_ctx() const noexcept { return ctx_; }
@@ -491,6 +548,13 @@ private:
 
     // Never NULL for a present byte string: an empty key or value must not read as "no bytes given".
     static const char* bytes(std::string_view text) noexcept { return text.data() ? text.data() : ""; }
+
+    void require_windows(const char* operation) const {
+        if (api_->struct_size < offsetof(mph_host_api, window_iterate) + sizeof(api_->window_iterate))
+            throw Error("table '" + name_ + "': " + operation + " needs Mephisto ABI 1.3, the host offers " +
+                            std::to_string(api_->abi_major) + "." + std::to_string(api_->abi_minor),
+                        MPH_ERR_UNSUPPORTED);
+    }
 
     // A hint after the status for the causes an agent author can act on.
     static std::string_view hint(mph_status status, std::string_view operation) noexcept {
@@ -758,6 +822,10 @@ template <class T>
 concept HasOnRevoked = requires(T& agent, Context& ctx, int32_t partition) {
     agent.on_revoked(ctx, partition);
 };
+template <class T>
+concept HasOnWindowClose = requires(T& agent, Context& ctx, std::string_view text, Window window) {
+    agent.on_window_close(ctx, text, text, window, text);
+};
 
 // A member that exists by name but does not match the expected signature is almost always a typo in the
 // parameter list; without this check the wrapper would silently leave the callback NULL.
@@ -781,6 +849,10 @@ template <class T>
 concept NamesOnRevoked = requires {
     &T::on_revoked;
 };
+template <class T>
+concept NamesOnWindowClose = requires {
+    &T::on_window_close;
+};
 
 template <class T>
 void check_agent_class() {
@@ -797,6 +869,9 @@ void check_agent_class() {
                   "on_assigned must be callable as on_assigned(Context&, int32_t)");
     static_assert(HasOnRevoked<T> || !NamesOnRevoked<T>,
                   "on_revoked must be callable as on_revoked(Context&, int32_t)");
+    static_assert(HasOnWindowClose<T> || !NamesOnWindowClose<T>,
+                  "on_window_close must be callable as on_window_close(Context&, std::string_view table, "
+                  "std::string_view key, mephisto::Window, std::string_view value)");
 }
 
 } // namespace detail
@@ -1174,6 +1249,7 @@ private:
         if constexpr (HasOnTimer<T>) d.on_timer = &Trampolines<T>::on_timer;
         if constexpr (HasOnAssigned<T>) d.on_assigned = &Trampolines<T>::on_assigned;
         if constexpr (HasOnRevoked<T>) d.on_revoked = &Trampolines<T>::on_revoked;
+        if constexpr (HasOnWindowClose<T>) d.on_window_close = &Trampolines<T>::on_window_close;
 
         // Refused at entry rather than thrown here: this runs during static initialization (dlopen).
         for (const auto& existing : agents_)
@@ -1315,6 +1391,17 @@ struct Trampolines {
                                  int32_t partition) noexcept requires HasOnRevoked<T> {
         Context context = make_context(ctx);
         return guarded(context, [&]() { return self(instance).on_revoked(context, partition); });
+    }
+
+    static mph_status on_window_close(void* instance, mph_agent_ctx* ctx, const char* table, const void* key,
+                                      size_t key_len, const mph_window* window, const void* value,
+                                      size_t value_len) noexcept requires HasOnWindowClose<T> {
+        Context context = make_context(ctx);
+        const std::string_view table_name = table ? std::string_view(table) : std::string_view();
+        return guarded(context, [&]() {
+            return self(instance).on_window_close(context, table_name, bytes_view(key, key_len),
+                                                  Window{window->start_ms, window->end_ms}, bytes_view(value, value_len));
+        });
     }
 
 private:

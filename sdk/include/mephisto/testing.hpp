@@ -513,6 +513,8 @@ private:
         api.table_add = &host_table_add;
         api.table_iterate = &host_table_iterate;
         api.table_merge = &host_table_merge;
+        api.window_get = &host_window_unsupported_get;
+        api.window_iterate = &host_window_unsupported_iterate;
         return api;
     }
 
@@ -1120,6 +1122,21 @@ private:
     // The aggregation of ABI 1.2. As on the host, the table is unchanged when the aggregator refuses the input
     // or the codec refuses its result, and the reason becomes the callback's error text; the new value's view
     // lives until the callback returns, like table_get's.
+    // Windowed tables (ABI 1.3) are not simulated by the driver: test them against a host (tests/windows).
+    static mph_status host_window_unsupported_get(mph_agent_ctx* ctx, mph_table*, const void*, size_t, int32_t, int64_t,
+                                                  const void**, size_t*, mph_window*) {
+        return unsupported_window(ctx);
+    }
+    static mph_status host_window_unsupported_iterate(mph_agent_ctx* ctx, mph_table*, const void*, size_t,
+                                                      mph_window_visit_fn, void*) {
+        return unsupported_window(ctx);
+    }
+    static mph_status unsupported_window(mph_agent_ctx* ctx) {
+        if (AgentDriver* driver = driver_of(ctx))
+            driver->last_error_ = "the test driver does not simulate windowed tables; run the agent on a host";
+        return MPH_ERR_UNSUPPORTED;
+    }
+
     static mph_status host_table_merge(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
                                        const void* input, size_t input_len, const void** value,
                                        size_t* value_len) noexcept {
