@@ -29,14 +29,22 @@ std::string closed(const std::string& url, int window_second) {
     return url + "@" + std::to_string(kT0 + window_second * 1000LL) + "=";
 }
 
-std::string pipeline(const std::filesystem::path& state) {
+std::string pipeline(const std::filesystem::path& state,
+                     const std::string& window = "{tumbling: 60s, grace: 10s, expires: 2m, relative_to: {field: ts}}") {
     return "app: {id: win}\nplugins: {dir: " + test_plugin_dir().string() + "}\nstate_dir: " + state.string() + "\n" +
            kFastGroupYaml +
            "topics: {clicks: {partitions: 1}, closed: {partitions: 1}}\n"
            "tables:\n"
-           "  windows: {value: int64, window: {tumbling: 60s, grace: 10s, expires: 2m, relative_to: {field: ts}}}\n"
+           "  windows: {value: int64, window: " + window + "}\n"
            "agents:\n"
            "  counter: {plugin: test_agents, agent: window_count, from: clicks, sinks: [closed], tables: [windows]}\n";
+}
+
+// For failure messages.
+std::string show(const std::map<std::string, int>& m) {
+    std::string out;
+    for (const auto& [k, v] : m) out += k + " x" + std::to_string(v) + "; ";
+    return out;
 }
 
 // Every "<url>@<start>=<count>" emitted so far, by occurrence.
@@ -135,4 +143,37 @@ TEST_CASE("window state and pending closes survive restarts, and no window close
                                                                        {closed("a", 60) + "2", 1}});
         CHECK(host->stop(SIGTERM, 30s) == 0);
     }
+}
+
+TEST_CASE("a hopping window event is counted in every window it falls in") {
+    Broker broker;
+    broker.create_topic("clicks", 1);
+    broker.create_topic("closed", 1);
+    TempDir dir;
+    auto yaml = dir.write("p.yaml", pipeline(dir.path() / "state", "{hopping: {size: 60s, step: 20s}, relative_to: {field: ts}}"));
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    // Relative to kT0 (a multiple of 20 s): 10 s is in [-40, 20), [-20, 40) and [0, 60); 65 s and 70 s are in
+    // [20, 80), [40, 100) and [60, 120).
+    produce(broker.bootstrap(), "clicks", {click("a", 10), click("a", 65), click("a", 70), click("b", 300)});
+    REQUIRE(await_caught_up(broker.bootstrap(), "win", "clicks", 1, 30s));
+    const auto hopped = closes(broker.bootstrap());
+    const std::map<std::string, int> expected = {{closed("a", -40) + "1", 1}, {closed("a", -20) + "1", 1},
+                                                 {closed("a", 0) + "1", 1},   {closed("a", 20) + "2", 1},
+                                                 {closed("a", 40) + "2", 1},  {closed("a", 60) + "2", 1}};
+    CHECK_MESSAGE(hopped == expected, show(hopped));
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("a sliding window is the span around each event") {
+    Broker broker;
+    broker.create_topic("clicks", 1);
+    broker.create_topic("closed", 1);
+    TempDir dir;
+    auto yaml = dir.write("p.yaml", pipeline(dir.path() / "state", "{sliding: {before: 5s, after: 5s}, relative_to: {field: ts}}"));
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    // Each event counts in its own window [t - 5 s, t + 5 s]; two events at one time share theirs.
+    produce(broker.bootstrap(), "clicks", {click("a", 100), click("a", 103), click("a", 103), click("b", 200)});
+    REQUIRE(await_caught_up(broker.bootstrap(), "win", "clicks", 1, 30s));
+    CHECK(closes(broker.bootstrap()) == std::map<std::string, int>{{closed("a", 95) + "1", 1}, {closed("a", 98) + "2", 1}});
+    CHECK(host->stop(SIGTERM, 30s) == 0);
 }
