@@ -614,3 +614,38 @@ TEST_CASE("config: table and group_by mistakes name their place") {
     f.error("app: a\ntopics: {t: {}, u: {}}\nagents:\n  x: {plugin: p, from: t, group_by: key, through: u}\n", 4, 51,
             {"use either group_by or through, not both"});
 }
+
+TEST_CASE("config: windowed tables parse, with the documented defaults, and bad windows are named") {
+    Fixture f;
+    const std::string head = "app: shop\ntopics: {in: {}}\n";
+    const std::string agents = "agents: {a: {plugin: p, from: in, tables: [t]}}\n";
+    auto c = f.ok(head + "tables: {t: {value: int64, window: {tumbling: 60s, grace: 10s, relative_to: {field: ts}}}}\n" + agents);
+    REQUIRE(c.tables[0].window);
+    const WindowSpec& w = *c.tables[0].window;
+    CHECK(w.kind == WindowKind::tumbling);
+    CHECK(w.size == 60s);
+    CHECK(w.grace == 10s);
+    CHECK(w.expires == 10s);  // default: removed when it closes
+    CHECK(w.relative_to == TimeSource::field);
+    CHECK(w.time_field == "ts");
+    auto h = f.ok(head + "tables: {t: {window: {hopping: {size: 1m, step: 20s}, expires: 1h, relative_to: now}}}\n" + agents);
+    CHECK(h.tables[0].window->kind == WindowKind::hopping);
+    CHECK(h.tables[0].window->step == 20s);
+    CHECK(h.tables[0].window->relative_to == TimeSource::now);
+    auto s = f.ok(head + "tables: {t: {window: {session: 30s, grace: 5s}}}\n" + agents);
+    CHECK(s.tables[0].window->kind == WindowKind::session);
+    CHECK(s.tables[0].window->expires == 35s);  // gap + grace
+
+    f.error(head + "tables: {t: {window: {tumbling: 60s, sliding: {before: 1s}}}}\n" + agents, 3, 22,
+            {"exactly one of tumbling, hopping, sliding or session"});
+    f.error(head + "tables: {t: {window: {tumbling: 60s, grace: 1m, expires: 10s}}}\n" + agents, 3, 22,
+            {"expires must be at least the grace period"});
+    f.error(head + "tables: {t: {window: {session: 10s, expires: 5s}}}\n" + agents, 3, 22,
+            {"at least the gap plus the grace period"});
+    f.error(head + "tables: {t: {window: {hopping: {size: 10s, step: 20s}}}}\n" + agents, 3, 32,
+            {"step must not exceed size"});
+    f.error(head + "tables: {t: {window: {tumbling: 60s, relative_to: event}}}\n" + agents, 3, 51,
+            {"relative_to must be one of: stream, now"});
+    f.error(head + "tables: {t: {global: true, window: {tumbling: 60s}}}\n" + agents, 3, 13,
+            {"a global table cannot be windowed"});
+}

@@ -177,3 +177,26 @@ TEST_CASE("a sliding window is the span around each event") {
     CHECK(closes(broker.bootstrap()) == std::map<std::string, int>{{closed("a", 95) + "1", 1}, {closed("a", 98) + "2", 1}});
     CHECK(host->stop(SIGTERM, 30s) == 0);
 }
+
+TEST_CASE("session windows merge events within the gap and close once the gap and grace have passed") {
+    Broker broker;
+    broker.create_topic("clicks", 1);
+    broker.create_topic("closed", 1);
+    TempDir dir;
+    auto yaml = dir.write("p.yaml", pipeline(dir.path() / "state", "{session: 10s, grace: 20s, relative_to: {field: ts}}"));
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    const std::string admin = admin_address(*host);
+    // a: [0, 5] is one session; 30 and then 18 (out of order, within the 20 s grace) start two more; 24 is
+    // within the gap of both, merging them into [18, 30] with 3 events. b at 100 s moves stream time past both
+    // sessions' end + gap + grace.
+    produce(broker.bootstrap(), "clicks", {click("a", 0), click("a", 5), click("a", 30), click("a", 18), click("a", 24)});
+    REQUIRE(await_caught_up(broker.bootstrap(), "win", "clicks", 1, 30s));
+    CHECK(closes(broker.bootstrap()).empty());
+    produce(broker.bootstrap(), "clicks", {click("b", 100), click("a", 3)});  // a@3 belongs to a closed session
+    REQUIRE(await_caught_up(broker.bootstrap(), "win", "clicks", 1, 30s));
+    const auto sessions = closes(broker.bootstrap());
+    const std::map<std::string, int> expected = {{closed("a", 0) + "2", 1}, {closed("a", 18) + "3", 1}};
+    CHECK_MESSAGE(sessions == expected, show(sessions));
+    CHECK(metric(admin, "mephisto_window_late_events_total") == 1);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}

@@ -149,7 +149,8 @@ int table_dump(const TableOptions& o, const std::string& table) {
                 auto split = split_window_key(key);
                 if (!split) continue;
                 line["key"] = std::string(split->second);
-                line["window"] = {split->first, split->first + window->width().count()};
+                if (window->kind == WindowKind::session) line["session_start"] = split->first;  // its end: `table get`
+                else line["window"] = {split->first, split->first + window->width().count()};
             }
             std::cout << line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
         }

@@ -64,7 +64,7 @@ struct SupervisorSpec {
 };
 
 // A windowed table's windows (Faust's tumbling/hopping/sliding windows, with Kafka Streams' grace period).
-enum class WindowKind { tumbling, hopping, sliding };
+enum class WindowKind { tumbling, hopping, sliding, session };
 // Where an event's time comes from: its Kafka timestamp (`stream`), a JSON field of its value holding
 // milliseconds since the epoch (`field`), or the wall clock when it is processed (`now`).
 enum class TimeSource { stream, field, now };
@@ -74,12 +74,15 @@ struct WindowSpec {
     Millis step{0};    // hopping: how far apart windows start
     Millis before{0};  // sliding: the window around each event, [t - before, t + after]
     Millis after{0};
+    Millis gap{0};     // session: events of a key less than this apart are one session (Kafka Streams')
     Millis grace{0};    // events up to this late (in stream time, past a window's end) still count
     Millis expires{0};  // a window is removed once stream time passes its end by this (>= grace)
     TimeSource relative_to = TimeSource::stream;
     std::string time_field;  // relative_to field
-    // The length of every window of this spec.
-    Millis width() const { return kind == WindowKind::sliding ? before + after + Millis(1) : size; }
+    // The length of every window of this spec (sessions: none fixed; their gap).
+    Millis width() const {
+        return kind == WindowKind::sliding ? before + after + Millis(1) : kind == WindowKind::session ? gap : size;
+    }
 };
 
 // A table (Faust's Table): host-owned state, sharded like the sources of the agents that use it, changelogged

@@ -201,7 +201,7 @@ WindowSpec read_window(const Reader& r, const YAML::Node& n, const std::string& 
     WindowSpec w;
     int kinds = 0;
     bool have_expires = false;
-    for (auto& [key, v] : r.entries(n, what, {"tumbling", "hopping", "sliding", "grace", "expires", "relative_to"})) {
+    for (auto& [key, v] : r.entries(n, what, {"tumbling", "hopping", "sliding", "session", "grace", "expires", "relative_to"})) {
         if (key == "tumbling") {
             ++kinds;
             w.kind = WindowKind::tumbling;
@@ -218,6 +218,11 @@ WindowSpec read_window(const Reader& r, const YAML::Node& n, const std::string& 
             w.kind = WindowKind::sliding;
             for (auto& [k2, v2] : r.entries(v, what + ".sliding", {"before", "after"}))
                 (k2 == "before" ? w.before : w.after) = r.duration(v2, what + ".sliding." + k2);
+        } else if (key == "session") {
+            ++kinds;
+            w.kind = WindowKind::session;
+            w.gap = r.duration(v, what + ".session");
+            if (w.gap.count() <= 0) r.fail(v, what + ".session (the inactivity gap) must be positive");
         } else if (key == "grace") {
             w.grace = r.duration(v, what + ".grace");
         } else if (key == "expires") {
@@ -230,11 +235,17 @@ WindowSpec read_window(const Reader& r, const YAML::Node& n, const std::string& 
             w.relative_to = r.choice<TimeSource>(v, what + ".relative_to", {{"stream", TimeSource::stream}, {"now", TimeSource::now}});
         }
     }
-    if (kinds != 1) r.fail(n, what + " needs exactly one of tumbling, hopping or sliding");
-    if (w.kind != WindowKind::sliding && w.size.count() <= 0) r.fail(n, what + ": the window size must be positive");
-    if (!have_expires) w.expires = w.grace;  // removed as soon as it closes
-    if (w.expires < w.grace)
-        r.fail(n, what + ".expires must be at least the grace period (a window is removed only after it closes)");
+    if (kinds != 1) r.fail(n, what + " needs exactly one of tumbling, hopping, sliding or session");
+    if ((w.kind == WindowKind::tumbling || w.kind == WindowKind::hopping) && w.size.count() <= 0)
+        r.fail(n, what + ": the window size must be positive");
+    // A window closes once stream time passes its end by the grace period (a session: by its gap too, since
+    // until then an event may still extend it); it is removed `expires` after its end, never before it closed.
+    const Millis closes_after = w.grace + (w.kind == WindowKind::session ? w.gap : Millis(0));
+    if (!have_expires) w.expires = closes_after;  // removed as soon as it closes
+    if (w.expires < closes_after)
+        r.fail(n, what + ".expires must be at least " +
+                      (w.kind == WindowKind::session ? std::string("the gap plus the grace period") : "the grace period") +
+                      " (a window is removed only after it closes)");
     return w;
 }
 

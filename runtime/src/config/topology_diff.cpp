@@ -16,7 +16,7 @@ bool same_topic(const TopicSpec& a, const TopicSpec& b) {
 bool same_window(const std::optional<WindowSpec>& a, const std::optional<WindowSpec>& b) {
     if (!a || !b) return !a && !b;
     return a->kind == b->kind && a->size == b->size && a->step == b->step && a->before == b->before &&
-           a->after == b->after && a->grace == b->grace && a->expires == b->expires &&
+           a->after == b->after && a->gap == b->gap && a->grace == b->grace && a->expires == b->expires &&
            a->relative_to == b->relative_to && a->time_field == b->time_field;
 }
 

@@ -133,6 +133,17 @@ std::vector<TimeWindow> event_windows(mph_agent_ctx* ctx, const TableBinding& b)
     return windows;
 }
 
+bool is_session(const TableBinding& b) { return window_of(b) && window_of(b)->kind == WindowKind::session; }
+
+// Session windows: the session of key the current event joins (merging the key's sessions within the gap);
+// nullopt, and the event counted late, when it closed.
+std::optional<WindowedShard::Session> event_session(mph_agent_ctx* ctx, const TableBinding& b, std::string_view key,
+                                                    bool sum_int64) {
+    auto session = WindowedShard(*b.shard, *window_of(b)).join_session(key, time_for(ctx, b, MPH_WINDOW_RELATIVE), sum_int64);
+    if (!session) b.store->late_events.fetch_add(1, std::memory_order_relaxed);
+    return session;
+}
+
 mph_status api_window_get(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, int32_t source,
                           int64_t delta_ms, const void** value, size_t* value_len, mph_window* window) {
     if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
@@ -142,7 +153,16 @@ mph_status api_window_get(mph_agent_ctx* ctx, mph_table* table, const void* key,
         ctx->error = "table " + b->name + " is not windowed";
         return MPH_ERR_UNSUPPORTED;
     }
-    const TimeWindow w = window_at(*window_of(*b), time_for(ctx, *b, source) - delta_ms);
+    const int64_t t = time_for(ctx, *b, source) - delta_ms;
+    if (window_of(*b)->kind == WindowKind::session) {  // the key's session containing t
+        auto session = WindowedShard(*b->shard, *window_of(*b)).session_at(as_view(key, key_len), t);
+        if (session && window && MPH_HAS_MEMBER(mph_window, window, end_ms)) {
+            window->start_ms = session->first.start;
+            window->end_ms = session->first.end;
+        }
+        return give(ctx, *b, session ? std::optional(std::move(session->second)) : std::nullopt, value, value_len);
+    }
+    const TimeWindow w = window_at(*window_of(*b), t);
     if (window && MPH_HAS_MEMBER(mph_window, window, end_ms)) {
         window->start_ms = w.start;
         window->end_ms = w.end;
@@ -192,6 +212,11 @@ mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, 
         ctx->error = "table " + b->name + ": " + st.error();
         return MPH_ERR_INVALID;
     }
+    if (is_session(*b)) {
+        if (auto session = event_session(ctx, *b, as_view(key, key_len), false))
+            b->shard->put(window_key(session->window.start, as_view(key, key_len)), as_view(value, value_len));
+        return MPH_OK;
+    }
     if (window_of(*b)) {
         for (const auto& w : event_windows(ctx, *b)) b->shard->put(window_key(w.start, as_view(key, key_len)), as_view(value, value_len));
         return MPH_OK;
@@ -203,7 +228,11 @@ mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, 
 
 mph_status api_table_delete(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len) {
     if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
-    if (const TableBinding* b = binding(table); window_of(*b)) {
+    if (const TableBinding* b = binding(table); is_session(*b)) {  // the session keeps its span, without a value
+        if (auto session = event_session(ctx, *b, as_view(key, key_len), false))
+            b->shard->erase(window_key(session->window.start, as_view(key, key_len)));
+        return MPH_OK;
+    } else if (window_of(*b)) {
         for (const auto& w : event_windows(ctx, *b)) b->shard->erase(window_key(w.start, as_view(key, key_len)));
         return MPH_OK;
     }
@@ -219,6 +248,16 @@ mph_status api_table_add(mph_agent_ctx* ctx, mph_table* table, const void* key, 
     if (b->store->spec().value != ValueCodec::int64) {
         ctx->error = "table " + b->name + " does not hold int64 values; add needs int64";
         return MPH_ERR_UNSUPPORTED;
+    }
+    if (is_session(*b)) {  // the event's session, merged with the key's sessions within the gap (summed)
+        int64_t v = 0;
+        if (auto session = event_session(ctx, *b, as_view(key, key_len), true)) {
+            auto current = session->value ? session->value : b->store->spec().default_value;
+            v = (current && current->size() == 8 ? decode_int64(*current) : 0) + delta;
+            b->shard->put(window_key(session->window.start, as_view(key, key_len)), encode_int64(v));
+        }
+        if (result) *result = v;
+        return MPH_OK;
     }
     if (window_of(*b)) {  // every window of the event; the result is the latest window's
         int64_t v = 0;
@@ -263,7 +302,15 @@ mph_status api_table_merge(mph_agent_ctx* ctx, mph_table* table, const void* key
         return MPH_ERR_UNSUPPORTED;
     }
     Result<std::string> merged = std::string();
-    if (window_of(*b)) {  // every window of the event; the view is the latest window's
+    if (is_session(*b)) {  // the event's session holds the merged sessions' latest value: fold the input in
+        auto session = event_session(ctx, *b, as_view(key, key_len), false);
+        if (!session) {
+            if (value) *value = nullptr;
+            if (value_len) *value_len = 0;
+            return MPH_OK;
+        }
+        merged = b->shard->merge(window_key(session->window.start, as_view(key, key_len)), as_view(input, input_len));
+    } else if (window_of(*b)) {  // every window of the event; the view is the latest window's
         auto windows = event_windows(ctx, *b);
         if (windows.empty()) {
             if (value) *value = nullptr;

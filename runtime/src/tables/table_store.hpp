@@ -71,6 +71,7 @@ public:
     int64_t stream_time = -1;           // the largest event time seen; persisted
     int64_t closed_before = INT64_MIN;  // windows starting before this closed; persisted
     int64_t expired_before = INT64_MIN; // windows starting before this were removed (in memory: rescanned once)
+    int64_t next_session_close = INT64_MIN;  // sessions: the stream time at which the next one may close
 
     // Commit support. Takes the changes since the last take (cache entries stay, now clean).
     std::vector<TableChange> take_changes();

@@ -17,6 +17,9 @@ namespace {
 constexpr std::string_view kMetaPrefix = "\xff\xff" "mephisto.window.";
 const std::string kStreamTimeKey = std::string(kMetaPrefix) + "stream_time";
 const std::string kClosedBeforeKey = std::string(kMetaPrefix) + "closed_before";
+// Session windows keep an index of each key's sessions: "\xff\xfe" + 4-byte key length + key + 8-byte start ->
+// 8-byte end + 1 byte closed. Sessions have no fixed width, and closing one needs its end.
+constexpr std::string_view kSessionPrefix = "\xff\xfe";
 
 int64_t floor_div(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
@@ -25,7 +28,8 @@ int64_t step_of(const WindowSpec& spec) {
     switch (spec.kind) {
         case WindowKind::tumbling: return spec.size.count();
         case WindowKind::hopping: return spec.step.count();
-        case WindowKind::sliding: return 1;
+        case WindowKind::sliding:
+        case WindowKind::session: return 1;
     }
     return 1;
 }
@@ -85,6 +89,7 @@ std::vector<TimeWindow> windows_containing(const WindowSpec& spec, int64_t t) {
         case WindowKind::sliding:
             if (t - spec.before.count() >= 0) out.push_back({t - spec.before.count(), t + spec.after.count() + 1});
             break;
+        case WindowKind::session: break;
     }
     return out;
 }
@@ -97,7 +102,8 @@ TimeWindow window_at(const WindowSpec& spec, int64_t t) {
             const int64_t start = floor_div(t, step) * step;
             return {start, start + spec.size.count()};
         }
-        case WindowKind::sliding: break;
+        case WindowKind::sliding:
+        case WindowKind::session: break;
     }
     return {t - spec.before.count(), t + spec.after.count() + 1};
 }
@@ -114,7 +120,130 @@ std::optional<std::pair<int64_t, std::string_view>> split_window_key(std::string
     return std::make_pair(start, stored.substr(8));
 }
 
-bool is_window_meta_key(std::string_view stored) { return stored.substr(0, kMetaPrefix.size()) == kMetaPrefix; }
+bool is_window_meta_key(std::string_view stored) {
+    return stored.substr(0, kMetaPrefix.size()) == kMetaPrefix || stored.substr(0, kSessionPrefix.size()) == kSessionPrefix;
+}
+
+namespace {
+
+std::string session_prefix(std::string_view key) {
+    std::string out(kSessionPrefix);
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((key.size() >> (24 - 8 * i)) & 0xff));
+    out.append(key);
+    return out;
+}
+
+std::string session_index_key(std::string_view key, int64_t start) { return session_prefix(key) + encode_i64(start); }
+
+std::string session_index_value(int64_t end, bool closed) { return encode_i64(end) + (closed ? '\1' : '\0'); }
+
+// The smallest string above every string starting with `prefix`.
+std::string after_prefix(std::string prefix) {
+    while (!prefix.empty() && static_cast<unsigned char>(prefix.back()) == 0xff) prefix.pop_back();
+    if (!prefix.empty()) prefix.back() = static_cast<char>(prefix.back() + 1);
+    return prefix;
+}
+
+}  // namespace
+
+std::vector<WindowedShard::SessionEntry> WindowedShard::sessions_of(std::string_view key) {
+    std::vector<SessionEntry> out;
+    const std::string prefix = session_prefix(key);
+    for (const auto& [stored, value] : shard_.scan(prefix, after_prefix(prefix)))
+        if (stored.size() == prefix.size() + 8 && value.size() == 9)
+            out.push_back({{decode_i64(std::string_view(stored).substr(prefix.size())), decode_i64(value)}, value[8] != 0});
+    return out;
+}
+
+std::optional<WindowedShard::Session> WindowedShard::join_session(std::string_view key, int64_t t, bool sum_int64) {
+    std::lock_guard lock(shard_.window_mu);
+    load();
+    const int64_t gap = spec_.gap.count(), grace = spec_.grace.count();
+    Session joined{{t, t + 1}, std::nullopt};
+    std::vector<SessionEntry> merged;
+    for (const auto& s : sessions_of(key)) {
+        // Within the gap of t: it starts at most a gap after t and ends at most a gap before it.
+        if (s.window.start > t + gap || s.window.end - 1 < t - gap) continue;
+        if (s.closed) return std::nullopt;  // a closed session cannot grow again
+        merged.push_back(s);
+        joined.window.start = std::min(joined.window.start, s.window.start);
+        joined.window.end = std::max(joined.window.end, s.window.end);
+    }
+    if (joined.window.end - 1 + gap + grace <= shard_.stream_time) return std::nullopt;  // it would close at once
+    for (const auto& s : merged) {
+        auto value = shard_.get(window_key(s.window.start, key));
+        if (value) {
+            if (sum_int64 && joined.value && value->size() == 8 && joined.value->size() == 8)
+                joined.value = encode_i64(decode_i64(*joined.value) + decode_i64(*value));
+            else
+                joined.value = std::move(value);  // oldest first: the latest session's value wins
+        }
+        shard_.erase(window_key(s.window.start, key));
+        shard_.erase(session_index_key(key, s.window.start));
+    }
+    shard_.put(session_index_key(key, joined.window.start), session_index_value(joined.window.end, false));
+    if (joined.value) shard_.put(window_key(joined.window.start, key), *joined.value);
+    if (shard_.next_session_close != INT64_MIN)  // unknown (after a load) stays unknown until the next scan
+        shard_.next_session_close = std::min(shard_.next_session_close, joined.window.end - 1 + gap + grace);
+    return joined;
+}
+
+void WindowedShard::put_session(const TimeWindow& window, std::string_view key, std::string_view value) {
+    shard_.put(window_key(window.start, key), value);
+}
+
+std::optional<std::pair<TimeWindow, std::string>> WindowedShard::session_at(std::string_view key, int64_t t) {
+    {
+        std::lock_guard lock(shard_.window_mu);
+        load();
+    }
+    for (const auto& s : sessions_of(key))
+        if (s.window.start <= t && t < s.window.end)
+            if (auto v = shard_.get(window_key(s.window.start, key))) return std::make_pair(s.window, std::move(*v));
+    return std::nullopt;
+}
+
+std::vector<ClosedWindow> WindowedShard::advance_sessions(bool take_closes, uint64_t& expired) {
+    std::vector<ClosedWindow> closed;
+    const int64_t now = shard_.stream_time;
+    if (shard_.next_session_close != INT64_MIN && now < shard_.next_session_close) return closed;
+    const int64_t gap = spec_.gap.count(), grace = spec_.grace.count(), expires = spec_.expires.count();
+    int64_t next = INT64_MAX;
+    const std::string all(kSessionPrefix);
+    for (const auto& [stored, index] : shard_.scan(all, after_prefix(all))) {
+        if (index.size() != 9 || stored.size() < all.size() + 12) continue;
+        const std::string_view rest = std::string_view(stored).substr(all.size());
+        const size_t len = (static_cast<size_t>(static_cast<unsigned char>(rest[0])) << 24) |
+                           (static_cast<size_t>(static_cast<unsigned char>(rest[1])) << 16) |
+                           (static_cast<size_t>(static_cast<unsigned char>(rest[2])) << 8) |
+                           static_cast<size_t>(static_cast<unsigned char>(rest[3]));
+        if (rest.size() != 4 + len + 8) continue;
+        const std::string key(rest.substr(4, len));
+        const int64_t start = decode_i64(rest.substr(4 + len));
+        const int64_t end = decode_i64(index);  // exclusive
+        bool is_closed = index[8] != 0;
+        if (!is_closed && end - 1 + gap + grace <= now) {
+            if (!take_closes) {
+                next = std::min(next, now);  // pending until its taker comes by
+                continue;
+            }
+            if (auto value = shard_.get(window_key(start, key))) closed.push_back({{start, end}, key, std::move(*value)});
+            shard_.put(stored, session_index_value(end, true));
+            is_closed = true;
+        }
+        if (!is_closed) {
+            next = std::min(next, end - 1 + gap + grace);
+        } else if (end - 1 + expires <= now) {
+            shard_.erase(window_key(start, key));
+            shard_.erase(stored);
+            ++expired;
+        } else {
+            next = std::min(next, end - 1 + expires);
+        }
+    }
+    shard_.next_session_close = next;
+    return closed;
+}
 
 void WindowedShard::load() {
     if (shard_.window_loaded) return;
@@ -123,6 +252,7 @@ void WindowedShard::load() {
     shard_.stream_time = st ? decode_i64(*st) : -1;
     shard_.closed_before = closed ? decode_i64(*closed) : INT64_MIN;
     shard_.expired_before = INT64_MIN;
+    shard_.next_session_close = INT64_MIN;  // unknown: the next advance scans the sessions once
     shard_.window_loaded = true;
 }
 
@@ -157,6 +287,22 @@ std::optional<std::string> WindowedShard::get(const TimeWindow& w, std::string_v
 
 std::map<std::string, std::string> WindowedShard::entries_at(const TimeWindow& w) {
     std::map<std::string, std::string> out;
+    if (spec_.kind == WindowKind::session) {  // every key's session containing w.start
+        {
+            std::lock_guard lock(shard_.window_mu);
+            load();
+        }
+        const std::string all(kSessionPrefix);
+        for (const auto& [stored, index] : shard_.scan(all, after_prefix(all))) {
+            const std::string_view rest = std::string_view(stored).substr(all.size());
+            if (index.size() != 9 || rest.size() < 12) continue;
+            const size_t len = rest.size() - 12;
+            const int64_t start = decode_i64(rest.substr(4 + len));
+            if (start > w.start || decode_i64(index) <= w.start) continue;
+            if (auto v = shard_.get(window_key(start, rest.substr(4, len)))) out.emplace(rest.substr(4, len), std::move(*v));
+        }
+        return out;
+    }
     {
         std::lock_guard lock(shard_.window_mu);
         load();
@@ -176,6 +322,11 @@ std::vector<std::pair<TimeWindow, std::string>> WindowedShard::windows_of(std::s
         oldest = std::max<int64_t>(0, now - spec_.width().count() - spec_.expires.count() + 1);
     }
     std::vector<std::pair<TimeWindow, std::string>> out;
+    if (spec_.kind == WindowKind::session) {
+        for (const auto& s : sessions_of(key))
+            if (auto v = shard_.get(window_key(s.window.start, key))) out.push_back({s.window, std::move(*v)});
+        return out;
+    }
     if (now < 0) return out;
     const int64_t width = spec_.width().count();
     if (spec_.kind == WindowKind::sliding) {  // windows start anywhere: scan the live range for the key
@@ -198,6 +349,11 @@ std::vector<ClosedWindow> WindowedShard::advance(int64_t t, bool take_closes, ui
     if (t > shard_.stream_time) {
         shard_.stream_time = t;
         changed = true;
+    }
+    if (spec_.kind == WindowKind::session) {
+        closed = advance_sessions(take_closes, expired);
+        if (changed || !closed.empty()) persist_marks();
+        return closed;
     }
     const int64_t width = spec_.width().count();
     // Windows starting before `close_limit` have ended, grace included.

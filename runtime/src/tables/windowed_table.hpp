@@ -26,7 +26,8 @@ struct TimeWindow {
 };
 
 // Every window containing time t: one for tumbling and sliding windows (the sliding window around t),
-// size / step for hopping ones, oldest first. Windows starting before 0 are left out.
+// size / step for hopping ones, oldest first. Windows starting before 0 are left out. (Session windows depend
+// on the key's other events: WindowedShard::join_session.)
 std::vector<TimeWindow> windows_containing(const WindowSpec& spec, int64_t t);
 // The window a read at time t means: for hopping windows the latest one containing t.
 TimeWindow window_at(const WindowSpec& spec, int64_t t);
@@ -65,6 +66,20 @@ public:
     // Every live (window, key, value) of the window containing t (for table_iterate).
     std::map<std::string, std::string> entries_at(const TimeWindow& w);
 
+    // Session windows (Kafka Streams'): the session of `key` an event at t joins. The key's open sessions within
+    // the gap of t are merged into one [start, end) that contains t (their entries are replaced by it); its
+    // value is theirs combined (int64 values summed when `sum_int64`, else the latest session's), nullopt when
+    // none had one. nullopt when the event is late: the session it would make or join has closed.
+    struct Session {
+        TimeWindow window;
+        std::optional<std::string> value;
+    };
+    std::optional<Session> join_session(std::string_view key, int64_t t, bool sum_int64);
+    // Writes `value` as the value of key's session `window` (from join_session).
+    void put_session(const TimeWindow& window, std::string_view key, std::string_view value);
+    // The session of key containing t, with its value.
+    std::optional<std::pair<TimeWindow, std::string>> session_at(std::string_view key, int64_t t);
+
     // Moves stream time to t if later. Returns the windows that closed because of it (when `take_closes`;
     // otherwise they stay pending until an instance that takes them comes by), and removes expired windows.
     // Returns nothing when stream time did not move far enough for a window boundary.
@@ -72,8 +87,14 @@ public:
     int64_t stream_time();
 
 private:
+    struct SessionEntry {
+        TimeWindow window;
+        bool closed = false;
+    };
     void load();  // window_mu held
     void persist_marks();  // window_mu held
+    std::vector<SessionEntry> sessions_of(std::string_view key);  // from the session index, oldest first
+    std::vector<ClosedWindow> advance_sessions(bool take_closes, uint64_t& expired);  // window_mu held
     TableShard& shard_;
     const WindowSpec& spec_;
 };
