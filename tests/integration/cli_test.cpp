@@ -34,7 +34,8 @@ const std::filesystem::path kSource = MEPHISTO_SOURCE_DIR;
 TEST_CASE("validate accepts every example and every file in conf/") {
     TempDir dir;
     std::vector<std::string> files;
-    for (auto name : {"hello_world", "transfer_branch", "word_split", "page_views", "word_count", "click_counter", "windowed_clicks"})
+    for (auto name : {"hello_world", "transfer_branch", "word_split", "page_views", "word_count", "click_counter", "windowed_clicks",
+                      "batch_sink"})
         files.push_back((kSource / "examples" / name / (std::string(name) + ".yaml")).string());
     for (const auto& entry : std::filesystem::directory_iterator(kSource / "conf"))
         if (entry.path().extension() == ".yaml") files.push_back(entry.path().string());

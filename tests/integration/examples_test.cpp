@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include <nlohmann/json.hpp>
 
@@ -241,4 +242,40 @@ TEST_CASE("windowed_clicks: one final count per URL per minute, each once, acros
     }
     CHECK(windows.size() == 15);  // three URLs, five minutes
     for (const auto& [window, times] : windows) CHECK_MESSAGE(times == 1, window.first << " " << window.second);
+}
+
+TEST_CASE("batch_sink: events reach on_batch 100 at a time, the rest after `within`, each written once") {
+    Broker broker;
+    broker.create_topic("records", 1);
+    TempDir dir;
+    const auto out = dir.path() / "sink.out";
+    std::ifstream source(example("batch_sink"));
+    std::string yaml((std::istreambuf_iterator<char>(source)), std::istreambuf_iterator<char>());
+    yaml.replace(yaml.find("path: build/batch_sink.out"), 26, "path: " + out.string());
+    auto file = dir.write("batch_sink.yaml", yaml);
+    auto host = start_host(file, broker.bootstrap(), dir.path() / "batch_sink.log",
+                           {"--plugin-dir", example_plugin_dir().string()});
+    produce_sequence(broker.bootstrap(), "records", 0, 250, 1, "r");
+    REQUIRE(await_caught_up(broker.bootstrap(), "batch_sink", "records", 1, 30s));
+    // Committed only after on_batch returned: by now every record is in the file, once.
+    std::ifstream written(out);
+    std::map<std::string, int> lines;
+    for (std::string line; std::getline(written, line);) lines[line]++;
+    CHECK(lines.size() == 250);
+    for (int i = 0; i < 250; ++i) CHECK(lines["r" + std::to_string(i)] == 1);
+    // Batches of at most 100; the 250 were produced at once, so at least one batch was full, and the last one
+    // was not: it went when its first event had waited a second.
+    const std::string log = host->log();
+    std::vector<int> sizes;
+    for (size_t at = log.find("wrote a batch of "); at != std::string::npos; at = log.find("wrote a batch of ", at + 1))
+        sizes.push_back(std::stoi(log.substr(at + 17)));
+    int total = 0;
+    for (int n : sizes) {
+        CHECK(n <= 100);
+        total += n;
+    }
+    CHECK(total == 250);
+    CHECK(std::count(sizes.begin(), sizes.end(), 100) >= 1);
+    CHECK(sizes.back() < 100);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
 }

@@ -370,7 +370,7 @@ TEST_CASE("config: unknown key inside an agent") {
                   "    form: orders"}),
             8, 5,
             {"unknown key 'form' in agents.a",
-             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through)"});
+             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take)"});
 }
 
 TEST_CASE("config: wrong type: partitions: many") {
@@ -648,4 +648,16 @@ TEST_CASE("config: windowed tables parse, with the documented defaults, and bad 
             {"relative_to must be one of: stream, now"});
     f.error(head + "tables: {t: {global: true, window: {tumbling: 60s}}}\n" + agents, 3, 13,
             {"a global table cannot be windowed"});
+}
+
+TEST_CASE("config: take gathers batches for on_batch") {
+    Fixture f;
+    auto c = f.ok("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, take: {max: 50, within: 250ms}}}\n");
+    REQUIRE(c.agents[0].take);
+    CHECK(c.agents[0].take->max == 50);
+    CHECK(c.agents[0].take->within == 250ms);
+    f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, take: {max: 0}}}\n", 3, 47,
+            {"take.max must be between 1 and 100000"});
+    f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, take: {within: 0s}}}\n", 3, 41,
+            {"take.within must be positive"});
 }

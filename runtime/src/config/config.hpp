@@ -104,6 +104,13 @@ struct TableSpec {
     Mark mark;
 };
 
+// Faust's stream.take(max, within): events handed to on_batch in batches of up to `max`, a batch going as soon
+// as it is full or its first event has waited `within`.
+struct TakeSpec {
+    int max = 100;
+    Millis within{1000};
+};
+
 struct AgentSpec {
     std::string name;    // the YAML key: unique within the pipeline
     std::string plugin;  // plugin file stem: <plugin dir>/<plugin>.so
@@ -118,6 +125,8 @@ struct AgentSpec {
     // Set on the host-internal agents that `group_by`/`through` add (plugin is then empty): "repartition".
     std::string builtin;
     PluginItemRef key_function;  // a repartition agent's `group_by: {plugin: P, function: NAME}`
+    std::optional<TakeSpec> take;  // batches for on_batch (else on_batch gets whatever is waiting)
+    Mark take_mark;
 };
 
 struct TimerSpec {

@@ -497,7 +497,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             YAML::Node group_by_node, through_node;
             bool have_group_by = false, have_through = false;
             for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "tables", "params", "on_error",
-                                                       "supervisor", "group_by", "through"})) {
+                                                       "supervisor", "group_by", "through", "take"})) {
                 if (k2 == "plugin") { a.plugin = r.name(v2, what + ".plugin"); a.plugin_mark = r.mark_of(v2); plugin_node = v2; have_plugin = true; }
                 else if (k2 == "agent") { a.agent = r.name(v2, what + ".agent"); a.agent_mark = r.mark_of(v2); have_agent = true; }
                 else if (k2 == "from") { a.from = r.names(v2, what + ".from"); from_node = v2; have_from = true; }
@@ -506,6 +506,16 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 else if (k2 == "params") a.params = r.scalar_map(v2, what + ".params");
                 else if (k2 == "on_error") a.on_error = read_error_policy(r, v2, what + ".on_error");
                 else if (k2 == "supervisor") a.supervisor = read_supervisor(r, v2, what + ".supervisor");
+                else if (k2 == "take") {
+                    TakeSpec take;
+                    a.take_mark = r.mark_of(v2);
+                    for (auto& [k3, v3] : r.entries(v2, what + ".take", {"max", "within"})) {
+                        if (k3 == "max") take.max = static_cast<int>(r.integer(v3, what + ".take.max", 1, 100'000));
+                        else take.within = r.duration(v3, what + ".take.within");
+                    }
+                    if (take.within.count() <= 0) r.fail(v2, what + ".take.within must be positive");
+                    a.take = take;
+                }
                 else if (k2 == "group_by") { group_by_node = v2; have_group_by = true; }
                 else if (k2 == "through") { through_node = v2; have_through = true; }
             }

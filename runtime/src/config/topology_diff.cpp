@@ -26,6 +26,11 @@ bool same_table(const TableSpec& a, const TableSpec& b) {
            a.rocksdb_options == b.rocksdb_options && a.global == b.global && a.changelog_topic == b.changelog_topic;
 }
 
+bool same_take(const std::optional<TakeSpec>& a, const std::optional<TakeSpec>& b) {
+    if (!a || !b) return !a && !b;
+    return a->max == b->max && a->within == b->within;
+}
+
 bool same_supervisor(const SupervisorSpec& a, const SupervisorSpec& b) {
     return a.strategy == b.strategy && a.max_restarts == b.max_restarts && a.within == b.within &&
            a.backoff_initial == b.backoff_initial && a.backoff_max == b.backoff_max;
@@ -54,7 +59,7 @@ bool same_agent(const AgentSpec& a, const AgentSpec& b) {
            as_set(a.sinks) == as_set(b.sinks) && as_set(a.tables) == as_set(b.tables) && a.params == b.params && a.on_error.retry == b.on_error.retry &&
            a.on_error.then == b.on_error.then && a.on_error.dead_letter_topic == b.on_error.dead_letter_topic &&
            a.on_error.retry_backoff == b.on_error.retry_backoff && same_supervisor(a.supervisor, b.supervisor) &&
-           a.builtin == b.builtin && same_ref(a.key_function, b.key_function);
+           a.builtin == b.builtin && same_ref(a.key_function, b.key_function) && same_take(a.take, b.take);
 }
 
 bool same_timer(const TimerSpec& a, const TimerSpec& b) {

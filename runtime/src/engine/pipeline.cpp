@@ -173,6 +173,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
             return make_error(spec.agent_mark.str() + ": agents." + spec.name + ": agent '" + spec.agent +
                               "' has neither on_event nor on_batch, so it cannot read a topic");
+        if (spec.take && !r->second->callbacks.on_batch)
+            return make_error(spec.take_mark.str() + ": agents." + spec.name + ": take needs an agent with on_batch; '" +
+                              spec.agent + "' has only on_event");
         auto a = std::make_unique<AgentRuntime>(spec);
         a->plugin = r->first;
         a->info = r->second;
@@ -676,7 +679,7 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
     f->pending.store(static_cast<int>(ps->lanes.size()), std::memory_order_relaxed);
     ps->unfinished.fetch_add(1, std::memory_order_relaxed);
     for (auto& lane : ps->lanes) {
-        bool schedule;
+        bool schedule, batch_full = false;
         {
             std::lock_guard lock(lane->mu);
             lane->queue.push_back(f);
@@ -684,8 +687,12 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
             // A stopped lane (a plugin swap in progress) keeps its events until it resumes.
             schedule = !lane->scheduled && !ps->recovering && !lane->stopping.load(std::memory_order_relaxed);
             if (schedule) lane->scheduled = true;
+            // A lane gathering a batch (take) waits for `within` at most; a full batch goes at once.
+            if (!schedule && lane->batch_waiting > 0)
+                batch_full = lane->batch_waiting + lane->queue.size() >= static_cast<size_t>(lane->agent->spec->take->max);
         }
         if (schedule) scheduler_.push(lane.get());
+        else if (batch_full && scheduler_.remove(lane.get())) scheduler_.push(lane.get());
     }
 }
 
@@ -973,7 +980,28 @@ void Pipeline::run_lane(Lane& lane) {
             outcome = deliver(lane, lane.local.front(), delay);
             --budget;
         } else {
-            size_t n = std::min(lane.local.size(), kMaxBatch);
+            size_t limit = kMaxBatch;
+            if (const auto& take = lane.agent->spec->take) {
+                // Gather up to take.max, or until the batch's first event has waited take.within.
+                limit = static_cast<size_t>(take->max);
+                const auto now = std::chrono::steady_clock::now();
+                std::lock_guard lock(lane.mu);
+                while (lane.local.size() < limit && !lane.queue.empty()) {
+                    lane.local.push_back(lane.queue.front());
+                    lane.queue.pop_front();
+                }
+                if (lane.batch_since == std::chrono::steady_clock::time_point{}) lane.batch_since = now;
+                const auto waited = std::chrono::duration_cast<milliseconds>(now - lane.batch_since);
+                if (lane.local.size() < limit && waited < take->within) {
+                    lane.batch_waiting = lane.local.size();
+                    delay = take->within - waited;
+                    outcome = Outcome::delay;
+                    break;
+                }
+                lane.batch_waiting = 0;
+                lane.batch_since = {};  // this batch goes; the next one starts gathering now
+            }
+            size_t n = std::min(lane.local.size(), limit);
             outcome = deliver_batch(lane, n, delay);
             budget -= static_cast<int>(n);
         }

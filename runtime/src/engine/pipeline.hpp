@@ -122,6 +122,10 @@ struct Lane {
     uint64_t generation = 0;
     int attempts = 0;  // failed attempts on the head event
     bool windowed = false;  // uses a windowed table: events move its stream time (advance_windows)
+    // take (on_batch in batches): when the batch being gathered began, and while the lane waits for it to fill,
+    // how many events it holds (dispatch wakes the lane early once the batch is full). Guarded by mu.
+    std::chrono::steady_clock::time_point batch_since{};
+    size_t batch_waiting = 0;  // 0: not waiting
 };
 
 // The changes of one table shard on their way to its changelog. When every record is acknowledged, they are
