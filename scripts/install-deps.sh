@@ -9,6 +9,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev doctest-dev
   libboost-dev prometheus-cpp-dev   # Asio and Beast for the admin HTTP API; the /metrics text format
   prometheus                        # promtool: the tests check /metrics with it
+  libicu-dev                        # time zones of cron timers
   kcat            # a real Kafka client, for looking at topics by hand
 )
 

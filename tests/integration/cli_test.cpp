@@ -35,7 +35,7 @@ TEST_CASE("validate accepts every example and every file in conf/") {
     TempDir dir;
     std::vector<std::string> files;
     for (auto name : {"hello_world", "transfer_branch", "word_split", "page_views", "word_count", "click_counter", "windowed_clicks",
-                      "batch_sink"})
+                      "batch_sink", "leader_election"})
         files.push_back((kSource / "examples" / name / (std::string(name) + ".yaml")).string());
     for (const auto& entry : std::filesystem::directory_iterator(kSource / "conf"))
         if (entry.path().extension() == ".yaml") files.push_back(entry.path().string());

@@ -169,7 +169,7 @@ TEST_CASE("word_count: sentences are split, grouped by word and counted exactly 
     CHECK(last == expected);
 }
 
-TEST_CASE("click_counter: clicks grouped by url add their count (default 1) to click_counts; no url is skipped") {
+TEST_CASE("click_counter: clicks grouped by url add their count (default 1) to click_counts, and one without a url is skipped") {
     Broker broker;
     broker.create_topic("clicks", 4);
     TempDir dir;
@@ -278,4 +278,27 @@ TEST_CASE("batch_sink: events reach on_batch 100 at a time, the rest after `with
     CHECK(std::count(sizes.begin(), sizes.end(), 100) >= 1);
     CHECK(sizes.back() < 100);
     CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("leader_election: one of two hosts greets, and when it leaves, the other takes over") {
+    Broker broker;
+    broker.create_topic("greetings", 1);
+    TempDir dir;
+    const std::vector<std::string> args = {"--plugin-dir", example_plugin_dir().string()};
+    auto a = start_host(example("leader_election"), broker.bootstrap(), dir.path() / "a.log", args, false);
+    auto b = start_host(example("leader_election"), broker.bootstrap(), dir.path() / "b.log", args, false);
+    const std::string leads = "this host now leads leader_election";
+    REQUIRE(await([&] { return a->count_in_log(leads) + b->count_in_log(leads) == 1; }, 60s));
+    auto& leader = a->count_in_log(leads) ? a : b;
+    auto& other = a->count_in_log(leads) ? b : a;
+    TopicReader greetings(broker.bootstrap(), "greetings", 1);
+    REQUIRE(greetings.read_until([](const std::vector<Record>& r) { return !r.empty(); }, 30s));
+    CHECK(greetings.records().front().value->find("/" + std::to_string(leader->pid())) != std::string::npos);
+    CHECK(leader->stop(SIGTERM, 30s) == 0);
+    REQUIRE(other->await_log(leads, 60s));
+    const std::string mine = "/" + std::to_string(other->pid());
+    REQUIRE(greetings.read_until([&](const std::vector<Record>& r) {
+        return std::any_of(r.begin(), r.end(), [&](const Record& x) { return x.value->find(mine) != std::string::npos; });
+    }, 30s));
+    CHECK(other->stop(SIGTERM, 30s) == 0);
 }

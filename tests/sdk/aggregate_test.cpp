@@ -347,7 +347,7 @@ TEST_CASE("aggregate: a codec's validate accepts, or refuses with the exception'
     CHECK(std::string(errbuf) == "byte 3 is not ASCII"); // std::invalid_argument
 }
 
-TEST_CASE("aggregate: a codec's to_json writes through the sink; a throw is MPH_ERR_INVALID and writes nothing") {
+TEST_CASE("aggregate: a codec's to_json writes through the sink, and a throw is MPH_ERR_INVALID and writes nothing") {
     const mph_codec_descriptor& int64 = mephisto::testing::plugin_codec(mephisto_plugin_entry, "int64_be");
     std::string json;
     CHECK(int64.to_json(int64_value(-5).data(), 8, append, &json) == MPH_OK);

@@ -493,7 +493,7 @@ TEST_CASE("config: missing required keys") {
     f.error(yaml({"app: shop", "topics:", "  t:", "agents:", "  a:", "    plugin: p"}), 6, 5,
             {"agents.a needs 'from' (the topic it reads)"});
     f.error(yaml({"app: shop", "topics:", "  t:", "timers:", "  tick:", "    plugin: p"}), 6, 5,
-            {"timers.tick needs 'every'"});
+            {"timers.tick needs either 'every'"});
     f.error(yaml({"app: shop", "topics:", "  t:"}), 1, 1, {"the pipeline declares no agents and no timers"});
 }
 
@@ -660,4 +660,22 @@ TEST_CASE("config: take gathers batches for on_batch") {
             {"take.max must be between 1 and 100000"});
     f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, take: {within: 0s}}}\n", 3, 41,
             {"take.within must be positive"});
+}
+
+TEST_CASE("config: timers run every interval or on a cron schedule in a time zone, optionally on the leader only") {
+    Fixture f;
+    auto c = f.ok("app: shop\ntimers:\n  nightly: {plugin: p, cron: '30 2 * * *', timezone: Europe/Paris, on_leader: true}\n"
+                  "  often: {plugin: p, every: 5s}\n");
+    CHECK(c.timers[0].cron == "30 2 * * *");
+    CHECK(c.timers[0].timezone == "Europe/Paris");
+    CHECK(c.timers[0].on_leader);
+    CHECK(c.timers[1].timezone == "UTC");
+    CHECK_FALSE(c.timers[1].on_leader);
+    CHECK(c.has_leader_timers());
+    CHECK(c.leader_topic() == "shop-__leader");
+    f.error("app: shop\ntimers: {t: {plugin: p, every: 5s, cron: '* * * * *'}}\n", 2, 13, {"either 'every'", "or 'cron'"});
+    f.error("app: shop\ntimers: {t: {plugin: p, cron: '61 * * * *'}}\n", 2, 31, {"the minute field has 61, outside 0-59"});
+    f.error("app: shop\ntimers: {t: {plugin: p, cron: '* * * * *', timezone: Mars/Base}}\n", 2, 54,
+            {"unknown time zone 'Mars/Base'"});
+    f.error("app: shop\ntimers: {t: {plugin: p, every: 1s, timezone: UTC}}\n", 2, 46, {"applies to a cron schedule only"});
 }

@@ -126,7 +126,7 @@ TEST_CASE("changes the running pipeline cannot take in place name their reason")
           "agent c would use table seen on topic in, which no running agent does (its partitions must be recovered first)");
 }
 
-TEST_CASE("order in lists is no change; an agent reading other topics, or a source topic's declaration, restarts") {
+TEST_CASE("order in lists is no change, while an agent reading other topics, or a source topic's declaration, restarts") {
     Fixture f;
     const std::string four = "topics: {in: {}, out: {}, more: {}, extra: {}}\n";
     auto running = f.load(four + "agents:\n  a: {plugin: p, from: [in, more], sinks: [out, extra]}\n"

@@ -66,7 +66,7 @@ TEST_CASE("a sliding window is the span around each event") {
     CHECK(window_at(spec, 100'000).start == 95'000);
 }
 
-TEST_CASE("store keys sort by window start, then key, and split back; meta keys are not windows") {
+TEST_CASE("store keys sort by window start, then key, and split back, and meta keys are not windows") {
     const std::string a = window_key(60'000, "zebra"), b = window_key(120'000, "apple"), c = window_key(120'000, "b");
     CHECK(a < b);
     CHECK(b < c);

@@ -133,7 +133,10 @@ struct TimerSpec {
     std::string name;
     std::string plugin;
     std::string agent;
-    Millis every{0};
+    Millis every{0};       // an interval, or:
+    std::string cron;      // a crontab(5) schedule (checked), in `timezone` (an IANA zone; default UTC)
+    std::string timezone = "UTC";
+    bool on_leader = false;  // fires only on the host that leads the app's group (owns <app>-__leader[0])
     std::map<std::string, std::string> params;
     std::vector<std::string> sinks;
     SupervisorSpec supervisor;
@@ -167,8 +170,11 @@ struct PipelineConfig {
 
     const TopicSpec* topic(const std::string& name) const;
     const TableSpec* table(const std::string& name) const;
-    // Topics some agent reads (the consumer subscribes to exactly these).
+    // Topics some agent reads (the consumer subscribes to these, and to leader_topic() when a timer is on_leader).
     std::vector<std::string> source_topics() const;
+    // Leader election: the host that owns partition 0 of this one-partition topic leads the app.
+    std::string leader_topic() const { return app_id + "-__leader"; }
+    bool has_leader_timers() const;
 };
 
 // Parses and validates `path`. Every error names file, line and column. `plugin_dir`, when given, replaces

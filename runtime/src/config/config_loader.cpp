@@ -12,6 +12,8 @@
 
 #include "config/config.hpp"
 
+#include "common/cron.hpp"
+
 namespace mephisto {
 
 std::string Mark::str() const { return file + ":" + std::to_string(line) + ":" + std::to_string(column); }
@@ -26,6 +28,10 @@ const TableSpec* PipelineConfig::table(const std::string& name) const {
     for (const auto& t : tables)
         if (t.name == name) return &t;
     return nullptr;
+}
+
+bool PipelineConfig::has_leader_timers() const {
+    return std::any_of(timers.begin(), timers.end(), [](const TimerSpec& t) { return t.on_leader; });
 }
 
 std::vector<std::string> PipelineConfig::source_topics() const {
@@ -601,17 +607,29 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             const std::string what = "timers." + name;
             YAML::Node plugin_node, every_node, sinks_node;
             bool have_agent = false, have_plugin = false, have_every = false;
-            for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "every", "params", "sinks", "supervisor"})) {
+            YAML::Node cron_node, zone_node;
+            bool have_cron = false, have_zone = false;
+            for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "every", "cron", "timezone", "on_leader",
+                                                       "params", "sinks", "supervisor"})) {
                 if (k2 == "plugin") { t.plugin = r.name(v2, what + ".plugin"); t.plugin_mark = r.mark_of(v2); plugin_node = v2; have_plugin = true; }
                 else if (k2 == "agent") { t.agent = r.name(v2, what + ".agent"); t.agent_mark = r.mark_of(v2); have_agent = true; }
                 else if (k2 == "every") { t.every = r.duration(v2, what + ".every"); every_node = v2; have_every = true; }
+                else if (k2 == "cron") { t.cron = r.string(v2, what + ".cron"); cron_node = v2; have_cron = true; }
+                else if (k2 == "timezone") { t.timezone = r.string(v2, what + ".timezone"); zone_node = v2; have_zone = true; }
+                else if (k2 == "on_leader") t.on_leader = r.boolean(v2, what + ".on_leader");
                 else if (k2 == "params") t.params = r.scalar_map(v2, what + ".params");
                 else if (k2 == "sinks") { t.sinks = r.names(v2, what + ".sinks"); sinks_node = v2; }
                 else if (k2 == "supervisor") t.supervisor = read_supervisor(r, v2, what + ".supervisor");
             }
             if (!have_plugin) r.fail(v, what + " needs 'plugin'");
-            if (!have_every) r.fail(v, what + " needs 'every' (an interval such as 10s)");
-            if (t.every.count() < 1) r.fail(every_node, what + ".every must be at least 1ms");
+            if (have_every == have_cron)
+                r.fail(v, what + " needs either 'every' (an interval such as 10s) or 'cron' (such as \"*/5 * * * *\")");
+            if (have_every && t.every.count() < 1) r.fail(every_node, what + ".every must be at least 1ms");
+            if (have_cron)
+                if (auto schedule = CronSchedule::parse(t.cron); !schedule) r.fail(cron_node, what + ".cron: " + schedule.error());
+            if (have_zone && !have_cron) r.fail(zone_node, what + ".timezone applies to a cron schedule only");
+            if (have_zone && !CronSchedule::known_zone(t.timezone))
+                r.fail(zone_node, what + ".timezone: unknown time zone '" + t.timezone + "' (IANA names, e.g. Europe/Paris)");
             if (!have_agent) { t.agent = t.name; t.agent_mark = t.plugin_mark; }
             if (sinks_node) check_topics(sinks_node, t.sinks, what + ".sinks");
             check_plugin(plugin_node, t.plugin, what + ".plugin");

@@ -63,7 +63,8 @@ bool same_agent(const AgentSpec& a, const AgentSpec& b) {
 }
 
 bool same_timer(const TimerSpec& a, const TimerSpec& b) {
-    return a.name == b.name && a.plugin == b.plugin && a.agent == b.agent && a.every == b.every &&
+    return a.name == b.name && a.plugin == b.plugin && a.agent == b.agent && a.every == b.every && a.cron == b.cron &&
+           a.timezone == b.timezone && a.on_leader == b.on_leader &&
            a.params == b.params && as_set(a.sinks) == as_set(b.sinks) && same_supervisor(a.supervisor, b.supervisor);
 }
 
@@ -109,6 +110,8 @@ TopologyDiff diff_topology(const PipelineConfig& running, const PipelineConfig& 
     if (running.workers != edited.workers) restart("the worker count changed");
     if (running.consumer_properties != edited.consumer_properties) restart("the consumer properties changed");
     if (running.producer_properties != edited.producer_properties) restart("the producer properties changed");
+    if (running.has_leader_timers() != edited.has_leader_timers())
+        restart("leader election starts or stops (on_leader timers): the consumer must rejoin the group");
 
     // Tables: their stores, changelogs and partitions are opened at start.
     std::set<std::string> tables_changed;

@@ -11,6 +11,7 @@
 #include "kafka/embedded_broker.hpp"
 #include "tables/codec.hpp"
 #include "tables/windowed_table.hpp"
+#include "common/cron.hpp"
 
 namespace mephisto {
 namespace {
@@ -425,6 +426,11 @@ Status Pipeline::start() {
     rd_kafka_poll_set_consumer(consumer_.get());  // errors and commit reports arrive through consumer_poll
 
     auto sources = config_.source_topics();
+    if (config_.has_leader_timers()) {
+        // Leader election: the group gives the one partition of this topic to exactly one member.
+        if (auto st = ensure_internal_topic(config_.leader_topic(), 1); !st) return make_error(st.error());
+        sources.push_back(config_.leader_topic());
+    }
     if (!sources.empty()) {
         rd_kafka_topic_partition_list_t* subs = rd_kafka_topic_partition_list_new(static_cast<int>(sources.size()));
         for (const auto& t : sources) rd_kafka_topic_partition_list_add(subs, t.c_str(), RD_KAFKA_PARTITION_UA);
@@ -821,6 +827,9 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
             ps->lanes.push_back(make_lane(*agent, *ps));
         }
         ps->recovering = !ps->shards.empty();
+        if (ps->topic == config_.leader_topic() && ps->partition == 0 && config_.has_leader_timers() && !leader_.exchange(true))
+            log_->info("this host now leads {} (it owns {}[0]): on_leader timers fire here", config_.app_id,
+                       config_.leader_topic());
         list += (list.empty() ? "" : " ") + ps->topic + "[" + std::to_string(ps->partition) + "]";
         partitions_[{ps->topic, ps->partition}] = std::move(ps);
     }
@@ -932,6 +941,7 @@ void Pipeline::revoke_all(milliseconds budget) {
         last_rkt_ = nullptr;
     }
     log_->info("revoked {} partition(s)", revoked.size());
+    if (leader_.exchange(false)) log_->info("this host no longer leads {}: its on_leader timers stop", config_.app_id);
     for (auto& ps : revoked) retired_.push_back(std::move(ps));
 }
 
@@ -1361,7 +1371,7 @@ void Pipeline::timer_loop() {
     std::unique_lock lock(timer_mutex_);
     const auto start = Clock::now();
     for (auto& t : timers_)
-        if (t->next_fire == Clock::time_point{}) t->next_fire = start + t->spec->every;
+        if (t->next_fire == Clock::time_point{}) t->schedule_next(start);
     while (!stopping_) {
         auto next = Clock::time_point::max();
         for (auto& t : timers_)
@@ -1377,9 +1387,26 @@ void Pipeline::timer_loop() {
     }
 }
 
+void TimerRuntime::schedule_next(std::chrono::steady_clock::time_point now) {
+    if (spec->cron.empty()) {
+        next_fire = now + spec->every;
+        return;
+    }
+    // The schedule is in wall-clock time; the timer thread waits on the steady clock.
+    static_assert(std::is_same_v<std::chrono::steady_clock::time_point, Clock::time_point>);
+    const auto wall = std::chrono::system_clock::now();
+    auto schedule = CronSchedule::parse(spec->cron);  // validated with the file
+    auto next = schedule ? schedule->next_after(wall, spec->timezone) : std::nullopt;
+    next_fire = next ? now + std::chrono::duration_cast<Clock::duration>(*next - wall) : Clock::time_point::max();
+}
+
 void Pipeline::fire(TimerRuntime& t) {
     const auto& cb = t.info->callbacks;
     const auto now = Clock::now();
+    if (t.spec->on_leader && !leader_) {  // another host leads: its timer fires, this one waits for its turn
+        t.schedule_next(now);
+        return;
+    }
     mph_status verdict = MPH_OK;
     std::string error;
     if (!t.created) {
@@ -1402,8 +1429,12 @@ void Pipeline::fire(TimerRuntime& t) {
         error = t.ctx.error;
     }
     // Catch up without bursts: a late tick fires once, then the schedule continues from now.
-    t.next_fire += t.spec->every;
-    if (t.next_fire <= now) t.next_fire = now + t.spec->every;
+    if (!t.spec->cron.empty()) {
+        t.schedule_next(now);
+    } else {
+        t.next_fire += t.spec->every;
+        if (t.next_fire <= now) t.next_fire = now + t.spec->every;
+    }
     if (verdict == MPH_OK) return;
     if (verdict == MPH_RETRY) {
         t.ctx.log->warn("timer {} asked to retry: {}; it runs again at the next tick", t.spec->name, error);

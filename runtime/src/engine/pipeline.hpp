@@ -179,6 +179,8 @@ struct TimerRuntime {
     bool quarantined = false;
     RestartPolicy restarts;
     std::chrono::steady_clock::time_point next_fire;
+    // Its next tick after `now`: `every` later, or the cron schedule's next minute (in its time zone).
+    void schedule_next(std::chrono::steady_clock::time_point now);
     explicit TimerRuntime(const TimerSpec& s) : restarts(s.supervisor) { set_spec(s); }
     void set_spec(const TimerSpec& s) {
         spec_versions.push_back(std::make_unique<const TimerSpec>(s));
@@ -236,6 +238,8 @@ public:
     std::vector<PartitionStatus> partition_status() const;
     std::vector<RecoveryStatus> recovery_status() const;
     bool joined() const { return joined_.load(); }  // an assignment was received (possibly empty)
+    // Leader election (on_leader timers): this host owns partition 0 of the app's leader topic. THREAD: any.
+    bool leader() const { return leader_.load(); }
     const std::map<std::string, std::unique_ptr<TableStore>>& tables() const { return tables_; }
     // Looks key up in the table's partitions this host serves (all of them for a global table). nullopt:
     // not here; an error: a partition that might hold it is still recovering.
@@ -382,6 +386,7 @@ private:
     bool timers_changed_ = false;  // guarded by timer_mutex_: a reload changed timers_, wake the timer thread
 
     std::atomic<bool> joined_{false};
+    std::atomic<bool> leader_{false};
     std::mutex swap_mutex_;  // a plugin swap and a rebalance never interleave
     mutable std::mutex recovery_status_mutex_;
     std::map<std::pair<std::string, int32_t>, int64_t> recovery_remaining_;  // (table, partition) -> records left

@@ -253,7 +253,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
             t->info = s.info;
             t->ctx.params = effective_params(s.info, t->spec->params);
             t->ctx.sinks = &t->spec->sinks;
-            t->next_fire = now + t->spec->every;
+            t->schedule_next(now);
             report.agents.emplace_back(t->spec->name, std::chrono::microseconds(0));
         }
         timers_changed_ = true;
