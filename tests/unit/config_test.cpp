@@ -370,7 +370,7 @@ TEST_CASE("config: unknown key inside an agent") {
                   "    form: orders"}),
             8, 5,
             {"unknown key 'form' in agents.a",
-             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take)"});
+             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take, concurrency)"});
 }
 
 TEST_CASE("config: wrong type: partitions: many") {
@@ -678,4 +678,13 @@ TEST_CASE("config: timers run every interval or on a cron schedule in a time zon
     f.error("app: shop\ntimers: {t: {plugin: p, cron: '* * * * *', timezone: Mars/Base}}\n", 2, 54,
             {"unknown time zone 'Mars/Base'"});
     f.error("app: shop\ntimers: {t: {plugin: p, every: 1s, timezone: UTC}}\n", 2, 46, {"applies to a cron schedule only"});
+}
+
+TEST_CASE("config: concurrency is 1 by default, 1 to 256") {
+    Fixture f;
+    auto c = f.ok("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}, b: {plugin: p, from: in, concurrency: 8}}\n");
+    CHECK(c.agents[0].concurrency == 1);
+    CHECK(c.agents[1].concurrency == 8);
+    f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, concurrency: 0}}\n", 3, 48,
+            {"concurrency must be between 1 and 256"});
 }

@@ -59,7 +59,8 @@ bool same_agent(const AgentSpec& a, const AgentSpec& b) {
            as_set(a.sinks) == as_set(b.sinks) && as_set(a.tables) == as_set(b.tables) && a.params == b.params && a.on_error.retry == b.on_error.retry &&
            a.on_error.then == b.on_error.then && a.on_error.dead_letter_topic == b.on_error.dead_letter_topic &&
            a.on_error.retry_backoff == b.on_error.retry_backoff && same_supervisor(a.supervisor, b.supervisor) &&
-           a.builtin == b.builtin && same_ref(a.key_function, b.key_function) && same_take(a.take, b.take);
+           a.builtin == b.builtin && same_ref(a.key_function, b.key_function) && same_take(a.take, b.take) &&
+           a.concurrency == b.concurrency;
 }
 
 bool same_timer(const TimerSpec& a, const TimerSpec& b) {
@@ -158,6 +159,7 @@ TopologyDiff diff_topology(const PipelineConfig& running, const PipelineConfig& 
             // Its lanes (one per partition of each topic it reads) and their table bindings stay as they are.
             if (as_set(a.from) != as_set(e->from)) restart("agent " + a.name + " now reads other topics");
             if (as_set(a.tables) != as_set(e->tables)) restart("agent " + a.name + " now uses other tables");
+            if (a.concurrency != e->concurrency) restart("agent " + a.name + "'s concurrency changed");
         }
     }
     for (const auto& a : edited.agents)

@@ -174,6 +174,9 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
             return make_error(spec.agent_mark.str() + ": agents." + spec.name + ": agent '" + spec.agent +
                               "' has neither on_event nor on_batch, so it cannot read a topic");
+        if (spec.concurrency > 1 && spec.take)
+            return make_error(spec.take_mark.str() + ": agents." + spec.name + ": take gathers one partition's events "
+                              "in order; it cannot be combined with concurrency");
         if (spec.take && !r->second->callbacks.on_batch)
             return make_error(spec.take_mark.str() + ": agents." + spec.name + ": take needs an agent with on_batch; '" +
                               spec.agent + "' has only on_event");
@@ -682,9 +685,16 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
     auto* f = new InFlight;
     f->message = msg;
     f->partition = ps;
-    f->pending.store(static_cast<int>(ps->lanes.size()), std::memory_order_relaxed);
+    // One lane per agent takes the event: with concurrency, the instance its key hashes to (keyless: by offset).
+    const size_t key_hash = msg->key ? std::hash<std::string_view>{}({static_cast<const char*>(msg->key), msg->key_len})
+                                     : static_cast<size_t>(msg->offset);
+    auto takes = [&](const Lane& lane) { return lane.slots == 1 || static_cast<int>(key_hash % lane.slots) == lane.slot; };
+    int receivers = 0;
+    for (auto& lane : ps->lanes) receivers += takes(*lane);
+    f->pending.store(receivers, std::memory_order_relaxed);
     ps->unfinished.fetch_add(1, std::memory_order_relaxed);
     for (auto& lane : ps->lanes) {
+        if (!takes(*lane)) continue;
         bool schedule, batch_full = false;
         {
             std::lock_guard lock(lane->mu);
@@ -824,7 +834,7 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
         for (auto& agent : agents_) {
             const auto& from = agent->spec->from;
             if (std::find(from.begin(), from.end(), ps->topic) == from.end()) continue;
-            ps->lanes.push_back(make_lane(*agent, *ps));
+            for (auto& lane : make_lanes(*agent, *ps)) ps->lanes.push_back(std::move(lane));
         }
         ps->recovering = !ps->shards.empty();
         if (ps->topic == config_.leader_topic() && ps->partition == 0 && config_.has_leader_timers() && !leader_.exchange(true))
@@ -836,6 +846,16 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
     last_rkt_ = nullptr;
     if (partitions->cnt == 0) log_->info("no partitions assigned: this host idles until a rebalance gives it some");
     else log_->info("assigned {} partition(s): {}", partitions->cnt, list);
+}
+
+std::vector<std::unique_ptr<Lane>> Pipeline::make_lanes(AgentRuntime& agent, PartitionState& ps) {
+    std::vector<std::unique_ptr<Lane>> lanes;
+    for (int slot = 0; slot < agent.spec->concurrency; ++slot) {
+        lanes.push_back(make_lane(agent, ps));
+        lanes.back()->slot = slot;
+        lanes.back()->slots = agent.spec->concurrency;
+    }
+    return lanes;
 }
 
 std::unique_ptr<Lane> Pipeline::make_lane(AgentRuntime& agent, PartitionState& ps) {

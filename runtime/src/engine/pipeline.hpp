@@ -122,6 +122,10 @@ struct Lane {
     uint64_t generation = 0;
     int attempts = 0;  // failed attempts on the head event
     bool windowed = false;  // uses a windowed table: events move its stream time (advance_windows)
+    // concurrency: this lane is instance `slot` of the agent's `slots` on the partition; it gets the events
+    // whose key hashes to it (keyless ones by offset).
+    int slot = 0;
+    int slots = 1;
     // take (on_batch in batches): when the batch being gathered began, and while the lane waits for it to fill,
     // how many events it holds (dispatch wakes the lane early once the batch is full). Guarded by mu.
     std::chrono::steady_clock::time_point batch_since{};
@@ -318,6 +322,7 @@ private:
     // A lane of `agent` on `ps`, bound to the agent's table shards for that partition. Caller holds
     // partitions_mutex_.
     std::unique_ptr<Lane> make_lane(AgentRuntime& agent, PartitionState& ps);
+    std::vector<std::unique_ptr<Lane>> make_lanes(AgentRuntime& agent, PartitionState& ps);  // one per concurrency slot
     // Windowed tables: after the lane's event(s), stream time moves to their time; windows that closed go to
     // the agent's on_window_close with outputs tracked against `inflight`, and expired windows are removed.
     void advance_windows(Lane& lane, const std::vector<const rd_kafka_message_t*>& events, InFlight* inflight);

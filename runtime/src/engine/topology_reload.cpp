@@ -176,7 +176,8 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         for (auto& [key, ps] : partitions_) {
             std::vector<std::unique_ptr<Lane>> fresh;
             for (AgentRuntime* agent : added)
-                if (contains(agent->spec->from, ps->topic)) fresh.push_back(make_lane(*agent, *ps));
+                if (contains(agent->spec->from, ps->topic))
+                    for (auto& lane : make_lanes(*agent, *ps)) fresh.push_back(std::move(lane));
             std::lock_guard lanes_lock(ps->lanes_mu);
             for (auto it = ps->lanes.begin(); it != ps->lanes.end();) {
                 if (std::find(stopping.begin(), stopping.end(), (*it)->agent) != stopping.end()) {
