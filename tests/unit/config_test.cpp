@@ -370,7 +370,7 @@ TEST_CASE("config: unknown key inside an agent") {
                   "    form: orders"}),
             8, 5,
             {"unknown key 'form' in agents.a",
-             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take, concurrency)"});
+             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take, concurrency, echo)"});
 }
 
 TEST_CASE("config: wrong type: partitions: many") {
@@ -687,4 +687,12 @@ TEST_CASE("config: concurrency is 1 by default, 1 to 256") {
     CHECK(c.agents[1].concurrency == 8);
     f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, concurrency: 0}}\n", 3, 48,
             {"concurrency must be between 1 and 256"});
+}
+
+TEST_CASE("config: echo names declared topics") {
+    Fixture f;
+    auto c = f.ok("app: shop\ntopics: {in: {}, audit: {}}\nagents: {a: {plugin: p, from: in, echo: audit}}\n");
+    CHECK(c.agents[0].echo == std::vector<std::string>{"audit"});
+    f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, echo: [nowhere]}}\n", 3, 42,
+            {"agents.a.echo names topic 'nowhere', which is not declared under topics"});
 }

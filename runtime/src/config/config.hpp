@@ -117,6 +117,7 @@ struct AgentSpec {
     std::string agent;   // agent name inside the plugin
     std::vector<std::string> from;
     std::vector<std::string> sinks;
+    std::vector<std::string> echo;  // Faust's stream.echo: every event is also copied to these topics
     std::vector<std::string> tables;
     std::map<std::string, std::string> params;
     ErrorPolicy on_error;

@@ -500,10 +500,10 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             // A default-constructed YAML::Node is a defined null node, so `!node` cannot tell "absent".
             bool have_agent = false, have_plugin = false, have_from = false;
             YAML::Node tables_ref;
-            YAML::Node group_by_node, through_node;
+            YAML::Node group_by_node, through_node, echo_node;
             bool have_group_by = false, have_through = false;
             for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "tables", "params", "on_error",
-                                                       "supervisor", "group_by", "through", "take", "concurrency"})) {
+                                                       "supervisor", "group_by", "through", "take", "concurrency", "echo"})) {
                 if (k2 == "plugin") { a.plugin = r.name(v2, what + ".plugin"); a.plugin_mark = r.mark_of(v2); plugin_node = v2; have_plugin = true; }
                 else if (k2 == "agent") { a.agent = r.name(v2, what + ".agent"); a.agent_mark = r.mark_of(v2); have_agent = true; }
                 else if (k2 == "from") { a.from = r.names(v2, what + ".from"); from_node = v2; have_from = true; }
@@ -512,6 +512,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 else if (k2 == "params") a.params = r.scalar_map(v2, what + ".params");
                 else if (k2 == "on_error") a.on_error = read_error_policy(r, v2, what + ".on_error");
                 else if (k2 == "supervisor") a.supervisor = read_supervisor(r, v2, what + ".supervisor");
+                else if (k2 == "echo") { a.echo = r.names(v2, what + ".echo"); echo_node = v2; }
                 else if (k2 == "concurrency") a.concurrency = static_cast<int>(r.integer(v2, what + ".concurrency", 1, 256));
                 else if (k2 == "take") {
                     TakeSpec take;
@@ -535,6 +536,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                     r.fail(tables_ref.IsSequence() ? tables_ref[i] : tables_ref,
                            what + ".tables names table '" + a.tables[i] + "', which is not declared under tables");
             if (sinks_node) check_topics(sinks_node, a.sinks, what + ".sinks");
+            if (echo_node) check_topics(echo_node, a.echo, what + ".echo");
             check_plugin(plugin_node, a.plugin, what + ".plugin");
             if (a.on_error.then == ThenPolicy::dead_letter && a.on_error.dead_letter_topic.empty())
                 a.on_error.dead_letter_topic = c.app_id + "-" + a.name + "-dead-letter";

@@ -56,7 +56,8 @@ std::string joined(const std::set<std::string>& names) {
 
 bool same_agent(const AgentSpec& a, const AgentSpec& b) {
     return a.name == b.name && a.plugin == b.plugin && a.agent == b.agent && as_set(a.from) == as_set(b.from) &&
-           as_set(a.sinks) == as_set(b.sinks) && as_set(a.tables) == as_set(b.tables) && a.params == b.params && a.on_error.retry == b.on_error.retry &&
+           as_set(a.sinks) == as_set(b.sinks) && as_set(a.echo) == as_set(b.echo) && as_set(a.tables) == as_set(b.tables) &&
+           a.params == b.params && a.on_error.retry == b.on_error.retry &&
            a.on_error.then == b.on_error.then && a.on_error.dead_letter_topic == b.on_error.dead_letter_topic &&
            a.on_error.retry_backoff == b.on_error.retry_backoff && same_supervisor(a.supervisor, b.supervisor) &&
            a.builtin == b.builtin && same_ref(a.key_function, b.key_function) && same_take(a.take, b.take) &&

@@ -1089,6 +1089,9 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
         lane.attempts = lane.agent->spec->on_error.retry;
         return on_failure(lane, 1, MPH_RETRY, *bad, delay);
     }
+    if (!lane.agent->spec->echo.empty())
+        if (mph_status st = echo(lane, msg, f); st != MPH_OK)
+            return on_failure(lane, 1, MPH_RETRY, "echo to " + lane.agent->spec->echo.front() + " failed", delay);
     mph_event ev = make_event(*lane.partition, msg, t_headers);
     lane.ctx.message = msg;
     lane.ctx.inflight = f;
@@ -1126,6 +1129,10 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
         events[i] = make_event(*lane.partition, lane.local[i]->message, headers[i]);
         pointers[i] = &events[i];
     }
+    if (!lane.agent->spec->echo.empty())
+        for (size_t i = 0; i < n; ++i)  // each copy tracked against its own event
+            if (mph_status st = echo(lane, lane.local[i]->message, lane.local[i]); st != MPH_OK)
+                return on_failure(lane, n, MPH_RETRY, "echo to " + lane.agent->spec->echo.front() + " failed", delay);
     // Outputs are tracked against the first event: the commit cannot pass it before they are acknowledged.
     lane.ctx.inflight = lane.local.front();
     lane.ctx.error.clear();
@@ -1326,10 +1333,22 @@ mph_status Pipeline::send(mph_agent_ctx& ctx, const std::string& topic, const mp
 mph_status Pipeline::forward(mph_agent_ctx& ctx) {
     if (!ctx.message) return MPH_ERR_STATE;
     if (!ctx.sinks || ctx.sinks->empty()) return MPH_ERR_UNSUPPORTED;
-    const rd_kafka_message_t* msg = ctx.message;
+    return forward_to(ctx, ctx.message, *ctx.sinks);
+}
+
+mph_status Pipeline::echo(Lane& lane, const rd_kafka_message_t* msg, InFlight* inflight) {
+    if (msg->offset <= lane.echoed) return MPH_OK;  // copied before a retry
+    lane.ctx.inflight = inflight;
+    const mph_status st = forward_to(lane.ctx, msg, lane.agent->spec->echo);
+    lane.ctx.inflight = nullptr;
+    if (st == MPH_OK) lane.echoed = msg->offset;
+    return st;
+}
+
+mph_status Pipeline::forward_to(mph_agent_ctx& ctx, const rd_kafka_message_t* msg, const std::vector<std::string>& topics) {
     rd_kafka_timestamp_type_t type;
     int64_t ts = rd_kafka_message_timestamp(msg, &type);
-    for (const auto& sink : *ctx.sinks) {
+    for (const auto& sink : topics) {
         rd_kafka_headers_t* original = nullptr;
         rd_kafka_headers_t* headers = nullptr;
         if (rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR && original)

@@ -126,6 +126,7 @@ struct Lane {
     // whose key hashes to it (keyless ones by offset).
     int slot = 0;
     int slots = 1;
+    int64_t echoed = -1;  // echo: the last offset copied to the echo topics (a retry does not copy it again)
     // take (on_batch in batches): when the batch being gathered began, and while the lane waits for it to fill,
     // how many events it holds (dispatch wakes the lane early once the batch is full). Guarded by mu.
     std::chrono::steady_clock::time_point batch_since{};
@@ -253,6 +254,10 @@ public:
     mph_status emit(mph_agent_ctx& ctx, const mph_message* msg);
     mph_status send(mph_agent_ctx& ctx, const std::string& topic, const mph_message* msg);
     mph_status forward(mph_agent_ctx& ctx);
+    // Copies `msg` (key, value, headers, timestamp) to each topic, tracked against ctx's input.
+    mph_status forward_to(mph_agent_ctx& ctx, const rd_kafka_message_t* msg, const std::vector<std::string>& topics);
+    // echo: copies the lane's events up to and including `msg` that were not yet copied.
+    mph_status echo(Lane& lane, const rd_kafka_message_t* msg, InFlight* inflight);
     // Hot reload (DESIGN.md §5): every agent and timer of plugin `name` moves to `replacement` without a
     // rebalance. Their lanes stop taking events and finish the callback in progress; each instance gets
     // on_revoked and is destroyed by the old code; the agents switch images; the lanes resume and the new
