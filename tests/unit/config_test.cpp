@@ -696,3 +696,13 @@ TEST_CASE("config: echo names declared topics") {
     f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, echo: [nowhere]}}\n", 3, 42,
             {"agents.a.echo names topic 'nowhere', which is not declared under topics"});
 }
+
+TEST_CASE("config: session windows take no aggregator, and cooperative rebalancing is refused") {
+    Fixture f;
+    f.error("app: shop\ntopics: {in: {}}\ntables: {t: {window: {session: 5s}, aggregate: {plugin: p, name: max}}}\n"
+            "agents: {a: {plugin: p, from: in, tables: [t]}}\n",
+            3, 13, {"an aggregator cannot combine two aggregates"});
+    f.error("app: shop\nconsumer: {partition.assignment.strategy: cooperative-sticky}\ntopics: {in: {}}\n"
+            "agents: {a: {plugin: p, from: in}}\n",
+            2, 43, {"cooperative rebalancing is not supported"});
+}

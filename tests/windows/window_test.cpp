@@ -192,11 +192,31 @@ TEST_CASE("session windows merge events within the gap and close once the gap an
     produce(broker.bootstrap(), "clicks", {click("a", 0), click("a", 5), click("a", 30), click("a", 18), click("a", 24)});
     REQUIRE(await_caught_up(broker.bootstrap(), "win", "clicks", 1, 30s));
     CHECK(closes(broker.bootstrap()).empty());
-    produce(broker.bootstrap(), "clicks", {click("b", 100), click("a", 3)});  // a@3 belongs to a closed session
+    // Stream time 60 closes both (their end + gap + grace). a@35 is within the gap of the closed [18, 30] and
+    // a@3 within [0, 5]: both late, neither starts a session of its own beside a closed one.
+    produce(broker.bootstrap(), "clicks", {click("b", 60), click("a", 35), click("a", 3)});
+    REQUIRE(await_caught_up(broker.bootstrap(), "win", "clicks", 1, 30s));
+    produce(broker.bootstrap(), "clicks", {click("b", 200)});
     REQUIRE(await_caught_up(broker.bootstrap(), "win", "clicks", 1, 30s));
     const auto sessions = closes(broker.bootstrap());
-    const std::map<std::string, int> expected = {{closed("a", 0) + "2", 1}, {closed("a", 18) + "3", 1}};
+    const std::map<std::string, int> expected = {{closed("a", 0) + "2", 1}, {closed("a", 18) + "3", 1},
+                                                 {closed("b", 60) + "1", 1}};
     CHECK_MESSAGE(sessions == expected, show(sessions));
-    CHECK(metric(admin, "mephisto_window_late_events_total") == 1);
+    CHECK(metric(admin, "mephisto_window_late_events_total") == 2);
     CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("windowed tables refuse what would break their clock: concurrency, and agents without on_event") {
+    TempDir dir;
+    auto refused = [&](const std::string& agent_yaml) {
+        auto yaml = dir.write("p.yaml", "app: {id: win}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
+                                            "topics: {clicks: {partitions: 1}, closed: {partitions: 1}}\n"
+                                            "tables: {windows: {value: int64, window: {tumbling: 60s}}}\n"
+                                            "agents:\n  counter: " + agent_yaml + "\n");
+        std::string out;
+        CHECK(run_cli({"validate", yaml.string()}, dir, out) != 0);
+        return out;
+    };
+    CHECK(refused("{plugin: test_agents, agent: window_count, from: clicks, tables: [windows], concurrency: 2}")
+              .find("windowed table windows keeps one stream time per partition") != std::string::npos);
 }

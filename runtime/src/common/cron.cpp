@@ -44,7 +44,7 @@ Result<int> value_of(const Field& f, std::string text) {
 // Sets the bits `text` selects (a comma-separated list of `*`, `a`, `a-b`, each optionally `/step`).
 Status parse_field(const Field& f, const std::string& text, std::vector<bool>& bits, bool& restricted) {
     bits.assign(static_cast<size_t>(f.max + 1), false);
-    restricted = text != "*";
+    restricted = text.empty() || text[0] != '*';  // crontab(5): a day field starting with '*' ("*/2") is unrestricted
     std::stringstream items(text);
     for (std::string item; std::getline(items, item, ',');) {
         int step = 1;
@@ -165,7 +165,10 @@ std::optional<std::chrono::system_clock::time_point> CronSchedule::next_after(st
         const bool by_day = days_.test(static_cast<size_t>(day)), by_weekday = weekdays_.test(static_cast<size_t>(weekday));
         const bool day_ok = days_restricted_ && weekdays_restricted_ ? (by_day || by_weekday) : (by_day && by_weekday);
         if (!months_.test(static_cast<size_t>(month)) || !day_ok) {
-            t += int64_t{1440 - hour * 60 - minute} * 60'000;  // the next local midnight (rechecked there)
+            // Towards the next local midnight, never past it: a day may have 23 or 25 hours. Far from midnight,
+            // jump to an hour before it; near it, hour by hour.
+            const int64_t to_midnight = 1440 - hour * 60 - minute;
+            t += (to_midnight > 120 ? to_midnight - 60 : 60 - minute) * int64_t{60'000};
         } else if (!hours_.test(static_cast<size_t>(hour))) {
             t += int64_t{60 - minute} * 60'000;
         } else if (!minutes_.test(static_cast<size_t>(minute))) {

@@ -364,6 +364,12 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             c.workers = static_cast<int>(r.integer(v, "workers", 1, 256));
         } else if (key == "consumer") {
             c.consumer_properties = r.scalar_map(v, "consumer");
+            // The host revokes and assigns whole assignments (eager rebalancing): leader election, table
+            // recovery and the copartitioning check rely on it.
+            if (auto it = c.consumer_properties.find("partition.assignment.strategy");
+                it != c.consumer_properties.end() && it->second.find("cooperative") != std::string::npos)
+                r.fail(v["partition.assignment.strategy"], "consumer.partition.assignment.strategy: cooperative rebalancing "
+                       "is not supported; use range or roundrobin");
         } else if (key == "producer") {
             c.producer_properties = r.scalar_map(v, "producer");
         } else if (key == "state_dir") {
@@ -472,6 +478,9 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 t.default_value = std::string(8, '\0');
             }
             if (t.window && t.global) r.fail(v, what + ": a global table cannot be windowed");
+            if (t.window && t.window->kind == WindowKind::session && !t.aggregate.empty())
+                r.fail(v, what + ": session windows merge sessions, and an aggregator cannot combine two aggregates; "
+                              "count with int64 (table_add), or keep the latest value (table_put)");
             c.tables.push_back(std::move(t));
         }
     }

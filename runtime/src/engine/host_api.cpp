@@ -126,22 +126,26 @@ mph_status give(mph_agent_ctx* ctx, const TableBinding& b, std::optional<std::st
     return MPH_OK;
 }
 
-// The windows the current event may still change; none (and the event counted late) when all closed.
-std::vector<TimeWindow> event_windows(mph_agent_ctx* ctx, const TableBinding& b) {
-    auto windows = WindowedShard(*b.shard, *window_of(b)).writable(time_for(ctx, b, MPH_WINDOW_RELATIVE));
-    if (windows.empty()) b.store->late_events.fetch_add(1, std::memory_order_relaxed);
-    return windows;
-}
-
 bool is_session(const TableBinding& b) { return window_of(b) && window_of(b)->kind == WindowKind::session; }
 
-// Session windows: the session of key the current event joins (merging the key's sessions within the gap);
-// nullopt, and the event counted late, when it closed.
-std::optional<WindowedShard::Session> event_session(mph_agent_ctx* ctx, const TableBinding& b, std::string_view key,
-                                                    bool sum_int64) {
-    auto session = WindowedShard(*b.shard, *window_of(b)).join_session(key, time_for(ctx, b, MPH_WINDOW_RELATIVE), sum_int64);
-    if (!session) b.store->late_events.fetch_add(1, std::memory_order_relaxed);
-    return session;
+// Calls write(stored key, session value) for every window of the current event that is still open, while none
+// can close: the windows containing its time, or the session it joins (the key's sessions within the gap merged
+// into one, int64 values summed when `sum_int64`; the merged value is passed, and stored already). False, and
+// the event counted late, when there is none.
+bool write_windows(mph_agent_ctx* ctx, const TableBinding& b, std::string_view key, bool sum_int64,
+                   const std::function<void(const std::string&, const std::optional<std::string>&)>& write) {
+    WindowedShard windows(*b.shard, *window_of(b));
+    const int64_t t = time_for(ctx, b, MPH_WINDOW_RELATIVE);
+    bool written;
+    if (is_session(b))
+        written = windows
+                      .join_session(key, t, sum_int64,
+                                    [&](const WindowedShard::Session& s) { write(window_key(s.window.start, key), s.value); })
+                      .has_value();
+    else
+        written = windows.update(t, [&](const TimeWindow& w) { write(window_key(w.start, key), std::nullopt); });
+    if (!written) b.store->late_events.fetch_add(1, std::memory_order_relaxed);
+    return written;
 }
 
 mph_status api_window_get(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, int32_t source,
@@ -212,13 +216,9 @@ mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, 
         ctx->error = "table " + b->name + ": " + st.error();
         return MPH_ERR_INVALID;
     }
-    if (is_session(*b)) {
-        if (auto session = event_session(ctx, *b, as_view(key, key_len), false))
-            b->shard->put(window_key(session->window.start, as_view(key, key_len)), as_view(value, value_len));
-        return MPH_OK;
-    }
     if (window_of(*b)) {
-        for (const auto& w : event_windows(ctx, *b)) b->shard->put(window_key(w.start, as_view(key, key_len)), as_view(value, value_len));
+        write_windows(ctx, *b, as_view(key, key_len), false,
+                      [&](const std::string& stored, const auto&) { b->shard->put(stored, as_view(value, value_len)); });
         return MPH_OK;
     }
     if (mph_status st = check_writable(ctx, *b, as_view(key, key_len)); st != MPH_OK) return st;
@@ -228,12 +228,9 @@ mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, 
 
 mph_status api_table_delete(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len) {
     if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
-    if (const TableBinding* b = binding(table); is_session(*b)) {  // the session keeps its span, without a value
-        if (auto session = event_session(ctx, *b, as_view(key, key_len), false))
-            b->shard->erase(window_key(session->window.start, as_view(key, key_len)));
-        return MPH_OK;
-    } else if (window_of(*b)) {
-        for (const auto& w : event_windows(ctx, *b)) b->shard->erase(window_key(w.start, as_view(key, key_len)));
+    if (const TableBinding* b = binding(table); window_of(*b)) {  // a session keeps its span, without a value
+        write_windows(ctx, *b, as_view(key, key_len), false,
+                      [&](const std::string& stored, const auto&) { b->shard->erase(stored); });
         return MPH_OK;
     }
     if (mph_status st = check_writable(ctx, *binding(table), as_view(key, key_len)); st != MPH_OK) return st;
@@ -249,19 +246,11 @@ mph_status api_table_add(mph_agent_ctx* ctx, mph_table* table, const void* key, 
         ctx->error = "table " + b->name + " does not hold int64 values; add needs int64";
         return MPH_ERR_UNSUPPORTED;
     }
-    if (is_session(*b)) {  // the event's session, merged with the key's sessions within the gap (summed)
+    if (window_of(*b)) {  // every window of the event (a session: merged, summed); the result is the latest's
         int64_t v = 0;
-        if (auto session = event_session(ctx, *b, as_view(key, key_len), true)) {
-            auto current = session->value ? session->value : b->store->spec().default_value;
-            v = (current && current->size() == 8 ? decode_int64(*current) : 0) + delta;
-            b->shard->put(window_key(session->window.start, as_view(key, key_len)), encode_int64(v));
-        }
-        if (result) *result = v;
-        return MPH_OK;
-    }
-    if (window_of(*b)) {  // every window of the event; the result is the latest window's
-        int64_t v = 0;
-        for (const auto& w : event_windows(ctx, *b)) v = b->shard->add(window_key(w.start, as_view(key, key_len)), delta);
+        write_windows(ctx, *b, as_view(key, key_len), true, [&](const std::string& stored, const auto&) {
+            v = b->shard->add(stored, delta);
+        });
         if (result) *result = v;
         return MPH_OK;
     }
@@ -302,24 +291,15 @@ mph_status api_table_merge(mph_agent_ctx* ctx, mph_table* table, const void* key
         return MPH_ERR_UNSUPPORTED;
     }
     Result<std::string> merged = std::string();
-    if (is_session(*b)) {  // the event's session holds the merged sessions' latest value: fold the input in
-        auto session = event_session(ctx, *b, as_view(key, key_len), false);
-        if (!session) {
+    if (window_of(*b)) {  // every window of the event (config refuses aggregators on session windows)
+        const bool written = write_windows(ctx, *b, as_view(key, key_len), false, [&](const std::string& stored, const auto&) {
+            if (merged) merged = b->shard->merge(stored, as_view(input, input_len));
+        });
+        if (!written) {
             if (value) *value = nullptr;
             if (value_len) *value_len = 0;
             return MPH_OK;
         }
-        merged = b->shard->merge(window_key(session->window.start, as_view(key, key_len)), as_view(input, input_len));
-    } else if (window_of(*b)) {  // every window of the event; the view is the latest window's
-        auto windows = event_windows(ctx, *b);
-        if (windows.empty()) {
-            if (value) *value = nullptr;
-            if (value_len) *value_len = 0;
-            return MPH_OK;
-        }
-        for (const auto& w : windows)
-            if (merged = b->shard->merge(window_key(w.start, as_view(key, key_len)), as_view(input, input_len)); !merged)
-                break;
     } else {
         if (mph_status st = check_writable(ctx, *b, as_view(key, key_len)); st != MPH_OK) return st;
         merged = b->shard->merge(as_view(key, key_len), as_view(input, input_len));

@@ -138,6 +138,44 @@ std::map<std::string, std::string> effective_params(const AgentInfo* info, const
 
 // ----------------------------------------------------------------------------------------------- lifecycle
 
+Status Pipeline::check_agent_features(const AgentSpec& spec, const AgentInfo* info) const {
+    const std::string where = spec.agent_mark.str() + ": agents." + spec.name + ": ";
+    if (spec.take && spec.concurrency > 1)
+        return make_error(where + "take gathers a partition's events in order; it cannot be combined with concurrency");
+    if (spec.take && !info->callbacks.on_batch)
+        return make_error(where + "take needs an agent with on_batch; '" + spec.agent + "' has only on_event");
+    for (const auto& name : spec.tables) {
+        const TableSpec* table = config_.table(name);
+        if (!table || !table->window) continue;
+        // Stream time is one clock per partition, moved by each event in offset order.
+        if (spec.concurrency > 1)
+            return make_error(where + "windowed table " + name + " keeps one stream time per partition; concurrency " +
+                              "would move it out of order");
+        if (!info->callbacks.on_event)
+            return make_error(where + "windowed table " + name + " needs on_event: each write takes its event's time");
+    }
+    return {};
+}
+
+Result<std::shared_ptr<const std::map<std::string, std::string>>> Pipeline::window_closers(
+    const std::vector<std::pair<const AgentSpec*, const AgentInfo*>>& agents) const {
+    auto closers = std::make_shared<std::map<std::string, std::string>>();
+    for (const auto& table : config_.tables) {
+        if (!table.window) continue;
+        for (const auto& [spec, info] : agents) {
+            if (!info || !info->callbacks.on_window_close ||
+                std::find(spec->tables.begin(), spec->tables.end(), table.name) == spec->tables.end())
+                continue;
+            if (auto it = closers->find(table.name); it != closers->end())
+                return make_error(table.mark.str() + ": tables." + table.name + ": agents " + it->second + " and " +
+                                  spec->name + " both export on_window_close; at most one agent of a windowed "
+                                  "table may take its closed windows");
+            (*closers)[table.name] = spec->name;
+        }
+    }
+    return std::shared_ptr<const std::map<std::string, std::string>>(std::move(closers));
+}
+
 Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
                                                    const std::map<std::string, std::shared_ptr<Plugin>>& plugins,
                                                    const std::string& bootstrap, EmbeddedBroker* broker) {
@@ -174,12 +212,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
             return make_error(spec.agent_mark.str() + ": agents." + spec.name + ": agent '" + spec.agent +
                               "' has neither on_event nor on_batch, so it cannot read a topic");
-        if (spec.concurrency > 1 && spec.take)
-            return make_error(spec.take_mark.str() + ": agents." + spec.name + ": take gathers one partition's events "
-                              "in order; it cannot be combined with concurrency");
-        if (spec.take && !r->second->callbacks.on_batch)
-            return make_error(spec.take_mark.str() + ": agents." + spec.name + ": take needs an agent with on_batch; '" +
-                              spec.agent + "' has only on_event");
+        if (auto st = p->check_agent_features(spec, r->second); !st) return make_error(st.error());
         auto a = std::make_unique<AgentRuntime>(spec);
         a->plugin = r->first;
         a->info = r->second;
@@ -187,18 +220,12 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         a->log = logger(spec.name);
         p->agents_.push_back(std::move(a));
     }
-    for (const auto& table : p->config_.tables) {
-        if (!table.window) continue;
-        for (const auto& a : p->agents_) {
-            if (!a->info->callbacks.on_window_close ||
-                std::find(a->spec->tables.begin(), a->spec->tables.end(), table.name) == a->spec->tables.end())
-                continue;
-            if (auto it = p->window_closers_.find(table.name); it != p->window_closers_.end())
-                return make_error(table.mark.str() + ": tables." + table.name + ": agents " + it->second + " and " +
-                                  a->spec->name + " both export on_window_close; at most one agent of a windowed "
-                                  "table may take its closed windows");
-            p->window_closers_[table.name] = a->spec->name;
-        }
+    {
+        std::vector<std::pair<const AgentSpec*, const AgentInfo*>> agents;
+        for (const auto& a : p->agents_) agents.emplace_back(a->spec, a->info);
+        auto closers = p->window_closers(agents);
+        if (!closers) return make_error(closers.error());
+        std::atomic_store(&p->window_closers_, *closers);
     }
     for (const auto& spec : p->config_.timers) {
         auto r = resolve_agent(plugins, spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params,
@@ -704,7 +731,7 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
             schedule = !lane->scheduled && !ps->recovering && !lane->stopping.load(std::memory_order_relaxed);
             if (schedule) lane->scheduled = true;
             // A lane gathering a batch (take) waits for `within` at most; a full batch goes at once.
-            if (!schedule && lane->batch_waiting > 0)
+            if (!schedule && lane->batch_waiting > 0 && lane->agent->spec->take)
                 batch_full = lane->batch_waiting + lane->queue.size() >= static_cast<size_t>(lane->agent->spec->take->max);
         }
         if (schedule) scheduler_.push(lane.get());
@@ -1265,6 +1292,8 @@ void Pipeline::finish(InFlight* f, int completed) {
     if (f->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     PartitionState* ps = f->partition;
     if (!f->abandoned.load(std::memory_order_relaxed)) {
+        if (f->on_finished)
+            for (auto& hook : *f->on_finished) hook();
         std::lock_guard lock(ps->mu);
         ps->tracker.done(f->message->offset);
     }
@@ -1374,15 +1403,25 @@ void Pipeline::advance_windows(Lane& lane, const std::vector<const rd_kafka_mess
             t = std::max(t, event_time(spec, type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
                                        {static_cast<const char*>(msg->payload), msg->payload ? msg->len : 0}));
         }
-        auto closer = window_closers_.find(b.name);
-        const bool takes = closer == window_closers_.end() || closer->second == lane.agent->spec->name;
+        const auto closers = std::atomic_load(&window_closers_);  // a reload may replace it
+        auto closer = closers->find(b.name);
+        const bool takes = closer == closers->end() || closer->second == lane.agent->spec->name;
         uint64_t expired = 0;
-        auto closed = WindowedShard(*b.shard, spec).advance(t, takes, expired);
+        std::optional<int64_t> close_mark;
+        auto closed = WindowedShard(*b.shard, spec).advance(t, takes, expired, close_mark);
         if (expired) b.store->windows_expired.fetch_add(expired, std::memory_order_relaxed);
+        if (close_mark) {
+            // Stored once what on_window_close sends for these windows is acknowledged, with the event: a crash
+            // before that closes them again (at-least-once), never loses a close.
+            TableShard* shard = b.shard;
+            auto store_mark = [shard, &spec, mark = *close_mark] { WindowedShard(*shard, spec).persist_close_mark(mark); };
+            if (!inflight->on_finished) inflight->on_finished = std::make_unique<std::vector<std::function<void()>>>();
+            inflight->on_finished->push_back(std::move(store_mark));
+        }
         if (closed.empty()) continue;
         b.store->windows_closed.fetch_add(closed.size(), std::memory_order_relaxed);
         const auto on_close = lane.agent->info->callbacks.on_window_close;
-        if (!on_close || closer == window_closers_.end()) continue;
+        if (!on_close || closer == closers->end()) continue;
         lane.ctx.inflight = inflight;  // what it sends is acknowledged before the event's offset commits
         for (const auto& c : closed) {
             const mph_window window{sizeof(mph_window), c.window.start, c.window.end};
@@ -1431,12 +1470,19 @@ void TimerRuntime::schedule_next(std::chrono::steady_clock::time_point now) {
         next_fire = now + spec->every;
         return;
     }
-    // The schedule is in wall-clock time; the timer thread waits on the steady clock.
-    static_assert(std::is_same_v<std::chrono::steady_clock::time_point, Clock::time_point>);
+    // The schedule is in wall-clock time; the timer thread waits on the steady clock. Both are read together,
+    // now: `now` was taken before the callback ran.
+    (void)now;
+    const auto steady = Clock::now();
     const auto wall = std::chrono::system_clock::now();
     auto schedule = CronSchedule::parse(spec->cron);  // validated with the file
-    auto next = schedule ? schedule->next_after(wall, spec->timezone) : std::nullopt;
-    next_fire = next ? now + std::chrono::duration_cast<Clock::duration>(*next - wall) : Clock::time_point::max();
+    auto next = schedule ? schedule->next_after(std::max(wall, next_wall), spec->timezone) : std::nullopt;
+    if (!next) {
+        next_fire = Clock::time_point::max();
+        return;
+    }
+    next_wall = *next;
+    next_fire = steady + std::chrono::duration_cast<Clock::duration>(*next - wall);
 }
 
 void Pipeline::fire(TimerRuntime& t) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -101,6 +102,9 @@ struct InFlight : DeliveryTag {
     // Agents still processing it + outputs not yet acknowledged. The message is finished at zero.
     std::atomic<int> pending{0};
     std::atomic<bool> abandoned{false};  // some share was dropped: never mark the offset finished
+    // Run when the event is finished (not abandoned), before its offset may be committed: what must be stored
+    // only once everything the event produced is acknowledged (a window close mark). Rarely set.
+    std::unique_ptr<std::vector<std::function<void()>>> on_finished;
 };
 
 // One agent instance on one partition: the unit of ordering and of supervision.
@@ -184,6 +188,9 @@ struct TimerRuntime {
     bool quarantined = false;
     RestartPolicy restarts;
     std::chrono::steady_clock::time_point next_fire;
+    // Cron: the wall-clock minute next_fire stands for. The next one is computed after it, not after the wall
+    // clock when a tick ends (a long callback, or a wall clock behind the steady one, must not fire one twice).
+    std::chrono::system_clock::time_point next_wall{};
     // Its next tick after `now`: `every` later, or the cron schedule's next minute (in its time zone).
     void schedule_next(std::chrono::steady_clock::time_point now);
     explicit TimerRuntime(const TimerSpec& s) : restarts(s.supervisor) { set_spec(s); }
@@ -328,6 +335,12 @@ private:
     // partitions_mutex_.
     std::unique_ptr<Lane> make_lane(AgentRuntime& agent, PartitionState& ps);
     std::vector<std::unique_ptr<Lane>> make_lanes(AgentRuntime& agent, PartitionState& ps);  // one per concurrency slot
+    // What an agent's YAML asks of its code that the loader cannot see: take needs on_batch, windowed tables
+    // need on_event and no concurrency.
+    Status check_agent_features(const AgentSpec& spec, const AgentInfo* info) const;
+    // Windowed table -> the one agent (of `agents`) exporting on_window_close for it; an error when two do.
+    Result<std::shared_ptr<const std::map<std::string, std::string>>> window_closers(
+        const std::vector<std::pair<const AgentSpec*, const AgentInfo*>>& agents) const;
     // Windowed tables: after the lane's event(s), stream time moves to their time; windows that closed go to
     // the agent's on_window_close with outputs tracked against `inflight`, and expired windows are removed.
     void advance_windows(Lane& lane, const std::vector<const rd_kafka_message_t*>& events, InFlight* inflight);
@@ -367,7 +380,9 @@ private:
     std::map<std::string, const mph_key_fn_descriptor*> key_functions_;  // repartition agent -> its group_by function
     // Windowed table -> the agent that exports on_window_close for it (at most one). A table without one has
     // its windows closed and removed all the same.
-    std::map<std::string, std::string> window_closers_;
+    // Read with std::atomic_load: a reload replaces it.
+    std::shared_ptr<const std::map<std::string, std::string>> window_closers_ =
+        std::make_shared<const std::map<std::string, std::string>>();
     std::vector<std::shared_ptr<Plugin>> item_plugins_;  // keeps those codecs' and functions' images loaded
     // Global tables' followers; declared after tables_ so they stop before the stores close.
     std::map<std::string, std::unique_ptr<GlobalTableFollower>> followers_;

@@ -56,6 +56,11 @@ size_t Pipeline::restart_instances(AgentRuntime& agent, const std::vector<Lane*>
         lane->ctx.params = agent.params;
         lane->ctx.sinks = &agent.spec->sinks;
         lane->attempts = 0;
+        {
+            std::lock_guard lock(lane->mu);  // a batch being gathered starts over under the new YAML
+            lane->batch_waiting = 0;
+            lane->batch_since = {};
+        }
         resume_lane(*lane);  // create and on_assigned run on the worker, by the new code
     }
     return destroyed;
@@ -78,6 +83,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
     const std::map<std::string, std::shared_ptr<Plugin>> offered = {{name, replacement}};
     std::vector<std::pair<AgentRuntime*, const AgentInfo*>> agents;
     std::vector<std::pair<TimerRuntime*, const AgentInfo*>> timers;
+    std::shared_ptr<const std::map<std::string, std::string>> closers_after_swap;
     for (auto& a : agents_) {
         if (!a->spec->builtin.empty() || a->spec->plugin != name) continue;
         auto r = resolve_agent(offered, name, a->spec->agent, a->spec->plugin_mark, a->spec->agent_mark,
@@ -96,6 +102,22 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
         if (!r->second->callbacks.on_timer)
             return make_error("timers." + t->spec->name + ": the new agent '" + t->spec->agent + "' has no on_timer");
         timers.emplace_back(t.get(), r->second);
+    }
+
+    {
+        std::vector<std::pair<const AgentSpec*, const AgentInfo*>> after;
+        std::lock_guard lock(agents_mutex_);
+        for (auto& a : agents_) {
+            const AgentInfo* info = a->info;
+            for (auto& [swapped, new_info] : agents)
+                if (swapped == a.get()) info = new_info;
+            if (info != a->info)
+                if (auto st = check_agent_features(*a->spec, info); !st) return make_error(st.error());
+            after.emplace_back(a->spec, info);
+        }
+        auto closers = window_closers(after);
+        if (!closers) return make_error(closers.error());
+        closers_after_swap = *closers;
     }
 
     SwapReport report;
@@ -126,6 +148,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
         report.agents.emplace_back(agent->spec->name, std::chrono::duration_cast<std::chrono::microseconds>(
                                                            std::chrono::steady_clock::now() - started));
     }
+    std::atomic_store(&window_closers_, closers_after_swap);
     if (!timers.empty()) {
         std::lock_guard lock(timer_mutex_);  // no timer fires while its image changes
         for (auto& [timer, info] : timers) {

@@ -50,6 +50,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
             return make_error(spec.agent_mark.str() + ": agents." + spec.name + ": agent '" + spec.agent +
                               "' has neither on_event nor on_batch, so it cannot read a topic");
+        if (auto st = check_agent_features(spec, r->second); !st) return make_error(st.error());
         return Starting{&spec, r->first, r->second};
     };
     for (const auto& name : diff.agents_added) {
@@ -64,6 +65,22 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         restarting.push_back(*s);  // same topics and tables (diff_topology): the same lanes
     }
     for (const auto& name : diff.agents_removed) stopping.push_back(running.at(name));
+    // Who takes each windowed table's closed windows once the edit is applied (at most one agent).
+    std::shared_ptr<const std::map<std::string, std::string>> closers_after;
+    {
+        std::vector<std::pair<const AgentSpec*, const AgentInfo*>> after;
+        for (const auto& [name, agent] : running) {
+            if (std::find(stopping.begin(), stopping.end(), agent) != stopping.end()) continue;
+            const Starting* changed = nullptr;
+            for (const auto& s : restarting)
+                if (s.spec->name == name) changed = &s;
+            after.emplace_back(changed ? changed->spec : agent->spec, changed ? changed->info : agent->info);
+        }
+        for (const auto& s : starting) after.emplace_back(s.spec, s.info);
+        auto closers = window_closers(after);
+        if (!closers) return make_error(closers.error());
+        closers_after = *closers;
+    }
 
     struct TimerStart {
         const TimerSpec* spec;
@@ -209,6 +226,8 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         agent->info = nullptr;
     }
     for (AgentRuntime* agent : added) report.agents.emplace_back(agent->spec->name, std::chrono::microseconds(0));
+
+    std::atomic_store(&window_closers_, closers_after);
 
     // 5. Timers.
     if (!diff.timers_added.empty() || !diff.timers_removed.empty() || !diff.timers_changed.empty()) {

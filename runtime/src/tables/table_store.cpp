@@ -52,7 +52,7 @@ void TableShard::trim() {
     // unordered walk is cheap.
     size_t to_drop = cache_.size() - dirty_ - kCleanCacheLimit / 2;
     for (auto it = cache_.begin(); it != cache_.end() && to_drop > 0;) {
-        if (!it->second.dirty) {
+        if (!it->second.dirty && it->second.unpersisted == 0) {
             it = cache_.erase(it);
             --to_drop;
         } else {
@@ -171,6 +171,7 @@ std::vector<TableChange> TableShard::take_changes() {
         if (!e.dirty) continue;
         out.push_back(TableChange{key, e.value});
         e.dirty = false;
+        ++e.unpersisted;
     }
     dirty_ = 0;
     return out;
@@ -214,7 +215,10 @@ Status TableShard::persist(const std::vector<TableChange>& changes, int64_t chan
     // the store only ever holds what the changelog holds.
     std::lock_guard lock(mu_);
     if (epoch != epoch_.load()) return {};  // fenced by drop_cache: the changelog is the authority now
-    return apply_locked(changes, changelog_offset, false);
+    auto st = apply_locked(changes, changelog_offset, false);
+    for (const auto& change : changes)  // the store has them now: the cached copies may be evicted again
+        if (auto it = cache_.find(change.key); it != cache_.end() && it->second.unpersisted > 0) --it->second.unpersisted;
+    return st;
 }
 
 int64_t TableShard::persisted_offset() {

@@ -69,7 +69,8 @@ public:
     std::mutex window_mu;
     bool window_loaded = false;
     int64_t stream_time = -1;           // the largest event time seen; persisted
-    int64_t closed_before = INT64_MIN;  // windows starting before this closed; persisted
+    int64_t closed_before = INT64_MIN;  // windows starting before this closed
+    int64_t closed_persisted = INT64_MIN;  // the close mark stored: what those closes produced was acknowledged
     int64_t expired_before = INT64_MIN; // windows starting before this were removed (in memory: rescanned once)
     int64_t next_session_close = INT64_MIN;  // sessions: the stream time at which the next one may close
 
@@ -98,6 +99,9 @@ private:
     struct Entry {
         std::optional<std::string> value;  // nullopt: deleted
         bool dirty = false;
+        // Flushes that took this value and have not persisted it yet: until then the store holds an older
+        // value, so the entry must stay cached (trim skips it).
+        uint32_t unpersisted = 0;
     };
     Status apply_locked(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache);
     std::optional<std::string> load(std::string_view key);  // from the store, mutex held

@@ -151,11 +151,12 @@ std::vector<WindowedShard::SessionEntry> WindowedShard::sessions_of(std::string_
     const std::string prefix = session_prefix(key);
     for (const auto& [stored, value] : shard_.scan(prefix, after_prefix(prefix)))
         if (stored.size() == prefix.size() + 8 && value.size() == 9)
-            out.push_back({{decode_i64(std::string_view(stored).substr(prefix.size())), decode_i64(value)}, value[8] != 0});
+            out.push_back({{decode_i64(std::string_view(stored).substr(prefix.size())), decode_i64(value)}, value[8] != 0});  // closed
     return out;
 }
 
-std::optional<WindowedShard::Session> WindowedShard::join_session(std::string_view key, int64_t t, bool sum_int64) {
+std::optional<WindowedShard::Session> WindowedShard::join_session(std::string_view key, int64_t t, bool sum_int64,
+                                                                  const std::function<void(const Session&)>& write) {
     std::lock_guard lock(shard_.window_mu);
     load();
     const int64_t gap = spec_.gap.count(), grace = spec_.grace.count();
@@ -185,11 +186,8 @@ std::optional<WindowedShard::Session> WindowedShard::join_session(std::string_vi
     if (joined.value) shard_.put(window_key(joined.window.start, key), *joined.value);
     if (shard_.next_session_close != INT64_MIN)  // unknown (after a load) stays unknown until the next scan
         shard_.next_session_close = std::min(shard_.next_session_close, joined.window.end - 1 + gap + grace);
+    write(joined);
     return joined;
-}
-
-void WindowedShard::put_session(const TimeWindow& window, std::string_view key, std::string_view value) {
-    shard_.put(window_key(window.start, key), value);
 }
 
 std::optional<std::pair<TimeWindow, std::string>> WindowedShard::session_at(std::string_view key, int64_t t) {
@@ -221,25 +219,33 @@ std::vector<ClosedWindow> WindowedShard::advance_sessions(bool take_closes, uint
         const std::string key(rest.substr(4, len));
         const int64_t start = decode_i64(rest.substr(4 + len));
         const int64_t end = decode_i64(index);  // exclusive
-        bool is_closed = index[8] != 0;
-        if (!is_closed && end - 1 + gap + grace <= now) {
+        int state = index[8];  // 0 open, 1 closed, 2 closed and its value removed
+        if (state == 0 && end - 1 + gap + grace <= now) {
             if (!take_closes) {
                 next = std::min(next, now);  // pending until its taker comes by
                 continue;
             }
             if (auto value = shard_.get(window_key(start, key))) closed.push_back({{start, end}, key, std::move(*value)});
+            state = 1;
             shard_.put(stored, session_index_value(end, true));
-            is_closed = true;
         }
-        if (!is_closed) {
+        if (state == 0) {
             next = std::min(next, end - 1 + gap + grace);
-        } else if (end - 1 + expires <= now) {
-            shard_.erase(window_key(start, key));
-            shard_.erase(stored);
-            ++expired;
-        } else {
-            next = std::min(next, end - 1 + expires);
+            continue;
         }
+        if (state == 1 && end - 1 + expires <= now) {  // reads no longer see it
+            shard_.erase(window_key(start, key));
+            state = 2;
+            std::string removed = session_index_value(end, true);
+            removed[8] = '\2';
+            shard_.put(stored, removed);
+            ++expired;
+        }
+        // The index entry stays while an event could still fall within its gap: such an event is late, it must
+        // not start a new session beside the closed one.
+        const int64_t forget_at = end - 1 + 2 * gap + grace;
+        if (state == 2 && forget_at <= now) shard_.erase(stored);
+        else next = std::min(next, state == 1 ? end - 1 + expires : forget_at);
     }
     shard_.next_session_close = next;
     return closed;
@@ -251,6 +257,7 @@ void WindowedShard::load() {
     auto closed = shard_.get(kClosedBeforeKey);
     shard_.stream_time = st ? decode_i64(*st) : -1;
     shard_.closed_before = closed ? decode_i64(*closed) : INT64_MIN;
+    shard_.closed_persisted = shard_.closed_before;
     shard_.expired_before = INT64_MIN;
     shard_.next_session_close = INT64_MIN;  // unknown: the next advance scans the sessions once
     shard_.window_loaded = true;
@@ -258,7 +265,7 @@ void WindowedShard::load() {
 
 void WindowedShard::persist_marks() {
     shard_.put(kStreamTimeKey, encode_i64(shard_.stream_time));
-    shard_.put(kClosedBeforeKey, encode_i64(shard_.closed_before));
+    if (spec_.kind != WindowKind::session) shard_.put(kClosedBeforeKey, encode_i64(shard_.closed_persisted));
 }
 
 int64_t WindowedShard::stream_time() {
@@ -267,13 +274,23 @@ int64_t WindowedShard::stream_time() {
     return shard_.stream_time;
 }
 
-std::vector<TimeWindow> WindowedShard::writable(int64_t t) {
+bool WindowedShard::update(int64_t t, const std::function<void(const TimeWindow&)>& write) {
     std::lock_guard lock(shard_.window_mu);
     load();
-    std::vector<TimeWindow> out;
+    bool any = false;
     for (const auto& w : windows_containing(spec_, t))
-        if (w.start >= shard_.closed_before && w.end + spec_.grace.count() > shard_.stream_time) out.push_back(w);
-    return out;
+        if (w.start >= shard_.closed_before && w.end + spec_.grace.count() > shard_.stream_time) {
+            write(w);
+            any = true;
+        }
+    return any;
+}
+
+void WindowedShard::persist_close_mark(int64_t mark) {
+    std::lock_guard lock(shard_.window_mu);
+    if (!shard_.window_loaded || mark <= shard_.closed_persisted) return;  // reloaded meanwhile, or older
+    shard_.closed_persisted = mark;
+    shard_.put(kClosedBeforeKey, encode_i64(mark));
 }
 
 std::optional<std::string> WindowedShard::get(const TimeWindow& w, std::string_view key) {
@@ -341,7 +358,8 @@ std::vector<std::pair<TimeWindow, std::string>> WindowedShard::windows_of(std::s
     return out;
 }
 
-std::vector<ClosedWindow> WindowedShard::advance(int64_t t, bool take_closes, uint64_t& expired) {
+std::vector<ClosedWindow> WindowedShard::advance(int64_t t, bool take_closes, uint64_t& expired,
+                                                 std::optional<int64_t>& close_mark) {
     std::vector<ClosedWindow> closed;
     std::lock_guard lock(shard_.window_mu);
     load();
@@ -352,7 +370,7 @@ std::vector<ClosedWindow> WindowedShard::advance(int64_t t, bool take_closes, ui
     }
     if (spec_.kind == WindowKind::session) {
         closed = advance_sessions(take_closes, expired);
-        if (changed || !closed.empty()) persist_marks();
+        if (changed) persist_marks();
         return closed;
     }
     const int64_t width = spec_.width().count();
@@ -365,11 +383,13 @@ std::vector<ClosedWindow> WindowedShard::advance(int64_t t, bool take_closes, ui
                 if (auto split = split_window_key(stored))
                     closed.push_back({{split->first, split->first + width}, std::string(split->second), std::move(value)});
         shard_.closed_before = close_limit;
+        if (closed.empty()) shard_.closed_persisted = close_limit;  // nothing to acknowledge first
+        else close_mark = close_limit;
         changed = true;
     }
-    // Windows starting before `expire_limit` are removed, but never one that has not been closed.
+    // Windows starting before `expire_limit` are removed, but never one whose close is not stored yet.
     const int64_t expire_limit =
-        std::min(shard_.closed_before, ceil_to_step(spec_, shard_.stream_time - width - spec_.expires.count() + 1));
+        std::min(shard_.closed_persisted, ceil_to_step(spec_, shard_.stream_time - width - spec_.expires.count() + 1));
     if (expire_limit > shard_.expired_before) {
         const int64_t from = std::max<int64_t>(0, shard_.expired_before);
         if (expire_limit > from)

@@ -8,6 +8,7 @@
 // the same write batches as the values they describe: a restart neither loses a window nor closes one twice
 // (unless it redoes the events since the last commit, at-least-once).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -57,8 +58,9 @@ class WindowedShard {
 public:
     WindowedShard(TableShard& shard, const WindowSpec& spec) : shard_(shard), spec_(spec) {}
 
-    // The windows of time t an update may still change (not closed); empty when the event is late.
-    std::vector<TimeWindow> writable(int64_t t);
+    // Calls write(w) for each window of time t an update may still change (not closed), while no window can
+    // close; false when there is none: the event is late.
+    bool update(int64_t t, const std::function<void(const TimeWindow&)>& write);
     // The value of key in window w, nullopt when it has none or the window expired.
     std::optional<std::string> get(const TimeWindow& w, std::string_view key);
     // key's live windows with values, oldest first.
@@ -74,16 +76,21 @@ public:
         TimeWindow window;
         std::optional<std::string> value;
     };
-    std::optional<Session> join_session(std::string_view key, int64_t t, bool sum_int64);
-    // Writes `value` as the value of key's session `window` (from join_session).
-    void put_session(const TimeWindow& window, std::string_view key, std::string_view value);
+    // `write` runs with the joined session while it cannot close, to write its new value.
+    std::optional<Session> join_session(std::string_view key, int64_t t, bool sum_int64,
+                                        const std::function<void(const Session&)>& write);
     // The session of key containing t, with its value.
     std::optional<std::pair<TimeWindow, std::string>> session_at(std::string_view key, int64_t t);
 
     // Moves stream time to t if later. Returns the windows that closed because of it (when `take_closes`;
     // otherwise they stay pending until an instance that takes them comes by), and removes expired windows.
     // Returns nothing when stream time did not move far enough for a window boundary.
-    std::vector<ClosedWindow> advance(int64_t t, bool take_closes, uint64_t& expired);
+    // Tumbling, hopping and sliding windows: when windows closed, the new close mark is not stored yet; it is
+    // returned in `close_mark`, and the caller stores it (persist_close_mark) once what the closes produced is
+    // acknowledged. A crash before that closes them again rather than never. Until then they are not removed.
+    std::vector<ClosedWindow> advance(int64_t t, bool take_closes, uint64_t& expired,
+                                      std::optional<int64_t>& close_mark);
+    void persist_close_mark(int64_t mark);
     int64_t stream_time();
 
 private:
