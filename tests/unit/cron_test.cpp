@@ -85,3 +85,12 @@ TEST_CASE("malformed expressions say which field and why") {
     CHECK(error("* 5-1 * * *").find("backwards") != std::string::npos);
     CHECK(error("*/0 * * * *").find("step") != std::string::npos);
 }
+
+TEST_CASE("the day after a spring-forward is not skipped, and a day field starting with * is unrestricted") {
+    // 2026-03-29 is a 23-hour Sunday in Paris: Monday midnight (Sunday 22:00 UTC) still comes.
+    CHECK(next("0 0 * * mon", utc(2026, 3, 29, 0, 30), "Europe/Paris") == "2026-03-29 22:00");
+    // In New York, 2026-03-08 is the short day; April 1 midnight is 04:00 UTC.
+    CHECK(next("0 0 1 * *", utc(2026, 3, 8, 12, 0), "America/New_York") == "2026-04-01 04:00");
+    // "*/2" in the day of month is unrestricted for the OR rule: both day fields must match.
+    CHECK(next("0 0 */2 * mon", utc(2026, 11, 25, 10, 7)) == "2026-12-07 00:00");  // an odd day that is a Monday
+}
