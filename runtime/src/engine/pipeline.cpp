@@ -680,7 +680,8 @@ void Pipeline::consume_loop() {
             commit(false, milliseconds(0));
             last_commit = Clock::now();
         } else if (flush_completed_.exchange(false)) {
-            commit(false, milliseconds(0));  // a table flush finished: its inputs may be committed now
+            // A table flush finished: its inputs may be committed now. The next flush waits for the tick.
+            commit(false, milliseconds(0), false);
         }
     }
 }
@@ -763,7 +764,7 @@ bool Pipeline::apply_backpressure() {
     return any_paused;
 }
 
-void Pipeline::commit(bool sync, milliseconds timeout) {
+void Pipeline::commit(bool sync, milliseconds timeout, bool start_flushes) {
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(8);
     {
         std::lock_guard lock(partitions_mutex_);
@@ -777,7 +778,7 @@ void Pipeline::commit(bool sync, milliseconds timeout) {
             int64_t target = *next;
             if (!ps->shards.empty()) {
                 // Every change must reach the changelog before the input offset that caused it is committed.
-                auto allowed = table_gate(*ps, *next);
+                auto allowed = table_gate(*ps, *next, start_flushes);
                 if (!allowed) continue;
                 target = *allowed;
             }

@@ -300,9 +300,12 @@ private:
     void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
     void assign(const rd_kafka_topic_partition_list_t* partitions);
     void revoke_all(std::chrono::milliseconds budget);
-    void commit(bool sync, std::chrono::milliseconds timeout);
+    // `start_flushes`: partitions with tables may start a changelog flush for what finished since the last one
+    // (on the commit tick); false: commit only what finished flushes allow (when a flush completes), so flushes
+    // run once per commit interval, each carrying everything a key changed since the last.
+    void commit(bool sync, std::chrono::milliseconds timeout, bool start_flushes = true);
     // Tables: the input offset of `ps` that may be committed now, starting a changelog flush when needed.
-    std::optional<int64_t> table_gate(PartitionState& ps, int64_t next);
+    std::optional<int64_t> table_gate(PartitionState& ps, int64_t next, bool start_flushes = true);
     void start_flush(PartitionState& ps, int64_t next);
     void on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg);
     Status open_tables();

@@ -91,7 +91,7 @@ Status Pipeline::start_followers() {
     return {};
 }
 
-std::optional<int64_t> Pipeline::table_gate(PartitionState& ps, int64_t next) {
+std::optional<int64_t> Pipeline::table_gate(PartitionState& ps, int64_t next, bool start_flushes) {
     if (!ps.flushes.empty()) {
         for (const auto& f : ps.flushes)
             if (!f->done) return std::nullopt;
@@ -104,7 +104,7 @@ std::optional<int64_t> Pipeline::table_gate(PartitionState& ps, int64_t next) {
         if (failed) return std::nullopt;
         return ps.flush_commit;
     }
-    if (next <= ps.committed.load() || next == ps.commit_sent) return std::nullopt;
+    if (!start_flushes || next <= ps.committed.load() || next == ps.commit_sent) return std::nullopt;
     for (TableShard* shard : ps.shards)
         if (shard->flush_in_progress) return std::nullopt;  // another topic's flush of a shared shard
     start_flush(ps, next);
