@@ -70,6 +70,9 @@ _Static_assert(offsetof(mph_key_fn_descriptor, key) == 24, "mph_key_fn_descripto
 _Static_assert(offsetof(mph_host_api, window_get) == 136 && offsetof(mph_host_api, window_iterate) == 144,
                "mph_host_api 1.3 layout (windows)");
 _Static_assert(offsetof(mph_agent_descriptor, on_window_close) == 96, "mph_agent_descriptor 1.3 layout");
+_Static_assert(offsetof(mph_plugin_descriptor, predicates) == 120 && offsetof(mph_plugin_descriptor, predicate_count) == 128,
+               "mph_plugin_descriptor 1.3 layout");
+_Static_assert(offsetof(mph_predicate_descriptor, keep) == 24, "mph_predicate_descriptor layout");
 _Static_assert(offsetof(mph_window, start_ms) == 8 && offsetof(mph_window, end_ms) == 16 && sizeof(mph_window) == 24,
                "mph_window layout");
 #endif
@@ -167,6 +170,14 @@ static mph_status key_of(const mph_event* event, mph_write_fn write, void* sink,
 }
 static const mph_key_fn_descriptor key_fn = {sizeof(mph_key_fn_descriptor), "by_value", NULL, key_of};
 static const mph_key_fn_descriptor* const key_functions[] = {&key_fn};
+/* A predicate has the 1.3 type. */
+static int32_t keep(const mph_event* event, char* errbuf, size_t errbuf_size) {
+    (void)errbuf;
+    (void)errbuf_size;
+    return event->value_len > 0;
+}
+static const mph_predicate_descriptor predicate = {sizeof(mph_predicate_descriptor), "non_empty", NULL, keep};
+static const mph_predicate_descriptor* const predicates[] = {&predicate};
 
 static const mph_plugin_descriptor plugin = {sizeof(mph_plugin_descriptor),
                                              MPH_ABI_VERSION_MAJOR,
@@ -183,6 +194,8 @@ static const mph_plugin_descriptor plugin = {sizeof(mph_plugin_descriptor),
                                              aggregators,
                                              1,
                                              key_functions,
+                                             1,
+                                             predicates,
                                              1};
 
 /* The table visitor has the mph_table_visit_fn type (since 1.1). */

@@ -10,7 +10,7 @@
  *  - registry: sets and gets keys of the table `entries` on command (see below).
  *  - fold:    puts or merges each event into a table (codecs and aggregators, ABI 1.2).
  *  - window_count: counts events per key in the windowed table `windows`; emits each closed window (1.3).
- * and one group_by key function, by_value. */
+ * one group_by key function, by_value, and one filter predicate, no_spam. */
 #define _POSIX_C_SOURCE 200809L
 #include <mephisto/mephisto.h>
 
@@ -359,6 +359,20 @@ static const mph_key_fn_descriptor by_value_fn = {sizeof(mph_key_fn_descriptor),
                                                   "keys each event by its value", by_value};
 static const mph_key_fn_descriptor* const key_functions[] = {&by_value_fn};
 
+/* no_spam: a filter predicate (ABI 1.3) keeping events whose value does not contain "spam"; a value
+ * containing "undecidable" is an error (the agent's error policy applies). */
+static int32_t no_spam(const mph_event* ev, char* errbuf, size_t errbuf_size) {
+    if (contains(ev, "undecidable")) {
+        snprintf(errbuf, errbuf_size, "cannot tell whether this is spam");
+        return MPH_ERR_INVALID;
+    }
+    return contains(ev, "spam") ? 0 : 1;
+}
+
+static const mph_predicate_descriptor no_spam_predicate = {sizeof(mph_predicate_descriptor), "no_spam",
+                                                           "keeps events whose value has no \"spam\"", no_spam};
+static const mph_predicate_descriptor* const predicates[] = {&no_spam_predicate};
+
 static const mph_plugin_descriptor plugin = {
     .struct_size = sizeof(mph_plugin_descriptor),
     .abi_major = MPH_ABI_VERSION_MAJOR,
@@ -370,6 +384,8 @@ static const mph_plugin_descriptor plugin = {
     .agent_count = 6,
     .key_functions = key_functions,
     .key_function_count = 1,
+    .predicates = predicates,
+    .predicate_count = 1,
 };
 
 MPH_EXPORT const mph_plugin_descriptor* mephisto_plugin_entry(uint32_t major, uint32_t minor, const mph_host_api* host,

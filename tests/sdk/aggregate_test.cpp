@@ -234,6 +234,14 @@ const mph_plugin_descriptor* v11_entry(uint32_t major, uint32_t, const mph_host_
 
 } // namespace
 
+// A filter predicate: keeps events with a non-empty value; a tombstone is refused.
+struct NotEmpty {
+    static bool keep(const mephisto::Event& event) {
+        if (event.is_tombstone()) throw std::runtime_error("a tombstone has no value to judge");
+        return !event.value().empty();
+    }
+};
+
 // A group_by key function: the event's key upper-cased; an event without a key is refused.
 struct UpperKey {
     static std::string key(const mephisto::Event& event) {
@@ -249,7 +257,27 @@ MEPHISTO_PLUGIN("aggregate_test", "0.1.0", mephisto::description("codecs, aggreg
                 mephisto::agent<Merger>("merger", "merges every event into its key"),
                 mephisto::aggregator<Max>("max", "the largest int64"), mephisto::codec<HexCodec>("hex"),
                 mephisto::aggregator<Join>("join"), mephisto::agent<CatchingMerger>("catching_merger"),
-                mephisto::key_function<UpperKey>("upper_key", "the key, upper-cased"));
+                mephisto::key_function<UpperKey>("upper_key", "the key, upper-cased"),
+                mephisto::predicate<NotEmpty>("not_empty", "events with a value"));
+
+TEST_CASE("aggregate: a predicate keeps, filters out, or refuses an event with its reason (ABI 1.3)") {
+    const mph_plugin_descriptor plugin = mephisto::testing::plugin_descriptor(mephisto_plugin_entry);
+    REQUIRE(plugin.predicate_count == 1);
+    const mph_predicate_descriptor& p = *plugin.predicates[0];
+    CHECK(p.struct_size == sizeof(mph_predicate_descriptor));
+    CHECK(std::string(p.name) == "not_empty");
+    mph_event ev{};
+    ev.struct_size = sizeof ev;
+    ev.value = "x";
+    ev.value_len = 1;
+    char errbuf[128] = {};
+    CHECK(p.keep(&ev, errbuf, sizeof errbuf) == 1);
+    ev.value_len = 0;
+    CHECK(p.keep(&ev, errbuf, sizeof errbuf) == 0);
+    ev.value = nullptr;  // a tombstone: the predicate throws
+    CHECK(p.keep(&ev, errbuf, sizeof errbuf) == MPH_ERR_INVALID);
+    CHECK(std::string(errbuf) == "a tombstone has no value to judge");
+}
 
 TEST_CASE("aggregate: a key function writes the event's grouping key, or refuses the event with its reason") {
     const mph_plugin_descriptor plugin = mephisto::testing::plugin_descriptor(mephisto_plugin_entry);

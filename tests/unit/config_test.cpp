@@ -370,7 +370,7 @@ TEST_CASE("config: unknown key inside an agent") {
                   "    form: orders"}),
             8, 5,
             {"unknown key 'form' in agents.a",
-             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take, concurrency, echo)"});
+             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take, concurrency, echo, filter)"});
 }
 
 TEST_CASE("config: wrong type: partitions: many") {
@@ -705,4 +705,13 @@ TEST_CASE("config: session windows take no aggregator, and cooperative rebalanci
     f.error("app: shop\nconsumer: {partition.assignment.strategy: cooperative-sticky}\ntopics: {in: {}}\n"
             "agents: {a: {plugin: p, from: in}}\n",
             2, 43, {"cooperative rebalancing is not supported"});
+}
+
+TEST_CASE("config: filter names a plugin's predicate") {
+    Fixture f;
+    auto c = f.ok("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, filter: {plugin: p, predicate: no_spam}}}\n");
+    CHECK(c.agents[0].filter.plugin == "p");
+    CHECK(c.agents[0].filter.name == "no_spam");
+    f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, filter: {plugin: p}}}\n", 3, 43,
+            {"agents.a.filter needs both plugin and predicate"});
 }

@@ -43,6 +43,7 @@ json agents(const Host& host) {
                            {"skipped", s.skipped.load()},
                            {"dead_lettered", s.dead_lettered.load()},
                            {"undecodable", s.undecodable.load()},
+                           {"filtered", s.filtered.load()},
                            {"quarantined", s.quarantined.load()}});
         }
     return out;

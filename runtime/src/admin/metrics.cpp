@@ -69,6 +69,8 @@ void agent_metrics(Families& out, const Pipeline& p, const AgentRuntime& a) {
                 static_cast<double>(s.dead_lettered.load()));
     out.counter("mephisto_agent_undecodable_total", "Values the topic's codec refused", labels,
                 static_cast<double>(s.undecodable.load()));
+    out.counter("mephisto_agent_filtered_total", "Events the agent's filter predicate kept from it", labels,
+                static_cast<double>(s.filtered.load()));
     out.counter("mephisto_agent_restarts_total", "Instance restarts by the supervisor", labels,
                 static_cast<double>(s.restarts.load()));
     out.gauge("mephisto_agent_quarantined", "1 while the agent is quarantined", labels, s.quarantined.load() ? 1 : 0);

@@ -52,6 +52,9 @@ int inspect_plugin(const std::filesystem::path& file, bool json) {
         j["key_functions"] = nlohmann::json::array();
         for (const auto& k : p.key_functions())
             j["key_functions"].push_back({{"name", k.name}, {"description", k.description}});
+        j["predicates"] = nlohmann::json::array();
+        for (const auto& k : p.predicates())
+            j["predicates"].push_back({{"name", k.name}, {"description", k.description}});
         std::cout << j.dump(2) << "\n";
         return 0;
     }
@@ -91,6 +94,8 @@ int inspect_plugin(const std::filesystem::path& file, bool json) {
     list("aggregators", p.aggregators(), aggregate_ref.c_str());
     const std::string group_by_ref = "group_by: {plugin: " + p.name() + ", function: ";
     list("key functions", p.key_functions(), group_by_ref.c_str());
+    const std::string filter_ref = "filter: {plugin: " + p.name() + ", predicate: ";
+    list("predicates ", p.predicates(), filter_ref.c_str());
     return 0;
 }
 

@@ -126,6 +126,7 @@ struct AgentSpec {
     // Set on the host-internal agents that `group_by`/`through` add (plugin is then empty): "repartition".
     std::string builtin;
     PluginItemRef key_function;  // a repartition agent's `group_by: {plugin: P, function: NAME}`
+    PluginItemRef filter;        // `filter: {plugin: P, predicate: NAME}`: events it rejects skip the agent
     std::optional<TakeSpec> take;  // batches for on_batch (else on_batch gets whatever is waiting)
     // Instances per partition. Events of one key always go to the same one, so each key stays in order (and an
     // agent may use tables: a key's writes never race); keyless events are spread by offset.

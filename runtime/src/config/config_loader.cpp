@@ -512,7 +512,8 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             YAML::Node group_by_node, through_node, echo_node;
             bool have_group_by = false, have_through = false;
             for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "tables", "params", "on_error",
-                                                       "supervisor", "group_by", "through", "take", "concurrency", "echo"})) {
+                                                       "supervisor", "group_by", "through", "take", "concurrency", "echo",
+                                                       "filter"})) {
                 if (k2 == "plugin") { a.plugin = r.name(v2, what + ".plugin"); a.plugin_mark = r.mark_of(v2); plugin_node = v2; have_plugin = true; }
                 else if (k2 == "agent") { a.agent = r.name(v2, what + ".agent"); a.agent_mark = r.mark_of(v2); have_agent = true; }
                 else if (k2 == "from") { a.from = r.names(v2, what + ".from"); from_node = v2; have_from = true; }
@@ -522,6 +523,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 else if (k2 == "on_error") a.on_error = read_error_policy(r, v2, what + ".on_error");
                 else if (k2 == "supervisor") a.supervisor = read_supervisor(r, v2, what + ".supervisor");
                 else if (k2 == "echo") { a.echo = r.names(v2, what + ".echo"); echo_node = v2; }
+                else if (k2 == "filter") a.filter = read_plugin_item(r, v2, what + ".filter", "predicate");
                 else if (k2 == "concurrency") a.concurrency = static_cast<int>(r.integer(v2, what + ".concurrency", 1, 256));
                 else if (k2 == "take") {
                     TakeSpec take;

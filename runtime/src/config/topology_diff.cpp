@@ -60,7 +60,8 @@ bool same_agent(const AgentSpec& a, const AgentSpec& b) {
            a.params == b.params && a.on_error.retry == b.on_error.retry &&
            a.on_error.then == b.on_error.then && a.on_error.dead_letter_topic == b.on_error.dead_letter_topic &&
            a.on_error.retry_backoff == b.on_error.retry_backoff && same_supervisor(a.supervisor, b.supervisor) &&
-           a.builtin == b.builtin && same_ref(a.key_function, b.key_function) && same_take(a.take, b.take) &&
+           a.builtin == b.builtin && same_ref(a.key_function, b.key_function) && same_ref(a.filter, b.filter) &&
+           same_take(a.take, b.take) &&
            a.concurrency == b.concurrency;
 }
 

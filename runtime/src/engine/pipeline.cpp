@@ -126,6 +126,22 @@ Result<std::pair<std::shared_ptr<Plugin>, const AgentInfo*>> resolve_agent(
     return std::make_pair(it->second, info);
 }
 
+Result<const mph_predicate_descriptor*> resolve_filter(const AgentSpec& spec,
+                                                      const std::map<std::string, std::shared_ptr<Plugin>>& plugins) {
+    const auto& ref = spec.filter;
+    if (ref.empty()) return static_cast<const mph_predicate_descriptor*>(nullptr);
+    auto it = plugins.find(ref.plugin);
+    if (it == plugins.end()) return make_error(ref.mark.str() + ": plugin '" + ref.plugin + "' is not loaded");
+    const PredicateInfo* p = it->second->find_predicate(ref.name);
+    if (!p) {
+        std::string known;
+        for (const auto& k : it->second->predicates()) known += (known.empty() ? "" : ", ") + k.name;
+        return make_error(ref.mark.str() + ": agents." + spec.name + ".filter: plugin " + ref.plugin +
+                          " has no predicate '" + ref.name + "' (it provides: " + (known.empty() ? "none" : known) + ")");
+    }
+    return &p->callbacks;
+}
+
 // The params an instance sees: the plugin's declared defaults, overridden by the YAML.
 std::map<std::string, std::string> effective_params(const AgentInfo* info, const std::map<std::string, std::string>& yaml) {
     std::map<std::string, std::string> out;
@@ -213,9 +229,12 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
             return make_error(spec.agent_mark.str() + ": agents." + spec.name + ": agent '" + spec.agent +
                               "' has neither on_event nor on_batch, so it cannot read a topic");
         if (auto st = p->check_agent_features(spec, r->second); !st) return make_error(st.error());
+        auto filter = resolve_filter(spec, plugins);
+        if (!filter) return make_error(filter.error());
         auto a = std::make_unique<AgentRuntime>(spec);
         a->plugin = r->first;
         a->info = r->second;
+        a->filter = *filter;
         a->params = effective_params(a->info, spec.params);
         a->log = logger(spec.name);
         p->agents_.push_back(std::move(a));
@@ -1034,14 +1053,20 @@ void Pipeline::run_lane(Lane& lane) {
             if (outcome == Outcome::done) continue;
             break;
         }
+        size_t filtered_limit = kMaxBatch;
+        if (lane.agent->filter) {
+            outcome = filter_events(lane, filtered_limit, delay);
+            if (outcome != Outcome::done) break;
+            if (lane.local.empty()) continue;  // all filtered: take what is queued
+        }
         if (cb.on_event) {
             outcome = deliver(lane, lane.local.front(), delay);
             --budget;
         } else {
-            size_t limit = kMaxBatch;
+            size_t limit = std::min(kMaxBatch, filtered_limit);
             if (const auto& take = lane.agent->spec->take) {
                 // Gather up to take.max, or until the batch's first event has waited take.within.
-                limit = static_cast<size_t>(take->max);
+                limit = std::min(static_cast<size_t>(take->max), filtered_limit);
                 const auto now = std::chrono::steady_clock::now();
                 std::lock_guard lock(lane.mu);
                 while (lane.local.size() < limit && !lane.queue.empty()) {
@@ -1139,6 +1164,44 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
         return Outcome::done;
     }
     return on_failure(lane, 1, verdict, lane.ctx.error, delay);
+}
+
+Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, milliseconds& delay) {
+    const mph_predicate_descriptor& predicate = *lane.agent->filter;
+    std::string why;
+    auto keep = [&](InFlight* f) {
+        std::vector<mph_header> headers;
+        const mph_event ev = make_event(*lane.partition, f->message, headers);
+        char errbuf[256] = {};
+        const int32_t verdict = predicate.keep(&ev, errbuf, sizeof errbuf);
+        errbuf[sizeof errbuf - 1] = '\0';
+        why = errbuf[0] ? errbuf : "the predicate returned " + std::to_string(verdict);
+        return verdict;
+    };
+    auto drop = [&](size_t i) {  // acknowledged: it is done as far as this agent is concerned
+        InFlight* f = lane.local[i];
+        lane.local.erase(lane.local.begin() + static_cast<std::ptrdiff_t>(i));
+        lane.agent->stats.filtered.fetch_add(1, std::memory_order_relaxed);
+        finish(f);
+    };
+    while (!lane.local.empty()) {
+        const int32_t verdict = keep(lane.local.front());
+        if (verdict == 1) break;
+        if (verdict == 0) {
+            drop(0);
+            continue;
+        }
+        lane.attempts = lane.agent->spec->on_error.retry;  // a retry would ask the same predicate the same question
+        return on_failure(lane, 1, MPH_RETRY, "filter " + lane.agent->spec->filter.name + ": " + why, delay);
+    }
+    if (lane.agent->info->callbacks.on_event) return Outcome::done;  // one event at a time: the head is enough
+    for (size_t i = 1; i < lane.local.size() && i < limit;) {
+        const int32_t verdict = keep(lane.local[i]);
+        if (verdict == 1) ++i;
+        else if (verdict == 0) drop(i);
+        else limit = i;  // the batch stops before it; it is handled at the head next time
+    }
+    return Outcome::done;
 }
 
 Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds& delay) {

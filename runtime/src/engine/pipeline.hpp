@@ -46,6 +46,7 @@ struct AgentStats {
     std::atomic<uint64_t> restarts{0};
     std::atomic<bool> quarantined{false};
     std::atomic<uint64_t> outputs{0};       // messages produced by emit, send and forward
+    std::atomic<uint64_t> filtered{0};      // events the agent's filter predicate kept from it
 
     LatencyHistogram latency;  // how long on_event / on_batch calls take
 };
@@ -82,6 +83,7 @@ struct AgentRuntime {
     std::mutex policy_mutex;
     RestartPolicy restarts;
     std::atomic<uint64_t> generation{0};  // bumped by a one_for_all restart: every instance re-creates
+    const mph_predicate_descriptor* filter = nullptr;  // `filter:`, resolved from the plugins (null: none)
     explicit AgentRuntime(const AgentSpec& s) : restarts(s.supervisor) { set_spec(s); }
     void set_spec(const AgentSpec& s) {
         spec_versions.push_back(std::make_unique<const AgentSpec>(s));
@@ -206,6 +208,9 @@ Result<std::pair<std::shared_ptr<Plugin>, const AgentInfo*>> resolve_agent(
     const std::map<std::string, std::shared_ptr<Plugin>>& plugins, const std::string& plugin_name,
     const std::string& agent_name, const Mark& plugin_mark, const Mark& agent_mark,
     const std::map<std::string, std::string>& yaml_params, const std::string& what);
+// The predicate of an agent's `filter:` (null when it has none); errors name the YAML position.
+Result<const mph_predicate_descriptor*> resolve_filter(const AgentSpec& spec,
+                                                      const std::map<std::string, std::shared_ptr<Plugin>>& plugins);
 // The params an instance sees: the plugin's declared defaults, overridden by the YAML.
 std::map<std::string, std::string> effective_params(const AgentInfo* info, const std::map<std::string, std::string>& yaml);
 
@@ -321,6 +326,9 @@ private:
     void run_lane(Lane& lane);
     enum class Outcome { done, delay, park };
     Outcome deliver(Lane& lane, InFlight* event, std::chrono::milliseconds& delay);
+    // filter: acknowledges the events at the head of the lane its predicate rejects; for a batch agent also
+    // those further on, up to `limit`, which it lowers to the first event the predicate failed on.
+    Outcome filter_events(Lane& lane, size_t& limit, std::chrono::milliseconds& delay);
     Outcome deliver_batch(Lane& lane, size_t count, std::chrono::milliseconds& delay);
     // A verdict other than OK on the `count` events at the head of the lane (0: the instance failed to
     // start). Applies retry, restart, quarantine and the error policy.

@@ -34,6 +34,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         const AgentSpec* spec;
         std::shared_ptr<Plugin> plugin;
         const AgentInfo* info;
+        const mph_predicate_descriptor* filter;
     };
     std::vector<Starting> starting;       // new agents
     std::vector<Starting> restarting;     // changed agents
@@ -51,7 +52,9 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
             return make_error(spec.agent_mark.str() + ": agents." + spec.name + ": agent '" + spec.agent +
                               "' has neither on_event nor on_batch, so it cannot read a topic");
         if (auto st = check_agent_features(spec, r->second); !st) return make_error(st.error());
-        return Starting{&spec, r->first, r->second};
+        auto filter = resolve_filter(spec, plugins);
+        if (!filter) return make_error(filter.error());
+        return Starting{&spec, r->first, r->second, *filter};
     };
     for (const auto& name : diff.agents_added) {
         auto s = resolve(*by_name(edited.agents, name));
@@ -152,6 +155,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     // 3. Changed agents that keep their topics restart on their new YAML (and image), like a plugin swap.
     for (const auto& s : restarting) {
         AgentRuntime* agent = running.at(s.spec->name);
+        agent->filter = s.filter;  // its lanes are stopped
         report.instances += restart_instances(*agent, lanes_of.at(agent), s.plugin, s.info, s.spec);
         report.agents.emplace_back(agent->spec->name, std::chrono::duration_cast<std::chrono::microseconds>(
                                                            std::chrono::steady_clock::now() - started));
@@ -182,6 +186,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
             a->plugin = s.plugin;
             a->info = s.info;
             a->params = effective_params(s.info, s.spec->params);
+            a->filter = s.filter;
             a->log = logger(s.spec->name);
             added.push_back(a.get());
             agents_.push_back(std::move(a));

@@ -40,6 +40,10 @@ struct KeyFunctionInfo {
     std::string name, description;
     mph_key_fn_descriptor callbacks{};
 };
+struct PredicateInfo {  // since ABI 1.3
+    std::string name, description;
+    mph_predicate_descriptor callbacks{};
+};
 
 class Plugin {
 public:
@@ -63,6 +67,8 @@ public:
     const AggregatorInfo* find_aggregator(std::string_view name) const;
     const std::vector<KeyFunctionInfo>& key_functions() const { return key_functions_; }
     const KeyFunctionInfo* find_key_function(std::string_view name) const;
+    const std::vector<PredicateInfo>& predicates() const { return predicates_; }
+    const PredicateInfo* find_predicate(std::string_view name) const;
 
     // Calls fini, closes the image and checks that the dynamic loader really unmapped it (a C++ plugin
     // built without -fno-gnu-unique stays mapped forever). Idempotent; the destructor calls it.
@@ -84,6 +90,7 @@ private:
     std::vector<CodecInfo> codecs_;
     std::vector<AggregatorInfo> aggregators_;
     std::vector<KeyFunctionInfo> key_functions_;
+    std::vector<PredicateInfo> predicates_;
 };
 
 // The SHA-1 of a file, in hex (the identity of a plugin build: GET /plugins, and what a reload compares).
@@ -106,5 +113,7 @@ inline constexpr size_t kAggregatorDescriptorMinSize =
     offsetof(mph_aggregator_descriptor, merge) + sizeof(mph_aggregator_descriptor::merge);
 inline constexpr size_t kKeyFunctionDescriptorMinSize =
     offsetof(mph_key_fn_descriptor, key) + sizeof(mph_key_fn_descriptor::key);
+inline constexpr size_t kPredicateDescriptorMinSize =
+    offsetof(mph_predicate_descriptor, keep) + sizeof(mph_predicate_descriptor::keep);
 
 }  // namespace mephisto

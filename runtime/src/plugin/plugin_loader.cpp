@@ -72,6 +72,12 @@ const AggregatorInfo* Plugin::find_aggregator(std::string_view name) const {
     return nullptr;
 }
 
+const PredicateInfo* Plugin::find_predicate(std::string_view name) const {
+    for (const auto& p : predicates_)
+        if (p.name == name) return &p;
+    return nullptr;
+}
+
 const KeyFunctionInfo* Plugin::find_key_function(std::string_view name) const {
     for (const auto& k : key_functions_)
         if (k.name == name) return &k;
@@ -266,9 +272,28 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
         info.callbacks.name = info.callbacks.description = nullptr;
         plugin->key_functions_.push_back(std::move(info));
     }
+    if (d.predicate_count > 0 && !d.predicates)
+        return make_error(where + "plugin descriptor lists predicates but gives no array");
+    for (size_t i = 0; i < d.predicate_count; ++i) {
+        const mph_predicate_descriptor* p = d.predicates[i];
+        const std::string which = "predicate #" + std::to_string(i);
+        if (!p || p->struct_size < kPredicateDescriptorMinSize)
+            return make_error(where + which + " is NULL or shorter than ABI 1.3's " +
+                              std::to_string(kPredicateDescriptorMinSize) + " bytes");
+        PredicateInfo info;
+        std::memcpy(&info.callbacks, p, std::min(p->struct_size, sizeof info.callbacks));
+        if (!info.callbacks.name || !*info.callbacks.name) return make_error(where + which + " has no name");
+        info.name = info.callbacks.name;
+        info.description = cstr(info.callbacks.description);
+        if (!info.callbacks.keep) return make_error(where + "predicate '" + info.name + "' has no keep callback");
+        if (plugin->find_predicate(info.name))
+            return make_error(where + "predicate '" + info.name + "' is declared twice");
+        info.callbacks.name = info.callbacks.description = nullptr;
+        plugin->predicates_.push_back(std::move(info));
+    }
     if (plugin->agents_.empty() && plugin->codecs_.empty() && plugin->aggregators_.empty() &&
-        plugin->key_functions_.empty())
-        return make_error(where + "the plugin provides no agents, codecs, aggregators or key functions");
+        plugin->key_functions_.empty() && plugin->predicates_.empty())
+        return make_error(where + "the plugin provides no agents, codecs, aggregators, key functions or predicates");
 
     if (d.init) {
         char initbuf[512] = {};

@@ -177,8 +177,10 @@ std::vector<std::pair<std::string, Mark>> item_plugins(const PipelineConfig& con
         if (!t.value_codec.empty()) out.emplace_back(t.value_codec.plugin, t.value_codec.mark);
         if (!t.aggregate.empty()) out.emplace_back(t.aggregate.plugin, t.aggregate.mark);
     }
-    for (const auto& a : config.agents)
+    for (const auto& a : config.agents) {
         if (!a.key_function.empty()) out.emplace_back(a.key_function.plugin, a.key_function.mark);
+        if (!a.filter.empty()) out.emplace_back(a.filter.plugin, a.filter.mark);
+    }
     return out;
 }
 

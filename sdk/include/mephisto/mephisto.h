@@ -371,6 +371,19 @@ typedef struct mph_key_fn_descriptor {
     mph_status (*key)(const mph_event* event, mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size);
 } mph_key_fn_descriptor;
 
+/* A predicate (since 1.3), Faust's stream.filter: YAML `filter: {plugin: P, predicate: NAME}` on an agent. The
+ * host asks it about every event before the agent sees it; an event it rejects is acknowledged without reaching
+ * the agent (and counted as filtered). */
+typedef struct mph_predicate_descriptor {
+    size_t struct_size;
+    const char* name;        /* unique among the plugin's predicates */
+    const char* description; /* one line, may be NULL */
+    /* 1: the agent gets the event; 0: it is filtered out; MPH_ERR_INVALID with the reason in errbuf: the event
+     * follows the agent's error policy. THREAD: any, concurrently; must not call the host.
+     * OWNERSHIP: event is borrowed for the call. */
+    int32_t (*keep)(const mph_event* event, char* errbuf, size_t errbuf_size);
+} mph_predicate_descriptor;
+
 /* The plugin as a whole. Returned by the entry function; must stay valid until fini returns
  * (a static const object is the usual choice). */
 typedef struct mph_plugin_descriptor {
@@ -396,6 +409,10 @@ typedef struct mph_plugin_descriptor {
     size_t aggregator_count;
     const mph_key_fn_descriptor* const* key_functions; /* may be NULL */
     size_t key_function_count;
+
+    /* since 1.3: predicates for agents' `filter:` */
+    const mph_predicate_descriptor* const* predicates; /* may be NULL */
+    size_t predicate_count;
 } mph_plugin_descriptor;
 
 /* The entry function (convention 1). `api` stays valid until fini returns: keep the pointer.

@@ -47,6 +47,8 @@
 //         static std::string to_json(std::string_view value)     one JSON value (for `mephisto table get|dump`)
 //     (either may be left out: without validate every value is accepted, without to_json the host shows the
 //     bytes as a JSON string)
+//     mephisto::predicate<T>(name, description)    YAML `filter: {plugin: P, predicate: NAME}` (ABI 1.3)
+//         static bool keep(const mephisto::Event& event)        false filters the event out of the agent
 //     mephisto::key_function<T>(name, description) YAML `group_by: {plugin: P, function: NAME}`
 //         static std::string key(const mephisto::Event& event)  the key to group by; throws to refuse the event
 //     mephisto::aggregator<T>(name, description)   YAML `aggregate: {plugin: P, name: NAME}`, used by Table::merge
@@ -1043,7 +1045,53 @@ struct KeyFunctionTrampolines {
     }
 };
 
+template <class T>
+concept HasKeep = requires(const Event& event) {
+    { T::keep(event) } -> std::convertible_to<bool>;
+};
+
+// The C function of a predicate descriptor (ABI 1.3): 1 keep, 0 filter out, MPH_ERR_INVALID when keep throws.
+template <class T>
+struct PredicateTrampolines {
+    static int32_t keep(const mph_event* event, char* errbuf, size_t errbuf_size) noexcept {
+        if (event == nullptr) {
+            write_error(errbuf, errbuf_size, "keep was given no event");
+            return MPH_ERR_INVALID;
+        }
+        bool kept = false;
+        const mph_status status = refusing(errbuf, errbuf_size, [&]() { kept = static_cast<bool>(T::keep(Event(*event))); });
+        return status != MPH_OK ? status : kept ? 1 : 0;
+    }
+};
+
 } // namespace detail
+
+// What mephisto::predicate<T>(...) returns: a filter predicate, consumed by MEPHISTO_PLUGIN.
+template <class T>
+struct PredicateDefinition {
+    const char* name;
+    const char* description;
+
+    mph_predicate_descriptor descriptor() const noexcept {
+        mph_predicate_descriptor d{};
+        d.struct_size = sizeof(mph_predicate_descriptor);
+        d.name = name;
+        d.description = description;
+        d.keep = &detail::PredicateTrampolines<T>::keep;
+        return d;
+    }
+};
+
+// Declares a filter predicate implemented by class T (ABI 1.3), for an agent's YAML
+// `filter: {plugin: P, predicate: NAME}`:
+//     static bool keep(const mephisto::Event& event)   true: the agent gets it; false: it is filtered out;
+//                                                      throws: the event follows the agent's error policy
+// Called from any thread, concurrently, outside any agent callback: keep no mutable state, do not call the host.
+template <class T>
+PredicateDefinition<T> predicate(const char* name, const char* description = nullptr) {
+    static_assert(detail::HasKeep<T>, "a predicate class needs static bool keep(const mephisto::Event& event)");
+    return {name, description};
+}
 
 // What mephisto::key_function<T>(...) returns: a group_by key function, consumed by MEPHISTO_PLUGIN.
 template <class T>
@@ -1187,6 +1235,9 @@ public:
         for (const mph_key_fn_descriptor& fn : key_functions_) key_function_pointers_.push_back(&fn);
         descriptor_.key_functions = key_function_pointers_.empty() ? nullptr : key_function_pointers_.data();
         descriptor_.key_function_count = key_function_pointers_.size();
+        for (const mph_predicate_descriptor& p : predicates_) predicate_pointers_.push_back(&p);
+        descriptor_.predicates = predicate_pointers_.empty() ? nullptr : predicate_pointers_.data();
+        descriptor_.predicate_count = predicate_pointers_.size();
     }
     Plugin(const Plugin&) = delete;
     Plugin& operator=(const Plugin&) = delete;
@@ -1285,6 +1336,15 @@ private:
         key_functions_.push_back(d);
     }
 
+    template <class T>
+    void add(PredicateDefinition<T> definition) {
+        const mph_predicate_descriptor d = definition.descriptor();
+        for (const mph_predicate_descriptor& existing : predicates_)
+            if (std::strcmp(existing.name, d.name) == 0)
+                definition_error_ = std::string("two predicates are named '") + d.name + "'";
+        predicates_.push_back(d);
+    }
+
     mph_plugin_descriptor descriptor_{};
     std::vector<std::unique_ptr<AgentRecord>> agents_;
     std::vector<const mph_agent_descriptor*> agent_pointers_;
@@ -1294,6 +1354,8 @@ private:
     std::vector<const mph_aggregator_descriptor*> aggregator_pointers_;
     std::vector<mph_key_fn_descriptor> key_functions_;
     std::vector<const mph_key_fn_descriptor*> key_function_pointers_;
+    std::vector<mph_predicate_descriptor> predicates_;
+    std::vector<const mph_predicate_descriptor*> predicate_pointers_;
     std::string definition_error_;
     const mph_host_api* api_ = nullptr;
 };

@@ -840,6 +840,8 @@ private:
         MEPHISTO_TESTING_COPY_MEMBER(aggregator_count);
         MEPHISTO_TESTING_COPY_MEMBER(key_functions);
         MEPHISTO_TESTING_COPY_MEMBER(key_function_count);
+        MEPHISTO_TESTING_COPY_MEMBER(predicates);
+        MEPHISTO_TESTING_COPY_MEMBER(predicate_count);
 #undef MEPHISTO_TESTING_COPY_MEMBER
         return copy;
     }
