@@ -66,32 +66,15 @@ TEST_CASE("a plugin swapped under a steady load loses nothing, repeats nothing a
 
     // A steady load in the background, for as long as the plugin is swapped (six times).
     constexpr int kChunk = 100;
-    std::atomic<int> sent{0};
-    std::atomic<bool> done{false};
-    std::thread load([&] {
-        while (!done) {
-            produce_sequence(broker.bootstrap(), "in", sent.load(), kChunk, 16);
-            sent += kChunk;
-        }
-    });
-    struct Join {
-        std::atomic<bool>& done;
-        std::thread& thread;
-        ~Join() {
-            done = true;
-            if (thread.joinable()) thread.join();
-        }
-    } join{done, load};
+    SteadyLoad load(broker.bootstrap(), "in", kChunk);
     constexpr int kSwaps = 6;
     for (int swap = 1; swap <= kSwaps; ++swap) {
-        const int before = sent.load();
-        REQUIRE(await([&] { return sent.load() >= before + 5 * kChunk; }, 30s));  // load between swaps
+        const int before = load.sent();
+        REQUIRE(await([&] { return load.sent() >= before + 5 * kChunk; }, 30s));  // load between swaps
         install(kBuilds / (swap % 2 ? "stamp_v2.so" : "stamp_v1.so"), plugins);
         REQUIRE(await([&] { return host->count_in_log("plugin stamp swapped") == static_cast<size_t>(swap); }, 30s));
     }
-    done = true;
-    load.join();
-    const int total = sent.load();
+    const int total = load.stop();
     MESSAGE(total << " events sent during " << kSwaps << " swaps");
     // The last swap installed v1 (an even count): the new code is the one running now.
     produce_sequence(broker.bootstrap(), "in", total, 100, 16, "after-");

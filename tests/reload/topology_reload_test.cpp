@@ -90,33 +90,16 @@ TEST_CASE("an edit that adds, removes and changes agents leaves the unchanged ag
 
     // A steady load across the edit.
     constexpr int kChunk = 100;
-    std::atomic<int> sent{0};
-    std::atomic<bool> done{false};
-    std::thread load([&] {
-        while (!done) {
-            produce_sequence(broker.bootstrap(), "in", sent.load(), kChunk, 16);
-            sent += kChunk;
-        }
-    });
-    struct Join {
-        std::atomic<bool>& done;
-        std::thread& thread;
-        ~Join() {
-            done = true;
-            if (thread.joinable()) thread.join();
-        }
-    } join{done, load};
+    SteadyLoad load(broker.bootstrap(), "in", kChunk);
     // Instances are created at their lane's first event.
     REQUIRE(await([&] { return host->count_in_log("[steady] instance created") == 4; }, 30s));
-    REQUIRE(await([&] { return sent.load() >= 10 * kChunk; }, 30s));
+    REQUIRE(await([&] { return load.sent() >= 10 * kChunk; }, 30s));
     save(dir, "p.yaml", after + timers);
     REQUIRE(await([&] { return host->count_in_log("applied in place") == 1; }, 30s));
     REQUIRE(await([&] { return reload_count(admin) == 1; }, 30s));
-    const int at_edit = sent.load();
-    REQUIRE(await([&] { return sent.load() >= at_edit + 10 * kChunk; }, 30s));
-    done = true;
-    load.join();
-    const int total = sent.load();
+    const int at_edit = load.sent();
+    REQUIRE(await([&] { return load.sent() >= at_edit + 10 * kChunk; }, 30s));
+    const int total = load.stop();
     MESSAGE(total << " events sent across the edit");
     produce_sequence(broker.bootstrap(), "in", total, 200, 16, "after-");
     // Every offset commits: the events the removed agent had not taken were released by it.

@@ -109,6 +109,21 @@ void produce_sequence(const std::string& bootstrap, const std::string& topic, in
     produce(bootstrap, topic, messages);
 }
 
+SteadyLoad::SteadyLoad(std::string bootstrap, std::string topic, int chunk, int keys) {
+    thread_ = std::thread([this, bootstrap = std::move(bootstrap), topic = std::move(topic), chunk, keys] {
+        while (!done_) {
+            produce_sequence(bootstrap, topic, sent_.load(), chunk, keys);
+            sent_ += chunk;
+        }
+    });
+}
+
+int SteadyLoad::stop() {
+    done_ = true;
+    if (thread_.joinable()) thread_.join();
+    return sent_.load();
+}
+
 TopicReader::TopicReader(const std::string& bootstrap, const std::string& topic, int partitions)
     : bootstrap_(bootstrap), topic_(topic), partitions_(partitions) {
     rk_ = make(RD_KAFKA_CONSUMER, {{"bootstrap.servers", bootstrap},

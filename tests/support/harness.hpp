@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <filesystem>
+#include <atomic>
 #include <functional>
+#include <thread>
 #include <map>
 #include <memory>
 #include <optional>
@@ -66,6 +68,23 @@ void produce(const std::string& bootstrap, const std::string& topic, const std::
 // Convenience: values "<prefix><i>" for i in [first, first+count), keyed "k<i % keys>".
 void produce_sequence(const std::string& bootstrap, const std::string& topic, int first, int count, int keys = 8,
                       const std::string& prefix = "seq-");
+
+// A steady load: produce_sequence in chunks ("seq-0", "seq-1", ...; keyed over `keys`) on a background thread,
+// each chunk acknowledged before the next, until stop() or destruction.
+class SteadyLoad {
+public:
+    SteadyLoad(std::string bootstrap, std::string topic, int chunk = 100, int keys = 16);
+    ~SteadyLoad() { stop(); }
+    // Values sent and acknowledged so far: "seq-0" up to "seq-<sent - 1>".
+    int sent() const { return sent_.load(); }
+    // Stops after the chunk in flight; returns the final count.
+    int stop();
+
+private:
+    std::atomic<int> sent_{0};
+    std::atomic<bool> done_{false};
+    std::thread thread_;
+};
 
 // Reads a topic from the beginning without a consumer group; keeps what it read across calls.
 class TopicReader {
