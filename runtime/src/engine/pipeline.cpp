@@ -1055,7 +1055,9 @@ void Pipeline::run_lane(Lane& lane) {
         }
         size_t filtered_limit = kMaxBatch;
         if (lane.agent->filter) {
+            const size_t before = lane.local.size();
             outcome = filter_events(lane, filtered_limit, delay);
+            budget -= static_cast<int>(before - lane.local.size());  // filtered events count: other lanes get a turn
             if (outcome != Outcome::done) break;
             if (lane.local.empty()) continue;  // all filtered: take what is queued
         }
