@@ -73,6 +73,11 @@ _Static_assert(offsetof(mph_agent_descriptor, on_window_close) == 96, "mph_agent
 _Static_assert(offsetof(mph_plugin_descriptor, predicates) == 120 && offsetof(mph_plugin_descriptor, predicate_count) == 128,
                "mph_plugin_descriptor 1.3 layout");
 _Static_assert(offsetof(mph_predicate_descriptor, keep) == 24, "mph_predicate_descriptor layout");
+/* 1.4 appended members (cast, ask, reply, manual ack). */
+_Static_assert(offsetof(mph_host_api, cast) == 152 && offsetof(mph_host_api, ask) == 160 &&
+                   offsetof(mph_host_api, reply) == 168 && offsetof(mph_host_api, ack) == 176,
+               "mph_host_api 1.4 layout (agents talking to agents, manual ack)");
+_Static_assert(offsetof(mph_agent_descriptor, on_reply) == 104, "mph_agent_descriptor 1.4 layout");
 _Static_assert(offsetof(mph_window, start_ms) == 8 && offsetof(mph_window, end_ms) == 16 && sizeof(mph_window) == 24,
                "mph_window layout");
 #endif
@@ -123,6 +128,14 @@ static mph_status on_window_close(void* instance, mph_agent_ctx* ctx, const char
     return window->end_ms > window->start_ms ? MPH_OK : MPH_ERR_INVALID;
 }
 
+static mph_status on_reply(void* instance, mph_agent_ctx* ctx, uint64_t request_id, mph_status status,
+                           const mph_event* reply) {
+    (void)instance;
+    (void)ctx;
+    (void)request_id;
+    return status == MPH_ERR_TIMEOUT || reply != NULL ? MPH_OK : MPH_FATAL;
+}
+
 static const mph_param_spec param = {sizeof(mph_param_spec), "name", "description", "default", false};
 static const mph_param_spec* const params[] = {&param};
 static const mph_agent_descriptor agent = {sizeof(mph_agent_descriptor),
@@ -137,7 +150,8 @@ static const mph_agent_descriptor agent = {sizeof(mph_agent_descriptor),
                                            on_timer,
                                            on_partition,
                                            on_partition,
-                                           on_window_close};
+                                           on_window_close,
+                                           on_reply};
 static const mph_agent_descriptor* const agents[] = {&agent};
 
 /* A codec and an aggregator have the 1.2 types. */
@@ -240,6 +254,13 @@ static mph_status use_host(const mph_host_api* api, mph_agent_ctx* ctx) {
     if (status == MPH_OK) status = api->send(ctx, "topic", 5, &message);
     if (status == MPH_OK) status = api->forward(ctx);
     if (status == MPH_OK) status = use_tables(api, ctx);
+    if (status == MPH_OK && MPH_HAS_MEMBER(mph_host_api, api, ack)) {
+        uint64_t request_id = 0;
+        status = api->cast(ctx, "agent", &message);
+        if (status == MPH_OK) status = api->ask(ctx, "agent", &message, 1000, &request_id);
+        if (status == MPH_OK) status = api->reply(ctx, "value", 5);
+        if (status == MPH_OK) status = api->ack(ctx, (int64_t)request_id);
+    }
     return value != NULL && agent_name != NULL && partition >= MPH_PARTITION_ANY ? status : MPH_ERR_NOT_FOUND;
 }
 

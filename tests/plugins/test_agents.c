@@ -10,6 +10,12 @@
  *  - registry: sets and gets keys of the table `entries` on command (see below).
  *  - fold:    puts or merges each event into a table (codecs and aggregators, ABI 1.2).
  *  - window_count: counts events per key in the windowed table `windows`; emits each closed window (1.3).
+ *  - adder:   reads "A B", answers "A B=SUM" when asked (1.4); cast to, it emits that to its sinks instead;
+ *             param silent=true never answers (asks of it time out).
+ *  - asker:   asks agent `target` (param, default adder) about every event, timeout param timeout_ms; emits
+ *             each reply's value, or "timeout:<request>"; param mode=cast casts instead of asking.
+ *  - acker:   for `ack: manual`: forwards every event and acknowledges them `every` (param, default 10) at a
+ *             time, the last in its own callback; on_revoked acknowledges the rest.
  * one group_by key function, by_value, and one filter predicate, no_spam. */
 #define _POSIX_C_SOURCE 200809L
 #include <mephisto/mephisto.h>
@@ -342,8 +348,146 @@ static const mph_agent_descriptor window_count_agent = {
     .on_window_close = window_count_on_close,
 };
 
-static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent, &count_agent, &registry_agent,
-                                                     &fold_agent, &window_count_agent};
+/* adder, asker, acker (ABI 1.4): agents talking to agents, and manual acknowledgement. */
+static mph_status adder_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
+    char input[64], answer[128];
+    const char* silent = api->param(ctx, "silent");
+    long long a = 0, b = 0;
+    size_t n = ev->value_len < sizeof input - 1 ? ev->value_len : sizeof input - 1;
+    mph_status st;
+    int len;
+    (void)instance;
+    if (silent && strcmp(silent, "true") == 0) return MPH_OK;
+    memcpy(input, ev->value ? ev->value : "", n);
+    input[n] = '\0';
+    if (sscanf(input, "%lld %lld", &a, &b) != 2) {
+        static const char msg[] = "expected two numbers";
+        api->set_error(ctx, msg, sizeof msg - 1);
+        return MPH_FATAL;
+    }
+    len = snprintf(answer, sizeof answer, "%lld %lld=%lld", a, b, a + b);
+    st = api->reply(ctx, answer, (size_t)len);
+    if (st == MPH_ERR_NOT_FOUND) { /* cast: nobody asked */
+        mph_message out = {sizeof(mph_message), ev->key, ev->key_len, answer, (size_t)len, NULL, 0, MPH_PARTITION_ANY, 0};
+        st = api->emit(ctx, &out);
+        if (st == MPH_ERR_UNSUPPORTED) st = MPH_OK;
+    }
+    return st == MPH_OK ? MPH_OK : MPH_RETRY;
+}
+
+static const mph_param_spec adder_silent = {sizeof(mph_param_spec), "silent", "true: never answer", "false", false};
+static const mph_param_spec* const adder_params[] = {&adder_silent};
+static const mph_agent_descriptor adder_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "adder",
+    .description = "answers \"A B\" with \"A B=SUM\"",
+    .params = adder_params,
+    .param_count = 1,
+    .on_event = adder_on_event,
+};
+
+static mph_status asker_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
+    const char* target = api->param(ctx, "target");
+    const char* mode = api->param(ctx, "mode");
+    const char* timeout = api->param(ctx, "timeout_ms");
+    mph_message msg = {sizeof(mph_message), ev->key, ev->key_len, ev->value, ev->value_len, NULL, 0, MPH_PARTITION_ANY, 0};
+    mph_status st;
+    (void)instance;
+    if (mode && strcmp(mode, "cast") == 0) st = api->cast(ctx, target, &msg);
+    else st = api->ask(ctx, target, &msg, atoll(timeout), NULL);
+    if (st != MPH_OK) {
+        char why[64];
+        int n = snprintf(why, sizeof why, "%s failed with %d", mode ? mode : "ask", (int)st);
+        api->set_error(ctx, why, (size_t)n);
+        return MPH_RETRY;
+    }
+    return MPH_OK;
+}
+
+static mph_status asker_on_reply(void* instance, mph_agent_ctx* ctx, uint64_t request, mph_status status,
+                                 const mph_event* reply) {
+    char text[64];
+    mph_message out = {sizeof(mph_message), NULL, 0, NULL, 0, NULL, 0, MPH_PARTITION_ANY, 0};
+    (void)instance;
+    if (status == MPH_OK && reply) {
+        out.value = reply->value;
+        out.value_len = reply->value_len;
+    } else {
+        int n = snprintf(text, sizeof text, "timeout:%llu", (unsigned long long)request);
+        out.value = text;
+        out.value_len = (size_t)n;
+    }
+    return api->emit(ctx, &out) == MPH_OK ? MPH_OK : MPH_RETRY;
+}
+
+static const mph_param_spec asker_target = {sizeof(mph_param_spec), "target", "the agent asked", "adder", false};
+static const mph_param_spec asker_mode = {sizeof(mph_param_spec), "mode", "ask or cast", "ask", false};
+static const mph_param_spec asker_timeout = {sizeof(mph_param_spec), "timeout_ms", "ask timeout", "5000", false};
+static const mph_param_spec* const asker_params[] = {&asker_target, &asker_mode, &asker_timeout};
+static const mph_agent_descriptor asker_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "asker",
+    .description = "asks another agent about every event and emits the answers",
+    .params = asker_params,
+    .param_count = 3,
+    .on_event = asker_on_event,
+    .on_reply = asker_on_reply,
+};
+
+typedef struct acker_state {
+    long every;
+    int64_t held[4096];
+    long count;
+} acker_state;
+
+static mph_status acker_create(mph_agent_ctx* ctx, void** instance) {
+    acker_state* s = calloc(1, sizeof *s);
+    const char* every = api->param(ctx, "every");
+    if (!s) return MPH_FATAL;
+    s->every = every ? atol(every) : 10;
+    if (s->every < 1 || s->every > 4096) s->every = 10;
+    *instance = s;
+    return MPH_OK;
+}
+
+static void acker_destroy(void* instance) { free(instance); }
+
+static mph_status acker_ack_all(acker_state* s, mph_agent_ctx* ctx) {
+    for (long i = 0; i < s->count; ++i)
+        if (api->ack(ctx, s->held[i]) != MPH_OK) return MPH_FATAL;
+    s->count = 0;
+    return MPH_OK;
+}
+
+static mph_status acker_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
+    acker_state* s = instance;
+    if (api->forward(ctx) != MPH_OK) return MPH_RETRY;
+    s->held[s->count++] = ev->offset;
+    return s->count >= s->every ? acker_ack_all(s, ctx) : MPH_OK;
+}
+
+static mph_status acker_on_revoked(void* instance, mph_agent_ctx* ctx, int32_t partition) {
+    (void)partition;
+    return acker_ack_all(instance, ctx);
+}
+
+static const mph_param_spec acker_every = {sizeof(mph_param_spec), "every", "acknowledge this many at a time", "10", false};
+static const mph_param_spec* const acker_params[] = {&acker_every};
+static const mph_agent_descriptor acker_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "acker",
+    .description = "forwards events and acknowledges them in groups (ack: manual)",
+    .params = acker_params,
+    .param_count = 1,
+    .create = acker_create,
+    .destroy = acker_destroy,
+    .on_event = acker_on_event,
+    .on_revoked = acker_on_revoked,
+};
+
+static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent,   &count_agent, &registry_agent,
+                                                     &fold_agent,    &window_count_agent, &adder_agent,
+                                                     &asker_agent,   &acker_agent};
 
 /* by_value: a group_by key function (ABI 1.2) keying each event by its value; an empty value is refused. */
 static mph_status by_value(const mph_event* ev, mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size) {
@@ -381,7 +525,7 @@ static const mph_plugin_descriptor plugin = {
     .version = "1.0.0",
     .description = "agents for Mephisto's own tests",
     .agents = agents,
-    .agent_count = 6,
+    .agent_count = 9,
     .key_functions = key_functions,
     .key_function_count = 1,
     .predicates = predicates,

@@ -370,7 +370,22 @@ TEST_CASE("config: unknown key inside an agent") {
                   "    form: orders"}),
             8, 5,
             {"unknown key 'form' in agents.a",
-             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take, concurrency, echo, filter)"});
+             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take, concurrency, echo, filter, ack, isolated_partitions)"});
+}
+
+TEST_CASE("config: ack is auto or manual, and isolated_partitions: false is refused with the reason") {
+    Fixture f;
+    f.error(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders",
+                  "    ack: sometimes"}),
+            8, 10, {"agents.a.ack must be `auto`", "`manual`", "found 'sometimes'"});
+    f.error(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders",
+                  "    isolated_partitions: false"}),
+            8, 26, {"agents.a.isolated_partitions: false is not supported", "one instance per assigned partition"});
+    auto c = f.ok(yaml({"app: shop", "topics:", "  orders:", "agents:", "  a:", "    plugin: p", "    from: orders",
+                        "    ack: manual", "    isolated_partitions: true", "  b:", "    plugin: p", "    from: orders"}));
+    REQUIRE(c.agents.size() == 2);
+    CHECK(c.agents[0].manual_ack);
+    CHECK_FALSE(c.agents[1].manual_ack);
 }
 
 TEST_CASE("config: wrong type: partitions: many") {

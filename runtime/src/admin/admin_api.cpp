@@ -44,6 +44,10 @@ json agents(const Host& host) {
                            {"dead_lettered", s.dead_lettered.load()},
                            {"undecodable", s.undecodable.load()},
                            {"filtered", s.filtered.load()},
+                           {"asks", s.asks.load()},
+                           {"replies", s.replies.load()},
+                           {"ask_timeouts", s.ask_timeouts.load()},
+                           {"unacked", s.unacked.load()},
                            {"quarantined", s.quarantined.load()}});
         }
     return out;

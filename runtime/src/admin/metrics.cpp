@@ -73,6 +73,13 @@ void agent_metrics(Families& out, const Pipeline& p, const AgentRuntime& a) {
                 static_cast<double>(s.filtered.load()));
     out.counter("mephisto_agent_restarts_total", "Instance restarts by the supervisor", labels,
                 static_cast<double>(s.restarts.load()));
+    out.counter("mephisto_agent_asks_total", "Requests the agent sent with ask", labels, static_cast<double>(s.asks.load()));
+    out.counter("mephisto_agent_replies_total", "Replies delivered to the agent's on_reply", labels,
+                static_cast<double>(s.replies.load()));
+    out.counter("mephisto_agent_ask_timeouts_total", "Asks that got no reply within their timeout", labels,
+                static_cast<double>(s.ask_timeouts.load()));
+    out.gauge("mephisto_agent_unacked_events", "ack: manual: events processed and not yet acknowledged", labels,
+              static_cast<double>(s.unacked.load()));
     out.gauge("mephisto_agent_quarantined", "1 while the agent is quarantined", labels, s.quarantined.load() ? 1 : 0);
 
     out.histogram("mephisto_agent_processing_seconds", "Time spent in on_event / on_batch calls", labels, s.latency);

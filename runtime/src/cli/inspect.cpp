@@ -24,6 +24,8 @@ int inspect_plugin(const std::filesystem::path& file, bool json) {
         if (d.on_timer) out.push_back("on_timer");
         if (d.on_assigned) out.push_back("on_assigned");
         if (d.on_revoked) out.push_back("on_revoked");
+        if (d.on_window_close) out.push_back("on_window_close");
+        if (d.on_reply) out.push_back("on_reply");
         return out;
     };
     if (json) {

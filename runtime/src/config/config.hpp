@@ -131,6 +131,9 @@ struct AgentSpec {
     // Instances per partition. Events of one key always go to the same one, so each key stays in order (and an
     // agent may use tables: a key's writes never race); keyless events are spread by offset.
     int concurrency = 1;
+    // `ack: manual`: an event is done only when the agent acknowledges it (host function ack), not when its
+    // callback returns (Faust's acks=False).
+    bool manual_ack = false;
     Mark take_mark;
 };
 

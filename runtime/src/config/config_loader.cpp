@@ -513,7 +513,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             bool have_group_by = false, have_through = false;
             for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "tables", "params", "on_error",
                                                        "supervisor", "group_by", "through", "take", "concurrency", "echo",
-                                                       "filter"})) {
+                                                       "filter", "ack", "isolated_partitions"})) {
                 if (k2 == "plugin") { a.plugin = r.name(v2, what + ".plugin"); a.plugin_mark = r.mark_of(v2); plugin_node = v2; have_plugin = true; }
                 else if (k2 == "agent") { a.agent = r.name(v2, what + ".agent"); a.agent_mark = r.mark_of(v2); have_agent = true; }
                 else if (k2 == "from") { a.from = r.names(v2, what + ".from"); from_node = v2; have_from = true; }
@@ -524,6 +524,22 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 else if (k2 == "supervisor") a.supervisor = read_supervisor(r, v2, what + ".supervisor");
                 else if (k2 == "echo") { a.echo = r.names(v2, what + ".echo"); echo_node = v2; }
                 else if (k2 == "filter") a.filter = read_plugin_item(r, v2, what + ".filter", "predicate");
+                else if (k2 == "ack") {
+                    const std::string mode = r.name(v2, what + ".ack");
+                    if (mode != "manual" && mode != "auto")
+                        r.fail(v2, what + ".ack must be `auto` (an event is done when the callback returns) or `manual` "
+                                          "(when the agent acknowledges it), found '" + mode + "'");
+                    a.manual_ack = mode == "manual";
+                }
+                else if (k2 == "isolated_partitions") {
+                    // Faust's isolated_partitions=True is how Mephisto always runs: one instance per partition
+                    // (per concurrency slot), because tables are sharded by partition. Sharing one instance
+                    // across partitions is not offered, so `false` is refused rather than silently ignored.
+                    if (!r.boolean(v2, what + ".isolated_partitions"))
+                        r.fail(v2, what + ".isolated_partitions: false is not supported: every agent has one instance "
+                                          "per assigned partition (its table shards are that partition's); drop the key "
+                                          "or set it to true");
+                }
                 else if (k2 == "concurrency") a.concurrency = static_cast<int>(r.integer(v2, what + ".concurrency", 1, 256));
                 else if (k2 == "take") {
                     TakeSpec take;

@@ -62,7 +62,7 @@ bool same_agent(const AgentSpec& a, const AgentSpec& b) {
            a.on_error.retry_backoff == b.on_error.retry_backoff && same_supervisor(a.supervisor, b.supervisor) &&
            a.builtin == b.builtin && same_ref(a.key_function, b.key_function) && same_ref(a.filter, b.filter) &&
            same_take(a.take, b.take) &&
-           a.concurrency == b.concurrency;
+           a.concurrency == b.concurrency && a.manual_ack == b.manual_ack;
 }
 
 bool same_timer(const TimerSpec& a, const TimerSpec& b) {

@@ -16,6 +16,7 @@
 namespace mephisto {
 class Pipeline;
 struct InFlight;
+struct Lane;
 struct AgentStats;
 class TableStore;
 class TableShard;
@@ -36,6 +37,7 @@ struct mph_agent_ctx {
     std::shared_ptr<spdlog::logger> log;
     int32_t partition = -1;
     mephisto::AgentStats* stats = nullptr;  // the agent's counters (null for timers)
+    mephisto::Lane* lane = nullptr;          // the partition instance's lane (null for timers)
 
     // Set only while a callback runs:
     const rd_kafka_message_t* message = nullptr;  // on_event: the event, for forward()

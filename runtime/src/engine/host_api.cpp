@@ -316,6 +316,29 @@ mph_status api_table_merge(mph_agent_ctx* ctx, mph_table* table, const void* key
     return MPH_OK;
 }
 
+// --- agents talking to agents, manual acknowledgement (since 1.4) -----------------------------------------------
+
+mph_status api_cast(mph_agent_ctx* ctx, const char* agent, const mph_message* msg) {
+    if (!ctx || !ctx->pipeline || !msg || !agent || !*agent) return MPH_ERR_INVALID;
+    return ctx->pipeline->cast(*ctx, agent, msg);
+}
+
+mph_status api_ask(mph_agent_ctx* ctx, const char* agent, const mph_message* msg, int64_t timeout_ms,
+                   uint64_t* request_id) {
+    if (!ctx || !ctx->pipeline || !msg || !agent || !*agent) return MPH_ERR_INVALID;
+    return ctx->pipeline->ask(*ctx, agent, msg, timeout_ms, request_id);
+}
+
+mph_status api_reply(mph_agent_ctx* ctx, const void* value, size_t value_len) {
+    if (!ctx || !ctx->pipeline || (!value && value_len > 0)) return MPH_ERR_INVALID;
+    return ctx->pipeline->reply(*ctx, value, value_len);
+}
+
+mph_status api_ack(mph_agent_ctx* ctx, int64_t offset) {
+    if (!ctx || !ctx->pipeline) return MPH_ERR_INVALID;
+    return ctx->pipeline->ack(*ctx, offset);
+}
+
 const mph_host_api kHostApi = {
     sizeof(mph_host_api),
     MPH_ABI_VERSION_MAJOR,
@@ -337,6 +360,10 @@ const mph_host_api kHostApi = {
     api_table_merge,
     api_window_get,
     api_window_iterate,
+    api_cast,
+    api_ask,
+    api_reply,
+    api_ack,
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/logging.hpp"
+#include "engine/message_views.hpp"
 #include "engine/repartition_agent.hpp"
 #include "kafka/embedded_broker.hpp"
 #include "tables/codec.hpp"
@@ -31,51 +32,8 @@ std::string where(const PartitionState& ps, int64_t offset) {
     return ps.topic + "[" + std::to_string(ps.partition) + "]@" + std::to_string(offset);
 }
 
-// Copies the first `size` bytes a plugin declared, zero-filling members it does not know (convention 3).
-mph_message read_message(const mph_message* m) {
-    mph_message out{};
-    std::memcpy(&out, m, std::min(m->struct_size, sizeof out));
-    return out;
-}
-
-rd_kafka_headers_t* to_kafka_headers(const mph_header* headers, size_t count) {
-    if (!headers || count == 0) return nullptr;
-    rd_kafka_headers_t* h = rd_kafka_headers_new(count);
-    for (size_t i = 0; i < count; ++i)
-        rd_kafka_header_add(h, headers[i].name, static_cast<ssize_t>(headers[i].name_len), headers[i].value,
-                            static_cast<ssize_t>(headers[i].value_len));
-    return h;
-}
-
-// The headers of a consumed message as mph_header views, valid while the message lives.
-void read_headers(const rd_kafka_message_t* msg, std::vector<mph_header>& out) {
-    out.clear();
-    rd_kafka_headers_t* hdrs = nullptr;
-    if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || !hdrs) return;
-    const char* name;
-    const void* value;
-    size_t size;
-    for (size_t i = 0; rd_kafka_header_get_all(hdrs, i, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
-        out.push_back(mph_header{name, std::strlen(name), value, size});
-}
-
 mph_event make_event(const PartitionState& ps, const rd_kafka_message_t* msg, std::vector<mph_header>& headers) {
-    mph_event ev{};
-    ev.struct_size = sizeof ev;
-    ev.topic = ps.topic.c_str();
-    ev.partition = msg->partition;
-    ev.offset = msg->offset;
-    rd_kafka_timestamp_type_t type;
-    int64_t ts = rd_kafka_message_timestamp(msg, &type);
-    ev.timestamp_ms = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts;
-    ev.key = msg->key;
-    ev.key_len = msg->key ? msg->key_len : 0;
-    ev.value = msg->payload;
-    ev.value_len = msg->payload ? msg->len : 0;
-    read_headers(msg, headers);
-    ev.headers = headers.empty() ? nullptr : headers.data();
-    ev.header_count = headers.size();
-    return ev;
+    return mephisto::make_event(ps.topic.c_str(), msg, headers);
 }
 
 // Values a topic's codec rejects never reach the agent; they follow its error policy (RELIABILITY 36).
@@ -488,6 +446,13 @@ Status Pipeline::start() {
         if (err) return make_error("subscribe: " + std::string(rd_kafka_err2str(err)));
     }
 
+    // An agent that can receive replies will ask: its first ask should not wait for the reply topic.
+    for (const auto& a : agents_)
+        if (a->info && a->info->callbacks.on_reply) {
+            if (auto st = ensure_reply_router(); !st) log_->warn("{}; asks will fail until it can be created", st.error());
+            break;
+        }
+
     for (int i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
     consuming_ = true;
     consumer_thread_ = std::thread([this] { consume_loop(); });
@@ -538,6 +503,7 @@ void Pipeline::stop() {
                         if (lane->scheduled && !lane->agent->stats.quarantined) busy = true;
                     }
             }
+            if (asks_waiting() > 0) busy = true;  // an ask ends with its reply or its timeout
             if (!busy || Clock::now() >= drain_deadline || failed_) break;
             std::this_thread::sleep_for(milliseconds(5));
         }
@@ -546,6 +512,8 @@ void Pipeline::stop() {
             std::lock_guard swap_lock(swap_mutex_);
             revoke_all(remaining());
         }
+        // Asks still waiting belong to revoked events: they are dropped, uncommitted, and asked again later.
+        if (reply_router_) reply_router_->stop();
 
         // 4. Leave the group without waiting longer than the budget allows (the broker may be gone).
         rd_kafka_queue_t* q = rd_kafka_queue_new(consumer_.get());
@@ -916,6 +884,9 @@ std::unique_ptr<Lane> Pipeline::make_lane(AgentRuntime& agent, PartitionState& p
     lane->ctx.log = agent.log;
     lane->ctx.partition = ps.partition;
     lane->ctx.stats = &agent.stats;
+    lane->ctx.lane = lane.get();
+    lane->mailbox = std::make_shared<LaneMailbox>();
+    lane->mailbox->lane = lane.get();
     for (const auto& name : agent.spec->tables) {
         TableStore* store = tables_.at(name).get();
         auto shard = store->shard(ps.partition);
@@ -942,11 +913,14 @@ void Pipeline::revoke_all(milliseconds budget) {
         cancel_recovery_ = true;
         recovery_thread_.join();
     }
-    // 1. Stop handing events to lanes and wait for the event each worker is running to finish.
+    // 1. Stop handing events to lanes and wait for the event each worker is running to finish. Then instances
+    //    say goodbye (on_revoked) before anything is committed: what they acknowledge or send there counts.
     {
         std::lock_guard lock(partitions_mutex_);
         for (auto& [key, ps] : partitions_)
             for (auto& lane : ps->lanes) stop_lane(*lane);
+        for (auto& [key, ps] : partitions_)
+            for (auto& lane : ps->lanes) revoke_instance(*lane);
     }
     // 2. Outputs of finished events must be acknowledged before their inputs are committed; so must the
     //    table changes they made: a last changelog flush of every table partition, then wait for both.
@@ -977,23 +951,14 @@ void Pipeline::revoke_all(milliseconds budget) {
         log_->warn("table changes still unacknowledged at revoke; their inputs stay uncommitted");
     // 3. Commit the finished prefix of every partition.
     commit(true, std::max(milliseconds(100), std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
-    // 4. Let instances say goodbye, then drop what was fetched but not finished: it was not committed, so the
-    //    next owner of the partition reads it again.
+    // 4. Drop what was fetched but not finished (or not acknowledged, or waiting for a reply): it was not
+    //    committed, so the next owner of the partition reads it again.
     {
         std::lock_guard lock(partitions_mutex_);
         for (auto& [key, ps] : partitions_) {
             for (auto& lane : ps->lanes) {
-                if (lane->created && lane->agent->info->callbacks.on_revoked) {
-                    lane->ctx.error.clear();
-                    mph_status st = lane->agent->info->callbacks.on_revoked(lane->instance, &lane->ctx, ps->partition);
-                    if (st != MPH_OK) lane->agent->log->warn("on_revoked returned {}: {}", st, lane->ctx.error);
-                }
-                destroy_instance(*lane);
                 lane->ctx.tables.clear();
-                for (InFlight* f : lane->local) finish(f, 0);
-                for (InFlight* f : lane->queue) finish(f, 0);
-                lane->local.clear();
-                lane->queue.clear();
+                release_lane(*lane, 0);
             }
             // Another host may own the partition next; what it writes arrives through the changelog when the
             // partition comes back, so the cache must not outlive the assignment.
@@ -1041,13 +1006,18 @@ void Pipeline::run_lane(Lane& lane) {
             outcome = Outcome::park;
             break;
         }
+        std::string error;
+        if (lane.has_replies.load(std::memory_order_acquire) && !deliver_replies(lane, error)) {
+            outcome = on_failure(lane, 0, MPH_FATAL, "create failed: " + error, delay);
+            if (outcome == Outcome::done) continue;
+            break;
+        }
         if (lane.local.empty()) {
             std::lock_guard lock(lane.mu);
             lane.local.swap(lane.queue);
         }
-        if (lane.local.empty()) break;
+        if (lane.local.empty() && lane.orphans.empty()) break;
         if (lane.created && lane.generation != lane.agent->generation.load()) destroy_instance(lane);  // one_for_all
-        std::string error;
         if (!ensure_instance(lane, error)) {
             outcome = on_failure(lane, 0, MPH_FATAL, "create failed: " + error, delay);
             if (outcome == Outcome::done) continue;
@@ -1098,7 +1068,8 @@ void Pipeline::run_lane(Lane& lane) {
     }
     {
         std::lock_guard lock(lane.mu);
-        if (outcome == Outcome::park || lane.stopping || (lane.local.empty() && lane.queue.empty())) {
+        if (outcome == Outcome::park || lane.stopping ||
+            (lane.local.empty() && lane.queue.empty() && lane.replies.empty() && lane.orphans.empty())) {
             lane.scheduled = false;
             lane.idle.notify_all();
             return;
@@ -1121,6 +1092,9 @@ bool Pipeline::ensure_instance(Lane& lane, std::string& error) {
     lane.instance = instance;
     lane.created = true;
     lane.generation = lane.agent->generation.load();
+    // Events its predecessor processed but never acknowledged (ack: manual) come to it first, in order.
+    lane.local.insert(lane.local.begin(), lane.orphans.begin(), lane.orphans.end());
+    lane.orphans.clear();
     if (cb.on_assigned) {
         lane.ctx.error.clear();
         st = cb.on_assigned(instance, &lane.ctx, lane.partition->partition);
@@ -1131,6 +1105,12 @@ bool Pipeline::ensure_instance(Lane& lane, std::string& error) {
 
 void Pipeline::destroy_instance(Lane& lane) {
     if (!lane.created) return;
+    // ack: manual: what it held unacknowledged goes to its successor (or, at a revoke, back to the broker).
+    for (auto& [offset, f] : lane.held) lane.orphans.push_back(f);
+    lane.agent->stats.unacked.fetch_sub(lane.held.size(), std::memory_order_relaxed);
+    lane.held.clear();
+    std::sort(lane.orphans.begin(), lane.orphans.end(),
+              [](const InFlight* a, const InFlight* b) { return a->message->offset < b->message->offset; });
     if (lane.agent->info->callbacks.destroy) lane.agent->info->callbacks.destroy(lane.instance);
     lane.instance = nullptr;
     lane.created = false;
@@ -1152,9 +1132,11 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
     lane.ctx.inflight = f;
     lane.ctx.error.clear();
     lane.ctx.views.clear();
+    lane.in_callback = 1;
     const auto started = std::chrono::steady_clock::now();
     mph_status verdict = lane.agent->info->callbacks.on_event(lane.instance, &lane.ctx, &ev);
     lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
+    lane.in_callback = 0;
     lane.ctx.message = nullptr;
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
@@ -1162,9 +1144,11 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
         lane.agent->stats.processed.fetch_add(1, std::memory_order_relaxed);
         if (lane.windowed) advance_windows(lane, {msg}, f);
         lane.local.pop_front();
-        finish(f);
+        finished_by_agent(lane, f);
+        lane.early_acks.clear();
         return Outcome::done;
     }
+    lane.early_acks.clear();  // the event comes again: an acknowledgement of it meant this attempt
     return on_failure(lane, 1, verdict, lane.ctx.error, delay);
 }
 
@@ -1230,9 +1214,11 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     lane.ctx.inflight = lane.local.front();
     lane.ctx.error.clear();
     lane.ctx.views.clear();
+    lane.in_callback = n;
     const auto started = std::chrono::steady_clock::now();
     mph_status verdict = lane.agent->info->callbacks.on_batch(lane.instance, &lane.ctx, pointers.data(), n);
     lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
+    lane.in_callback = 0;
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
         lane.attempts = 0;
@@ -1245,10 +1231,12 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
         for (size_t i = 0; i < n; ++i) {
             InFlight* f = lane.local.front();
             lane.local.pop_front();
-            finish(f);
+            finished_by_agent(lane, f);
         }
+        lane.early_acks.clear();
         return Outcome::done;
     }
+    lane.early_acks.clear();
     return on_failure(lane, n, verdict, lane.ctx.error, delay);
 }
 

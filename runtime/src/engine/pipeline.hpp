@@ -25,6 +25,7 @@
 #include "engine/global_table_follower.hpp"
 #include "engine/lane_scheduler.hpp"
 #include "engine/offset_tracker.hpp"
+#include "engine/reply_router.hpp"
 #include "engine/restart_policy.hpp"
 #include "kafka/client_config.hpp"
 #include "kafka/producer.hpp"
@@ -47,6 +48,10 @@ struct AgentStats {
     std::atomic<bool> quarantined{false};
     std::atomic<uint64_t> outputs{0};       // messages produced by emit, send and forward
     std::atomic<uint64_t> filtered{0};      // events the agent's filter predicate kept from it
+    std::atomic<uint64_t> asks{0};          // requests sent by ask
+    std::atomic<uint64_t> replies{0};       // answers delivered to on_reply
+    std::atomic<uint64_t> ask_timeouts{0};  // asks that got no reply in time
+    std::atomic<uint64_t> unacked{0};       // ack: manual: events processed and not yet acknowledged
 
     LatencyHistogram latency;  // how long on_event / on_batch calls take
 };
@@ -109,6 +114,14 @@ struct InFlight : DeliveryTag {
     std::unique_ptr<std::vector<std::function<void()>>> on_finished;
 };
 
+struct Lane;
+// Where the answers to a lane's asks go. The reply router holds it weakly; `lane` is cleared when the lane's
+// partition is revoked or its agent removed, so a late answer finds nobody and is dropped.
+struct LaneMailbox : ReplyWaiter {
+    std::mutex mu;
+    Lane* lane = nullptr;
+};
+
 // One agent instance on one partition: the unit of ordering and of supervision.
 struct Lane {
     AgentRuntime* agent = nullptr;
@@ -137,6 +150,18 @@ struct Lane {
     // how many events it holds (dispatch wakes the lane early once the batch is full). Guarded by mu.
     std::chrono::steady_clock::time_point batch_since{};
     size_t batch_waiting = 0;  // 0: not waiting
+
+    // ask: answers waiting for on_reply (guarded by mu; has_replies says "look" without the lock).
+    std::shared_ptr<LaneMailbox> mailbox;
+    std::deque<Answer> replies;
+    std::atomic<bool> has_replies{false};
+    // ack: manual (worker-only): events the instance finished but has not acknowledged, by offset; those a
+    // destroyed instance left unacknowledged, for its successor; and acknowledgements of the events of the
+    // callback in progress (the `in_callback` events at the head of `local`), applied when it returns OK.
+    std::map<int64_t, InFlight*> held;
+    std::vector<InFlight*> orphans;
+    std::vector<int64_t> early_acks;
+    size_t in_callback = 0;
 };
 
 // The changes of one table shard on their way to its changelog. When every record is acknowledged, they are
@@ -270,6 +295,15 @@ public:
     mph_status forward_to(mph_agent_ctx& ctx, const rd_kafka_message_t* msg, const std::vector<std::string>& topics);
     // echo: copies the lane's events up to and including `msg` that were not yet copied.
     mph_status echo(Lane& lane, const rd_kafka_message_t* msg, InFlight* inflight);
+    // Agents talking to agents (engine/agent_messaging.cpp): Faust's cast and ask, the answer to an ask, and
+    // manual acknowledgement. THREAD: the callback's.
+    mph_status cast(mph_agent_ctx& ctx, const std::string& agent, const mph_message* msg);
+    mph_status ask(mph_agent_ctx& ctx, const std::string& agent, const mph_message* msg, int64_t timeout_ms,
+                   uint64_t* request_id);
+    mph_status reply(mph_agent_ctx& ctx, const void* value, size_t value_len);
+    mph_status ack(mph_agent_ctx& ctx, int64_t offset);
+    // Requests of this host waiting for a reply (0 when it never asked). THREAD: any.
+    size_t asks_waiting() const;
     // Hot reload (DESIGN.md §5): every agent and timer of plugin `name` moves to `replacement` without a
     // rebalance. Their lanes stop taking events and finish the callback in progress; each instance gets
     // on_revoked and is destroyed by the old code; the agents switch images; the lanes resume and the new
@@ -337,6 +371,20 @@ private:
     bool ensure_instance(Lane& lane, std::string& error);
     void destroy_instance(Lane& lane);
     void finish(InFlight* event, int completed = 1);
+    // An event the lane's agent finished: done, or with `ack: manual` held until the agent acknowledges it.
+    void finished_by_agent(Lane& lane, InFlight* event);
+    // on_revoked, then destroy: the instance's goodbye (a revoke, a swap, a removal).
+    void revoke_instance(Lane& lane);
+    // The lane leaves for good (its partition revoked, its agent removed): answers still to come are dropped,
+    // and every event it holds (queued, unacknowledged, answers waiting) is finished with `completed`.
+    void release_lane(Lane& lane, int completed);
+    // ask: hands an answer to the lane that asked (router thread); on_reply runs on the lane's worker.
+    void route_answer(Answer&& answer);
+    // Runs on_reply for the answers waiting on the lane; false when its instance could not be created.
+    bool deliver_replies(Lane& lane, std::string& error);
+    Status ensure_reply_router();
+    // The topic an agent of this pipeline reads (cast and ask go there); empty when there is no such agent.
+    std::string agent_topic(const std::string& agent) const;
     void stop_lane(Lane& lane);
     // A plugin swap's stop: false when the callback in progress did not return by `deadline` (the lane stays
     // marked stopping; resume_lane undoes it).
@@ -404,6 +452,10 @@ private:
     std::vector<std::unique_ptr<TimerRuntime>> timers_;
     std::unique_ptr<Producer> producer_;
     KafkaPtr consumer_;
+    // ask: started at the first ask, or at start when some agent can receive replies.
+    std::mutex reply_router_mutex_;
+    std::unique_ptr<ReplyRouter> reply_router_;
+    std::atomic<ReplyRouter*> reply_router_ready_{nullptr};
 
     mutable std::mutex partitions_mutex_;  // guards the map's shape; the consumer thread alone changes it
     std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionState>> partitions_;

@@ -23,7 +23,8 @@ void Pipeline::resume_lane(Lane& lane) {
     {
         std::lock_guard lock(lane.mu);
         lane.stopping = false;
-        schedule = !lane.scheduled && !lane.partition->recovering && (!lane.local.empty() || !lane.queue.empty());
+        schedule = !lane.scheduled && !lane.partition->recovering &&
+                   (!lane.local.empty() || !lane.queue.empty() || !lane.replies.empty() || !lane.orphans.empty());
         if (schedule) lane.scheduled = true;
     }
     if (schedule) scheduler_.push(&lane);
@@ -34,12 +35,7 @@ size_t Pipeline::restart_instances(AgentRuntime& agent, const std::vector<Lane*>
     size_t destroyed = 0;
     for (Lane* lane : lanes) {
         if (!lane->created) continue;
-        if (agent.info->callbacks.on_revoked) {
-            lane->ctx.error.clear();
-            mph_status st = agent.info->callbacks.on_revoked(lane->instance, &lane->ctx, lane->partition->partition);
-            if (st != MPH_OK) agent.log->warn("on_revoked returned {}: {}", st, lane->ctx.error);
-        }
-        destroy_instance(*lane);
+        revoke_instance(*lane);  // what it held unacknowledged goes to the new code's instance
         ++destroyed;
     }
     if (spec != agent.spec) agent.set_spec(*spec);

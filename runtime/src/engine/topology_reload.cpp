@@ -165,13 +165,8 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     //    partition in one step, so a partition never has no lane to hand an event to.
     for (AgentRuntime* agent : stopping)
         for (Lane* lane : lanes_of.at(agent)) {
-            if (lane->created && agent->info->callbacks.on_revoked) {
-                lane->ctx.error.clear();
-                mph_status st = agent->info->callbacks.on_revoked(lane->instance, &lane->ctx, lane->partition->partition);
-                if (st != MPH_OK) agent->log->warn("on_revoked returned {}: {}", st, lane->ctx.error);
-            }
-            destroy_instance(*lane);
-            ++report.instances;
+            if (lane->created) ++report.instances;
+            revoke_instance(*lane);
         }
     std::vector<AgentRuntime*> added;
     {
@@ -215,14 +210,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     // The events a stopped agent had not taken are done as far as it is concerned: its share of them is
     // finished, so their offsets commit once the remaining agents finish theirs.
     for (auto& lane : removed_lanes) {
-        std::deque<InFlight*> events;
-        {
-            std::lock_guard l(lane->mu);
-            events.swap(lane->local);
-            for (InFlight* f : lane->queue) events.push_back(f);
-            lane->queue.clear();
-        }
-        for (InFlight* f : events) finish(f);
+        release_lane(*lane, 1);
         lane->ctx.tables.clear();
         retired_lanes_.push_back(std::move(lane));
     }

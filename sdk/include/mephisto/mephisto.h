@@ -41,7 +41,7 @@ extern "C" {
 #endif
 
 #define MPH_ABI_VERSION_MAJOR 1
-#define MPH_ABI_VERSION_MINOR 3
+#define MPH_ABI_VERSION_MINOR 4
 
 /* The one symbol a plugin exports (convention 1). */
 #define MPH_ENTRY_SYMBOL "mephisto_plugin_entry"
@@ -70,6 +70,7 @@ typedef int32_t mph_status;
 #define MPH_ERR_STATE -3     /* called outside the callback that owns the ctx, or in the wrong phase */
 #define MPH_ERR_FULL -4      /* the host's output queue is full and did not drain in time */
 #define MPH_ERR_UNSUPPORTED -5 /* the host does not offer this (e.g. no sinks configured) */
+#define MPH_ERR_TIMEOUT -6     /* since 1.4: an ask got no reply within its timeout (on_reply's status) */
 
 /* Log levels for mph_host_api.log. */
 #define MPH_LOG_TRACE 0
@@ -273,6 +274,43 @@ typedef struct mph_host_api {
      * status. ERRORS: as window_get. */
     mph_status (*window_iterate)(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len,
                                  mph_window_visit_fn visit, void* user);
+
+    /* since 1.4: agents talking to agents (Faust's agent.cast / agent.ask) and manual acknowledgement -------
+     * `agent` is an agent's YAML name in the caller's pipeline; a message to it goes to the first topic of its
+     * `from:`, so it reaches whichever host owns the partition its key falls in (any host of the app).
+     * THREAD: a callback of ctx on a partition instance (on_event, on_batch, on_reply, on_assigned,
+     * on_revoked, on_window_close); from a timer instance cast works and ask and ack return MPH_ERR_STATE. */
+
+    /* Sends msg to agent `agent`, expecting no reply. Tracked like send: the event being processed is not
+     * committed before the broker acknowledged it.
+     * ERRORS: MPH_ERR_NOT_FOUND (no such agent), MPH_ERR_INVALID, MPH_ERR_FULL. */
+    mph_status (*cast)(mph_agent_ctx* ctx, const char* agent, const mph_message* msg);
+
+    /* Sends msg to agent `agent` with reply-to and correlation-id headers and returns at once; *request_id
+     * (may be NULL) identifies the request. The reply, or MPH_ERR_TIMEOUT after timeout_ms, comes to this
+     * instance's on_reply exactly once. The event being processed stays uncommitted until then, so a crash
+     * before the reply asks again after recovery (at-least-once, like every output). If the instance is
+     * re-created meanwhile (a restart, a plugin swap) its successor gets on_reply; if the partition is revoked
+     * the reply is dropped and the new owner asks again.
+     * ERRORS: MPH_ERR_UNSUPPORTED (the agent exports no on_reply), MPH_ERR_NOT_FOUND, MPH_ERR_INVALID
+     * (timeout_ms <= 0), MPH_ERR_FULL, MPH_ERR_STATE (no event being processed, or a timer instance). */
+    mph_status (*ask)(mph_agent_ctx* ctx, const char* agent, const mph_message* msg, int64_t timeout_ms,
+                      uint64_t* request_id);
+
+    /* Answers the event being processed, when it was sent by ask: produces value to the asker's reply topic
+     * with its correlation id (Faust: the value an agent yields goes to reply_to). Tracked like send.
+     * THREAD: on_event only. ERRORS: MPH_ERR_NOT_FOUND when the event asked for no reply (nothing is sent),
+     * MPH_ERR_STATE outside on_event, MPH_ERR_FULL. */
+    mph_status (*reply)(mph_agent_ctx* ctx, const void* value, size_t value_len);
+
+    /* Acknowledges the event at `offset` of this instance's partition, for an agent with `ack: manual` in YAML
+     * (Faust's acks=False with stream.ack): such an agent's events are done only when it acknowledges them,
+     * possibly in a later callback (on_revoked is the last chance before the commit). Events an instance did
+     * not acknowledge when it is destroyed by a restart or swap are delivered again to its successor; at a
+     * revoke they stay uncommitted and the next owner gets them.
+     * ERRORS: MPH_ERR_NOT_FOUND (not an event this instance holds unacknowledged), MPH_ERR_STATE (the agent's
+     * acks are not manual, or a timer instance). */
+    mph_status (*ack)(mph_agent_ctx* ctx, int64_t offset);
 } mph_host_api;
 
 /* ---------------------------------------------------------------------------------------------------------
@@ -322,6 +360,13 @@ typedef struct mph_agent_descriptor {
      * are logged and counted, and the window still counts as closed. OWNERSHIP: views valid during the call. */
     mph_status (*on_window_close)(void* instance, mph_agent_ctx* ctx, const char* table, const void* key,
                                   size_t key_len, const mph_window* window, const void* value, size_t value_len);
+
+    /* since 1.4: the answer to an ask this agent's instance made on this partition. status is MPH_OK with the
+     * reply message in `reply` (its value is what the other agent passed to reply), or MPH_ERR_TIMEOUT with
+     * reply NULL. Outputs it sends are tracked against the event that asked. Verdicts other than MPH_OK are
+     * logged and counted; the reply is not delivered again. OWNERSHIP: reply is a view valid during the call. */
+    mph_status (*on_reply)(void* instance, mph_agent_ctx* ctx, uint64_t request_id, mph_status status,
+                           const mph_event* reply);
 } mph_agent_descriptor;
 
 /* A named value codec (since 1.2; Faust's codec registry). It says whether bytes are a well-formed value and how

@@ -22,6 +22,7 @@
 //     R on_revoked(Context&, int32_t partition)
 //     R on_window_close(Context&, std::string_view table, std::string_view key, Window window,
 //                       std::string_view value)      (ABI 1.3) a window's final value, once per (key, window)
+//     R on_reply(Context&, const Reply&)            (ABI 1.4) the answer to ctx.ask(...), or its timeout
 // where R is void (always MPH_OK) or mph_status (MPH_OK, MPH_RETRY or MPH_FATAL).
 //
 // ERRORS. Context members that call the host (emit, send, forward, ...) throw mephisto::Error when the
@@ -76,6 +77,8 @@
 #include <array>
 #include <bit>
 #include <charconv>
+#include <chrono>
+#include <cstddef>
 #include <concepts>
 #include <cstdint>
 #include <cstdio>
@@ -265,6 +268,30 @@ public:
 
 private:
     const mph_event* event_;
+};
+
+// The answer to an ask (ABI 1.4), handed to on_reply: the reply the asked agent sent, or a timeout.
+class Reply {
+public:
+    Reply(uint64_t request, mph_status status, const mph_event* reply) noexcept
+        : request_(request), status_(status), reply_(reply) {}
+    // The id ctx.ask returned.
+    uint64_t request() const noexcept { return request_; }
+    bool timed_out() const noexcept { return status_ == MPH_ERR_TIMEOUT || reply_ == nullptr; }
+    // The reply's value; empty when it timed out.
+    std::string_view value() const noexcept {
+        return reply_ ? detail::bytes_view(reply_->value, reply_->value_len) : std::string_view();
+    }
+    // The reply message itself (headers, timestamp); nullopt when it timed out.
+    std::optional<Event> event() const noexcept {
+        if (!reply_) return std::nullopt;
+        return Event(*reply_);
+    }
+
+private:
+    uint64_t request_;
+    mph_status status_;
+    const mph_event* reply_;
 };
 
 // Consecutive events of one partition handed to on_batch. A view, valid until the callback returns.
@@ -699,6 +726,52 @@ public:
     // The event being processed, unchanged, to every sink. Only inside on_event (else Error MPH_ERR_STATE).
     void forward() const { check(api_->forward(ctx_), "forward"); }
 
+    // --- agents talking to agents (ABI 1.4) ----------------------------------------------------------------
+    // `agent` is an agent's YAML name in this pipeline; the message goes to the first topic it reads, so any
+    // host of the app that owns the key's partition gets it.
+    // Faust's cast: no reply expected.
+    void cast(std::string_view agent, const Message& message) const {
+        require_messaging("cast");
+        const std::string name(agent);
+        check(with_c_message(message, [&](const mph_message& c_message) { return api_->cast(ctx_, name.c_str(), &c_message); }),
+              "cast");
+    }
+    void cast(std::string_view agent, std::string_view value, std::optional<std::string_view> key = std::nullopt) const {
+        cast(agent, Message{.value = value, .key = key});
+    }
+    // Faust's ask: the reply (or a timeout) comes to this instance's on_reply(Context&, const Reply&) with the
+    // id returned here. The event being processed stays uncommitted until then.
+    uint64_t ask(std::string_view agent, const Message& message, std::chrono::milliseconds timeout) const {
+        require_messaging("ask");
+        const std::string name(agent);
+        uint64_t request = 0;
+        check(with_c_message(message,
+                             [&](const mph_message& c_message) {
+                                 return api_->ask(ctx_, name.c_str(), &c_message, timeout.count(), &request);
+                             }),
+              "ask");
+        return request;
+    }
+    uint64_t ask(std::string_view agent, std::string_view value, std::optional<std::string_view> key,
+                 std::chrono::milliseconds timeout) const {
+        return ask(agent, Message{.value = value, .key = key}, timeout);
+    }
+    // Answers the event being processed when an ask sent it; false (nothing sent) when nobody asked.
+    // Only inside on_event.
+    bool reply(std::string_view value) const {
+        require_messaging("reply");
+        const mph_status status = api_->reply(ctx_, value.data() ? value.data() : "", value.size());
+        if (status == MPH_ERR_NOT_FOUND) return false;
+        check(status, "reply");
+        return true;
+    }
+    // `ack: manual` in YAML: acknowledges an event this instance processed (now or in an earlier callback).
+    void ack(int64_t offset) const {
+        require_messaging("ack");
+        check(api_->ack(ctx_, offset), "ack");
+    }
+    void ack(const Event& event) const { ack(event.offset()); }
+
     // --- identity ------------------------------------------------------------------------------------------
     // The partition this instance serves, or -1 for a timer instance.
     int32_t partition() const noexcept { return api_->partition(ctx_); }
@@ -719,6 +792,12 @@ public:
     const mph_host_api& api() const noexcept { return *api_; }
 
 private:
+    void require_messaging(const char* operation) const {
+        if (api_->struct_size < offsetof(mph_host_api, ack) + sizeof(api_->ack))
+            throw Error(std::string(operation) + " needs a host with ABI 1.4; this host has " +
+                            std::to_string(api_->abi_major) + "." + std::to_string(api_->abi_minor),
+                        MPH_ERR_UNSUPPORTED);
+    }
     static void check(mph_status status, const char* operation) {
         if (status == MPH_OK) return;
         std::string message = std::string(operation) + " failed: " + std::string(status_name(status));
@@ -855,6 +934,14 @@ template <class T>
 concept NamesOnWindowClose = requires {
     &T::on_window_close;
 };
+template <class T>
+concept HasOnReply = requires(T& agent, Context& ctx, const Reply& reply) {
+    agent.on_reply(ctx, reply);
+};
+template <class T>
+concept NamesOnReply = requires {
+    &T::on_reply;
+};
 
 template <class T>
 void check_agent_class() {
@@ -874,6 +961,7 @@ void check_agent_class() {
     static_assert(HasOnWindowClose<T> || !NamesOnWindowClose<T>,
                   "on_window_close must be callable as on_window_close(Context&, std::string_view table, "
                   "std::string_view key, mephisto::Window, std::string_view value)");
+    static_assert(HasOnReply<T> || !NamesOnReply<T>, "on_reply must be callable as on_reply(Context&, const mephisto::Reply&)");
 }
 
 } // namespace detail
@@ -1301,6 +1389,7 @@ private:
         if constexpr (HasOnAssigned<T>) d.on_assigned = &Trampolines<T>::on_assigned;
         if constexpr (HasOnRevoked<T>) d.on_revoked = &Trampolines<T>::on_revoked;
         if constexpr (HasOnWindowClose<T>) d.on_window_close = &Trampolines<T>::on_window_close;
+        if constexpr (HasOnReply<T>) d.on_reply = &Trampolines<T>::on_reply;
 
         // Refused at entry rather than thrown here: this runs during static initialization (dlopen).
         for (const auto& existing : agents_)
@@ -1464,6 +1553,13 @@ struct Trampolines {
             return self(instance).on_window_close(context, table_name, bytes_view(key, key_len),
                                                   Window{window->start_ms, window->end_ms}, bytes_view(value, value_len));
         });
+    }
+
+    static mph_status on_reply(void* instance, mph_agent_ctx* ctx, uint64_t request, mph_status status,
+                               const mph_event* reply) noexcept requires HasOnReply<T> {
+        Context context = make_context(ctx);
+        const Reply answer(request, status, reply);
+        return guarded(context, [&]() { return self(instance).on_reply(context, answer); });
     }
 
 private:

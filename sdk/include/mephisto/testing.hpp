@@ -36,6 +36,12 @@
 //    whose validate then checks every put and merge. plugin_descriptor(), plugin_codec() and
 //    plugin_aggregator() get them from a plugin's entry function; a C++ definition gives its own with
 //    mephisto::aggregator<T>(...).descriptor().
+//  - agents talking to agents (ABI 1.4): cast and ask are recorded as outputs to the topic "agent:NAME"
+//    (an ask's carry the reply-to and correlation-id headers, reply-to "driver-replies"); answer(request,
+//    value) and time_out(request) then call on_reply as the host would. reply() inside on_event records an
+//    output to the event's reply-to header (MPH_ERR_NOT_FOUND when it has none: send an event with those
+//    headers to play an asked agent). ack() accepts the offset of any event sent so far and records it
+//    (acked()); the driver does not redeliver unacknowledged events.
 //  - descriptors are read as far as their struct_size goes: a plugin built against an older ABI (a shorter
 //    mph_plugin_descriptor) works unchanged, and its newer members read as zero.
 //
@@ -399,6 +405,15 @@ public:
         return create_status_;
     }
 
+    // Answers an ask the agent made (its request id, as returned by ask): on_reply with `value` as the reply.
+    mph_status answer(uint64_t request, std::string_view value) { return deliver_reply(request, value); }
+    // Lets an ask time out: on_reply with MPH_ERR_TIMEOUT.
+    mph_status time_out(uint64_t request) { return deliver_reply(request, std::nullopt); }
+    // Requests the agent asked that were not answered yet, oldest first.
+    std::vector<uint64_t> pending_asks() const { return std::vector<uint64_t>(asks_.begin(), asks_.end()); }
+    // Offsets the agent acknowledged with ack(), in order.
+    const std::vector<int64_t>& acked() const noexcept { return acked_; }
+
     // What a rebalance does: on_revoked, then destroy. send() throws afterwards until restart().
     void revoke() { stop(*partition_instance_, /*revoke=*/true); }
 
@@ -472,7 +487,33 @@ public:
 private:
     friend mph_plugin_descriptor plugin_descriptor(mph_entry_fn entry);
 
-    enum class Phase { idle, create, on_event, on_batch, on_timer, on_assigned, on_revoked };
+    enum class Phase { idle, create, on_event, on_batch, on_timer, on_assigned, on_revoked, on_reply };
+
+    mph_status deliver_reply(uint64_t request, std::optional<std::string_view> value) {
+        auto pending = std::find(asks_.begin(), asks_.end(), request);
+        if (pending == asks_.end())
+            throw std::logic_error("request " + std::to_string(request) + " is not an unanswered ask of agent '" + agent_ + "'");
+        asks_.erase(pending);
+        InstanceContext& instance = running_partition_instance();
+        if (agent_descriptor_.on_reply == nullptr) return MPH_OK; // the host drops it too
+        const std::string correlation = std::to_string(request);
+        const std::string body(value.value_or(""));
+        const mph_header header{"mephisto-correlation-id", 23, correlation.data(), correlation.size()};
+        mph_event reply{};
+        reply.struct_size = sizeof reply;
+        reply.topic = "driver-replies";
+        reply.timestamp_ms = wall_clock_ms();
+        reply.key = correlation.data();
+        reply.key_len = correlation.size();
+        reply.value = body.data();
+        reply.value_len = body.size();
+        reply.headers = &header;
+        reply.header_count = 1;
+        return call(instance, Phase::on_reply, [&]() {
+            return agent_descriptor_.on_reply(instance.instance, instance.handle(), request,
+                                              value ? MPH_OK : MPH_ERR_TIMEOUT, value ? &reply : nullptr);
+        });
+    }
 
     struct StoredEvent;
 
@@ -515,6 +556,10 @@ private:
         api.table_merge = &host_table_merge;
         api.window_get = &host_window_unsupported_get;
         api.window_iterate = &host_window_unsupported_iterate;
+        api.cast = &host_cast;
+        api.ask = &host_ask;
+        api.reply = &host_reply;
+        api.ack = &host_ack;
         return api;
     }
 
@@ -1006,6 +1051,73 @@ private:
         return MPH_OK;
     }
 
+    static mph_status record_to_agent(mph_agent_ctx* ctx, const char* agent, const mph_message* msg,
+                                      std::vector<Header> extra) noexcept {
+        InstanceContext& instance = *InstanceContext::from(ctx);
+        AgentDriver& driver = *instance.driver;
+        if (instance.phase == Phase::idle) return MPH_ERR_STATE;
+        std::optional<Output> output = driver.read_message(msg);
+        if (!output) return MPH_ERR_INVALID;
+        if (const mph_status injected = driver.take_injected_failure(); injected != MPH_OK) return injected;
+        output->topic = std::string("agent:") + agent;
+        for (Header& header : extra) output->headers.push_back(std::move(header));
+        driver.outputs_.push_back(std::move(*output));
+        return MPH_OK;
+    }
+
+    static mph_status host_cast(mph_agent_ctx* ctx, const char* agent, const mph_message* msg) noexcept {
+        if (ctx == nullptr || msg == nullptr || agent == nullptr || *agent == '\0') return MPH_ERR_INVALID;
+        return record_to_agent(ctx, agent, msg, {});
+    }
+
+    static mph_status host_ask(mph_agent_ctx* ctx, const char* agent, const mph_message* msg, int64_t timeout_ms,
+                               uint64_t* request_id) noexcept {
+        if (ctx == nullptr || msg == nullptr || agent == nullptr || *agent == '\0' || timeout_ms <= 0)
+            return MPH_ERR_INVALID;
+        InstanceContext& instance = *InstanceContext::from(ctx);
+        AgentDriver& driver = *instance.driver;
+        if (instance.partition < 0 || (instance.phase != Phase::on_event && instance.phase != Phase::on_batch &&
+                                        instance.phase != Phase::on_reply))
+            return MPH_ERR_STATE;
+        if (driver.agent_descriptor_.on_reply == nullptr) return MPH_ERR_UNSUPPORTED;
+        const uint64_t id = driver.next_request_;
+        const mph_status status = record_to_agent(
+            ctx, agent, msg, {Header{"mephisto-reply-to", "driver-replies"}, Header{"mephisto-correlation-id", std::to_string(id)}});
+        if (status != MPH_OK) return status;
+        ++driver.next_request_;
+        driver.asks_.push_back(id);
+        if (request_id) *request_id = id;
+        return MPH_OK;
+    }
+
+    static mph_status host_reply(mph_agent_ctx* ctx, const void* value, size_t value_len) noexcept {
+        if (ctx == nullptr || (value == nullptr && value_len > 0)) return MPH_ERR_INVALID;
+        InstanceContext& instance = *InstanceContext::from(ctx);
+        AgentDriver& driver = *instance.driver;
+        if (instance.phase != Phase::on_event || instance.current_event == nullptr) return MPH_ERR_STATE;
+        std::optional<std::string> reply_to, correlation;
+        for (const Header& header : instance.current_event->source.headers) {
+            if (header.name == "mephisto-reply-to") reply_to = header.value;
+            if (header.name == "mephisto-correlation-id") correlation = header.value;
+        }
+        if (!reply_to || !correlation) return MPH_ERR_NOT_FOUND;
+        if (const mph_status injected = driver.take_injected_failure(); injected != MPH_OK) return injected;
+        driver.outputs_.push_back(Output{*reply_to, *correlation,
+                                         std::string(value ? static_cast<const char*>(value) : "", value_len),
+                                         {Header{"mephisto-correlation-id", *correlation}}, 0, 0});
+        return MPH_OK;
+    }
+
+    static mph_status host_ack(mph_agent_ctx* ctx, int64_t offset) noexcept {
+        if (ctx == nullptr) return MPH_ERR_INVALID;
+        InstanceContext& instance = *InstanceContext::from(ctx);
+        AgentDriver& driver = *instance.driver;
+        if (instance.phase == Phase::idle || instance.partition < 0) return MPH_ERR_STATE;
+        if (offset < 0 || offset >= driver.next_offset_) return MPH_ERR_NOT_FOUND;
+        driver.acked_.push_back(offset);
+        return MPH_OK;
+    }
+
     static int32_t host_partition(mph_agent_ctx* ctx) noexcept {
         return ctx ? InstanceContext::from(ctx)->partition : -1;
     }
@@ -1239,6 +1351,9 @@ private:
     std::map<std::string, std::unique_ptr<InstanceContext>, std::less<>> timer_instances_;
     mph_status create_status_ = MPH_OK;
     std::vector<Output> outputs_;
+    std::deque<uint64_t> asks_;  // unanswered asks (ABI 1.4)
+    uint64_t next_request_ = 1;
+    std::vector<int64_t> acked_;
     std::vector<LogLine> logs_;
     std::string last_error_;
     int64_t next_offset_ = 0;
