@@ -302,3 +302,32 @@ TEST_CASE("leader_election: one of two hosts greets, and when it leaves, the oth
     }, 30s));
     CHECK(other->stop(SIGTERM, 30s) == 0);
 }
+
+TEST_CASE("rpc_add: mephisto ask gets adding's answer, summing asks it about every pair, a cast gets none") {
+    Broker broker;
+    broker.create_topic("adding", 4);
+    broker.create_topic("pairs", 4);
+    broker.create_topic("sums", 1);
+    TempDir dir;
+    auto host = run_example("rpc_add", broker, dir);
+    std::string out;
+    REQUIRE(run_cli({"ask", "adding", "2 3", "--broker", broker.bootstrap()}, dir, out) == 0);
+    CHECK(out.find("5\n") != std::string::npos);
+
+    std::vector<Message> pairs;
+    for (int i = 0; i < 20; ++i) pairs.push_back({"k" + std::to_string(i), std::to_string(i) + " 100", {}, -1});
+    produce(broker.bootstrap(), "pairs", pairs);
+    TopicReader sums(broker.bootstrap(), "sums", 1);
+    REQUIRE(sums.read_until([](const std::vector<Record>& r) { return r.size() >= 20; }, 30s));
+    const auto counts = sums.value_counts();
+    for (int i = 0; i < 20; ++i) CHECK(counts.count(std::to_string(i) + " + 100 = " + std::to_string(i + 100)) == 1);
+    REQUIRE(await_caught_up(broker.bootstrap(), "rpc_add", "pairs", 4, 30s));
+
+    produce(broker.bootstrap(), "adding", {{"k", "40 2", {}, -1}});
+    CHECK(host->await_log("cast: 40 + 2 = 42", 30s));
+    // Nobody reads `nowhere`: the CLI gives up after its timeout, with exit code 3.
+    broker.create_topic("nowhere", 1);
+    CHECK(run_cli({"ask", "nowhere", "1 2", "--timeout", "1s", "--broker", broker.bootstrap()}, dir, out) == 3);
+    CHECK(out.find("no reply within 1000 ms") != std::string::npos);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}

@@ -15,7 +15,8 @@
  *  - asker:   asks agent `target` (param, default adder) about every event, timeout param timeout_ms; emits
  *             each reply's value, or "timeout:<request>"; param mode=cast casts instead of asking.
  *  - acker:   for `ack: manual`: forwards every event and acknowledges them `every` (param, default 10) at a
- *             time, the last in its own callback; on_revoked acknowledges the rest.
+ *             time, the last in its own callback; on_revoked acknowledges the rest; param fail_on: a value
+ *             containing this text makes the instance fail (MPH_FATAL) before it forwards anything.
  * one group_by key function, by_value, and one filter predicate, no_spam. */
 #define _POSIX_C_SOURCE 200809L
 #include <mephisto/mephisto.h>
@@ -436,6 +437,7 @@ static const mph_agent_descriptor asker_agent = {
 
 typedef struct acker_state {
     long every;
+    const char* fail_on;
     int64_t held[4096];
     long count;
 } acker_state;
@@ -445,6 +447,7 @@ static mph_status acker_create(mph_agent_ctx* ctx, void** instance) {
     const char* every = api->param(ctx, "every");
     if (!s) return MPH_FATAL;
     s->every = every ? atol(every) : 10;
+    s->fail_on = api->param(ctx, "fail_on");
     if (s->every < 1 || s->every > 4096) s->every = 10;
     *instance = s;
     return MPH_OK;
@@ -461,6 +464,11 @@ static mph_status acker_ack_all(acker_state* s, mph_agent_ctx* ctx) {
 
 static mph_status acker_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
     acker_state* s = instance;
+    if (contains(ev, s->fail_on)) {
+        static const char msg[] = "poisoned event";
+        api->set_error(ctx, msg, sizeof msg - 1);
+        return MPH_FATAL;
+    }
     if (api->forward(ctx) != MPH_OK) return MPH_RETRY;
     s->held[s->count++] = ev->offset;
     return s->count >= s->every ? acker_ack_all(s, ctx) : MPH_OK;
@@ -472,13 +480,14 @@ static mph_status acker_on_revoked(void* instance, mph_agent_ctx* ctx, int32_t p
 }
 
 static const mph_param_spec acker_every = {sizeof(mph_param_spec), "every", "acknowledge this many at a time", "10", false};
-static const mph_param_spec* const acker_params[] = {&acker_every};
+static const mph_param_spec acker_fail_on = {sizeof(mph_param_spec), "fail_on", "fail on values containing this", NULL, false};
+static const mph_param_spec* const acker_params[] = {&acker_every, &acker_fail_on};
 static const mph_agent_descriptor acker_agent = {
     .struct_size = sizeof(mph_agent_descriptor),
     .name = "acker",
     .description = "forwards events and acknowledges them in groups (ack: manual)",
     .params = acker_params,
-    .param_count = 1,
+    .param_count = 2,
     .create = acker_create,
     .destroy = acker_destroy,
     .on_event = acker_on_event,

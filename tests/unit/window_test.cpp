@@ -4,6 +4,10 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <mutex>
+
+#include "tables/table_store.hpp"
 #include "tables/windowed_table.hpp"
 
 using namespace mephisto;
@@ -90,4 +94,41 @@ TEST_CASE("an event's time: its timestamp, a JSON field, or the wall clock") {
     spec.relative_to = TimeSource::now;
     const int64_t before = wall_clock_ms();
     CHECK(event_time(spec, 1234, "") >= before);
+}
+
+TEST_CASE("a closed session is stored as closed only once its close is acknowledged: until then a reload closes it again") {
+    TableSpec table;
+    table.name = "sessions";
+    table.store = StoreKind::memory;
+    table.value = ValueCodec::int64;
+    WindowSpec spec;
+    spec.kind = WindowKind::session;
+    spec.gap = 10s;
+    spec.expires = 60s;
+    table.window = spec;
+    auto store = TableStore::open(table, std::filesystem::temp_directory_path());
+    REQUIRE(store.ok());
+    auto shard = (*store)->shard(0);
+    REQUIRE(shard.ok());
+    WindowedShard sessions(**shard, *table.window);
+    auto write = [&](const WindowedShard::Session& s) { (*shard)->put(window_key(s.window.start, "k"), std::string(7, '\0') + '\1'); };
+    REQUIRE(sessions.join_session("k", 1'000, true, write));
+
+    uint64_t expired = 0;
+    std::optional<int64_t> mark;
+    auto closed = sessions.advance(20'000, true, expired, mark);
+    REQUIRE(closed.size() == 1);
+    CHECK(closed[0].window.start == 1'000);
+    CHECK(sessions.advance(20'001, true, expired, mark).empty());  // handed out once in this run
+    CHECK_FALSE(sessions.join_session("k", 1'500, true, write));    // a closing session does not grow
+
+    // A reload before the close was acknowledged (a crash, a revoke): it closes again, never not at all.
+    { std::lock_guard lock((*shard)->window_mu); (*shard)->window_loaded = false; }
+    closed = sessions.advance(20'002, true, expired, mark);
+    REQUIRE(closed.size() == 1);
+    sessions.persist_session_closes({{closed[0].key, closed[0].window}});
+    { std::lock_guard lock((*shard)->window_mu); (*shard)->window_loaded = false; }
+    CHECK(sessions.advance(20'003, true, expired, mark).empty());  // stored as closed: never again
+    CHECK(sessions.advance(70'000, true, expired, mark).empty());
+    CHECK(expired == 1);  // and, once closed for good, it expires
 }

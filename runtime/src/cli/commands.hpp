@@ -1,5 +1,6 @@
 #pragma once
 // The subcommands of the `mephisto` executable, one function each; main.cpp wires them to CLI11.
+#include <chrono>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -18,6 +19,16 @@ struct SendOptions {
     std::string broker;
 };
 int send(const SendOptions& options);
+
+// Faust's agent.ask from a shell: sends `value` to `topic` (the topic an agent reads) asking for a reply.
+struct AskOptions {
+    std::string topic;
+    std::string value;
+    std::optional<std::string> key;
+    std::chrono::milliseconds timeout{5000};
+    std::string broker;
+};
+int ask(const AskOptions& options);
 
 int inspect_plugin(const std::filesystem::path& file, bool json);
 

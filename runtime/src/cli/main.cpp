@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.hpp"
+#include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "engine/host.hpp"
 
@@ -51,6 +52,16 @@ int main(int argc, char** argv) {
     send->add_option("-H,--header", send_options.headers, "Header name=value (repeatable)");
     send->add_option("-p,--partition", send_options.partition, "Partition (default: by key)");
     send->add_option("-b,--broker", send_options.broker, "Bootstrap servers (default: $MEPHISTO_BROKER or 127.0.0.1:9092)");
+
+    cli::AskOptions ask_options;
+    ask_options.broker = send_options.broker;
+    std::string ask_timeout = "5s";
+    auto* ask = app.add_subcommand("ask", "Ask the agent reading TOPIC about VALUE and print its reply (Faust's agent.ask)");
+    ask->add_option("topic", ask_options.topic, "The topic the agent reads")->required();
+    ask->add_option("value", ask_options.value, "The request")->required();
+    ask->add_option("-k,--key", ask_options.key, "Message key (it picks the partition, so the host that answers)");
+    ask->add_option("-t,--timeout", ask_timeout, "How long to wait for the reply (default 5s)");
+    ask->add_option("-b,--broker", ask_options.broker, "Bootstrap servers (default: $MEPHISTO_BROKER or 127.0.0.1:9092)");
 
     auto* plugin = app.add_subcommand("plugin", "Work with plugin files");
     plugin->require_subcommand(1);
@@ -121,6 +132,15 @@ int main(int argc, char** argv) {
         return cli::validate(files, dir);
     }
     if (*send) return cli::send(send_options);
+    if (*ask) {
+        auto timeout = parse_duration(ask_timeout);
+        if (!timeout || timeout->count() <= 0) {
+            std::cerr << "ask: --timeout '" << ask_timeout << "' is not a positive duration (e.g. 500ms, 5s)\n";
+            return 2;
+        }
+        ask_options.timeout = *timeout;
+        return cli::ask(ask_options);
+    }
     if (*inspect) return cli::inspect_plugin(inspect_file, inspect_json);
     if (*broker) return cli::broker(broker_options);
     if (!table_state_dir.empty()) table_options.state_dir = table_state_dir;

@@ -1122,6 +1122,7 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
         lane.agent->stats.undecodable++;
         // Retrying cannot fix an undecodable value: the error policy applies at once.
         lane.attempts = lane.agent->spec->on_error.retry;
+        lane.failing_offset = lane.local.front()->message->offset;  // the policy applies now
         return on_failure(lane, 1, MPH_RETRY, *bad, delay);
     }
     if (!lane.agent->spec->echo.empty())
@@ -1140,7 +1141,10 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
     lane.ctx.message = nullptr;
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
-        lane.attempts = 0;
+        if (msg->offset >= lane.failing_offset) {
+            lane.attempts = 0;
+            lane.failing_offset = -1;
+        }
         lane.agent->stats.processed.fetch_add(1, std::memory_order_relaxed);
         if (lane.windowed) advance_windows(lane, {msg}, f);
         lane.local.pop_front();
@@ -1178,6 +1182,7 @@ Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, millisecond
             continue;
         }
         lane.attempts = lane.agent->spec->on_error.retry;  // a retry would ask the same predicate the same question
+        lane.failing_offset = lane.local.front()->message->offset;  // the policy applies now
         return on_failure(lane, 1, MPH_RETRY, "filter " + lane.agent->spec->filter.name + ": " + why, delay);
     }
     if (lane.agent->info->callbacks.on_event) return Outcome::done;  // one event at a time: the head is enough
@@ -1195,6 +1200,7 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     if (auto bad = decode_error(*lane.partition, lane.local.front()->message)) {
         lane.agent->stats.undecodable++;
         lane.attempts = lane.agent->spec->on_error.retry;
+        lane.failing_offset = lane.local.front()->message->offset;  // the policy applies now
         return on_failure(lane, 1, MPH_RETRY, *bad, delay);
     }
     size_t n = 1;
@@ -1221,7 +1227,10 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     lane.in_callback = 0;
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
-        lane.attempts = 0;
+        if (lane.local[n - 1]->message->offset >= lane.failing_offset) {
+            lane.attempts = 0;
+            lane.failing_offset = -1;
+        }
         lane.agent->stats.processed.fetch_add(n, std::memory_order_relaxed);
         if (lane.windowed) {
             std::vector<const rd_kafka_message_t*> messages;
@@ -1248,7 +1257,12 @@ Pipeline::Outcome Pipeline::on_failure(Lane& lane, size_t count, mph_status verd
     if (error.empty()) error = "no reason given (status " + std::to_string(verdict) + ")";
     const std::string at = count > 0 ? where(*lane.partition, lane.local.front()->message->offset)
                                      : lane.partition->topic + "[" + std::to_string(lane.partition->partition) + "]";
-    if (count > 0) ++lane.attempts;
+    if (count > 0) {
+        const int64_t offset = lane.local.front()->message->offset;
+        if (offset != lane.failing_offset) lane.attempts = 0;  // a new event fails: its own count
+        lane.failing_offset = offset;
+        ++lane.attempts;
+    }
 
     bool restart = verdict != MPH_RETRY;
     if (restart) {
@@ -1288,6 +1302,7 @@ Pipeline::Outcome Pipeline::on_failure(Lane& lane, size_t count, mph_status verd
             finish(f);
         }
         lane.attempts = 0;
+        lane.failing_offset = -1;
         return restart ? Outcome::delay : Outcome::done;
     }
     if (!restart) {
@@ -1473,6 +1488,17 @@ void Pipeline::advance_windows(Lane& lane, const std::vector<const rd_kafka_mess
             inflight->on_finished->push_back(std::move(store_mark));
         }
         if (closed.empty()) continue;
+        if (spec.kind == WindowKind::session) {
+            // Likewise for sessions: each is stored as closed once what its close sent is acknowledged.
+            std::vector<std::pair<std::string, TimeWindow>> sessions;
+            for (const auto& c : closed) sessions.emplace_back(c.key, c.window);
+            TableShard* shard = b.shard;
+            auto store_closes = [shard, &spec, sessions = std::move(sessions)] {
+                WindowedShard(*shard, spec).persist_session_closes(sessions);
+            };
+            if (!inflight->on_finished) inflight->on_finished = std::make_unique<std::vector<std::function<void()>>>();
+            inflight->on_finished->push_back(std::move(store_closes));
+        }
         b.store->windows_closed.fetch_add(closed.size(), std::memory_order_relaxed);
         const auto on_close = lane.agent->info->callbacks.on_window_close;
         if (!on_close || closer == closers->end()) continue;

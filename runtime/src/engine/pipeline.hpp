@@ -139,7 +139,10 @@ struct Lane {
     void* instance = nullptr;
     bool created = false;
     uint64_t generation = 0;
-    int attempts = 0;  // failed attempts on the head event
+    int attempts = 0;  // failed attempts on the event at failing_offset
+    // The offset `attempts` counts for: events before it succeeding (a successor re-processing what its
+    // predecessor left unacknowledged) do not reset the count, or a poisoned event would never run out of tries.
+    int64_t failing_offset = -1;
     bool windowed = false;  // uses a windowed table: events move its stream time (advance_windows)
     // concurrency: this lane is instance `slot` of the agent's `slots` on the partition; it gets the events
     // whose key hashes to it (keyless ones by offset).

@@ -52,6 +52,7 @@ size_t Pipeline::restart_instances(AgentRuntime& agent, const std::vector<Lane*>
         lane->ctx.params = agent.params;
         lane->ctx.sinks = &agent.spec->sinks;
         lane->attempts = 0;
+        lane->failing_offset = -1;
         {
             std::lock_guard lock(lane->mu);  // a batch being gathered starts over under the new YAML
             lane->batch_waiting = 0;

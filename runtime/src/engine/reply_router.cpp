@@ -50,7 +50,7 @@ Status ReplyRouter::start() {
     rd_kafka_topic_partition_list_destroy(parts);
     if (err) return make_error("reply topic " + topic_ + ": assign: " + rd_kafka_err2str(err));
     thread_ = std::thread([this] { run(); });
-    log_->info("replies to this host's asks arrive on {}", topic_);
+    log_->info("replies to asks arrive on {}", topic_);
     return {};
 }
 

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -73,6 +74,10 @@ public:
     int64_t closed_persisted = INT64_MIN;  // the close mark stored: what those closes produced was acknowledged
     int64_t expired_before = INT64_MIN; // windows starting before this were removed (in memory: rescanned once)
     int64_t next_session_close = INT64_MIN;  // sessions: the stream time at which the next one may close
+    // Sessions closed (handed to on_window_close) whose closed state is not stored yet: it is, once what the
+    // close produced is acknowledged (WindowedShard::persist_session_closes). Their index keys; in memory only,
+    // so after a crash they close again rather than never.
+    std::set<std::string> sessions_closing;
 
     // Commit support. Takes the changes since the last take (cache entries stay, now clean).
     std::vector<TableChange> take_changes();

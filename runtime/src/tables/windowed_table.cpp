@@ -165,7 +165,8 @@ std::optional<WindowedShard::Session> WindowedShard::join_session(std::string_vi
     for (const auto& s : sessions_of(key)) {
         // Within the gap of t: it starts at most a gap after t and ends at most a gap before it.
         if (s.window.start > t + gap || s.window.end - 1 < t - gap) continue;
-        if (s.closed) return std::nullopt;  // a closed session cannot grow again
+        if (s.closed || shard_.sessions_closing.count(session_index_key(key, s.window.start)))
+            return std::nullopt;  // a closed (or closing) session cannot grow again
         merged.push_back(s);
         joined.window.start = std::min(joined.window.start, s.window.start);
         joined.window.end = std::max(joined.window.end, s.window.end);
@@ -221,13 +222,12 @@ std::vector<ClosedWindow> WindowedShard::advance_sessions(bool take_closes, uint
         const int64_t end = decode_i64(index);  // exclusive
         int state = index[8];  // 0 open, 1 closed, 2 closed and its value removed
         if (state == 0 && end - 1 + gap + grace <= now) {
-            if (!take_closes) {
-                next = std::min(next, now);  // pending until its taker comes by
-                continue;
-            }
+            // Pending until its taker comes by, or until its close is stored (persist_session_closes).
+            next = std::min(next, now);
+            if (!take_closes || shard_.sessions_closing.count(stored)) continue;
             if (auto value = shard_.get(window_key(start, key))) closed.push_back({{start, end}, key, std::move(*value)});
-            state = 1;
-            shard_.put(stored, session_index_value(end, true));
+            shard_.sessions_closing.insert(stored);
+            continue;
         }
         if (state == 0) {
             next = std::min(next, end - 1 + gap + grace);
@@ -260,6 +260,7 @@ void WindowedShard::load() {
     shard_.closed_persisted = shard_.closed_before;
     shard_.expired_before = INT64_MIN;
     shard_.next_session_close = INT64_MIN;  // unknown: the next advance scans the sessions once
+    shard_.sessions_closing.clear();        // not stored: they close again
     shard_.window_loaded = true;
 }
 
@@ -291,6 +292,16 @@ void WindowedShard::persist_close_mark(int64_t mark) {
     if (!shard_.window_loaded || mark <= shard_.closed_persisted) return;  // reloaded meanwhile, or older
     shard_.closed_persisted = mark;
     shard_.put(kClosedBeforeKey, encode_i64(mark));
+}
+
+void WindowedShard::persist_session_closes(const std::vector<std::pair<std::string, TimeWindow>>& sessions) {
+    std::lock_guard lock(shard_.window_mu);
+    if (!shard_.window_loaded) return;  // reloaded meanwhile: they close again
+    for (const auto& [key, window] : sessions) {
+        const std::string index = session_index_key(key, window.start);
+        if (shard_.sessions_closing.erase(index)) shard_.put(index, session_index_value(window.end, true));
+    }
+    shard_.next_session_close = INT64_MIN;  // rescan: their expiry is due in time
 }
 
 std::optional<std::string> WindowedShard::get(const TimeWindow& w, std::string_view key) {

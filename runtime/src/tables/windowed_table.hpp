@@ -91,6 +91,9 @@ public:
     std::vector<ClosedWindow> advance(int64_t t, bool take_closes, uint64_t& expired,
                                       std::optional<int64_t>& close_mark);
     void persist_close_mark(int64_t mark);
+    // Session windows: advance() returns closed sessions without storing that they closed; the caller stores it
+    // with this once what their closes produced is acknowledged (as persist_close_mark for fixed windows).
+    void persist_session_closes(const std::vector<std::pair<std::string, TimeWindow>>& sessions);
     int64_t stream_time();
 
 private:

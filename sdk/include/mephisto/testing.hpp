@@ -859,6 +859,8 @@ private:
         MEPHISTO_TESTING_COPY_MEMBER(on_timer);
         MEPHISTO_TESTING_COPY_MEMBER(on_assigned);
         MEPHISTO_TESTING_COPY_MEMBER(on_revoked);
+        MEPHISTO_TESTING_COPY_MEMBER(on_window_close);
+        MEPHISTO_TESTING_COPY_MEMBER(on_reply);
 #undef MEPHISTO_TESTING_COPY_MEMBER
         return copy;
     }
