@@ -48,12 +48,16 @@ struct Summing {
 
     void on_reply(mephisto::Context& ctx, const mephisto::Reply& reply) {
         auto question = questions.extract(reply.request());
-        const std::string pair = question.empty() ? std::string("?") : question.mapped();
+        if (question.empty()) {  // asked by this instance's predecessor (a restart or a swap): the pair is unknown
+            ctx.log_warn("an answer to request ", reply.request(), ", asked before this instance started, is dropped");
+            return;
+        }
+        const std::string pair = question.mapped();
         if (reply.timed_out()) {
             ctx.log_warn("asked adding about ", pair, ": no answer within ", timeout.count(), " ms");
             return;
         }
-        const auto [a, b] = question.empty() ? std::pair<long long, long long>{0, 0} : parse_pair(pair);
+        const auto [a, b] = parse_pair(pair);
         const std::string line = std::to_string(a) + " + " + std::to_string(b) + " = " + std::string(reply.value());
         ctx.log_info("asked: ", line);
         ctx.emit(line);

@@ -222,9 +222,12 @@ std::vector<ClosedWindow> WindowedShard::advance_sessions(bool take_closes, uint
         const int64_t end = decode_i64(index);  // exclusive
         int state = index[8];  // 0 open, 1 closed, 2 closed and its value removed
         if (state == 0 && end - 1 + gap + grace <= now) {
-            // Pending until its taker comes by, or until its close is stored (persist_session_closes).
-            next = std::min(next, now);
-            if (!take_closes || shard_.sessions_closing.count(stored)) continue;
+            if (!take_closes) {
+                next = std::min(next, now);  // pending until its taker comes by
+                continue;
+            }
+            // Closing: handed out once; persist_session_closes stores it and asks for the next scan.
+            if (shard_.sessions_closing.count(stored)) continue;
             if (auto value = shard_.get(window_key(start, key))) closed.push_back({{start, end}, key, std::move(*value)});
             shard_.sessions_closing.insert(stored);
             continue;

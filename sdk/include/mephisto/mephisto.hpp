@@ -124,6 +124,8 @@ constexpr std::string_view status_name(mph_status status) noexcept {
         return "MPH_ERR_FULL";
     case MPH_ERR_UNSUPPORTED:
         return "MPH_ERR_UNSUPPORTED";
+    case MPH_ERR_TIMEOUT:
+        return "MPH_ERR_TIMEOUT";
     default:
         return "MPH_?";
     }
@@ -278,6 +280,8 @@ public:
     // The id ctx.ask returned.
     uint64_t request() const noexcept { return request_; }
     bool timed_out() const noexcept { return status_ == MPH_ERR_TIMEOUT || reply_ == nullptr; }
+    // MPH_OK with a reply, MPH_ERR_TIMEOUT without one.
+    mph_status status() const noexcept { return status_; }
     // The reply's value; empty when it timed out.
     std::string_view value() const noexcept {
         return reply_ ? detail::bytes_view(reply_->value, reply_->value_len) : std::string_view();
