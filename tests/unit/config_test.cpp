@@ -388,6 +388,27 @@ TEST_CASE("config: ack is auto or manual, and isolated_partitions: false is refu
     CHECK_FALSE(c.agents[1].manual_ack);
 }
 
+TEST_CASE("config: channels are read by one agent each way, without tables, and are not subscribed to") {
+    Fixture f;
+    auto c = f.ok(yaml({"app: shop", "topics:", "  orders:", "channels:", "  scored: {}", "agents:", "  a:",
+                        "    plugin: p", "    from: orders", "    sinks: [scored]", "  b:", "    plugin: p",
+                        "    from: scored"}));
+    REQUIRE(c.channels.size() == 1);
+    CHECK(c.channel("scored") != nullptr);
+    CHECK(c.source_topics() == std::vector<std::string>{"orders"});
+    f.error(yaml({"app: shop", "topics:", "  orders:", "channels:", "  scored:", "agents:", "  b:", "    plugin: p",
+                  "    from: [scored, orders]"}),
+            9, 11, {"agents.b.from: an agent reads one channel, or topics only, not both"});
+    f.error(yaml({"app: shop", "topics:", "  orders:", "channels:", "  scored:", "tables:", "  t: {}", "agents:", "  b:",
+                  "    plugin: p", "    from: scored", "    tables: [t]"}),
+            12, 13, {"agents.b: an agent reading a channel cannot use tables"});
+    f.error(yaml({"app: shop", "topics:", "  orders:", "channels:", "  orders:", "agents:", "  b:", "    plugin: p",
+                  "    from: orders"}),
+            5, 3, {"channels.orders: a topic of that name is declared too"});
+    f.error(yaml({"app: shop", "topics:", "  orders:", "agents:", "  b:", "    plugin: p", "    from: scored"}), 7, 11,
+            {"agents.b.from names topic 'scored', which is not declared under topics or channels"});
+}
+
 TEST_CASE("config: wrong type: partitions: many") {
     Fixture f;
     f.error(yaml({"app: shop", "topics:", "  orders:", "    partitions: many"}), 4, 17,

@@ -95,6 +95,9 @@ json pipelines(const Host& host) {
         json recovery = json::array();
         for (const auto& r : p->recovery_status())
             recovery.push_back({{"table", r.table}, {"partition", r.partition}, {"remaining", r.remaining}});
+        json channels = json::array();
+        for (const auto& c : p->channel_status())
+            channels.push_back({{"name", c.name}, {"sent", c.sent}, {"unfinished", c.unfinished}});
         json tables = json::array();
         for (const auto& [name, store] : p->tables()) tables.push_back(name);
         out.push_back({{"app", p->config().app_id},
@@ -103,6 +106,7 @@ json pipelines(const Host& host) {
                        {"failure", p->failed() ? json(p->failure()) : json()},
                        {"partitions", partitions},
                        {"recovery", recovery},
+                       {"channels", channels},
                        {"tables", tables}});
     }
     return out;

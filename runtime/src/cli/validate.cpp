@@ -27,7 +27,9 @@ int validate(const std::vector<std::filesystem::path>& files, const std::optiona
             continue;
         }
         std::cout << file.string() << ": ok (app " << config->app_id << ", " << config->topics.size() << " topic(s), "
-                  << config->agents.size() << " agent(s), " << config->timers.size() << " timer(s))\n";
+                  << config->agents.size() << " agent(s), " << config->timers.size() << " timer(s)"
+                  << (config->channels.empty() ? "" : ", " + std::to_string(config->channels.size()) + " channel(s)")
+                  << ")\n";
     }
     return failures == 0 ? 0 : 1;
 }

@@ -159,6 +159,13 @@ struct BrokerSpec {
     std::map<std::string, std::string> properties;  // extra librdkafka properties for every client
 };
 
+// Faust's app.channel: an in-memory stream between agents of one host. Agents read it with `from:` and write it
+// as a sink, with send or cast; nothing of it reaches Kafka.
+struct ChannelSpec {
+    std::string name;
+    Mark mark;
+};
+
 struct PipelineConfig {
     std::filesystem::path file;
     std::string app_id;
@@ -175,10 +182,13 @@ struct PipelineConfig {
     std::vector<TableSpec> tables;
     std::vector<AgentSpec> agents;
     std::vector<TimerSpec> timers;
+    std::vector<ChannelSpec> channels;
 
     const TopicSpec* topic(const std::string& name) const;
+    const ChannelSpec* channel(const std::string& name) const;
     const TableSpec* table(const std::string& name) const;
-    // Topics some agent reads (the consumer subscribes to these, and to leader_topic() when a timer is on_leader).
+    // Topics some agent reads (the consumer subscribes to these, and to leader_topic() when a timer is on_leader);
+    // channels are not topics.
     std::vector<std::string> source_topics() const;
     // Leader election: the host that owns partition 0 of this one-partition topic leads the app.
     std::string leader_topic() const { return app_id + "-__leader"; }

@@ -24,6 +24,12 @@ const TopicSpec* PipelineConfig::topic(const std::string& name) const {
     return nullptr;
 }
 
+const ChannelSpec* PipelineConfig::channel(const std::string& name) const {
+    for (const auto& ch : channels)
+        if (ch.name == name) return &ch;
+    return nullptr;
+}
+
 const TableSpec* PipelineConfig::table(const std::string& name) const {
     for (const auto& t : tables)
         if (t.name == name) return &t;
@@ -38,7 +44,7 @@ std::vector<std::string> PipelineConfig::source_topics() const {
     std::vector<std::string> out;
     for (const auto& a : agents)
         for (const auto& t : a.from)
-            if (std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
+            if (!channel(t) && std::find(out.begin(), out.end(), t) == out.end()) out.push_back(t);
     return out;
 }
 
@@ -327,8 +333,9 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
     if (root.IsNull()) r.fail(root, "the file is empty: expected a pipeline with app, topics and agents");
     auto top = r.entries(root, "the pipeline",
                          {"app", "broker", "processing_guarantee", "plugins", "state_dir", "commit_interval",
-                          "shutdown_timeout", "workers", "consumer", "producer", "topics", "tables", "agents", "timers"});
-    YAML::Node topics_node, tables_node, agents_node, timers_node, state_node;
+                          "shutdown_timeout", "workers", "consumer", "producer", "topics", "channels", "tables", "agents",
+                          "timers"});
+    YAML::Node topics_node, tables_node, agents_node, timers_node, state_node, channels_node;
     bool have_state_dir = false;  // (a default-constructed YAML::Node converts to true)
     bool have_app = false;
     for (auto& [key, v] : top) {
@@ -377,6 +384,8 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             have_state_dir = true;
         } else if (key == "topics") {
             topics_node = v;
+        } else if (key == "channels") {
+            channels_node = v;
         } else if (key == "tables") {
             tables_node = v;
         } else if (key == "agents") {
@@ -407,6 +416,15 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 }
             }
             c.topics.push_back(t);
+        }
+    }
+
+    if (channels_node && !channels_node.IsNull()) {
+        for (auto& [name, v] : r.entries(channels_node, "channels")) {
+            if (!v.IsNull()) r.entries(v, "channels." + name, {});  // no settings yet: refuse any
+            const YAML::Node& at = v.IsNull() ? channels_node : v;     // a null value has no useful position
+            if (c.topic(name)) r.fail(at, "channels." + name + ": a topic of that name is declared too");
+            c.channels.push_back(ChannelSpec{name, r.mark_of(at)});
         }
     }
 
@@ -486,11 +504,14 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
     }
 
     std::set<std::string> agent_names;
-    auto check_topics = [&](const YAML::Node& node, const std::vector<std::string>& list, const std::string& what) {
+    // `channels_too`: a declared channel is accepted where a topic is (an agent's from and sinks).
+    auto check_topics = [&](const YAML::Node& node, const std::vector<std::string>& list, const std::string& what,
+                            bool channels_too = false) {
         for (size_t i = 0; i < list.size(); ++i)
-            if (!c.topic(list[i])) {
+            if (!c.topic(list[i]) && !(channels_too && c.channel(list[i]))) {
                 const YAML::Node at = node.IsSequence() ? node[i] : node;
-                r.fail(at, what + " names topic '" + list[i] + "', which is not declared under topics");
+                r.fail(at, what + " names topic '" + list[i] + "', which is not declared under topics" +
+                               (channels_too ? " or channels" : ""));
             }
     };
     auto check_plugin = [&](const YAML::Node& node, const std::string& plugin, const std::string& what) {
@@ -557,12 +578,23 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             if (!have_plugin) r.fail(v, what + " needs 'plugin' (the plugin file name without .so)");
             if (!have_from) r.fail(v, what + " needs 'from' (the topic it reads)");
             if (!have_agent) { a.agent = a.name; a.agent_mark = a.plugin_mark; }
-            check_topics(from_node, a.from, what + ".from");
+            check_topics(from_node, a.from, what + ".from", true);
+            const bool reads_channel =
+                std::any_of(a.from.begin(), a.from.end(), [&](const std::string& t) { return c.channel(t) != nullptr; });
+            if (reads_channel) {
+                // A channel has no partitions: nothing to shard a table by, nothing to re-key.
+                if (a.from.size() != 1)
+                    r.fail(from_node, what + ".from: an agent reads one channel, or topics only, not both");
+                if (!a.tables.empty()) r.fail(tables_ref, what + ": an agent reading a channel cannot use tables "
+                                                         "(a channel has no partitions to shard them by)");
+                if (have_group_by || have_through)
+                    r.fail(have_group_by ? group_by_node : through_node, what + ": an agent reading a channel cannot be re-keyed");
+            }
             for (size_t i = 0; i < a.tables.size(); ++i)
                 if (!c.table(a.tables[i]))
                     r.fail(tables_ref.IsSequence() ? tables_ref[i] : tables_ref,
                            what + ".tables names table '" + a.tables[i] + "', which is not declared under tables");
-            if (sinks_node) check_topics(sinks_node, a.sinks, what + ".sinks");
+            if (sinks_node) check_topics(sinks_node, a.sinks, what + ".sinks", true);
             if (echo_node) check_topics(echo_node, a.echo, what + ".echo");
             check_plugin(plugin_node, a.plugin, what + ".plugin");
             if (a.on_error.then == ThenPolicy::dead_letter && a.on_error.dead_letter_topic.empty())
@@ -661,7 +693,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             if (have_zone && !CronSchedule::known_zone(t.timezone))
                 r.fail(zone_node, what + ".timezone: unknown time zone '" + t.timezone + "' (IANA names, e.g. Europe/Paris)");
             if (!have_agent) { t.agent = t.name; t.agent_mark = t.plugin_mark; }
-            if (sinks_node) check_topics(sinks_node, t.sinks, what + ".sinks");
+            if (sinks_node) check_topics(sinks_node, t.sinks, what + ".sinks", true);
             check_plugin(plugin_node, t.plugin, what + ".plugin");
             c.timers.push_back(std::move(t));
         }

@@ -167,6 +167,23 @@ TopologyDiff diff_topology(const PipelineConfig& running, const PipelineConfig& 
     for (const auto& a : edited.agents)
         if (!by_name(running.agents, a.name)) d.agents_added.push_back(a.name);
 
+    // Channels and the agents reading them are built with the pipeline (their lanes are not partitions').
+    std::set<std::string> old_channels, new_channels;
+    for (const auto& ch : running.channels) old_channels.insert(ch.name);
+    for (const auto& ch : edited.channels) new_channels.insert(ch.name);
+    if (old_channels != new_channels) restart("the channels changed");
+    auto reads_channel = [](const std::vector<std::string>& names, const PipelineConfig& c) {
+        for (const auto& n : names)
+            if (const AgentSpec* a = by_name(c.agents, n))
+                for (const auto& t : a->from)
+                    if (c.channel(t)) return n;
+        return std::string();
+    };
+    for (const auto& [names, config] : {std::pair{&d.agents_added, &edited}, std::pair{&d.agents_removed, &running},
+                                        std::pair{&d.agents_changed, &running}})
+        if (auto name = reads_channel(*names, *config); !name.empty())
+            restart("agent " + name + ", which reads a channel, was added, removed or changed");
+
     // The repartition agents `group_by`/`through` add come with their own topics: restart for those.
     auto builtin = [&](const std::vector<std::string>& names, const PipelineConfig& c) {
         for (const auto& n : names)

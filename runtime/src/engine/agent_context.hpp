@@ -40,7 +40,8 @@ struct mph_agent_ctx {
     mephisto::Lane* lane = nullptr;          // the partition instance's lane (null for timers)
 
     // Set only while a callback runs:
-    const rd_kafka_message_t* message = nullptr;  // on_event: the event, for forward()
+    const rd_kafka_message_t* message = nullptr;  // on_event of a consumed message: the message (window time)
+    const mephisto::InFlight* current = nullptr;  // on_event: the event, for forward() and reply()
     mephisto::InFlight* inflight = nullptr;       // outputs are tracked against this input (or NULL: timers)
     std::string error;                            // set_error's text for the current verdict
 

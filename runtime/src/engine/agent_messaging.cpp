@@ -21,6 +21,14 @@ std::string fresh_reply_topic(const std::string& app_id) {
     return app_id + "-reply-" + hex;
 }
 
+// A header of the event being answered, whichever its source (a topic or a channel); empty when absent.
+std::string request_header(const InFlight* event, const char* name) {
+    if (event->message) return header_value(event->message, name);
+    for (auto it = event->channel_event->headers.rbegin(); it != event->channel_event->headers.rend(); ++it)
+        if (it->first == name) return it->second.value_or("");
+    return {};
+}
+
 mph_message message_of(const mph_message* raw) {
     mph_message m = read_message(raw);
     if (raw->struct_size < offsetof(mph_message, partition) + sizeof(int32_t)) m.partition = MPH_PARTITION_ANY;
@@ -31,6 +39,11 @@ mph_message message_of(const mph_message* raw) {
 
 std::string Pipeline::agent_topic(const std::string& agent) const {
     std::lock_guard lock(agents_mutex_);
+    // An agent re-keyed by group_by/through reads its repartition topic: a message goes to the sources of its
+    // repartition agent instead, to be re-keyed like every other event.
+    for (const auto& a : agents_)
+        if (a->spec->builtin == "repartition" && a->spec->name == agent + "-repartition" && !a->spec->from.empty())
+            return a->spec->from.front();
     for (const auto& a : agents_)
         if (a->spec->name == agent && !a->spec->from.empty()) return a->spec->from.front();
     return {};
@@ -50,6 +63,11 @@ Status Pipeline::ensure_reply_router() {
     if (reply_router_ready_.load(std::memory_order_acquire)) return {};
     std::lock_guard lock(reply_router_mutex_);
     if (reply_router_) return {};
+    // A broker that refused the reply topic is not asked again on every ask (each try names a new topic).
+    if (reply_router_failed_at_ != std::chrono::steady_clock::time_point{} &&
+        std::chrono::steady_clock::now() - reply_router_failed_at_ < std::chrono::seconds(10))
+        return make_error("the reply topic could not be created; retrying in at most 10 s");
+    reply_router_failed_at_ = std::chrono::steady_clock::now();
     const std::string topic = fresh_reply_topic(config_.app_id);
     if (auto st = ensure_internal_topic(topic, 1); !st) return make_error("cannot create the reply topic: " + st.error());
     std::map<std::string, std::string> props = config_.broker.properties;
@@ -58,6 +76,7 @@ Status Pipeline::ensure_reply_router() {
     auto router = std::make_unique<ReplyRouter>(topic, std::move(props), [this](Answer&& a) { route_answer(std::move(a)); },
                                                 log_);
     if (auto st = router->start(); !st) return st;
+    reply_router_failed_at_ = {};
     reply_router_ = std::move(router);
     reply_router_ready_.store(reply_router_.get(), std::memory_order_release);
     return {};
@@ -98,8 +117,11 @@ mph_status Pipeline::ask(mph_agent_ctx& ctx, const std::string& agent, const mph
     const mph_status st =
         produce_tracked(ctx, topic, m.key, m.key_len, m.value, m.value_len, headers, m.partition, m.timestamp_ms);
     if (st != MPH_OK) {
-        if (router.withdraw(id)) f->pending.fetch_sub(1, std::memory_order_relaxed);
-        return st;
+        if (router.withdraw(id)) {
+            f->pending.fetch_sub(1, std::memory_order_relaxed);
+            return st;
+        }
+        // Timed out while the produce blocked: on_reply hears of it, so the caller gets the id after all.
     }
     lane->agent->stats.asks.fetch_add(1, std::memory_order_relaxed);
     if (request_id) *request_id = id;
@@ -107,9 +129,9 @@ mph_status Pipeline::ask(mph_agent_ctx& ctx, const std::string& agent, const mph
 }
 
 mph_status Pipeline::reply(mph_agent_ctx& ctx, const void* value, size_t value_len) {
-    if (!ctx.message) return MPH_ERR_STATE;
-    const std::string reply_to = header_value(ctx.message, kReplyToHeader);
-    const std::string correlation = header_value(ctx.message, kCorrelationHeader);
+    if (!ctx.current) return MPH_ERR_STATE;
+    const std::string reply_to = request_header(ctx.current, kReplyToHeader);
+    const std::string correlation = request_header(ctx.current, kCorrelationHeader);
     if (reply_to.empty() || correlation.empty()) return MPH_ERR_NOT_FOUND;
     rd_kafka_headers_t* headers = rd_kafka_headers_new(2);
     rd_kafka_header_add(headers, kCorrelationHeader, -1, correlation.data(), static_cast<ssize_t>(correlation.size()));
@@ -122,6 +144,7 @@ mph_status Pipeline::reply(mph_agent_ctx& ctx, const void* value, size_t value_l
 
 void Pipeline::route_answer(Answer&& answer) {
     auto* f = static_cast<InFlight*>(answer.token);
+    int completed = 0;
     if (auto box = std::static_pointer_cast<LaneMailbox>(answer.waiter)) {
         std::lock_guard box_lock(box->mu);
         if (Lane* lane = box->lane) {
@@ -130,18 +153,19 @@ void Pipeline::route_answer(Answer&& answer) {
                 std::lock_guard lock(lane->mu);
                 lane->replies.push_back(std::move(answer));
                 lane->has_replies.store(true, std::memory_order_release);
-                schedule = !lane->scheduled && !lane->partition->recovering &&
-                           !lane->stopping.load(std::memory_order_relaxed);
+                // (A lane that asked has its partition recovered: no need to look at `recovering` here.)
+                schedule = !lane->scheduled && !lane->stopping.load(std::memory_order_relaxed);
                 if (schedule) lane->scheduled = true;
             }
             if (schedule) scheduler_.push(lane);
             return;
         }
+        completed = box->released_as;
     }
-    // Nobody to tell: the partition was revoked (or the router stopped). The event stays uncommitted and
-    // whoever owns the partition next asks again.
+    // Nobody to tell. After a revoke (or when the router stopped) the event stays uncommitted and whoever owns
+    // the partition next asks again; after the agent was removed, its share is done.
     if (answer.message) rd_kafka_message_destroy(answer.message);
-    finish(f, 0);
+    finish(f, completed);
 }
 
 bool Pipeline::deliver_replies(Lane& lane, std::string& error) {
@@ -187,7 +211,7 @@ void Pipeline::finished_by_agent(Lane& lane, InFlight* f) {
         finish(f);
         return;
     }
-    const int64_t offset = f->message->offset;
+    const int64_t offset = f->offset();
     if (auto it = std::find(lane.early_acks.begin(), lane.early_acks.end(), offset); it != lane.early_acks.end()) {
         lane.early_acks.erase(it);  // acknowledged inside its own callback
         finish(f);
@@ -208,7 +232,7 @@ mph_status Pipeline::ack(mph_agent_ctx& ctx, int64_t offset) {
         return MPH_OK;
     }
     for (size_t i = 0; i < lane->in_callback && i < lane->local.size(); ++i)
-        if (lane->local[i]->message->offset == offset) {
+        if (lane->local[i]->offset() == offset) {
             if (std::find(lane->early_acks.begin(), lane->early_acks.end(), offset) == lane->early_acks.end())
                 lane->early_acks.push_back(offset);
             return MPH_OK;
@@ -229,6 +253,7 @@ void Pipeline::release_lane(Lane& lane, int completed) {
     if (lane.mailbox) {
         std::lock_guard lock(lane.mailbox->mu);
         lane.mailbox->lane = nullptr;
+        lane.mailbox->released_as = completed;
     }
     std::deque<InFlight*> events;
     std::deque<Answer> answers;

@@ -32,13 +32,77 @@ std::string where(const PartitionState& ps, int64_t offset) {
     return ps.topic + "[" + std::to_string(ps.partition) + "]@" + std::to_string(offset);
 }
 
-mph_event make_event(const PartitionState& ps, const rd_kafka_message_t* msg, std::vector<mph_header>& headers) {
-    return mephisto::make_event(ps.topic.c_str(), msg, headers);
+mph_event make_event(const PartitionState& ps, const InFlight* f, std::vector<mph_header>& headers) {
+    if (f->message) return mephisto::make_event(ps.topic.c_str(), f->message, headers);
+    const ChannelEvent& c = *f->channel_event;
+    headers.clear();
+    for (const auto& [name, value] : c.headers)
+        headers.push_back(mph_header{name.c_str(), name.size(), value ? value->data() : nullptr, value ? value->size() : 0});
+    mph_event ev{};
+    ev.struct_size = sizeof ev;
+    ev.topic = ps.topic.c_str();
+    ev.partition = 0;
+    ev.offset = c.sequence;
+    ev.timestamp_ms = c.timestamp_ms;
+    ev.key = c.key ? c.key->data() : nullptr;
+    ev.key_len = c.key ? c.key->size() : 0;
+    ev.value = c.value ? c.value->data() : nullptr;
+    ev.value_len = c.value ? c.value->size() : 0;
+    ev.headers = headers.empty() ? nullptr : headers.data();
+    ev.header_count = headers.size();
+    return ev;
+}
+
+// An event's key, value and timestamp (0: none), whichever its source.
+struct EventBytes {
+    const void* key = nullptr;
+    size_t key_len = 0;
+    const void* value = nullptr;  // null: a tombstone
+    size_t value_len = 0;
+    int64_t timestamp_ms = 0;
+};
+EventBytes bytes_of(const InFlight* f) {
+    EventBytes b;
+    if (const rd_kafka_message_t* m = f->message) {
+        b.key = m->key;
+        b.key_len = m->key ? m->key_len : 0;
+        b.value = m->payload;
+        b.value_len = m->payload ? m->len : 0;
+        rd_kafka_timestamp_type_t type;
+        const int64_t ts = rd_kafka_message_timestamp(m, &type);
+        b.timestamp_ms = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts;
+        return b;
+    }
+    const ChannelEvent& c = *f->channel_event;
+    b.key = c.key ? c.key->data() : nullptr;
+    b.key_len = c.key ? c.key->size() : 0;
+    b.value = c.value ? c.value->data() : nullptr;
+    b.value_len = c.value ? c.value->size() : 0;
+    b.timestamp_ms = c.timestamp_ms;
+    return b;
+}
+
+// A copy of an event's headers for producing it again (null when it has none).
+rd_kafka_headers_t* copy_headers(const InFlight* f) {
+    if (f->message) {
+        rd_kafka_headers_t* original = nullptr;
+        if (rd_kafka_message_headers(f->message, &original) == RD_KAFKA_RESP_ERR_NO_ERROR && original)
+            return rd_kafka_headers_copy(original);
+        return nullptr;
+    }
+    const auto& headers = f->channel_event->headers;
+    if (headers.empty()) return nullptr;
+    rd_kafka_headers_t* h = rd_kafka_headers_new(headers.size());
+    for (const auto& [name, value] : headers)
+        rd_kafka_header_add(h, name.data(), static_cast<ssize_t>(name.size()), value ? value->data() : nullptr,
+                            value ? static_cast<ssize_t>(value->size()) : 0);
+    return h;
 }
 
 // Values a topic's codec rejects never reach the agent; they follow its error policy (RELIABILITY 36).
-std::optional<std::string> decode_error(const PartitionState& ps, const rd_kafka_message_t* msg) {
-    if (!ps.spec) return std::nullopt;
+std::optional<std::string> decode_error(const PartitionState& ps, const InFlight* f) {
+    if (!ps.spec || !f->message) return std::nullopt;  // a channel carries what agents sent: not checked again
+    const rd_kafka_message_t* msg = f->message;
     if (ps.value_codec && msg->payload)
         if (auto st = validate_with(*ps.value_codec, {static_cast<const char*>(msg->payload), msg->len}); !st)
             return "the value is not valid " + ps.spec->value_codec.name + ": " + st.error();
@@ -453,6 +517,7 @@ Status Pipeline::start() {
             break;
         }
 
+    if (auto st = open_channels(); !st) return st;
     for (int i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
     consuming_ = true;
     consumer_thread_ = std::thread([this] { consume_loop(); });
@@ -503,6 +568,11 @@ void Pipeline::stop() {
                         if (lane->scheduled && !lane->agent->stats.quarantined) busy = true;
                     }
             }
+            for (auto& [name, ch] : channels_)
+                for (auto& lane : ch->lanes) {
+                    std::lock_guard l(lane->mu);
+                    if (lane->scheduled && !lane->agent->stats.quarantined) busy = true;
+                }
             if (asks_waiting() > 0) busy = true;  // an ask ends with its reply or its timeout
             if (!busy || Clock::now() >= drain_deadline || failed_) break;
             std::this_thread::sleep_for(milliseconds(5));
@@ -512,6 +582,7 @@ void Pipeline::stop() {
             std::lock_guard swap_lock(swap_mutex_);
             revoke_all(remaining());
         }
+        close_channels();
         // Asks still waiting belong to revoked events: they are dropped, uncommitted, and asked again later.
         if (reply_router_) reply_router_->stop();
 
@@ -967,6 +1038,7 @@ void Pipeline::revoke_all(milliseconds budget) {
                 if (auto it = followers_.find(shard->store().spec().name); it != followers_.end())
                     it->second->release(shard->partition());
             }
+            ps->revoked.store(true, std::memory_order_relaxed);
             revoked.push_back(std::move(ps));
         }
         partitions_.clear();
@@ -1006,6 +1078,7 @@ void Pipeline::run_lane(Lane& lane) {
             outcome = Outcome::park;
             break;
         }
+        if (lane.created && lane.generation != lane.agent->generation.load()) destroy_instance(lane);  // one_for_all
         std::string error;
         if (lane.has_replies.load(std::memory_order_acquire) && !deliver_replies(lane, error)) {
             outcome = on_failure(lane, 0, MPH_FATAL, "create failed: " + error, delay);
@@ -1016,8 +1089,11 @@ void Pipeline::run_lane(Lane& lane) {
             std::lock_guard lock(lane.mu);
             lane.local.swap(lane.queue);
         }
-        if (lane.local.empty() && lane.orphans.empty()) break;
-        if (lane.created && lane.generation != lane.agent->generation.load()) destroy_instance(lane);  // one_for_all
+        const size_t dropped = lane.partition->channel ? drop_revoked_channel_events(lane) : 0;
+        if (lane.local.empty() && lane.orphans.empty()) {
+            if (dropped > 0) continue;  // all dropped: take what is queued
+            break;
+        }
         if (!ensure_instance(lane, error)) {
             outcome = on_failure(lane, 0, MPH_FATAL, "create failed: " + error, delay);
             if (outcome == Outcome::done) continue;
@@ -1110,26 +1186,27 @@ void Pipeline::destroy_instance(Lane& lane) {
     lane.agent->stats.unacked.fetch_sub(lane.held.size(), std::memory_order_relaxed);
     lane.held.clear();
     std::sort(lane.orphans.begin(), lane.orphans.end(),
-              [](const InFlight* a, const InFlight* b) { return a->message->offset < b->message->offset; });
+              [](const InFlight* a, const InFlight* b) { return a->offset() < b->offset(); });
     if (lane.agent->info->callbacks.destroy) lane.agent->info->callbacks.destroy(lane.instance);
     lane.instance = nullptr;
     lane.created = false;
 }
 
 Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay) {
-    const rd_kafka_message_t* msg = f->message;
-    if (auto bad = decode_error(*lane.partition, msg)) {
+    const rd_kafka_message_t* msg = f->message;  // null for a channel event
+    if (auto bad = decode_error(*lane.partition, f)) {
         lane.agent->stats.undecodable++;
         // Retrying cannot fix an undecodable value: the error policy applies at once.
         lane.attempts = lane.agent->spec->on_error.retry;
-        lane.failing_offset = lane.local.front()->message->offset;  // the policy applies now
+        lane.failing_offset = lane.local.front()->offset();  // the policy applies now
         return on_failure(lane, 1, MPH_RETRY, *bad, delay);
     }
     if (!lane.agent->spec->echo.empty())
-        if (mph_status st = echo(lane, msg, f); st != MPH_OK)
+        if (mph_status st = echo(lane, f); st != MPH_OK)
             return on_failure(lane, 1, MPH_RETRY, "echo to " + lane.agent->spec->echo.front() + " failed", delay);
-    mph_event ev = make_event(*lane.partition, msg, t_headers);
+    mph_event ev = make_event(*lane.partition, f, t_headers);
     lane.ctx.message = msg;
+    lane.ctx.current = f;
     lane.ctx.inflight = f;
     lane.ctx.error.clear();
     lane.ctx.views.clear();
@@ -1137,21 +1214,23 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
     const auto started = std::chrono::steady_clock::now();
     mph_status verdict = lane.agent->info->callbacks.on_event(lane.instance, &lane.ctx, &ev);
     lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
-    lane.in_callback = 0;
     lane.ctx.message = nullptr;
+    lane.ctx.current = nullptr;
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
-        if (msg->offset >= lane.failing_offset) {
+        if (f->offset() >= lane.failing_offset) {
             lane.attempts = 0;
             lane.failing_offset = -1;
         }
         lane.agent->stats.processed.fetch_add(1, std::memory_order_relaxed);
-        if (lane.windowed) advance_windows(lane, {msg}, f);
+        if (lane.windowed) advance_windows(lane, {msg}, f);  // on_window_close may still ack the event
+        lane.in_callback = 0;
         lane.local.pop_front();
         finished_by_agent(lane, f);
         lane.early_acks.clear();
         return Outcome::done;
     }
+    lane.in_callback = 0;
     lane.early_acks.clear();  // the event comes again: an acknowledgement of it meant this attempt
     return on_failure(lane, 1, verdict, lane.ctx.error, delay);
 }
@@ -1161,7 +1240,7 @@ Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, millisecond
     std::string why;
     auto keep = [&](InFlight* f) {
         std::vector<mph_header> headers;
-        const mph_event ev = make_event(*lane.partition, f->message, headers);
+        const mph_event ev = make_event(*lane.partition, f, headers);
         char errbuf[256] = {};
         const int32_t verdict = predicate.keep(&ev, errbuf, sizeof errbuf);
         errbuf[sizeof errbuf - 1] = '\0';
@@ -1182,7 +1261,7 @@ Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, millisecond
             continue;
         }
         lane.attempts = lane.agent->spec->on_error.retry;  // a retry would ask the same predicate the same question
-        lane.failing_offset = lane.local.front()->message->offset;  // the policy applies now
+        lane.failing_offset = lane.local.front()->offset();  // the policy applies now
         return on_failure(lane, 1, MPH_RETRY, "filter " + lane.agent->spec->filter.name + ": " + why, delay);
     }
     if (lane.agent->info->callbacks.on_event) return Outcome::done;  // one event at a time: the head is enough
@@ -1197,24 +1276,24 @@ Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, millisecond
 
 Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds& delay) {
     // Undecodable events at the head follow the error policy one by one; the batch is the decodable run.
-    if (auto bad = decode_error(*lane.partition, lane.local.front()->message)) {
+    if (auto bad = decode_error(*lane.partition, lane.local.front())) {
         lane.agent->stats.undecodable++;
         lane.attempts = lane.agent->spec->on_error.retry;
-        lane.failing_offset = lane.local.front()->message->offset;  // the policy applies now
+        lane.failing_offset = lane.local.front()->offset();  // the policy applies now
         return on_failure(lane, 1, MPH_RETRY, *bad, delay);
     }
     size_t n = 1;
-    while (n < count && !decode_error(*lane.partition, lane.local[n]->message)) ++n;
+    while (n < count && !decode_error(*lane.partition, lane.local[n])) ++n;
     std::vector<std::vector<mph_header>> headers(n);
     std::vector<mph_event> events(n);
     std::vector<const mph_event*> pointers(n);
     for (size_t i = 0; i < n; ++i) {
-        events[i] = make_event(*lane.partition, lane.local[i]->message, headers[i]);
+        events[i] = make_event(*lane.partition, lane.local[i], headers[i]);
         pointers[i] = &events[i];
     }
     if (!lane.agent->spec->echo.empty())
         for (size_t i = 0; i < n; ++i)  // each copy tracked against its own event
-            if (mph_status st = echo(lane, lane.local[i]->message, lane.local[i]); st != MPH_OK)
+            if (mph_status st = echo(lane, lane.local[i]); st != MPH_OK)
                 return on_failure(lane, n, MPH_RETRY, "echo to " + lane.agent->spec->echo.front() + " failed", delay);
     // Outputs are tracked against the first event: the commit cannot pass it before they are acknowledged.
     lane.ctx.inflight = lane.local.front();
@@ -1224,10 +1303,9 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     const auto started = std::chrono::steady_clock::now();
     mph_status verdict = lane.agent->info->callbacks.on_batch(lane.instance, &lane.ctx, pointers.data(), n);
     lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
-    lane.in_callback = 0;
     lane.ctx.inflight = nullptr;
     if (verdict == MPH_OK) {
-        if (lane.local[n - 1]->message->offset >= lane.failing_offset) {
+        if (lane.local[n - 1]->offset() >= lane.failing_offset) {
             lane.attempts = 0;
             lane.failing_offset = -1;
         }
@@ -1237,6 +1315,7 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
             for (size_t i = 0; i < n; ++i) messages.push_back(lane.local[i]->message);
             advance_windows(lane, messages, lane.local.front());
         }
+        lane.in_callback = 0;
         for (size_t i = 0; i < n; ++i) {
             InFlight* f = lane.local.front();
             lane.local.pop_front();
@@ -1245,6 +1324,7 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
         lane.early_acks.clear();
         return Outcome::done;
     }
+    lane.in_callback = 0;
     lane.early_acks.clear();
     return on_failure(lane, n, verdict, lane.ctx.error, delay);
 }
@@ -1255,10 +1335,10 @@ Pipeline::Outcome Pipeline::on_failure(Lane& lane, size_t count, mph_status verd
     const ErrorPolicy& policy = agent.spec->on_error;
     agent.stats.failures++;
     if (error.empty()) error = "no reason given (status " + std::to_string(verdict) + ")";
-    const std::string at = count > 0 ? where(*lane.partition, lane.local.front()->message->offset)
+    const std::string at = count > 0 ? where(*lane.partition, lane.local.front()->offset())
                                      : lane.partition->topic + "[" + std::to_string(lane.partition->partition) + "]";
     if (count > 0) {
-        const int64_t offset = lane.local.front()->message->offset;
+        const int64_t offset = lane.local.front()->offset();
         if (offset != lane.failing_offset) lane.attempts = 0;  // a new event fails: its own count
         lane.failing_offset = offset;
         ++lane.attempts;
@@ -1292,7 +1372,7 @@ Pipeline::Outcome Pipeline::on_failure(Lane& lane, size_t count, mph_status verd
         for (size_t i = 0; i < count; ++i) {
             InFlight* f = lane.local.front();
             if (policy.then == ThenPolicy::crash) {
-                fail("agent " + agent.spec->name + " failed at " + where(*lane.partition, f->message->offset) +
+                fail("agent " + agent.spec->name + " failed at " + where(*lane.partition, f->offset()) +
                      " after " + std::to_string(lane.attempts) + " attempt(s) and its policy is crash: " + error);
                 return Outcome::park;
             }
@@ -1319,20 +1399,16 @@ Pipeline::Outcome Pipeline::on_failure(Lane& lane, size_t count, mph_status verd
 void Pipeline::apply_error_policy(Lane& lane, InFlight* f, const std::string& error) {
     AgentRuntime& agent = *lane.agent;
     const auto& policy = agent.spec->on_error;
-    const std::string at = where(*lane.partition, f->message->offset);
+    const std::string at = where(*lane.partition, f->offset());
     if (policy.then == ThenPolicy::skip) {
         agent.stats.skipped++;
         agent.log->warn("skipping {} after {} attempt(s): {}", at, lane.attempts, error);
         return;
     }
     // dead_letter: the original key, value and headers, plus why and where from.
-    const rd_kafka_message_t* msg = f->message;
-    rd_kafka_headers_t* headers = nullptr;
-    rd_kafka_headers_t* original = nullptr;
-    if (rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR && original)
-        headers = rd_kafka_headers_copy(original);
-    else
-        headers = rd_kafka_headers_new(4);
+    const EventBytes event = bytes_of(f);
+    rd_kafka_headers_t* headers = copy_headers(f);
+    if (!headers) headers = rd_kafka_headers_new(4);
     auto add = [&](const char* name, const std::string& value) {
         rd_kafka_header_add(headers, name, -1, value.data(), static_cast<ssize_t>(value.size()));
     };
@@ -1340,11 +1416,8 @@ void Pipeline::apply_error_policy(Lane& lane, InFlight* f, const std::string& er
     add("mephisto.agent", agent.spec->name);
     add("mephisto.source", at);
     lane.ctx.inflight = f;
-    rd_kafka_timestamp_type_t type;
-    int64_t ts = rd_kafka_message_timestamp(msg, &type);
-    mph_status st = produce_tracked(lane.ctx, policy.dead_letter_topic, msg->key, msg->key ? msg->key_len : 0,
-                                    msg->payload, msg->payload ? msg->len : 0, headers, MPH_PARTITION_ANY,
-                                    type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts);
+    mph_status st = produce_tracked(lane.ctx, policy.dead_letter_topic, event.key, event.key_len, event.value,
+                                    event.value_len, headers, MPH_PARTITION_ANY, event.timestamp_ms);
     lane.ctx.inflight = nullptr;
     if (st != MPH_OK) {
         fail("cannot dead-letter " + at + " to " + policy.dead_letter_topic + " (status " + std::to_string(st) + ")");
@@ -1360,15 +1433,20 @@ void Pipeline::finish(InFlight* f, int completed) {
     if (completed == 0) f->abandoned.store(true, std::memory_order_relaxed);
     if (f->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
     PartitionState* ps = f->partition;
-    if (!f->abandoned.load(std::memory_order_relaxed)) {
+    const bool abandoned = f->abandoned.load(std::memory_order_relaxed);
+    if (!abandoned) {
         if (f->on_finished)
             for (auto& hook : *f->on_finished) hook();
-        std::lock_guard lock(ps->mu);
-        ps->tracker.done(f->message->offset);
+        if (f->message) {  // a channel has no offsets to commit
+            std::lock_guard lock(ps->mu);
+            ps->tracker.done(f->message->offset);
+        }
     }
     ps->unfinished.fetch_sub(1, std::memory_order_relaxed);
-    rd_kafka_message_destroy(f->message);
+    if (f->message) rd_kafka_message_destroy(f->message);
+    InFlight* cause = f->channel_event ? f->channel_event->cause : nullptr;
     delete f;
+    if (cause) finish(cause, abandoned ? 0 : 1);  // the event that sent it is done with it too
 }
 
 // ------------------------------------------------------------------------------------------------- output
@@ -1376,6 +1454,9 @@ void Pipeline::finish(InFlight* f, int completed) {
 mph_status Pipeline::produce_tracked(mph_agent_ctx& ctx, const std::string& topic, const void* key, size_t key_len,
                                      const void* value, size_t value_len, rd_kafka_headers_t* headers,
                                      int32_t partition, int64_t timestamp_ms) {
+    if (!channels_.empty())
+        if (auto it = channels_.find(topic); it != channels_.end())
+            return send_to_channel(ctx, *it->second, key, key_len, value, value_len, headers, timestamp_ms);
     InFlight* f = ctx.inflight;
     if (f) f->pending.fetch_add(1, std::memory_order_relaxed);
     std::string why;
@@ -1429,31 +1510,25 @@ mph_status Pipeline::send(mph_agent_ctx& ctx, const std::string& topic, const mp
 }
 
 mph_status Pipeline::forward(mph_agent_ctx& ctx) {
-    if (!ctx.message) return MPH_ERR_STATE;
+    if (!ctx.current) return MPH_ERR_STATE;
     if (!ctx.sinks || ctx.sinks->empty()) return MPH_ERR_UNSUPPORTED;
-    return forward_to(ctx, ctx.message, *ctx.sinks);
+    return forward_to(ctx, ctx.current, *ctx.sinks);
 }
 
-mph_status Pipeline::echo(Lane& lane, const rd_kafka_message_t* msg, InFlight* inflight) {
-    if (msg->offset <= lane.echoed) return MPH_OK;  // copied before a retry
-    lane.ctx.inflight = inflight;
-    const mph_status st = forward_to(lane.ctx, msg, lane.agent->spec->echo);
+mph_status Pipeline::echo(Lane& lane, InFlight* event) {
+    if (event->offset() <= lane.echoed) return MPH_OK;  // copied before a retry
+    lane.ctx.inflight = event;
+    const mph_status st = forward_to(lane.ctx, event, lane.agent->spec->echo);
     lane.ctx.inflight = nullptr;
-    if (st == MPH_OK) lane.echoed = msg->offset;
+    if (st == MPH_OK) lane.echoed = event->offset();
     return st;
 }
 
-mph_status Pipeline::forward_to(mph_agent_ctx& ctx, const rd_kafka_message_t* msg, const std::vector<std::string>& topics) {
-    rd_kafka_timestamp_type_t type;
-    int64_t ts = rd_kafka_message_timestamp(msg, &type);
+mph_status Pipeline::forward_to(mph_agent_ctx& ctx, const InFlight* event, const std::vector<std::string>& topics) {
+    const EventBytes bytes = bytes_of(event);
     for (const auto& sink : topics) {
-        rd_kafka_headers_t* original = nullptr;
-        rd_kafka_headers_t* headers = nullptr;
-        if (rd_kafka_message_headers(msg, &original) == RD_KAFKA_RESP_ERR_NO_ERROR && original)
-            headers = rd_kafka_headers_copy(original);
-        mph_status st = produce_tracked(ctx, sink, msg->key, msg->key ? msg->key_len : 0, msg->payload,
-                                        msg->payload ? msg->len : 0, headers, MPH_PARTITION_ANY,
-                                        type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts);
+        mph_status st = produce_tracked(ctx, sink, bytes.key, bytes.key_len, bytes.value, bytes.value_len,
+                                        copy_headers(event), MPH_PARTITION_ANY, bytes.timestamp_ms);
         if (st != MPH_OK) return st;
     }
     return MPH_OK;

@@ -67,6 +67,13 @@ struct PartitionStatus {
     bool refused = false;    // its tables refuse to serve (a store ahead of its changelog)
 };
 
+// A channel's traffic since start.
+struct ChannelStatus {
+    std::string name;
+    int64_t sent = 0;        // events sent to it
+    int64_t unfinished = 0;  // of those, not yet finished by every agent reading it
+};
+
 // A table partition's recovery in progress.
 struct RecoveryStatus {
     std::string table;
@@ -101,10 +108,24 @@ struct DeliveryTag {
     enum class Kind : uint8_t { input, flush } kind;
 };
 
-// One consumed message on its way through the agents that read it.
+// An event sent to a channel (Faust's app.channel: in memory, this host only): what a consumed message would
+// carry. It holds a share of the event whose callback sent it, so that one is not committed before every
+// agent reading the channel finished this one: a crash loses the channel's contents, never their cause.
+struct ChannelEvent {
+    std::optional<std::string> key;
+    std::optional<std::string> value;  // nullopt: a tombstone
+    std::vector<std::pair<std::string, std::optional<std::string>>> headers;
+    int64_t timestamp_ms = 0;
+    int64_t sequence = 0;       // its position in the channel: the event's offset
+    InFlight* cause = nullptr;  // null when a timer sent it
+};
+
+// One consumed message (or channel event) on its way through the agents that read it.
 struct InFlight : DeliveryTag {
     InFlight() : DeliveryTag{Kind::input} {}
-    rd_kafka_message_t* message = nullptr;
+    rd_kafka_message_t* message = nullptr;       // a consumed message, or null for:
+    std::unique_ptr<ChannelEvent> channel_event;  // an event sent to a channel
+    int64_t offset() const { return message ? message->offset : channel_event->sequence; }
     PartitionState* partition = nullptr;
     // Agents still processing it + outputs not yet acknowledged. The message is finished at zero.
     std::atomic<int> pending{0};
@@ -120,6 +141,8 @@ struct Lane;
 struct LaneMailbox : ReplyWaiter {
     std::mutex mu;
     Lane* lane = nullptr;
+    int released_as = 0;  // once the lane is released: how the asking events' shares are finished (finish's
+                          // `completed`: 0 at a revoke, 1 when the agent was removed)
 };
 
 // One agent instance on one partition: the unit of ordering and of supervision.
@@ -184,11 +207,16 @@ struct ShardFlush : DeliveryTag {
 struct PartitionState {
     std::string topic;
     int32_t partition = 0;
+    // A channel (in memory, this host only): the lanes of the agents reading it; no consumer, no offsets to
+    // commit, never revoked. Its events are numbered by `channel_sequence`.
+    bool channel = false;
+    std::atomic<int64_t> channel_sequence{0};
     std::optional<TopicSpec> spec;  // its declaration, when the YAML declares it (a copy: reloads replace the YAML)
     const mph_codec_descriptor* value_codec = nullptr;  // a plugin's codec for the values, when the topic names one
     std::mutex mu;  // guards tracker
     OffsetTracker tracker;
     std::atomic<int64_t> unfinished{0};  // messages not finished (for backpressure and draining)
+    std::atomic<bool> revoked{false};    // set once revoked: channel events it caused are dropped
     int64_t commit_sent = -1;            // consumer thread only
     std::atomic<int64_t> committed{-1};  // last offset the broker confirmed
     bool paused = false;                 // consumer thread only
@@ -282,6 +310,7 @@ public:
     // For the admin API. THREAD: any.
     std::vector<PartitionStatus> partition_status() const;
     std::vector<RecoveryStatus> recovery_status() const;
+    std::vector<ChannelStatus> channel_status() const;
     bool joined() const { return joined_.load(); }  // an assignment was received (possibly empty)
     // Leader election (on_leader timers): this host owns partition 0 of the app's leader topic. THREAD: any.
     bool leader() const { return leader_.load(); }
@@ -295,9 +324,9 @@ public:
     mph_status send(mph_agent_ctx& ctx, const std::string& topic, const mph_message* msg);
     mph_status forward(mph_agent_ctx& ctx);
     // Copies `msg` (key, value, headers, timestamp) to each topic, tracked against ctx's input.
-    mph_status forward_to(mph_agent_ctx& ctx, const rd_kafka_message_t* msg, const std::vector<std::string>& topics);
+    mph_status forward_to(mph_agent_ctx& ctx, const InFlight* event, const std::vector<std::string>& topics);
     // echo: copies the lane's events up to and including `msg` that were not yet copied.
-    mph_status echo(Lane& lane, const rd_kafka_message_t* msg, InFlight* inflight);
+    mph_status echo(Lane& lane, InFlight* event);
     // Agents talking to agents (engine/agent_messaging.cpp): Faust's cast and ask, the answer to an ask, and
     // manual acknowledgement. THREAD: the callback's.
     mph_status cast(mph_agent_ctx& ctx, const std::string& agent, const mph_message* msg);
@@ -311,7 +340,8 @@ public:
     // rebalance. Their lanes stop taking events and finish the callback in progress; each instance gets
     // on_revoked and is destroyed by the old code; the agents switch images; the lanes resume and the new
     // code creates its instances (create, on_assigned) and takes the events that waited. Tables and offsets
-    // are untouched: nothing is lost and, without a crash, nothing is processed twice. Refused, changing
+    // are untouched: nothing is lost and, without a crash, nothing is processed twice (except, under
+    // `ack: manual`, what the old instance left unacknowledged: the new one gets it again). Refused, changing
     // nothing, when the replacement lacks an agent the pipeline uses or its params do not fit the YAML.
     // THREAD: any but a worker's; serialized with rebalances.
     Result<SwapReport> swap_plugin(const std::string& name, const std::shared_ptr<Plugin>& replacement);
@@ -410,6 +440,15 @@ private:
     size_t restart_instances(AgentRuntime& agent, const std::vector<Lane*>& lanes, const std::shared_ptr<Plugin>& plugin,
                              const AgentInfo* info, const AgentSpec* spec);
     void start_timer_thread();
+    // Channels (engine/channels.cpp): their lanes, built at start; and an event an agent sends to one.
+    Status open_channels();
+    mph_status send_to_channel(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,
+                               const void* value, size_t value_len, rd_kafka_headers_t* headers, int64_t timestamp_ms);
+    void close_channels();  // at stop: instances say goodbye; what they had not finished is dropped
+    // Channel events at the head of a channel lane whose first cause was read from a partition revoked since
+    // are dropped: that cause was not committed, its next owner reads it again, so working on them here would
+    // only repeat it, on a host that no longer owns it. Returns how many. THREAD: the lane's worker.
+    size_t drop_revoked_channel_events(Lane& lane);
 
     // timers
     void timer_loop();
@@ -458,8 +497,11 @@ private:
     // ask: started at the first ask, or at start when some agent can receive replies.
     std::mutex reply_router_mutex_;
     std::unique_ptr<ReplyRouter> reply_router_;
+    std::chrono::steady_clock::time_point reply_router_failed_at_{};  // a failed start is retried 10 s later
     std::atomic<ReplyRouter*> reply_router_ready_{nullptr};
 
+    // Channels by name; fixed after start (a change of them restarts the pipeline).
+    std::map<std::string, std::unique_ptr<PartitionState>> channels_;
     mutable std::mutex partitions_mutex_;  // guards the map's shape; the consumer thread alone changes it
     std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionState>> partitions_;
     std::vector<std::unique_ptr<PartitionState>> retired_;  // revoked; kept until stop so late reports are safe

@@ -129,6 +129,9 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
             for (auto& [key, ps] : partitions_)
                 for (auto& lane : ps->lanes)
                     if (lane->agent == agent) lanes.push_back(lane.get());
+            for (auto& [name, ps] : channels_)
+                for (auto& lane : ps->lanes)
+                    if (lane->agent == agent) lanes.push_back(lane.get());
         }
         // A callback that never returns must not hold the reload (and the host's signals) forever: past the
         // budget the swap is refused and the lanes stopped so far resume on the old code.

@@ -1,0 +1,126 @@
+// Channels (Faust's app.channel): in-memory streams between agents of one host. A channel is a PartitionState
+// without a consumer: its lanes are built at start and never revoked, and its events, numbered in the order
+// they were sent, are the ChannelEvents agents send to it. Each holds a share of the event that sent it, so
+// that one is committed only after every agent reading the channel finished: a crash loses what was in the
+// channel, never its cause, which is read and sent again.
+#include <algorithm>
+#include <chrono>
+#include <set>
+
+#include "engine/pipeline.hpp"
+
+namespace mephisto {
+
+Status Pipeline::open_channels() {
+    std::lock_guard lock(partitions_mutex_);
+    for (const auto& spec : config_.channels) {
+        auto ps = std::make_unique<PartitionState>();
+        ps->topic = spec.name;
+        ps->partition = 0;
+        ps->channel = true;
+        std::lock_guard agents_lock(agents_mutex_);
+        for (auto& agent : agents_)
+            if (agent->spec->from.size() == 1 && agent->spec->from.front() == spec.name)
+                for (auto& lane : make_lanes(*agent, *ps)) ps->lanes.push_back(std::move(lane));
+        if (ps->lanes.empty())
+            log_->warn("channel {} has no agent reading it: what is sent to it is dropped", spec.name);
+        channels_.emplace(spec.name, std::move(ps));
+    }
+    return {};
+}
+
+mph_status Pipeline::send_to_channel(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,
+                                     const void* value, size_t value_len, rd_kafka_headers_t* headers,
+                                     int64_t timestamp_ms) {
+    auto event = std::make_unique<ChannelEvent>();
+    if (key) event->key.emplace(static_cast<const char*>(key), key_len);
+    if (value) event->value.emplace(static_cast<const char*>(value), value_len);
+    if (headers) {
+        const char* name;
+        const void* v;
+        size_t size;
+        for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &v, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
+            event->headers.emplace_back(name, v ? std::optional<std::string>(std::string(static_cast<const char*>(v), size))
+                                                : std::nullopt);
+        rd_kafka_headers_destroy(headers);
+    }
+    event->timestamp_ms = timestamp_ms > 0 ? timestamp_ms
+                                           : std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                 std::chrono::system_clock::now().time_since_epoch()).count();
+    event->sequence = channel.channel_sequence.fetch_add(1, std::memory_order_relaxed);
+    const size_t key_hash = event->key ? std::hash<std::string_view>{}(*event->key) : static_cast<size_t>(event->sequence);
+    if (ctx.stats) ctx.stats->outputs.fetch_add(1, std::memory_order_relaxed);
+
+    std::unique_lock lanes_lock(channel.lanes_mu);
+    auto takes = [&](const Lane& lane) { return lane.slots == 1 || static_cast<int>(key_hash % lane.slots) == lane.slot; };
+    int receivers = 0;
+    for (auto& lane : channel.lanes) receivers += takes(*lane);
+    if (receivers == 0) return MPH_OK;  // nobody reads the channel: like a topic nobody consumes
+    // The event that sent it stays unfinished until every agent of the channel finished this one.
+    if ((event->cause = ctx.inflight)) event->cause->pending.fetch_add(1, std::memory_order_relaxed);
+    auto* f = new InFlight;
+    f->channel_event = std::move(event);
+    f->partition = &channel;
+    f->pending.store(receivers, std::memory_order_relaxed);
+    channel.unfinished.fetch_add(1, std::memory_order_relaxed);
+    for (auto& lane : channel.lanes) {
+        if (!takes(*lane)) continue;
+        bool schedule;
+        {
+            std::lock_guard lock(lane->mu);
+            lane->queue.push_back(f);
+            schedule = !lane->scheduled && !lane->stopping.load(std::memory_order_relaxed);
+            if (schedule) lane->scheduled = true;
+        }
+        if (schedule) scheduler_.push(lane.get());
+    }
+    return MPH_OK;
+}
+
+namespace {
+// Whether the consumed message at the start of `f`'s chain of causes was read from a partition since revoked.
+// The chain is alive: each channel event holds a share of the event that sent it.
+bool caused_by_revoked(const InFlight* f) {
+    while (f->channel_event && f->channel_event->cause) f = f->channel_event->cause;
+    return f->message && f->partition->revoked.load(std::memory_order_relaxed);
+}
+}  // namespace
+
+size_t Pipeline::drop_revoked_channel_events(Lane& lane) {
+    size_t dropped = 0;
+    while (!lane.local.empty() && caused_by_revoked(lane.local.front())) {
+        InFlight* f = lane.local.front();
+        lane.local.pop_front();
+        if (f->offset() == lane.failing_offset) {  // it was being retried: the next event starts afresh
+            lane.attempts = 0;
+            lane.failing_offset = -1;
+        }
+        finish(f, 0);
+        ++dropped;
+    }
+    if (dropped > 0)
+        lane.agent->log->info("channel {}: dropped {} event(s) caused by revoked partitions (their next owner reads "
+                              "the causes again)",
+                              lane.partition->topic, dropped);
+    return dropped;
+}
+
+std::vector<ChannelStatus> Pipeline::channel_status() const {
+    std::vector<ChannelStatus> out;
+    for (const auto& [name, channel] : channels_)  // fixed after start
+        out.push_back({name, channel->channel_sequence.load(std::memory_order_relaxed),
+                       channel->unfinished.load(std::memory_order_relaxed)});
+    return out;
+}
+
+void Pipeline::close_channels() {
+    for (auto& [name, channel] : channels_) {
+        for (auto& lane : channel->lanes) stop_lane(*lane);
+        for (auto& lane : channel->lanes) {
+            revoke_instance(*lane);
+            release_lane(*lane, 0);
+        }
+    }
+}
+
+}  // namespace mephisto

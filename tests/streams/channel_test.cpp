@@ -1,0 +1,140 @@
+// Channels (Faust's app.channel): in-memory streams between agents of one host. An event an agent sends to a
+// channel holds the event that caused it: the cause is committed only after every agent reading the channel
+// finished it, so a crash loses the channel's contents but never their cause.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "harness.hpp"
+
+using namespace mephisto::test;
+
+namespace {
+
+std::filesystem::path write_pipeline(const TempDir& dir, const std::string& app, const std::string& second_params) {
+    return dir.write("p.yaml", "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
+                                   kFastGroupYaml + "shutdown_timeout: 3s\n"
+                                   "topics: {in: {partitions: 1}, out: {partitions: 1}}\n"
+                                   "channels: {middle: {}}\n"
+                                   "agents:\n"
+                                   "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
+                                   "  second: {plugin: test_agents, agent: forward, from: middle, sinks: [out]" +
+                                   second_params + "}\n");
+}
+
+int64_t committed(const Broker& broker, const std::string& group) {
+    return committed_offsets(broker.bootstrap(), group, "in", 1).at(0);
+}
+
+}  // namespace
+
+TEST_CASE("channel: events pass through memory to the next agent, and their causes commit after it finished") {
+    Broker broker;
+    broker.create_topic("in", 1);
+    broker.create_topic("out", 1);
+    TempDir dir;
+    auto host = start_host(write_pipeline(dir, "piped", ""), broker.bootstrap(), dir.path() / "host.log");
+    produce_sequence(broker.bootstrap(), "in", 0, 100, 4);
+    TopicReader out(broker.bootstrap(), "out", 1);
+    REQUIRE(out.read_until([](const std::vector<Record>& r) { return r.size() >= 100; }, 30s));
+    REQUIRE(await_caught_up(broker.bootstrap(), "piped", "in", 1, 30s));
+    const auto counts = out.value_counts();
+    CHECK(counts.size() == 100);
+    for (int i = 0; i < 100; ++i) CHECK(counts.count("seq-" + std::to_string(i)) == 1);
+    for (const auto& r : out.records()) CHECK(r.key.has_value());  // keys travel through the channel
+    // Nothing of the channel reached Kafka: no topic of its name.
+    CHECK(end_offsets(broker.bootstrap(), "middle", 1).at(0) <= 0);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("channel: an event the channel's agent cannot finish holds back the commit of the event that sent it") {
+    Broker broker;
+    broker.create_topic("in", 1);
+    broker.create_topic("out", 1);
+    TempDir dir;
+    auto yaml = write_pipeline(dir, "held", ", params: {retry_on: seq-5},\n           on_error: {retry: 1000, backoff: 50ms, then: skip}");
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    produce_sequence(broker.bootstrap(), "in", 0, 10, 1);
+    TopicReader out(broker.bootstrap(), "out", 1);
+    // The channel's agent is one lane: seq-5 blocks it, so seq-0..4 come out and the rest wait behind it.
+    REQUIRE(out.read_until([](const std::vector<Record>& r) { return r.size() >= 5; }, 30s));
+    REQUIRE(await([&] { return committed(broker, "held") >= 5; }, 30s));
+    REQUIRE(host->await_log("asked to retry middle[0]@5", 30s));
+    // /pipelines shows the channel: all ten sent, seq-5..9 not finished by `second`.
+    const std::string admin = admin_address(*host);
+    auto channel = [&] {
+        const auto body = nlohmann::json::parse(http_get(admin, "/pipelines").body);
+        return body.at(0).at("channels").at(0);
+    };
+    REQUIRE(await([&] { return channel().at("sent") == 10; }, 30s));
+    CHECK(channel().at("name") == "middle");
+    CHECK(channel().at("unfinished") == 5);
+    CHECK(committed(broker, "held") == 5);  // `first` finished all ten; seq-5 is still in the channel
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+    CHECK(committed(broker, "held") == 5);  // the next run reads seq-5 again
+}
+
+TEST_CASE("channel: an agent reading a channel can be asked, and its reply finds the asker") {
+    Broker broker;
+    broker.create_topic("questions", 2);
+    broker.create_topic("answers", 1);
+    TempDir dir;
+    auto yaml = dir.write("p.yaml", "app: {id: inmemory}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
+                                        kFastGroupYaml +
+                                        "topics: {questions: {partitions: 2}, answers: {partitions: 1}}\n"
+                                        "channels: {adds: {}}\n"
+                                        "agents:\n"
+                                        "  asking: {plugin: test_agents, agent: asker, from: questions, sinks: [answers],\n"
+                                        "           params: {target: adding}}\n"
+                                        "  adding: {plugin: test_agents, agent: adder, from: adds, concurrency: 2}\n");
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    std::vector<Message> questions;
+    for (int i = 0; i < 30; ++i) questions.push_back({"k" + std::to_string(i), std::to_string(i) + " 2", {}, -1});
+    produce(broker.bootstrap(), "questions", questions);
+    TopicReader answers(broker.bootstrap(), "answers", 1);
+    REQUIRE(answers.read_until([](const std::vector<Record>& r) { return r.size() >= 30; }, 30s));
+    const auto counts = answers.value_counts();
+    for (int i = 0; i < 30; ++i) CHECK(counts.count(std::to_string(i) + " 2=" + std::to_string(i + 2)) == 1);
+    REQUIRE(await_caught_up(broker.bootstrap(), "inmemory", "questions", 2, 30s));
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("channel: after a revoke, channel events caused by the revoked partitions are dropped, and their causes processed again") {
+    Broker broker;
+    broker.create_topic("in", 2);
+    broker.create_topic("out", 1);
+    TempDir dir;
+    // `second` is slow, so the channel holds a backlog when the second host joins and the partitions move.
+    auto yaml = dir.write("p.yaml", "app: {id: handover}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
+                                        kFastGroupYaml + "shutdown_timeout: 5s\n"
+                                        "topics: {in: {partitions: 2}, out: {partitions: 1}}\n"
+                                        "channels: {middle: {}}\n"
+                                        "agents:\n"
+                                        "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
+                                        "  second: {plugin: test_agents, agent: forward, from: middle, sinks: [out],\n"
+                                        "           params: {delay_ms: 50}}\n");
+    auto a = start_host(yaml, broker.bootstrap(), dir.path() / "a.log");
+    const int total = 300;
+    produce_sequence(broker.bootstrap(), "in", 0, total, 8);
+    TopicReader out(broker.bootstrap(), "out", 1);
+    REQUIRE(out.read_until([](const std::vector<Record>& r) { return r.size() >= 10; }, 30s));
+    auto b = start_host(yaml, broker.bootstrap(), dir.path() / "b.log");
+    REQUIRE(a->await_log("channel middle: dropped", 30s));
+    // What was dropped was not committed: the partitions' owners read it again, so every event comes out.
+    REQUIRE(out.read_until(
+        [&](const std::vector<Record>& r) {
+            std::set<std::string> seen;
+            for (const auto& rec : r) seen.insert(rec.value.value_or(""));
+            return static_cast<int>(seen.size()) >= total;
+        },
+        60s));
+    REQUIRE(await_caught_up(broker.bootstrap(), "handover", "in", 2, 60s));
+    const auto counts = out.value_counts();
+    for (int i = 0; i < total; ++i) CHECK(counts.count("seq-" + std::to_string(i)) == 1);
+    CHECK(a->stop(SIGTERM, 30s) == 0);
+    CHECK(b->stop(SIGTERM, 30s) == 0);
+}
