@@ -77,18 +77,22 @@ uint64_t ReplyRouter::expect(std::weak_ptr<ReplyWaiter> waiter, void* token, Clo
     return id;
 }
 
+void ReplyRouter::forget(std::map<uint64_t, Waiting>::iterator it) {
+    auto [lo, hi] = deadlines_.equal_range(it->second.deadline);
+    for (auto d = lo; d != hi; ++d)
+        if (d->second == it->first) {
+            deadlines_.erase(d);
+            break;
+        }
+    waiting_.erase(it);
+}
+
 void* ReplyRouter::withdraw(uint64_t id) {
     std::lock_guard lock(mu_);
     auto it = waiting_.find(id);
     if (it == waiting_.end()) return nullptr;
     void* token = it->second.token;
-    auto [lo, hi] = deadlines_.equal_range(it->second.deadline);
-    for (auto d = lo; d != hi; ++d)
-        if (d->second == id) {
-            deadlines_.erase(d);
-            break;
-        }
-    waiting_.erase(it);
+    forget(it);
     return token;
 }
 
@@ -108,13 +112,7 @@ void ReplyRouter::answer(uint64_t id, mph_status status, rd_kafka_message_t* mes
         }
         a.waiter = it->second.waiter.lock();
         a.token = it->second.token;
-        auto [lo, hi] = deadlines_.equal_range(it->second.deadline);
-        for (auto d = lo; d != hi; ++d)
-            if (d->second == id) {
-                deadlines_.erase(d);
-                break;
-            }
-        waiting_.erase(it);
+        forget(it);
     }
     a.id = id;
     a.status = status;

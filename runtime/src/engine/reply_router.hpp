@@ -85,6 +85,7 @@ private:
     uint64_t next_id_ = 1;
     std::map<uint64_t, Waiting> waiting_;
     std::multimap<Clock::time_point, uint64_t> deadlines_;
+    void forget(std::map<uint64_t, Waiting>::iterator it);  // drops a waiting ask and its deadline; under mu_
 };
 
 // The correlation id a request carries, parsed from its header; 0 when absent or malformed.
