@@ -73,7 +73,7 @@ TEST_CASE("the admin API reports health, readiness, agents, plugins, pipelines, 
     CHECK(plugins[0]["name"] == "test_agents");
     // test_agents is built against this tree's header
     CHECK(plugins[0]["abi"] == std::to_string(MPH_ABI_VERSION_MAJOR) + "." + std::to_string(MPH_ABI_VERSION_MINOR));
-    CHECK(plugins[0]["agents"].size() == 9);
+    CHECK(plugins[0]["agents"].size() == 10);
     std::string sha1;
     REQUIRE(shell("sha1sum " + (test_plugin_dir() / "test_agents.so").string(), sha1) == 0);
     CHECK(sha1.substr(0, 40) == plugins[0]["sha1"].get<std::string>());

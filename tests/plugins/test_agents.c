@@ -157,6 +157,38 @@ static const mph_agent_descriptor forward_agent = {
     .on_event = forward_on_event,
 };
 
+/* batch_forward: on_batch re-sends every event of the batch (key and value) to the sinks; retries the batch
+ * when one of its values contains retry_on. */
+static mph_status batch_forward_on_batch(void* instance, mph_agent_ctx* ctx, const mph_event* const* events,
+                                         size_t count) {
+    forward_state* s = instance;
+    for (size_t i = 0; i < count; ++i)
+        if (contains(events[i], s->retry_on)) return MPH_RETRY;
+    for (size_t i = 0; i < count; ++i) {
+        mph_message m;
+        memset(&m, 0, sizeof m);
+        m.struct_size = sizeof m;
+        m.partition = MPH_PARTITION_ANY;
+        m.key = events[i]->key;
+        m.key_len = events[i]->key_len;
+        m.value = events[i]->value;
+        m.value_len = events[i]->value_len;
+        if (api->emit(ctx, &m) != MPH_OK) return MPH_RETRY;
+    }
+    return MPH_OK;
+}
+
+static const mph_agent_descriptor batch_forward_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "batch_forward",
+    .description = "re-sends each batch (on_batch) to the sinks",
+    .params = forward_params,
+    .param_count = 4,
+    .create = forward_create,
+    .destroy = forward_destroy,
+    .on_batch = batch_forward_on_batch,
+};
+
 static const mph_agent_descriptor tick_agent = {
     .struct_size = sizeof(mph_agent_descriptor),
     .name = "tick",
@@ -496,7 +528,7 @@ static const mph_agent_descriptor acker_agent = {
 
 static const mph_agent_descriptor* const agents[] = {&forward_agent, &tick_agent,   &count_agent, &registry_agent,
                                                      &fold_agent,    &window_count_agent, &adder_agent,
-                                                     &asker_agent,   &acker_agent};
+                                                     &asker_agent,   &acker_agent,        &batch_forward_agent};
 
 /* by_value: a group_by key function (ABI 1.2) keying each event by its value; an empty value is refused. */
 static mph_status by_value(const mph_event* ev, mph_write_fn write, void* sink, char* errbuf, size_t errbuf_size) {
@@ -534,7 +566,7 @@ static const mph_plugin_descriptor plugin = {
     .version = "1.0.0",
     .description = "agents for Mephisto's own tests",
     .agents = agents,
-    .agent_count = 9,
+    .agent_count = 10,
     .key_functions = key_functions,
     .key_function_count = 1,
     .predicates = predicates,

@@ -138,3 +138,37 @@ TEST_CASE("channel: after a revoke, channel events caused by the revoked partiti
     CHECK(a->stop(SIGTERM, 30s) == 0);
     CHECK(b->stop(SIGTERM, 30s) == 0);
 }
+
+TEST_CASE("channel: what a batch sent is tracked against every event of the batch, whatever partition caused it") {
+    // A channel's batch mixes causes from both partitions (on a topic, the batch's first offset holds back the
+    // rest; a channel has no such order). `third` never finishes the event of a-4 or b-4, so neither partition
+    // may commit past offset 4, although `second`'s batch callback returned long ago.
+    Broker broker;
+    broker.create_topic("in", 2);
+    broker.create_topic("out", 1);
+    TempDir dir;
+    auto yaml = dir.write("p.yaml", "app: {id: batched}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
+                                        kFastGroupYaml + "shutdown_timeout: 3s\n"
+                                        "topics: {in: {partitions: 2}, out: {partitions: 1}}\n"
+                                        "channels: {middle: {}, last: {}}\n"
+                                        "agents:\n"
+                                        "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
+                                        "  second: {plugin: test_agents, agent: batch_forward, from: middle, sinks: [last],\n"
+                                        "           take: {max: 50, within: 500ms}}\n"
+                                        "  third: {plugin: test_agents, agent: forward, from: last, sinks: [out],\n"
+                                        "          params: {retry_on: '-4'}, on_error: {retry: 1000, backoff: 20ms, then: skip}}\n");
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    std::vector<Message> events;
+    for (int i = 0; i < 5; ++i) {
+        events.push_back({"k", "a-" + std::to_string(i), {}, 0});
+        events.push_back({"k", "b-" + std::to_string(i), {}, 1});
+    }
+    produce(broker.bootstrap(), "in", events);
+    REQUIRE(host->await_log("asked to retry last[0]@", 30s));
+    // Several commit intervals (200 ms) pass while `third` retries: six attempts, backing off 20, 40 ... 640 ms.
+    REQUIRE(await([&] { return host->count_in_log("asked to retry last[0]@") >= 6; }, 30s));
+    const auto offsets = committed_offsets(broker.bootstrap(), "batched", "in", 2);
+    CHECK(offsets.at(0) <= 4);
+    CHECK(offsets.at(1) <= 4);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}

@@ -52,37 +52,48 @@ mph_status Pipeline::send_to_channel(mph_agent_ctx& ctx, PartitionState& channel
     if (ctx.stats) ctx.stats->outputs.fetch_add(1, std::memory_order_relaxed);
 
     std::unique_lock lanes_lock(channel.lanes_mu);
-    auto takes = [&](const Lane& lane) { return lane.slots == 1 || static_cast<int>(key_hash % lane.slots) == lane.slot; };
+    if (channel.closed) {  // the host is stopping (an on_revoked sending, or a callback the drain gave up on)
+        ctx.log->warn("send to channel {} refused: the host is stopping", channel.topic);
+        return MPH_ERR_STATE;
+    }
     int receivers = 0;
-    for (auto& lane : channel.lanes) receivers += takes(*lane);
+    for (auto& lane : channel.lanes) receivers += lane->takes(key_hash);
     if (receivers == 0) return MPH_OK;  // nobody reads the channel: like a topic nobody consumes
     // The event that sent it stays unfinished until every agent of the channel finished this one.
-    if ((event->cause = ctx.inflight)) event->cause->pending.fetch_add(1, std::memory_order_relaxed);
+    if ((event->cause = ctx.inflight)) {
+        event->cause->pending.fetch_add(1, std::memory_order_relaxed);
+        event->root = event->cause->channel_event ? event->cause->channel_event->root : event->cause;
+    }
     auto* f = new InFlight;
     f->channel_event = std::move(event);
     f->partition = &channel;
     f->pending.store(receivers, std::memory_order_relaxed);
     channel.unfinished.fetch_add(1, std::memory_order_relaxed);
-    for (auto& lane : channel.lanes) {
-        if (!takes(*lane)) continue;
-        bool schedule;
-        {
-            std::lock_guard lock(lane->mu);
-            lane->queue.push_back(f);
-            schedule = !lane->scheduled && !lane->stopping.load(std::memory_order_relaxed);
-            if (schedule) lane->scheduled = true;
-        }
-        if (schedule) scheduler_.push(lane.get());
-    }
+    for (auto& lane : channel.lanes)
+        if (lane->takes(key_hash)) enqueue(*lane, f);
     return MPH_OK;
+}
+
+InFlight* Pipeline::hold_batch(Lane& lane, size_t n) {
+    auto* token = new InFlight;
+    token->channel_event = std::make_unique<ChannelEvent>();
+    token->channel_event->batch_token = true;
+    token->channel_event->sequence = lane.local.front()->offset();
+    token->channel_event->root = lane.local.front()->channel_event->root;  // (for dropping after a revoke)
+    token->partition = lane.partition;
+    token->pending.store(1, std::memory_order_relaxed);  // the callback's
+    for (size_t i = 0; i < n; ++i) {
+        lane.local[i]->pending.fetch_add(1, std::memory_order_relaxed);
+        token->channel_event->batch.push_back(lane.local[i]);
+    }
+    return token;
 }
 
 namespace {
 // Whether the consumed message at the start of `f`'s chain of causes was read from a partition since revoked.
-// The chain is alive: each channel event holds a share of the event that sent it.
 bool caused_by_revoked(const InFlight* f) {
-    while (f->channel_event && f->channel_event->cause) f = f->channel_event->cause;
-    return f->message && f->partition->revoked.load(std::memory_order_relaxed);
+    const InFlight* root = f->channel_event->root;
+    return root && root->partition->revoked.load(std::memory_order_relaxed);
 }
 }  // namespace
 
@@ -114,13 +125,18 @@ std::vector<ChannelStatus> Pipeline::channel_status() const {
 }
 
 void Pipeline::close_channels() {
-    for (auto& [name, channel] : channels_) {
+    // Every lane of every channel stops before any is released: a lane still running could otherwise send to a
+    // channel already released, into a queue nobody empties, holding its causes (and the consumer) forever.
+    for (auto& [name, channel] : channels_)
         for (auto& lane : channel->lanes) stop_lane(*lane);
-        for (auto& lane : channel->lanes) {
-            revoke_instance(*lane);
-            release_lane(*lane, 0);
-        }
+    for (auto& [name, channel] : channels_) {
+        std::lock_guard lock(channel->lanes_mu);
+        channel->closed = true;  // what on_revoked sends now is refused
     }
+    for (auto& [name, channel] : channels_)
+        for (auto& lane : channel->lanes) revoke_instance(*lane);
+    for (auto& [name, channel] : channels_)
+        for (auto& lane : channel->lanes) release_lane(*lane, 0);
 }
 
 }  // namespace mephisto

@@ -774,28 +774,29 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
     // One lane per agent takes the event: with concurrency, the instance its key hashes to (keyless: by offset).
     const size_t key_hash = msg->key ? std::hash<std::string_view>{}({static_cast<const char*>(msg->key), msg->key_len})
                                      : static_cast<size_t>(msg->offset);
-    auto takes = [&](const Lane& lane) { return lane.slots == 1 || static_cast<int>(key_hash % lane.slots) == lane.slot; };
     int receivers = 0;
-    for (auto& lane : ps->lanes) receivers += takes(*lane);
+    for (auto& lane : ps->lanes) receivers += lane->takes(key_hash);
     f->pending.store(receivers, std::memory_order_relaxed);
     ps->unfinished.fetch_add(1, std::memory_order_relaxed);
-    for (auto& lane : ps->lanes) {
-        if (!takes(*lane)) continue;
-        bool schedule, batch_full = false;
-        {
-            std::lock_guard lock(lane->mu);
-            lane->queue.push_back(f);
-            // A partition whose tables are recovering holds its events until they are (finish_recoveries).
-            // A stopped lane (a plugin swap in progress) keeps its events until it resumes.
-            schedule = !lane->scheduled && !ps->recovering && !lane->stopping.load(std::memory_order_relaxed);
-            if (schedule) lane->scheduled = true;
-            // A lane gathering a batch (take) waits for `within` at most; a full batch goes at once.
-            if (!schedule && lane->batch_waiting > 0 && lane->agent->spec->take)
-                batch_full = lane->batch_waiting + lane->queue.size() >= static_cast<size_t>(lane->agent->spec->take->max);
-        }
-        if (schedule) scheduler_.push(lane.get());
-        else if (batch_full && scheduler_.remove(lane.get())) scheduler_.push(lane.get());
+    for (auto& lane : ps->lanes)
+        if (lane->takes(key_hash)) enqueue(*lane, f);
+}
+
+void Pipeline::enqueue(Lane& lane, InFlight* f) {
+    bool schedule, batch_full = false;
+    {
+        std::lock_guard lock(lane.mu);
+        lane.queue.push_back(f);
+        // A partition whose tables are recovering holds its events until they are (finish_recoveries).
+        // A stopped lane (a plugin swap in progress) keeps its events until it resumes.
+        schedule = !lane.scheduled && !lane.partition->recovering && !lane.stopping.load(std::memory_order_relaxed);
+        if (schedule) lane.scheduled = true;
+        // A lane gathering a batch (take) waits for `within` at most; a full batch goes at once.
+        if (!schedule && lane.batch_waiting > 0 && lane.agent->spec->take)
+            batch_full = lane.batch_waiting + lane.queue.size() >= static_cast<size_t>(lane.agent->spec->take->max);
     }
+    if (schedule) scheduler_.push(&lane);
+    else if (batch_full && scheduler_.remove(&lane)) scheduler_.push(&lane);
 }
 
 bool Pipeline::apply_backpressure() {
@@ -1295,8 +1296,10 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
         for (size_t i = 0; i < n; ++i)  // each copy tracked against its own event
             if (mph_status st = echo(lane, lane.local[i]); st != MPH_OK)
                 return on_failure(lane, n, MPH_RETRY, "echo to " + lane.agent->spec->echo.front() + " failed", delay);
-    // Outputs are tracked against the first event: the commit cannot pass it before they are acknowledged.
-    lane.ctx.inflight = lane.local.front();
+    // Outputs are tracked against the first event: the commit cannot pass it before they are acknowledged. (A
+    // channel has no such order: there they are tracked against a token holding every event of the batch.)
+    InFlight* token = lane.partition->channel && n > 1 ? hold_batch(lane, n) : nullptr;
+    lane.ctx.inflight = token ? token : lane.local.front();
     lane.ctx.error.clear();
     lane.ctx.views.clear();
     lane.in_callback = n;
@@ -1304,6 +1307,8 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     mph_status verdict = lane.agent->info->callbacks.on_batch(lane.instance, &lane.ctx, pointers.data(), n);
     lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
     lane.ctx.inflight = nullptr;
+    // Also after a failure: what the failed attempt sent is on its way, and the events stay held by their lane.
+    if (token) finish(token, 1);
     if (verdict == MPH_OK) {
         if (lane.local[n - 1]->offset() >= lane.failing_offset) {
             lane.attempts = 0;
@@ -1428,25 +1433,36 @@ void Pipeline::apply_error_policy(Lane& lane, InFlight* f, const std::string& er
 }
 
 void Pipeline::finish(InFlight* f, int completed) {
-    // completed == 0: the share is abandoned (revoke, shutdown, failed delivery); the offset stays unfinished,
-    // so it is never committed and the next owner of the partition processes it again.
-    if (completed == 0) f->abandoned.store(true, std::memory_order_relaxed);
-    if (f->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    PartitionState* ps = f->partition;
-    const bool abandoned = f->abandoned.load(std::memory_order_relaxed);
-    if (!abandoned) {
-        if (f->on_finished)
-            for (auto& hook : *f->on_finished) hook();
-        if (f->message) {  // a channel has no offsets to commit
-            std::lock_guard lock(ps->mu);
-            ps->tracker.done(f->message->offset);
+    // A loop along the chain of causes, not a recursion: an agent writing back to the channel it reads makes
+    // chains as long as it likes.
+    while (f) {
+        // completed == 0: the share is abandoned (revoke, shutdown, failed delivery); the offset stays unfinished,
+        // so it is never committed and the next owner of the partition processes it again.
+        if (completed == 0) f->abandoned.store(true, std::memory_order_relaxed);
+        if (f->pending.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+        PartitionState* ps = f->partition;
+        const bool abandoned = f->abandoned.load(std::memory_order_relaxed);
+        if (!abandoned) {
+            if (f->on_finished)
+                for (auto& hook : *f->on_finished) hook();
+            if (f->message) {  // a channel has no offsets to commit
+                std::lock_guard lock(ps->mu);
+                ps->tracker.done(f->message->offset);
+            }
         }
+        InFlight* cause = nullptr;
+        std::vector<InFlight*> batch;
+        if (f->channel_event) {
+            cause = f->channel_event->cause;
+            batch.swap(f->channel_event->batch);
+        }
+        if (!f->channel_event || !f->channel_event->batch_token) ps->unfinished.fetch_sub(1, std::memory_order_relaxed);
+        if (f->message) rd_kafka_message_destroy(f->message);
+        delete f;
+        completed = abandoned ? 0 : 1;
+        for (InFlight* held : batch) finish(held, completed);  // a batch token: one level per token in the chain
+        f = cause;  // the event that sent it is done with it too
     }
-    ps->unfinished.fetch_sub(1, std::memory_order_relaxed);
-    if (f->message) rd_kafka_message_destroy(f->message);
-    InFlight* cause = f->channel_event ? f->channel_event->cause : nullptr;
-    delete f;
-    if (cause) finish(cause, abandoned ? 0 : 1);  // the event that sent it is done with it too
 }
 
 // ------------------------------------------------------------------------------------------------- output

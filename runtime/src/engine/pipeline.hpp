@@ -118,6 +118,13 @@ struct ChannelEvent {
     int64_t timestamp_ms = 0;
     int64_t sequence = 0;       // its position in the channel: the event's offset
     InFlight* cause = nullptr;  // null when a timer sent it
+    // The consumed message at the start of the chain of causes (null: a timer started it). The chain keeps it
+    // alive: each link holds a share of its cause.
+    const InFlight* root = nullptr;
+    // A batch token (a channel lane's on_batch, engine/channels.cpp) is not an event: it holds a share of each
+    // event of the batch, so what the callback sent is tracked against all of them.
+    bool batch_token = false;
+    std::vector<InFlight*> batch;
 };
 
 // One consumed message (or channel event) on its way through the agents that read it.
@@ -171,6 +178,7 @@ struct Lane {
     // whose key hashes to it (keyless ones by offset).
     int slot = 0;
     int slots = 1;
+    bool takes(size_t key_hash) const { return slots == 1 || static_cast<int>(key_hash % slots) == slot; }
     int64_t echoed = -1;  // echo: the last offset copied to the echo topics (a retry does not copy it again)
     // take (on_batch in batches): when the batch being gathered began, and while the lane waits for it to fill,
     // how many events it holds (dispatch wakes the lane early once the batch is full). Guarded by mu.
@@ -210,6 +218,7 @@ struct PartitionState {
     // A channel (in memory, this host only): the lanes of the agents reading it; no consumer, no offsets to
     // commit, never revoked. Its events are numbered by `channel_sequence`.
     bool channel = false;
+    bool closed = false;  // a channel at stop: sends to it are refused (guarded by lanes_mu)
     std::atomic<int64_t> channel_sequence{0};
     std::optional<TopicSpec> spec;  // its declaration, when the YAML declares it (a copy: reloads replace the YAML)
     const mph_codec_descriptor* value_codec = nullptr;  // a plugin's codec for the values, when the topic names one
@@ -368,6 +377,8 @@ private:
     // consumer thread
     void consume_loop();
     void dispatch(rd_kafka_message_t* msg);
+    // Queues `f` on the lane and schedules it (or wakes a lane gathering a batch that is now full).
+    void enqueue(Lane& lane, InFlight* f);
     PartitionState* find_partition(rd_kafka_message_t* msg);
     void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
     void assign(const rd_kafka_topic_partition_list_t* partitions);
@@ -444,11 +455,16 @@ private:
     Status open_channels();
     mph_status send_to_channel(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,
                                const void* value, size_t value_len, rd_kafka_headers_t* headers, int64_t timestamp_ms);
-    void close_channels();  // at stop: instances say goodbye; what they had not finished is dropped
+    void close_channels();  // at stop: sends are refused, instances say goodbye, what was not finished is dropped
     // Channel events at the head of a channel lane whose first cause was read from a partition revoked since
     // are dropped: that cause was not committed, its next owner reads it again, so working on them here would
     // only repeat it, on a host that no longer owns it. Returns how many. THREAD: the lane's worker.
     size_t drop_revoked_channel_events(Lane& lane);
+    // A channel lane's batch mixes causes, and only the lowest offset of a topic's batch holds its commit back:
+    // the token the callback's outputs are tracked against holds a share of each of the `n` events at the head
+    // of `local`. Finished (finish(token, 1)) once the callback returned; it lets go of them once its outputs
+    // are acknowledged too.
+    InFlight* hold_batch(Lane& lane, size_t n);
 
     // timers
     void timer_loop();
