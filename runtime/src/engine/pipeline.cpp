@@ -1047,6 +1047,10 @@ void Pipeline::revoke_all(milliseconds budget) {
     }
     log_->info("revoked {} partition(s)", revoked.size());
     if (leader_.exchange(false)) log_->info("this host no longer leads {}: its on_leader timers stop", config_.app_id);
+    // A revoked partition is kept while something still points at it: its unfinished events (an output's
+    // delivery report, an ask's answer, a channel event caused by it); its lanes were stopped and released.
+    // Without this sweep every eager rebalance would keep the old partitions until the host stops.
+    std::erase_if(retired_, [](const auto& ps) { return ps->unfinished.load(std::memory_order_acquire) == 0; });
     for (auto& ps : revoked) retired_.push_back(std::move(ps));
 }
 
@@ -1456,7 +1460,8 @@ void Pipeline::finish(InFlight* f, int completed) {
             cause = f->channel_event->cause;
             batch.swap(f->channel_event->batch);
         }
-        if (!f->channel_event || !f->channel_event->batch_token) ps->unfinished.fetch_sub(1, std::memory_order_relaxed);
+        // (release: a revoked partition may be freed once this reaches 0, see revoke_all)
+        if (!f->channel_event || !f->channel_event->batch_token) ps->unfinished.fetch_sub(1, std::memory_order_release);
         if (f->message) rd_kafka_message_destroy(f->message);
         delete f;
         completed = abandoned ? 0 : 1;

@@ -520,7 +520,7 @@ private:
     std::map<std::string, std::unique_ptr<PartitionState>> channels_;
     mutable std::mutex partitions_mutex_;  // guards the map's shape; the consumer thread alone changes it
     std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionState>> partitions_;
-    std::vector<std::unique_ptr<PartitionState>> retired_;  // revoked; kept until stop so late reports are safe
+    std::vector<std::unique_ptr<PartitionState>> retired_;  // revoked; kept while events of theirs are unfinished
     std::vector<std::unique_ptr<ShardFlush>> abandoned_flushes_;  // unfinished at revoke; kept for late reports
     rd_kafka_topic_t* last_rkt_ = nullptr;  // dispatch cache: most messages come in runs of one partition
     int32_t last_partition_ = -1;
