@@ -46,8 +46,14 @@ public:
                 ready_.pop_front();
                 return lane;
             }
-            if (delayed_.empty()) cv_.wait(lock);
-            else cv_.wait_until(lock, delayed_.begin()->first);
+            if (delayed_.empty()) {
+                cv_.wait(lock);
+            } else {
+                // A copy: wait_until reads its deadline again after waking, when another worker may have taken
+                // (and erased) that entry.
+                const Clock::time_point due = delayed_.begin()->first;
+                cv_.wait_until(lock, due);
+            }
         }
     }
 
