@@ -117,5 +117,10 @@ TEST_CASE("the embedded broker of `mephisto run` takes the configured port, and 
     std::string out;
     CHECK(run_cli({"send", "greetings", "--broker", address, "hi there"}, dir, out) == 0);
     CHECK(host.await_log("[greet] hi there", 20s));
+    // The broker as `run --broker` and pipeline files write it (Faust's URL) works too; another scheme is refused.
+    CHECK(run_cli({"send", "greetings", "--broker", "kafka://" + address, "hi again"}, dir, out) == 0);
+    CHECK(host.await_log("[greet] hi again", 20s));
+    CHECK(run_cli({"send", "greetings", "--broker", "http://" + address, "never"}, dir, out) == 2);
+    CHECK(out.find("--broker must be host:port[,host:port] or kafka://host:port, found 'http://") != std::string::npos);
     CHECK(host.stop(SIGTERM, 30s) == 0);
 }

@@ -7,6 +7,7 @@
 #include "cli/commands.hpp"
 #include "common/duration.hpp"
 #include "common/logging.hpp"
+#include "config/broker_address.hpp"
 #include "engine/host.hpp"
 
 int main(int argc, char** argv) {
@@ -114,6 +115,19 @@ int main(int argc, char** argv) {
 
     CLI11_PARSE(app, argc, argv);
     setup_logging(log_format == "json" ? LogFormat::json : LogFormat::text, spdlog::level::from_str(log_level));
+
+    // send and ask take the broker as `mephisto run --broker` and the pipeline file do: kafka://a:9092;b:9092
+    // or a bare host:port list.
+    for (auto [command, address] : {std::pair{send, &send_options.broker}, std::pair{ask, &ask_options.broker}}) {
+        if (!*command) continue;
+        auto servers = bootstrap_servers(*address);
+        if (!servers) {
+            std::cerr << command->get_name() << ": --broker must be host:port[,host:port] or kafka://host:port, found '"
+                      << *address << "'\n";
+            return 2;
+        }
+        *address = *servers;
+    }
 
     if (*run) {
         for (const auto& f : run_files) run_options.files.emplace_back(f);

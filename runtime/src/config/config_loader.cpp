@@ -10,6 +10,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include "config/broker_address.hpp"
 #include "config/config.hpp"
 
 #include "common/cron.hpp"
@@ -296,13 +297,11 @@ void read_broker(const Reader& r, const YAML::Node& n, BrokerSpec& b) {
     if (n.IsScalar()) {
         std::string s = n.Scalar();
         if (s == "embedded") return;
-        if (s.rfind("kafka://", 0) == 0) s = s.substr(8);
-        if (s.empty() || s.find("://") != std::string::npos)
+        auto servers = bootstrap_servers(s);
+        if (!servers)
             r.fail(n, "broker must be 'embedded' or 'kafka://host:port[,host:port]', found '" + n.Scalar() + "'");
-        // kafka://a:9092;b:9092 (Faust's separator) and comma lists both become librdkafka's comma list.
-        std::replace(s.begin(), s.end(), ';', ',');
         b.embedded = false;
-        b.bootstrap = s;
+        b.bootstrap = *servers;
         return;
     }
     auto items = r.entries(n, "broker", {"embedded", "bootstrap", "properties"});

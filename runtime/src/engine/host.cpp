@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "admin/admin_api.hpp"
+#include "config/broker_address.hpp"
 #include "config/topology_diff.hpp"
 #include "common/logging.hpp"
 #include "tables/codec.hpp"
@@ -45,16 +46,15 @@ Result<PipelineConfig> load_with_overrides(const std::filesystem::path& file, co
     PipelineConfig config = std::move(*loaded);
     if (options.state_dir) config.state_dir = std::filesystem::absolute(*options.state_dir).lexically_normal();
     if (options.broker) {
-        std::string b = *options.broker;
-        if (b == "embedded") {
+        if (*options.broker == "embedded") {
             config.broker.embedded = true;
         } else {
-            if (b.rfind("kafka://", 0) == 0) b = b.substr(8);
-            if (b.empty() || b.find("://") != std::string::npos)
+            auto servers = bootstrap_servers(*options.broker);
+            if (!servers)
                 return make_error("--broker must be 'embedded' or 'kafka://host:port[,host:port]', found '" +
                                   *options.broker + "'");
             config.broker.embedded = false;
-            config.broker.bootstrap = b;
+            config.broker.bootstrap = *servers;
         }
     }
     return config;
