@@ -55,6 +55,9 @@ struct Options {
     std::string only;  // "raw" or "host": run one side (for profiling); no ratio
     bool warmup = true;
     bool verbose = false;
+    // The host's events take a detour through memory: `pass` -> channel `hop` -> `pass_on` (concurrency =
+    // workers) -> out. The raw loop stays the same, so the ratio shows what a channel costs.
+    bool through_channel = false;
 };
 
 std::filesystem::path g_temp_dir;  // removed on every exit path
@@ -63,7 +66,8 @@ std::filesystem::path g_temp_dir;  // removed on every exit path
 void usage() {
     std::printf(
         "usage: bench_passthrough [--events N] [--runs R] [--partitions P] [--workers W] [--value-size B]\n"
-        "                         [--plugin-dir DIR] [--only raw|host] [--no-warmup] [--verbose]\n"
+        "                         [--plugin-dir DIR] [--only raw|host] [--no-warmup] [--through-channel]\n"
+        "                         [--verbose]\n"
         "  --events N      events preloaded and passed through per run (default 1000000)\n"
         "  --runs R        runs of each side, alternating raw and host (default 5)\n"
         "  --partitions P  partitions of the input and output topics (default: at least 4, and enough that\n"
@@ -73,6 +77,7 @@ void usage() {
         "  --plugin-dir D  where passthrough.so is (default: the build tree's bench/plugins)\n"
         "  --only SIDE     run only `raw` or only `host` (to profile one side; prints no ratio)\n"
         "  --no-warmup     skip the unrecorded warm-up pass of each side\n"
+        "  --through-channel  the host pipeline is pass -> channel hop -> pass_on -> out (concurrency W)\n"
         "  --verbose       the host's info logs on stderr\n");
 }
 
@@ -104,6 +109,7 @@ Options parse(int argc, char** argv) {
         }
         else if (a == "--verbose") o.verbose = true;
         else if (a == "--no-warmup") o.warmup = false;
+        else if (a == "--through-channel") o.through_channel = true;
         else if (a == "-h" || a == "--help") { usage(); std::exit(0); }
         else die("unknown argument '" + a + "' (see --help)");
     }
@@ -176,17 +182,25 @@ HostResult run_host(const Options& o, const std::string& bootstrap, rd_kafka_t* 
                     int run, const std::filesystem::path& dir) {
     const std::string app = "bench-host-" + std::to_string(getpid()) + "-" + run_name(run);
     const auto yaml = dir / (app + ".yaml");
-    std::ofstream(yaml) << "# written by bench_passthrough\n"
-                        << "app: {id: " << app << "}\n"
-                        << "broker: {bootstrap: \"" << bootstrap << "\"}\n"
-                        << "plugins: {dir: \"" << std::filesystem::absolute(o.plugin_dir).string() << "\"}\n"
-                        << "workers: " << o.workers << "\n"
-                        << "shutdown_timeout: 30s\n"
-                        << "topics:\n"
-                        << "  in: {partitions: " << o.partitions << "}\n"
-                        << "  " << out << ": {partitions: " << o.partitions << "}\n"
-                        << "agents:\n"
-                        << "  pass: {plugin: passthrough, agent: pass, from: in, sinks: [" << out << "]}\n";
+    {
+        std::ofstream file(yaml);
+        file << "# written by bench_passthrough\n"
+             << "app: {id: " << app << "}\n"
+             << "broker: {bootstrap: \"" << bootstrap << "\"}\n"
+             << "plugins: {dir: \"" << std::filesystem::absolute(o.plugin_dir).string() << "\"}\n"
+             << "workers: " << o.workers << "\n"
+             << "shutdown_timeout: 30s\n"
+             << "topics:\n"
+             << "  in: {partitions: " << o.partitions << "}\n"
+             << "  " << out << ": {partitions: " << o.partitions << "}\n"
+             << (o.through_channel ? "channels: {hop: {}}\n" : "") << "agents:\n";
+        if (o.through_channel)
+            file << "  pass: {plugin: passthrough, agent: pass, from: in, sinks: [hop]}\n"
+                 << "  pass_on: {plugin: passthrough, agent: pass, from: hop, sinks: [" << out
+                 << "], concurrency: " << o.workers << "}\n";
+        else
+            file << "  pass: {plugin: passthrough, agent: pass, from: in, sinks: [" << out << "]}\n";
+    }
 
     mephisto::HostOptions options;
     options.files = {yaml};
@@ -340,7 +354,7 @@ int main(int argc, char** argv) {
     char date[64];
     std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S %Z", std::localtime(&now));
-    std::printf("\n## bench_passthrough — %s\n\n", date);
+    std::printf("\n## bench_passthrough%s — %s\n\n", o.through_channel ? " --through-channel" : "", date);
     std::printf("%ld events of %d bytes, %d partitions, host workers %d, %u hardware threads, librdkafka %s, "
                 "mock broker %s\n\n",
                 o.events, o.value_size, o.partitions, o.workers, std::thread::hardware_concurrency(),

@@ -172,3 +172,42 @@ TEST_CASE("channel: what a batch sent is tracked against every event of the batc
     CHECK(offsets.at(1) <= 4);
     CHECK(host->stop(SIGTERM, 30s) == 0);
 }
+
+TEST_CASE("channel: past its maxsize every partition pauses until it drained, so its depth stays bounded") {
+    // Four partitions feed the channel under a steady load; `second` takes 2 ms an event. The partitions' own
+    // marks (20 000 unfinished each) would let 80 000 events pile up in the channel: its maxsize is 300.
+    Broker broker;
+    broker.create_topic("in", 4);
+    broker.create_topic("out", 1);
+    TempDir dir;
+    auto yaml = dir.write("p.yaml", "app: {id: bounded}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
+                                        kFastGroupYaml + "shutdown_timeout: 2s\n"
+                                        "topics: {in: {partitions: 4}, out: {partitions: 1}}\n"
+                                        "channels: {middle: {maxsize: 300}}\n"
+                                        "agents:\n"
+                                        "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
+                                        "  second: {plugin: test_agents, agent: forward, from: middle, sinks: [out],\n"
+                                        "           params: {delay_ms: 2}}\n");
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    const std::string admin = admin_address(*host);
+    SteadyLoad load(broker.bootstrap(), "in", 100, 16);
+    int64_t deepest = 0;
+    // Until 3 000 events went through the channel: it filled and drained (the partitions paused and resumed)
+    // at least twice.
+    const bool cycled = await(
+        [&] {
+            const auto channel = nlohmann::json::parse(http_get(admin, "/pipelines").body).at(0).at("channels").at(0);
+            deepest = std::max<int64_t>(deepest, channel.at("unfinished").get<int64_t>());
+            return channel.at("sent").get<int64_t>() >= 3000 && host->count_in_log("channel middle drained") >= 2;
+        },
+        60s);
+    const int produced = load.stop();
+    REQUIRE(cycled);
+    CHECK(host->count_in_log("channel middle is full") >= 2);
+    MESSAGE("produced ", produced, ", deepest channel ", deepest);
+    // What was fetched before a pause still reaches the channel: one poll burst (5 000) at most, far below what
+    // the partitions' marks allow.
+    CHECK(deepest <= 300 + 5000);
+    CHECK(produced > 3000 + 5300);  // the load outran the channel: without the pauses it would have piled up
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}

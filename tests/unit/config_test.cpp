@@ -407,6 +407,13 @@ TEST_CASE("config: channels are read by one agent each way, without tables, and 
             5, 3, {"channels.orders: a topic of that name is declared too"});
     f.error(yaml({"app: shop", "topics:", "  orders:", "agents:", "  b:", "    plugin: p", "    from: scored"}), 7, 11,
             {"agents.b.from names topic 'scored', which is not declared under topics or channels"});
+    // maxsize (Faust's channel maxsize): 20 000 by default, at least 4, and no other setting.
+    CHECK(c.channels[0].maxsize == 20000);
+    auto sized = f.ok(yaml({"app: shop", "topics:", "  orders:", "channels:", "  scored: {maxsize: 500}", "agents:",
+                            "  b:", "    plugin: p", "    from: scored"}));
+    CHECK(sized.channels[0].maxsize == 500);
+    f.error(yaml({"app: shop", "channels:", "  scored: {maxsize: 2}"}), 3, 21, {"channels.scored.maxsize"});
+    f.error(yaml({"app: shop", "channels:", "  scored: {buffer: 2}"}), 3, 12, {"unknown key 'buffer' in channels.scored"});
 }
 
 TEST_CASE("config: wrong type: partitions: many") {

@@ -420,10 +420,15 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
 
     if (channels_node && !channels_node.IsNull()) {
         for (auto& [name, v] : r.entries(channels_node, "channels")) {
-            if (!v.IsNull()) r.entries(v, "channels." + name, {});  // no settings yet: refuse any
-            const YAML::Node& at = v.IsNull() ? channels_node : v;     // a null value has no useful position
+            ChannelSpec ch;
+            ch.name = name;
+            if (!v.IsNull())
+                for (auto& [key, setting] : r.entries(v, "channels." + name, {"maxsize"}))
+                    ch.maxsize = r.integer(setting, "channels." + name + ".maxsize", 4, 10'000'000);
+            const YAML::Node& at = v.IsNull() ? channels_node : v;  // a null value has no useful position
             if (c.topic(name)) r.fail(at, "channels." + name + ": a topic of that name is declared too");
-            c.channels.push_back(ChannelSpec{name, r.mark_of(at)});
+            ch.mark = r.mark_of(at);
+            c.channels.push_back(std::move(ch));
         }
     }
 

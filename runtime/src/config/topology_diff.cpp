@@ -168,9 +168,9 @@ TopologyDiff diff_topology(const PipelineConfig& running, const PipelineConfig& 
         if (!by_name(running.agents, a.name)) d.agents_added.push_back(a.name);
 
     // Channels and the agents reading them are built with the pipeline (their lanes are not partitions').
-    std::set<std::string> old_channels, new_channels;
-    for (const auto& ch : running.channels) old_channels.insert(ch.name);
-    for (const auto& ch : edited.channels) new_channels.insert(ch.name);
+    std::set<std::pair<std::string, int64_t>> old_channels, new_channels;
+    for (const auto& ch : running.channels) old_channels.emplace(ch.name, ch.maxsize);
+    for (const auto& ch : edited.channels) new_channels.emplace(ch.name, ch.maxsize);
     if (old_channels != new_channels) restart("the channels changed");
     auto reads_channel = [](const std::vector<std::string>& names, const PipelineConfig& c) {
         for (const auto& n : names)

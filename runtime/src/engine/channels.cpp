@@ -18,6 +18,7 @@ Status Pipeline::open_channels() {
         ps->topic = spec.name;
         ps->partition = 0;
         ps->channel = true;
+        ps->maxsize = spec.maxsize;
         std::lock_guard agents_lock(agents_mutex_);
         for (auto& agent : agents_)
             if (agent->spec->from.size() == 1 && agent->spec->from.front() == spec.name)
@@ -114,6 +115,12 @@ size_t Pipeline::drop_revoked_channel_events(Lane& lane) {
                               "the causes again)",
                               lane.partition->topic, dropped);
     return dropped;
+}
+
+bool Pipeline::channel_past_maxsize() const {
+    for (const auto& [name, channel] : channels_)
+        if (channel->unfinished.load(std::memory_order_relaxed) > channel->maxsize) return true;
+    return false;
 }
 
 std::vector<ChannelStatus> Pipeline::channel_status() const {

@@ -729,6 +729,8 @@ void Pipeline::consume_loop() {
                 dispatch(msg);
             }
             if (n >= kPollBurst) break;
+            // A channel filling up pauses the partitions now, not after a whole burst piled into it.
+            if ((n & 255) == 255 && !channels_.empty() && channel_past_maxsize()) break;
             msg = rd_kafka_consumer_poll(consumer_.get(), 0);
         }
         if (recovery_thread_.joinable()) finish_recoveries();
@@ -800,6 +802,22 @@ void Pipeline::enqueue(Lane& lane, InFlight* f) {
 }
 
 bool Pipeline::apply_backpressure() {
+    // A full channel pauses every partition: any of them may feed it, through any agent. (Its own events are
+    // counted by their causes' partitions too, but those marks are per partition: many partitions together
+    // could fill a channel far beyond its maxsize.)
+    bool channel_full = false;
+    for (auto& [name, ch] : channels_) {
+        const int64_t unfinished = ch->unfinished.load(std::memory_order_relaxed);
+        if (!ch->full && unfinished > ch->maxsize) {
+            ch->full = true;
+            log_->info("channel {} is full ({} unfinished, maxsize {}): the partitions pause until it drains below {}",
+                       name, unfinished, ch->maxsize, ch->maxsize / 4);
+        } else if (ch->full && unfinished < ch->maxsize / 4) {
+            ch->full = false;
+            log_->info("channel {} drained ({} unfinished): the partitions resume", name, unfinished);
+        }
+        channel_full = channel_full || ch->full;
+    }
     std::lock_guard lock(partitions_mutex_);
     bool any_paused = false;
     for (auto& [key, ps] : partitions_) {
@@ -808,8 +826,8 @@ bool Pipeline::apply_backpressure() {
             continue;
         }
         const int64_t unfinished = ps->unfinished.load(std::memory_order_relaxed);
-        const bool pause = !ps->paused && unfinished > kPauseAbove;
-        const bool resume = ps->paused && unfinished < kResumeBelow;
+        const bool pause = !ps->paused && (unfinished > kPauseAbove || channel_full);
+        const bool resume = ps->paused && unfinished < kResumeBelow && !channel_full;
         any_paused = any_paused || (ps->paused && !resume) || pause;
         if (!pause && !resume) continue;
         rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);

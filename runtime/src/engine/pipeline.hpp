@@ -219,6 +219,8 @@ struct PartitionState {
     // commit, never revoked. Its events are numbered by `channel_sequence`.
     bool channel = false;
     bool closed = false;  // a channel at stop: sends to it are refused (guarded by lanes_mu)
+    int64_t maxsize = 0;  // a channel: its spec's maxsize (fixed)
+    bool full = false;    // a channel past maxsize, until it drained below a quarter of it (consumer thread)
     std::atomic<int64_t> channel_sequence{0};
     std::optional<TopicSpec> spec;  // its declaration, when the YAML declares it (a copy: reloads replace the YAML)
     const mph_codec_descriptor* value_codec = nullptr;  // a plugin's codec for the values, when the topic names one
@@ -460,6 +462,7 @@ private:
     // are dropped: that cause was not committed, its next owner reads it again, so working on them here would
     // only repeat it, on a host that no longer owns it. Returns how many. THREAD: the lane's worker.
     size_t drop_revoked_channel_events(Lane& lane);
+    bool channel_past_maxsize() const;  // some channel holds more unfinished events than its maxsize
     // A channel lane's batch mixes causes, and only the lowest offset of a topic's batch holds its commit back:
     // the token the callback's outputs are tracked against holds a share of each of the `n` events at the head
     // of `local`. Finished (finish(token, 1)) once the callback returned; it lets go of them once its outputs
