@@ -58,6 +58,7 @@ struct Options {
     // The host's events take a detour through memory: `pass` -> channel `hop` -> `pass_on` (concurrency =
     // workers) -> out. The raw loop stays the same, so the ratio shows what a channel costs.
     bool through_channel = false;
+    long channel_maxsize = 0;  // 0: the host's default
 };
 
 std::filesystem::path g_temp_dir;  // removed on every exit path
@@ -78,6 +79,7 @@ void usage() {
         "  --only SIDE     run only `raw` or only `host` (to profile one side; prints no ratio)\n"
         "  --no-warmup     skip the unrecorded warm-up pass of each side\n"
         "  --through-channel  the host pipeline is pass -> channel hop -> pass_on -> out (concurrency W)\n"
+        "  --channel-maxsize N  with --through-channel: the channel's maxsize (default: the host's)\n"
         "  --verbose       the host's info logs on stderr\n");
 }
 
@@ -110,6 +112,7 @@ Options parse(int argc, char** argv) {
         else if (a == "--verbose") o.verbose = true;
         else if (a == "--no-warmup") o.warmup = false;
         else if (a == "--through-channel") o.through_channel = true;
+        else if (a == "--channel-maxsize") o.channel_maxsize = number(4, 10'000'000);
         else if (a == "-h" || a == "--help") { usage(); std::exit(0); }
         else die("unknown argument '" + a + "' (see --help)");
     }
@@ -193,7 +196,10 @@ HostResult run_host(const Options& o, const std::string& bootstrap, rd_kafka_t* 
              << "topics:\n"
              << "  in: {partitions: " << o.partitions << "}\n"
              << "  " << out << ": {partitions: " << o.partitions << "}\n"
-             << (o.through_channel ? "channels: {hop: {}}\n" : "") << "agents:\n";
+             << (!o.through_channel           ? ""
+                 : o.channel_maxsize > 0 ? "channels: {hop: {maxsize: " + std::to_string(o.channel_maxsize) + "}}\n"
+                                         : std::string("channels: {hop: {}}\n"))
+             << "agents:\n";
         if (o.through_channel)
             file << "  pass: {plugin: passthrough, agent: pass, from: in, sinks: [hop]}\n"
                  << "  pass_on: {plugin: passthrough, agent: pass, from: hop, sinks: [" << out

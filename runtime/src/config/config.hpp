@@ -163,8 +163,8 @@ struct BrokerSpec {
 // as a sink, with send or cast; nothing of it reaches Kafka.
 struct ChannelSpec {
     std::string name;
-    // Faust's channel maxsize: past this many unfinished events every partition of the pipeline is paused
-    // until the channel drains below a quarter of it (a send never blocks: the sender is a worker).
+    // Faust's channel maxsize: past this many unfinished events the agents writing to it from topics wait
+    // until it drained below three quarters of it (a send itself never blocks: the sender is a worker).
     int64_t maxsize = 20'000;
     Mark mark;
 };

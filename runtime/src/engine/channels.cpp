@@ -117,10 +117,33 @@ size_t Pipeline::drop_revoked_channel_events(Lane& lane) {
     return dropped;
 }
 
-bool Pipeline::channel_past_maxsize() const {
-    for (const auto& [name, channel] : channels_)
-        if (channel->unfinished.load(std::memory_order_relaxed) > channel->maxsize) return true;
-    return false;
+bool Pipeline::writes_to_full_channel(Lane& lane) {
+    if (lane.channel_sinks_of != lane.ctx.sinks) {
+        lane.channel_sinks.clear();
+        if (lane.ctx.sinks)
+            for (const auto& sink : *lane.ctx.sinks)
+                if (auto it = channels_.find(sink); it != channels_.end()) lane.channel_sinks.push_back(it->second.get());
+        lane.channel_sinks_of = lane.ctx.sinks;
+    }
+    bool full = false;
+    for (PartitionState* channel : lane.channel_sinks) {
+        const int64_t unfinished = channel->unfinished.load(std::memory_order_relaxed);
+        if (channel->full.load(std::memory_order_relaxed)) {
+            if (unfinished >= channel->maxsize / 4 * 3) {
+                full = true;
+            } else if (channel->full.exchange(false)) {
+                log_->info("channel {} drained ({} unfinished): the agents writing to it go on", channel->topic,
+                           unfinished);
+            }
+        } else if (unfinished > channel->maxsize) {
+            full = true;
+            if (!channel->full.exchange(true))
+                log_->info("channel {} is full ({} unfinished, maxsize {}): the agents writing to it wait until it "
+                           "drained below {}",
+                           channel->topic, unfinished, channel->maxsize, channel->maxsize / 4 * 3);
+        }
+    }
+    return full;
 }
 
 std::vector<ChannelStatus> Pipeline::channel_status() const {

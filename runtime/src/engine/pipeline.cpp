@@ -27,6 +27,7 @@ constexpr int64_t kResumeBelow = 5'000;
 constexpr int kLaneBudget = 256;      // events a worker runs on one lane before giving others a turn
 constexpr size_t kMaxBatch = 500;     // events handed to on_batch at once
 constexpr int kPollBurst = 5'000;     // messages taken from librdkafka per loop before housekeeping
+constexpr milliseconds kFullChannelWait{1};  // a lane writing to a full channel looks again this much later
 
 std::string where(const PartitionState& ps, int64_t offset) {
     return ps.topic + "[" + std::to_string(ps.partition) + "]@" + std::to_string(offset);
@@ -729,8 +730,6 @@ void Pipeline::consume_loop() {
                 dispatch(msg);
             }
             if (n >= kPollBurst) break;
-            // A channel filling up pauses the partitions now, not after a whole burst piled into it.
-            if ((n & 255) == 255 && !channels_.empty() && channel_past_maxsize()) break;
             msg = rd_kafka_consumer_poll(consumer_.get(), 0);
         }
         if (recovery_thread_.joinable()) finish_recoveries();
@@ -802,22 +801,6 @@ void Pipeline::enqueue(Lane& lane, InFlight* f) {
 }
 
 bool Pipeline::apply_backpressure() {
-    // A full channel pauses every partition: any of them may feed it, through any agent. (Its own events are
-    // counted by their causes' partitions too, but those marks are per partition: many partitions together
-    // could fill a channel far beyond its maxsize.)
-    bool channel_full = false;
-    for (auto& [name, ch] : channels_) {
-        const int64_t unfinished = ch->unfinished.load(std::memory_order_relaxed);
-        if (!ch->full && unfinished > ch->maxsize) {
-            ch->full = true;
-            log_->info("channel {} is full ({} unfinished, maxsize {}): the partitions pause until it drains below {}",
-                       name, unfinished, ch->maxsize, ch->maxsize / 4);
-        } else if (ch->full && unfinished < ch->maxsize / 4) {
-            ch->full = false;
-            log_->info("channel {} drained ({} unfinished): the partitions resume", name, unfinished);
-        }
-        channel_full = channel_full || ch->full;
-    }
     std::lock_guard lock(partitions_mutex_);
     bool any_paused = false;
     for (auto& [key, ps] : partitions_) {
@@ -826,8 +809,8 @@ bool Pipeline::apply_backpressure() {
             continue;
         }
         const int64_t unfinished = ps->unfinished.load(std::memory_order_relaxed);
-        const bool pause = !ps->paused && (unfinished > kPauseAbove || channel_full);
-        const bool resume = ps->paused && unfinished < kResumeBelow && !channel_full;
+        const bool pause = !ps->paused && unfinished > kPauseAbove;
+        const bool resume = ps->paused && unfinished < kResumeBelow;
         any_paused = any_paused || (ps->paused && !resume) || pause;
         if (!pause && !resume) continue;
         rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
@@ -1115,6 +1098,11 @@ void Pipeline::run_lane(Lane& lane) {
         const size_t dropped = lane.partition->channel ? drop_revoked_channel_events(lane) : 0;
         if (lane.local.empty() && lane.orphans.empty()) {
             if (dropped > 0) continue;  // all dropped: take what is queued
+            break;
+        }
+        if (!channels_.empty() && !lane.partition->channel && writes_to_full_channel(lane)) {
+            delay = kFullChannelWait;  // its events wait in its queue (the partition's marks bound them)
+            outcome = Outcome::delay;
             break;
         }
         if (!ensure_instance(lane, error)) {

@@ -194,6 +194,10 @@ struct Lane {
     // callback in progress (the `in_callback` events at the head of `local`), applied when it returns OK.
     std::map<int64_t, InFlight*> held;
     std::vector<InFlight*> orphans;
+    // The channels among its sinks (writes_to_full_channel), for the sinks list they were found in: a topology
+    // reload that changes the agent points ctx.sinks at a new list.
+    std::vector<PartitionState*> channel_sinks;
+    const std::vector<std::string>* channel_sinks_of = nullptr;
     std::vector<int64_t> early_acks;
     size_t in_callback = 0;
 };
@@ -219,8 +223,8 @@ struct PartitionState {
     // commit, never revoked. Its events are numbered by `channel_sequence`.
     bool channel = false;
     bool closed = false;  // a channel at stop: sends to it are refused (guarded by lanes_mu)
-    int64_t maxsize = 0;  // a channel: its spec's maxsize (fixed)
-    bool full = false;    // a channel past maxsize, until it drained below a quarter of it (consumer thread)
+    int64_t maxsize = 0;            // a channel: its spec's maxsize (fixed)
+    std::atomic<bool> full{false};  // a channel past maxsize, until it drained below three quarters of it
     std::atomic<int64_t> channel_sequence{0};
     std::optional<TopicSpec> spec;  // its declaration, when the YAML declares it (a copy: reloads replace the YAML)
     const mph_codec_descriptor* value_codec = nullptr;  // a plugin's codec for the values, when the topic names one
@@ -462,7 +466,11 @@ private:
     // are dropped: that cause was not committed, its next owner reads it again, so working on them here would
     // only repeat it, on a host that no longer owns it. Returns how many. THREAD: the lane's worker.
     size_t drop_revoked_channel_events(Lane& lane);
-    bool channel_past_maxsize() const;  // some channel holds more unfinished events than its maxsize
+    // Faust's channel maxsize: a lane reading a topic whose sinks include a channel holding more than its
+    // maxsize unfinished events waits (its lane is delayed, its events stay queued) until the channel drained
+    // below three quarters of it. Lanes reading channels never wait: two channels feeding each other would
+    // stop for good; what they send is bounded by what reached their own channel. THREAD: the lane's worker.
+    bool writes_to_full_channel(Lane& lane);
     // A channel lane's batch mixes causes, and only the lowest offset of a topic's batch holds its commit back:
     // the token the callback's outputs are tracked against holds a share of each of the `n` events at the head
     // of `local`. Finished (finish(token, 1)) once the callback returned; it lets go of them once its outputs
