@@ -3,9 +3,7 @@
 // they were sent, are the ChannelEvents agents send to it. Each holds a share of the event that sent it, so
 // that one is committed only after every agent reading the channel finished: a crash loses what was in the
 // channel, never its cause, which is read and sent again.
-#include <algorithm>
 #include <chrono>
-#include <set>
 
 #include "engine/pipeline.hpp"
 
