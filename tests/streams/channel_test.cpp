@@ -15,22 +15,29 @@ using namespace mephisto::test;
 
 namespace {
 
-std::filesystem::path write_pipeline(const TempDir& dir, const std::string& app, const std::string& second_params) {
+// p.yaml of app `app`: the test plugins, quick group settings, then `body` (topics, channels, agents).
+std::filesystem::path write_app(const TempDir& dir, const std::string& app, const std::string& body) {
     return dir.write("p.yaml", "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
-                                   kFastGroupYaml + "shutdown_timeout: 3s\n"
-                                   "topics: {in: {partitions: 1}, out: {partitions: 1}}\n"
-                                   "channels: {middle: {}}\n"
-                                   "agents:\n"
-                                   "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
-                                   "  second: {plugin: test_agents, agent: forward, from: middle, sinks: [out]" +
-                                   second_params + "}\n");
+                                   kFastGroupYaml + body);
+}
+
+// in -> first -> channel middle -> second -> out, one partition.
+std::filesystem::path write_pipeline(const TempDir& dir, const std::string& app, const std::string& second_params) {
+    return write_app(dir, app,
+                     "shutdown_timeout: 3s\n"
+                     "topics: {in: {partitions: 1}, out: {partitions: 1}}\n"
+                     "channels: {middle: {}}\n"
+                     "agents:\n"
+                     "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
+                     "  second: {plugin: test_agents, agent: forward, from: middle, sinks: [out]" +
+                         second_params + "}\n");
 }
 
 int64_t committed(const Broker& broker, const std::string& group) {
     return committed_offsets(broker.bootstrap(), group, "in", 1).at(0);
 }
 
-}  // namespace
+} // namespace
 
 TEST_CASE("channel: events pass through memory to the next agent, and their causes commit after it finished") {
     Broker broker;
@@ -44,8 +51,10 @@ TEST_CASE("channel: events pass through memory to the next agent, and their caus
     REQUIRE(await_caught_up(broker.bootstrap(), "piped", "in", 1, 30s));
     const auto counts = out.value_counts();
     CHECK(counts.size() == 100);
-    for (int i = 0; i < 100; ++i) CHECK(counts.count("seq-" + std::to_string(i)) == 1);
-    for (const auto& r : out.records()) CHECK(r.key.has_value());  // keys travel through the channel
+    for (int i = 0; i < 100; ++i)
+        CHECK(counts.count("seq-" + std::to_string(i)) == 1);
+    for (const auto& r : out.records())
+        CHECK(r.key.has_value()); // keys travel through the channel
     // Nothing of the channel reached Kafka: no topic of its name.
     CHECK(end_offsets(broker.bootstrap(), "middle", 1).at(0) <= 0);
     CHECK(host->stop(SIGTERM, 30s) == 0);
@@ -56,7 +65,8 @@ TEST_CASE("channel: an event the channel's agent cannot finish holds back the co
     broker.create_topic("in", 1);
     broker.create_topic("out", 1);
     TempDir dir;
-    auto yaml = write_pipeline(dir, "held", ", params: {retry_on: seq-5},\n           on_error: {retry: 1000, backoff: 50ms, then: skip}");
+    auto yaml = write_pipeline(
+        dir, "held", ", params: {retry_on: seq-5},\n           on_error: {retry: 1000, backoff: 50ms, then: skip}");
     auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
     produce_sequence(broker.bootstrap(), "in", 0, 10, 1);
     TopicReader out(broker.bootstrap(), "out", 1);
@@ -73,9 +83,9 @@ TEST_CASE("channel: an event the channel's agent cannot finish holds back the co
     REQUIRE(await([&] { return channel().at("sent") == 10; }, 30s));
     CHECK(channel().at("name") == "middle");
     CHECK(channel().at("unfinished") == 5);
-    CHECK(committed(broker, "held") == 5);  // `first` finished all ten; seq-5 is still in the channel
+    CHECK(committed(broker, "held") == 5); // `first` finished all ten; seq-5 is still in the channel
     CHECK(host->stop(SIGTERM, 30s) == 0);
-    CHECK(committed(broker, "held") == 5);  // the next run reads seq-5 again
+    CHECK(committed(broker, "held") == 5); // the next run reads seq-5 again
 }
 
 TEST_CASE("channel: an agent reading a channel can be asked, and its reply finds the asker") {
@@ -83,40 +93,42 @@ TEST_CASE("channel: an agent reading a channel can be asked, and its reply finds
     broker.create_topic("questions", 2);
     broker.create_topic("answers", 1);
     TempDir dir;
-    auto yaml = dir.write("p.yaml", "app: {id: inmemory}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
-                                        kFastGroupYaml +
-                                        "topics: {questions: {partitions: 2}, answers: {partitions: 1}}\n"
-                                        "channels: {adds: {}}\n"
-                                        "agents:\n"
-                                        "  asking: {plugin: test_agents, agent: asker, from: questions, sinks: [answers],\n"
-                                        "           params: {target: adding}}\n"
-                                        "  adding: {plugin: test_agents, agent: adder, from: adds, concurrency: 2}\n");
+    auto yaml = write_app(dir, "inmemory",
+                          "topics: {questions: {partitions: 2}, answers: {partitions: 1}}\n"
+                          "channels: {adds: {}}\n"
+                          "agents:\n"
+                          "  asking: {plugin: test_agents, agent: asker, from: questions, sinks: [answers],\n"
+                          "           params: {target: adding}}\n"
+                          "  adding: {plugin: test_agents, agent: adder, from: adds, concurrency: 2}\n");
     auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
     std::vector<Message> questions;
-    for (int i = 0; i < 30; ++i) questions.push_back({"k" + std::to_string(i), std::to_string(i) + " 2", {}, -1});
+    for (int i = 0; i < 30; ++i)
+        questions.push_back({"k" + std::to_string(i), std::to_string(i) + " 2", {}, -1});
     produce(broker.bootstrap(), "questions", questions);
     TopicReader answers(broker.bootstrap(), "answers", 1);
     REQUIRE(answers.read_until([](const std::vector<Record>& r) { return r.size() >= 30; }, 30s));
     const auto counts = answers.value_counts();
-    for (int i = 0; i < 30; ++i) CHECK(counts.count(std::to_string(i) + " 2=" + std::to_string(i + 2)) == 1);
+    for (int i = 0; i < 30; ++i)
+        CHECK(counts.count(std::to_string(i) + " 2=" + std::to_string(i + 2)) == 1);
     REQUIRE(await_caught_up(broker.bootstrap(), "inmemory", "questions", 2, 30s));
     CHECK(host->stop(SIGTERM, 30s) == 0);
 }
 
-TEST_CASE("channel: after a revoke, channel events caused by the revoked partitions are dropped, and their causes processed again") {
+TEST_CASE("channel: after a revoke, channel events caused by the revoked partitions are dropped, and their causes "
+          "processed again") {
     Broker broker;
     broker.create_topic("in", 2);
     broker.create_topic("out", 1);
     TempDir dir;
     // `second` is slow, so the channel holds a backlog when the second host joins and the partitions move.
-    auto yaml = dir.write("p.yaml", "app: {id: handover}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
-                                        kFastGroupYaml + "shutdown_timeout: 5s\n"
-                                        "topics: {in: {partitions: 2}, out: {partitions: 1}}\n"
-                                        "channels: {middle: {}}\n"
-                                        "agents:\n"
-                                        "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
-                                        "  second: {plugin: test_agents, agent: forward, from: middle, sinks: [out],\n"
-                                        "           params: {delay_ms: 50}}\n");
+    auto yaml = write_app(dir, "handover",
+                          "shutdown_timeout: 5s\n"
+                          "topics: {in: {partitions: 2}, out: {partitions: 1}}\n"
+                          "channels: {middle: {}}\n"
+                          "agents:\n"
+                          "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
+                          "  second: {plugin: test_agents, agent: forward, from: middle, sinks: [out],\n"
+                          "           params: {delay_ms: 50}}\n");
     auto a = start_host(yaml, broker.bootstrap(), dir.path() / "a.log");
     const int total = 300;
     produce_sequence(broker.bootstrap(), "in", 0, total, 8);
@@ -128,13 +140,15 @@ TEST_CASE("channel: after a revoke, channel events caused by the revoked partiti
     REQUIRE(out.read_until(
         [&](const std::vector<Record>& r) {
             std::set<std::string> seen;
-            for (const auto& rec : r) seen.insert(rec.value.value_or(""));
+            for (const auto& rec : r)
+                seen.insert(rec.value.value_or(""));
             return static_cast<int>(seen.size()) >= total;
         },
         60s));
     REQUIRE(await_caught_up(broker.bootstrap(), "handover", "in", 2, 60s));
     const auto counts = out.value_counts();
-    for (int i = 0; i < total; ++i) CHECK(counts.count("seq-" + std::to_string(i)) == 1);
+    for (int i = 0; i < total; ++i)
+        CHECK(counts.count("seq-" + std::to_string(i)) == 1);
     CHECK(a->stop(SIGTERM, 30s) == 0);
     CHECK(b->stop(SIGTERM, 30s) == 0);
 }
@@ -147,16 +161,16 @@ TEST_CASE("channel: what a batch sent is tracked against every event of the batc
     broker.create_topic("in", 2);
     broker.create_topic("out", 1);
     TempDir dir;
-    auto yaml = dir.write("p.yaml", "app: {id: batched}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
-                                        kFastGroupYaml + "shutdown_timeout: 3s\n"
-                                        "topics: {in: {partitions: 2}, out: {partitions: 1}}\n"
-                                        "channels: {middle: {}, last: {}}\n"
-                                        "agents:\n"
-                                        "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
-                                        "  second: {plugin: test_agents, agent: batch_forward, from: middle, sinks: [last],\n"
-                                        "           take: {max: 50, within: 500ms}}\n"
-                                        "  third: {plugin: test_agents, agent: forward, from: last, sinks: [out],\n"
-                                        "          params: {retry_on: '-4'}, on_error: {retry: 1000, backoff: 20ms, then: skip}}\n");
+    auto yaml = write_app(dir, "batched",
+                          "shutdown_timeout: 3s\n"
+                          "topics: {in: {partitions: 2}, out: {partitions: 1}}\n"
+                          "channels: {middle: {}, last: {}}\n"
+                          "agents:\n"
+                          "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
+                          "  second: {plugin: test_agents, agent: batch_forward, from: middle, sinks: [last],\n"
+                          "           take: {max: 50, within: 500ms}}\n"
+                          "  third: {plugin: test_agents, agent: forward, from: last, sinks: [out],\n"
+                          "          params: {retry_on: '-4'}, on_error: {retry: 1000, backoff: 20ms, then: skip}}\n");
     auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
     std::vector<Message> events;
     for (int i = 0; i < 5; ++i) {
@@ -180,14 +194,14 @@ TEST_CASE("channel: past its maxsize the agents writing to it wait until it drai
     broker.create_topic("in", 4);
     broker.create_topic("out", 1);
     TempDir dir;
-    auto yaml = dir.write("p.yaml", "app: {id: bounded}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
-                                        kFastGroupYaml + "shutdown_timeout: 2s\n"
-                                        "topics: {in: {partitions: 4}, out: {partitions: 1}}\n"
-                                        "channels: {middle: {maxsize: 300}}\n"
-                                        "agents:\n"
-                                        "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
-                                        "  second: {plugin: test_agents, agent: forward, from: middle, sinks: [out],\n"
-                                        "           params: {delay_ms: 2}}\n");
+    auto yaml = write_app(dir, "bounded",
+                          "shutdown_timeout: 2s\n"
+                          "topics: {in: {partitions: 4}, out: {partitions: 1}}\n"
+                          "channels: {middle: {maxsize: 300}}\n"
+                          "agents:\n"
+                          "  first: {plugin: test_agents, agent: forward, from: in, sinks: [middle]}\n"
+                          "  second: {plugin: test_agents, agent: forward, from: middle, sinks: [out],\n"
+                          "           params: {delay_ms: 2}}\n");
     auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
     const std::string admin = admin_address(*host);
     SteadyLoad load(broker.bootstrap(), "in", 100, 16);
@@ -207,6 +221,6 @@ TEST_CASE("channel: past its maxsize the agents writing to it wait until it drai
     MESSAGE("produced ", produced, ", deepest channel ", deepest);
     // Past maxsize only the callbacks in progress (one event each, on four lanes) still send.
     CHECK(deepest <= 300 + 4);
-    CHECK(produced > 3000 + 304);  // the load outran the channel: without the waits it would have piled up
+    CHECK(produced > 3000 + 304); // the load outran the channel: without the waits it would have piled up
     CHECK(host->stop(SIGTERM, 30s) == 0);
 }

@@ -9,7 +9,7 @@
 
 namespace mephisto {
 
-Status Pipeline::open_channels() {
+void Pipeline::open_channels() {
     std::lock_guard lock(partitions_mutex_);
     for (const auto& spec : config_.channels) {
         auto ps = std::make_unique<PartitionState>();
@@ -25,7 +25,6 @@ Status Pipeline::open_channels() {
             log_->warn("channel {} has no agent reading it: what is sent to it is dropped", spec.name);
         channels_.emplace(spec.name, std::move(ps));
     }
-    return {};
 }
 
 mph_status Pipeline::send_to_channel(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,

@@ -518,7 +518,7 @@ Status Pipeline::start() {
             break;
         }
 
-    if (auto st = open_channels(); !st) return st;
+    open_channels();
     for (int i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
     consuming_ = true;
     consumer_thread_ = std::thread([this] { consume_loop(); });
@@ -559,21 +559,20 @@ void Pipeline::stop() {
         // 2. Finish what was fetched, within half the budget (the rest is for flush, commit and close);
         //    lanes of a quarantined agent never finish and are not waited for.
         const auto drain_deadline = Clock::now() + config_.shutdown_timeout / 2;
+        auto working = [](const PartitionState& ps) {
+            for (const auto& lane : ps.lanes) {
+                std::lock_guard l(lane->mu);
+                if (lane->scheduled && !lane->agent->stats.quarantined) return true;
+            }
+            return false;
+        };
         for (;;) {
             bool busy = false;
             {
                 std::lock_guard lock(partitions_mutex_);
-                for (auto& [key, ps] : partitions_)
-                    for (auto& lane : ps->lanes) {
-                        std::lock_guard l(lane->mu);
-                        if (lane->scheduled && !lane->agent->stats.quarantined) busy = true;
-                    }
+                for (auto& [key, ps] : partitions_) busy = busy || working(*ps);
             }
-            for (auto& [name, ch] : channels_)
-                for (auto& lane : ch->lanes) {
-                    std::lock_guard l(lane->mu);
-                    if (lane->scheduled && !lane->agent->stats.quarantined) busy = true;
-                }
+            for (auto& [name, ch] : channels_) busy = busy || working(*ch);
             if (asks_waiting() > 0) busy = true;  // an ask ends with its reply or its timeout
             if (!busy || Clock::now() >= drain_deadline || failed_) break;
             std::this_thread::sleep_for(milliseconds(5));

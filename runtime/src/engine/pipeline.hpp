@@ -458,7 +458,7 @@ private:
                              const AgentInfo* info, const AgentSpec* spec);
     void start_timer_thread();
     // Channels (engine/channels.cpp): their lanes, built at start; and an event an agent sends to one.
-    Status open_channels();
+    void open_channels();
     mph_status send_to_channel(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,
                                const void* value, size_t value_len, rd_kafka_headers_t* headers, int64_t timestamp_ms);
     void close_channels();  // at stop: sends are refused, instances say goodbye, what was not finished is dropped
