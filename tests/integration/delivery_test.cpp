@@ -10,7 +10,7 @@ using namespace mephisto::test;
 
 namespace {
 
-std::string pipeline_yaml(const std::string& app, const std::string& agent_extra, const std::string& topic_extra = "") {
+std::string forward_pipeline(const std::string& app, const std::string& agent_extra, const std::string& topic_extra = "") {
     return "app: {id: " + app + "}\n" + "plugins: {dir: " + test_plugin_dir().string() + "}\n" + kFastGroupYaml +
            "topics:\n"
            "  in: {partitions: 4" + topic_extra + "}\n"
@@ -39,7 +39,7 @@ TEST_CASE("events of a partition keep their order and each arrives exactly once 
     broker.create_topic("in", 4);
     broker.create_topic("out", 4);
     TempDir dir;
-    auto host = start_host(dir.write("order.yaml", pipeline_yaml("order", "")), broker.bootstrap(), dir.path() / "host.log");
+    auto host = start_host(dir.write("order.yaml", forward_pipeline("order", "")), broker.bootstrap(), dir.path() / "host.log");
 
     constexpr int kEvents = 4000;
     produce_sequence(broker.bootstrap(), "in", 0, kEvents, 16);
@@ -69,7 +69,7 @@ TEST_CASE("every path acknowledges: forwarded, filtered, skipped after failures,
     broker.create_topic("in", 4);
     broker.create_topic("out", 4);
     TempDir dir;
-    auto yaml = pipeline_yaml("paths",
+    auto yaml = forward_pipeline("paths",
                               "    params: {fail_on: poison, drop_on: drop, retry_on: later}\n"
                               "    on_error: {retry: 1, then: skip, backoff: 10ms}\n"
                               "    supervisor: {max_restarts: 100, within: 60s, backoff: 10ms, max_backoff: 50ms}\n");
@@ -119,7 +119,7 @@ TEST_CASE("undecodable values never reach the agent: they are dead-lettered with
     broker.create_topic("in", 4);
     broker.create_topic("out", 4);
     TempDir dir;
-    auto yaml = pipeline_yaml("decode", "    on_error: {retry: 3, then: dead_letter, topic: in-dlq}\n", ", value: json");
+    auto yaml = forward_pipeline("decode", "    on_error: {retry: 3, then: dead_letter, topic: in-dlq}\n", ", value: json");
     auto host = start_host(dir.write("decode.yaml", yaml), broker.bootstrap(), dir.path() / "host.log");
     std::vector<Message> in = {
         {"a", R"({"n": 1})", {}, -1},

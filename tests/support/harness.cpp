@@ -33,14 +33,29 @@ bool await(const std::function<bool()>& condition, std::chrono::milliseconds tim
     }
 }
 
-Broker::Broker() {
-    auto b = EmbeddedBroker::start(0, 1);
+Broker::Broker(int brokers) {
+    auto b = EmbeddedBroker::start(0, brokers);
     if (!b) throw std::runtime_error(b.error());
     broker_ = std::move(*b);
 }
 
 void Broker::create_topic(const std::string& name, int partitions) {
     if (auto st = broker_->create_topic(name, partitions); !st) throw std::runtime_error(st.error());
+}
+
+void Broker::set_leader(const std::string& topic, int32_t partition, int32_t broker_id) {
+    if (auto err = rd_kafka_mock_partition_set_leader(broker_->cluster(), topic.c_str(), partition, broker_id))
+        throw std::runtime_error("set_leader: " + std::string(rd_kafka_err2str(err)));
+}
+
+void Broker::fail_requests(int32_t broker_id, int16_t api_key, rd_kafka_resp_err_t error, size_t count) {
+    for (size_t i = 0; i < count; ++i)
+        if (auto err = rd_kafka_mock_broker_push_request_error_rtts(broker_->cluster(), broker_id, api_key, 1, error, 0))
+            throw std::runtime_error("fail_requests: " + std::string(rd_kafka_err2str(err)));
+}
+
+std::string pipeline_yaml(const std::string& app, const std::string& body) {
+    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" + kFastGroupYaml + body;
 }
 
 namespace {
@@ -67,7 +82,8 @@ void produce(const std::string& bootstrap, const std::string& topic, const std::
     rd_kafka_t* rk = make(RD_KAFKA_PRODUCER, {{"bootstrap.servers", bootstrap},
                                               {"enable.idempotence", "true"},
                                               {"partitioner", "murmur2_random"},
-                                              {"linger.ms", "5"}});
+                                              {"linger.ms", "5"},
+                                              {"message.max.bytes", "10000000"}});  // tests send oversized ones
     std::atomic<int> failures{0};
     for (const auto& m : messages) {
         rd_kafka_headers_t* h = nullptr;

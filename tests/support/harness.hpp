@@ -34,11 +34,16 @@ bool await(const std::function<bool()>& condition, std::chrono::milliseconds tim
 // around it without losing topics or committed offsets.
 class Broker {
 public:
-    Broker();
+    explicit Broker(int brokers = 1);  // mock broker ids are 1..brokers
     const std::string& bootstrap() const { return broker_->bootstrap(); }
     void create_topic(const std::string& name, int partitions);
     // Stops the broker (to test a host whose broker is gone).
     void shutdown() { broker_.reset(); }
+    // Makes broker `broker_id` the leader of topic[partition].
+    void set_leader(const std::string& topic, int32_t partition, int32_t broker_id);
+    // The next `count` requests of `api_key` (the Kafka protocol's ApiKey: 0 is Produce) that broker
+    // `broker_id` receives fail with `error`.
+    void fail_requests(int32_t broker_id, int16_t api_key, rd_kafka_resp_err_t error, size_t count = 1);
 
 private:
     std::unique_ptr<EmbeddedBroker> broker_;
@@ -52,6 +57,11 @@ struct Record {
     std::optional<std::string> value;  // nullopt for a tombstone
     int64_t timestamp = -1;
     std::map<std::string, std::string> headers;
+    // The header's value, empty when the record has none of that name.
+    std::string header(const std::string& name) const {
+        auto it = headers.find(name);
+        return it == headers.end() ? std::string() : it->second;
+    }
 };
 
 struct Message {
@@ -179,5 +189,8 @@ HttpReply http_get(const std::string& address, const std::string& path, const st
 inline const char* kFastGroupYaml =
     "consumer: {session.timeout.ms: 4000, heartbeat.interval.ms: 300}\n"
     "commit_interval: 200ms\n";
+
+// A pipeline file's text: app `app`, the test plugins, quick group settings, then `body` (topics, agents...).
+std::string pipeline_yaml(const std::string& app, const std::string& body);
 
 }  // namespace mephisto::test

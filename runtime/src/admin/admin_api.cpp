@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_bounds.hpp"
 #include "engine/host.hpp"
 #include "tables/codec.hpp"
 
@@ -140,9 +141,9 @@ HttpResponse table_read(const Host& host, const std::string& rest) {
         if (!*found) continue;
         const TableStore& store = *p->tables().at(table);
         const auto& [partition, value] = **found;
-        json shown = store.spec().value == ValueCodec::raw ? json(value)
-                                                           : json::parse(to_json_with(store.codec(), value), nullptr, false);
-        if (shown.is_discarded()) shown = value;  // a codec whose JSON does not parse: the bytes, as a string
+        json shown = store.spec().value == ValueCodec::raw ? json(value) : parse_json_bounded(to_json_with(store.codec(), value));
+        // A codec whose JSON does not parse, or nests too deep to render: the bytes, as a string.
+        if (shown.is_discarded()) shown = value;
         return reply(200, {{"table", table}, {"key", key}, {"partition", partition}, {"value", shown}});
     }
     if (!declared) return error(404, "no table '" + table + "' on this host");

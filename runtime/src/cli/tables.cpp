@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "common/json_bounds.hpp"
 #include "common/logging.hpp"
 #include "engine/host.hpp"
 #include "tables/codec.hpp"
@@ -21,10 +22,12 @@ std::string show(const TableStore& store, const std::string& value) {
     return to_json_with(store.codec(), value);
 }
 
-// The same as a JSON value, for dump's JSON lines.
+// The same as a JSON value, for dump's JSON lines; what does not parse, or nests too deep to render, as a string.
 nlohmann::json as_json(const TableStore& store, const std::string& value) {
     if (store.spec().value == ValueCodec::raw) return value;
-    return nlohmann::json::parse(to_json_with(store.codec(), value), nullptr, false);
+    auto shown = parse_json_bounded(to_json_with(store.codec(), value));
+    if (shown.is_discarded()) return value;
+    return shown;
 }
 
 // Loads the pipeline with --state-dir applied; errors are printed.

@@ -21,8 +21,13 @@ void api_log(mph_agent_ctx* ctx, int32_t level, const char* msg, size_t len) {
     log->log(lvl, "{}", std::string_view(msg ? msg : "", msg ? len : 0));
 }
 
+// A reason is for logs and dead-letter headers: bounded, so a plugin cannot make either unbounded.
+constexpr size_t kMaxErrorBytes = 4096;
+
 void api_set_error(mph_agent_ctx* ctx, const char* msg, size_t len) {
-    if (ctx) ctx->error.assign(msg ? msg : "", msg ? len : 0);
+    if (!ctx) return;
+    ctx->error.assign(msg ? msg : "", msg ? std::min(len, kMaxErrorBytes) : 0);
+    if (msg && len > kMaxErrorBytes) ctx->error += "... (" + std::to_string(len) + " bytes in all)";
 }
 
 const char* api_param(mph_agent_ctx* ctx, const char* name) {

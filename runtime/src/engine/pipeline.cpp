@@ -6,7 +6,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_bounds.hpp"
 #include "common/logging.hpp"
+#include "engine/event_bytes.hpp"
 #include "engine/message_views.hpp"
 #include "engine/repartition_agent.hpp"
 #include "kafka/embedded_broker.hpp"
@@ -29,10 +31,6 @@ constexpr size_t kMaxBatch = 500;     // events handed to on_batch at once
 constexpr int kPollBurst = 5'000;     // messages taken from librdkafka per loop before housekeeping
 constexpr milliseconds kFullChannelWait{1};  // a lane writing to a full channel looks again this much later
 
-std::string where(const PartitionState& ps, int64_t offset) {
-    return ps.topic + "[" + std::to_string(ps.partition) + "]@" + std::to_string(offset);
-}
-
 mph_event make_event(const PartitionState& ps, const InFlight* f, std::vector<mph_header>& headers) {
     if (f->message) return mephisto::make_event(ps.topic.c_str(), f->message, headers);
     const ChannelEvent& c = *f->channel_event;
@@ -54,52 +52,6 @@ mph_event make_event(const PartitionState& ps, const InFlight* f, std::vector<mp
     return ev;
 }
 
-// An event's key, value and timestamp (0: none), whichever its source.
-struct EventBytes {
-    const void* key = nullptr;
-    size_t key_len = 0;
-    const void* value = nullptr;  // null: a tombstone
-    size_t value_len = 0;
-    int64_t timestamp_ms = 0;
-};
-EventBytes bytes_of(const InFlight* f) {
-    EventBytes b;
-    if (const rd_kafka_message_t* m = f->message) {
-        b.key = m->key;
-        b.key_len = m->key ? m->key_len : 0;
-        b.value = m->payload;
-        b.value_len = m->payload ? m->len : 0;
-        rd_kafka_timestamp_type_t type;
-        const int64_t ts = rd_kafka_message_timestamp(m, &type);
-        b.timestamp_ms = type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? 0 : ts;
-        return b;
-    }
-    const ChannelEvent& c = *f->channel_event;
-    b.key = c.key ? c.key->data() : nullptr;
-    b.key_len = c.key ? c.key->size() : 0;
-    b.value = c.value ? c.value->data() : nullptr;
-    b.value_len = c.value ? c.value->size() : 0;
-    b.timestamp_ms = c.timestamp_ms;
-    return b;
-}
-
-// A copy of an event's headers for producing it again (null when it has none).
-rd_kafka_headers_t* copy_headers(const InFlight* f) {
-    if (f->message) {
-        rd_kafka_headers_t* original = nullptr;
-        if (rd_kafka_message_headers(f->message, &original) == RD_KAFKA_RESP_ERR_NO_ERROR && original)
-            return rd_kafka_headers_copy(original);
-        return nullptr;
-    }
-    const auto& headers = f->channel_event->headers;
-    if (headers.empty()) return nullptr;
-    rd_kafka_headers_t* h = rd_kafka_headers_new(headers.size());
-    for (const auto& [name, value] : headers)
-        rd_kafka_header_add(h, name.data(), static_cast<ssize_t>(name.size()), value ? value->data() : nullptr,
-                            value ? static_cast<ssize_t>(value->size()) : 0);
-    return h;
-}
-
 // Values a topic's codec rejects never reach the agent; they follow its error policy (RELIABILITY 36).
 std::optional<std::string> decode_error(const PartitionState& ps, const InFlight* f) {
     if (!ps.spec || !f->message) return std::nullopt;  // a channel carries what agents sent: not checked again
@@ -109,8 +61,9 @@ std::optional<std::string> decode_error(const PartitionState& ps, const InFlight
             return "the value is not valid " + ps.spec->value_codec.name + ": " + st.error();
     auto check = [](Codec codec, const void* data, size_t len, const char* what) -> std::optional<std::string> {
         if (codec != Codec::json || !data) return std::nullopt;  // a tombstone or missing key is no JSON error
-        auto p = static_cast<const char*>(data);
-        if (!nlohmann::json::accept(p, p + len)) return std::string(what) + " is not valid JSON";
+        const std::string_view text(static_cast<const char*>(data), len);
+        if (auto deep = json_depth_error(text)) return std::string(what) + " is " + *deep;
+        if (!nlohmann::json::accept(text.begin(), text.end())) return std::string(what) + " is not valid JSON";
         return std::nullopt;
     };
     if (auto e = check(ps.spec->key, msg->key, msg->key_len, "the key")) return e;
@@ -1410,37 +1363,6 @@ Pipeline::Outcome Pipeline::on_failure(Lane& lane, size_t count, mph_status verd
     return Outcome::delay;
 }
 
-void Pipeline::apply_error_policy(Lane& lane, InFlight* f, const std::string& error) {
-    AgentRuntime& agent = *lane.agent;
-    const auto& policy = agent.spec->on_error;
-    const std::string at = where(*lane.partition, f->offset());
-    if (policy.then == ThenPolicy::skip) {
-        agent.stats.skipped++;
-        agent.log->warn("skipping {} after {} attempt(s): {}", at, lane.attempts, error);
-        return;
-    }
-    // dead_letter: the original key, value and headers, plus why and where from.
-    const EventBytes event = bytes_of(f);
-    rd_kafka_headers_t* headers = copy_headers(f);
-    if (!headers) headers = rd_kafka_headers_new(4);
-    auto add = [&](const char* name, const std::string& value) {
-        rd_kafka_header_add(headers, name, -1, value.data(), static_cast<ssize_t>(value.size()));
-    };
-    add("mephisto.error", error);
-    add("mephisto.agent", agent.spec->name);
-    add("mephisto.source", at);
-    lane.ctx.inflight = f;
-    mph_status st = produce_tracked(lane.ctx, policy.dead_letter_topic, event.key, event.key_len, event.value,
-                                    event.value_len, headers, MPH_PARTITION_ANY, event.timestamp_ms);
-    lane.ctx.inflight = nullptr;
-    if (st != MPH_OK) {
-        fail("cannot dead-letter " + at + " to " + policy.dead_letter_topic + " (status " + std::to_string(st) + ")");
-        return;
-    }
-    agent.stats.dead_lettered++;
-    agent.log->warn("dead-lettered {} to {} after {} attempt(s): {}", at, policy.dead_letter_topic, lane.attempts, error);
-}
-
 void Pipeline::finish(InFlight* f, int completed) {
     // A loop along the chain of causes, not a recursion: an agent writing back to the channel it reads makes
     // chains as long as it likes.
@@ -1501,6 +1423,10 @@ void Pipeline::on_delivery(void* opaque, rd_kafka_resp_err_t err, const rd_kafka
     auto* tag = static_cast<DeliveryTag*>(opaque);
     if (tag && tag->kind == DeliveryTag::Kind::flush) {
         on_flush_delivery(static_cast<ShardFlush*>(tag), err, msg);
+        return;
+    }
+    if (tag && tag->kind == DeliveryTag::Kind::dead_letter) {
+        on_dead_letter_delivery(static_cast<DeadLetter*>(tag), err);
         return;
     }
     auto* f = static_cast<InFlight*>(tag);

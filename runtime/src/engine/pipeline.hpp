@@ -103,9 +103,10 @@ struct AgentRuntime {
     }
 };
 
-// What a produced message's delivery report belongs to: an input (its outputs) or a changelog flush.
+// What a produced message's delivery report belongs to: an input (its outputs), a changelog flush, or a dead
+// letter.
 struct DeliveryTag {
-    enum class Kind : uint8_t { input, flush } kind;
+    enum class Kind : uint8_t { input, flush, dead_letter } kind;
 };
 
 // An event sent to a channel (Faust's app.channel: in memory, this host only): what a consumed message would
@@ -140,6 +141,21 @@ struct InFlight : DeliveryTag {
     // Run when the event is finished (not abandoned), before its offset may be committed: what must be stored
     // only once everything the event produced is acknowledged (a window close mark). Rarely set.
     std::unique_ptr<std::vector<std::function<void()>>> on_finished;
+};
+
+// A dead letter on its way (engine/dead_letter.cpp). It holds a share of its event until the broker took it.
+// An event too large to be produced whole, for the producer or for the broker, goes again with less of itself
+// (`level`): without its value, then also without its key and headers. Its coordinates and the reason always
+// go, so the error policy never stops the host for an event's size.
+struct DeadLetter : DeliveryTag {
+    DeadLetter() : DeliveryTag{Kind::dead_letter} {}
+    InFlight* event = nullptr;
+    AgentRuntime* agent = nullptr;
+    std::string source;  // "topic[partition]@offset"
+    std::string error;   // why the agent's policy sent it here
+    int attempts = 0;
+    int level = 0;       // 0: whole; 1: without its value; 2: only its coordinates and the reason
+    std::string refusal; // why the previous level was refused ("Broker: Message size too large")
 };
 
 struct Lane;
@@ -418,6 +434,11 @@ private:
     // start). Applies retry, restart, quarantine and the error policy.
     Outcome on_failure(Lane& lane, size_t count, mph_status verdict, std::string error, std::chrono::milliseconds& delay);
     void apply_error_policy(Lane& lane, InFlight* event, const std::string& error);
+    // Produces `letter` at its level, or at a lower one when it is refused as too large; false, with the
+    // reason, when even its coordinates could not be produced (engine/dead_letter.cpp).
+    bool produce_dead_letter(std::unique_ptr<DeadLetter> letter, std::string& why);
+    // A dead letter's delivery report: done, sent again with less of its event, or the pipeline fails.
+    void on_dead_letter_delivery(DeadLetter* letter, rd_kafka_resp_err_t err);
     bool ensure_instance(Lane& lane, std::string& error);
     void destroy_instance(Lane& lane);
     void finish(InFlight* event, int completed = 1);

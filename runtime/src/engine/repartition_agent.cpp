@@ -2,8 +2,7 @@
 
 #include <string>
 
-#include <nlohmann/json.hpp>
-
+#include "common/json_bounds.hpp"
 #include "engine/agent_context.hpp"
 #include "engine/pipeline.hpp"
 
@@ -60,12 +59,9 @@ mph_status on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
         key_len = key.size();
     } else if (r->by_field) {
         if (!ev->value) return fail("group_by " + r->field + ": the event has no value");
-        auto p = static_cast<const char*>(ev->value);
-        auto json = nlohmann::json::parse(p, p + ev->value_len, nullptr, false);
-        if (json.is_discarded() || !json.is_object()) return fail("group_by " + r->field + ": the value is not a JSON object");
-        auto it = json.find(r->field);
-        if (it == json.end() || it->is_null()) return fail("group_by " + r->field + ": the value has no field '" + r->field + "'");
-        key = it->is_string() ? it->get<std::string>() : it->dump();
+        auto field = json_field_key({static_cast<const char*>(ev->value), ev->value_len}, r->field);
+        if (!field) return fail("group_by " + r->field + ": " + field.error());
+        key = std::move(*field);
         key_data = key.data();
         key_len = key.size();
     }

@@ -31,6 +31,8 @@ public:
     // Creates a topic (an existing topic is left as it is). THREAD: any.
     Status create_topic(const std::string& name, int partitions);
 
+    // The mock cluster, for fault injection (rd_kafka_mock_push_request_errors, broker_set_down...) in tests.
+    rd_kafka_mock_cluster_t* cluster() const { return cluster_; }
 
 private:
     EmbeddedBroker() = default;

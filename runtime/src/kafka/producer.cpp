@@ -72,11 +72,12 @@ rd_kafka_topic_t* Producer::topic_handle(const std::string& name) {
 
 mph_status Producer::produce(const std::string& topic, const void* key, size_t key_len, const void* value,
                              size_t value_len, rd_kafka_headers_t* headers, int32_t partition, int64_t timestamp_ms,
-                             void* opaque, std::string* why) {
+                             void* opaque, std::string* why, rd_kafka_resp_err_t* code) {
     rd_kafka_topic_t* rkt = topic_handle(topic);
     if (!rkt) {
         if (headers) rd_kafka_headers_destroy(headers);
         if (why) *why = "cannot use topic '" + topic + "'";
+        if (code) *code = rd_kafka_last_error();
         return MPH_ERR_INVALID;
     }
     // Waiting for room is the backpressure a slow broker exerts on workers; the bound keeps a wedged broker
@@ -95,6 +96,7 @@ mph_status Producer::produce(const std::string& topic, const void* key, size_t k
         }
         if (headers) rd_kafka_headers_destroy(headers);
         if (why) *why = std::string("produce to ") + topic + ": " + rd_kafka_err2str(err);
+        if (code) *code = err;
         return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? MPH_ERR_FULL : MPH_ERR_INVALID;
     }
 }

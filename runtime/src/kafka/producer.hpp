@@ -31,10 +31,10 @@ public:
     // Produces one message. `headers` may be NULL; ownership passes to librdkafka on success and is freed
     // here on failure. When the local queue is full, waits up to `queue_wait` for room.
     // Returns MPH_OK, MPH_ERR_FULL, or MPH_ERR_INVALID (unknown partition, message too large...), with the
-    // reason in `*why` when given.
+    // reason in `*why` and librdkafka's error in `*code` when given.
     mph_status produce(const std::string& topic, const void* key, size_t key_len, const void* value,
                        size_t value_len, rd_kafka_headers_t* headers, int32_t partition, int64_t timestamp_ms,
-                       void* opaque, std::string* why = nullptr);
+                       void* opaque, std::string* why = nullptr, rd_kafka_resp_err_t* code = nullptr);
 
     // Waits until every produced message got its delivery report, or the timeout passed. Returns true when
     // nothing is outstanding.

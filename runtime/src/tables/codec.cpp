@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_bounds.hpp"
 #include "plugin/plugin.hpp"
 
 namespace mephisto {
@@ -69,6 +70,8 @@ mph_status double_to_json(const void* value, size_t len, mph_write_fn write, voi
 
 mph_status json_validate(const void* value, size_t len, char* errbuf, size_t size) {
     const auto text = view(value, len);
+    // Bounded first: a value too deep for the host's renderings (and for most plugins' parsers) is refused.
+    if (auto deep = json_depth_error(text)) return refuse(errbuf, size, "the value is " + *deep);
     if (nlohmann::json::accept(text.begin(), text.end())) return MPH_OK;
     return refuse(errbuf, size, "the value is not valid JSON");
 }

@@ -6,6 +6,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_bounds.hpp"
+
 #include "tables/table_store.hpp"
 
 namespace mephisto {
@@ -62,7 +64,7 @@ int64_t wall_clock_ms() {
 int64_t event_time(const WindowSpec& spec, int64_t timestamp_ms, std::string_view value) {
     if (spec.relative_to == TimeSource::now) return wall_clock_ms();
     if (spec.relative_to == TimeSource::field && !value.empty()) {
-        auto doc = nlohmann::json::parse(value, nullptr, false);
+        auto doc = parse_json_bounded(value);
         if (doc.is_object())
             if (auto it = doc.find(spec.time_field); it != doc.end() && it->is_number())
                 return it->is_number_integer() ? it->get<int64_t>() : static_cast<int64_t>(it->get<double>());

@@ -168,7 +168,8 @@ typedef struct mph_host_api {
     void (*log)(mph_agent_ctx* ctx, int32_t level, const char* msg, size_t msg_len);
 
     /* Records the reason for the verdict about to be returned (RETRY or FATAL); the host logs it, counts it
-     * and puts it in dead-letter headers. The last call before returning wins.
+     * and puts it in dead-letter headers. The last call before returning wins; the host keeps the first
+     * 4 KiB of it.
      * OWNERSHIP: msg copied. THREAD: the callback's. ERRORS: none. */
     void (*set_error)(mph_agent_ctx* ctx, const char* msg, size_t msg_len);
 
