@@ -61,16 +61,15 @@ int mapped_images(const std::string& suffix) {
 }
 
 // The loader's folder of private copies (plugin_loader.cpp): must be empty once load_plugin returns.
-fs::path private_copy_dir() {
+// What the loader left of its private copies: each load copies into <TMPDIR>/mephisto-<uid>/<pid>-XXXXXX.
+size_t private_copies_left() {
     const char* tmp = std::getenv("TMPDIR");
-    return fs::path(tmp && *tmp ? tmp : "/tmp") / ("mephisto-" + std::to_string(::getuid())) /
-           std::to_string(::getpid());
-}
-
-size_t files_in(const fs::path& dir) {
+    const fs::path dir = fs::path(tmp && *tmp ? tmp : "/tmp") / ("mephisto-" + std::to_string(::geteuid()));
+    const std::string mine = std::to_string(::getpid()) + "-";
     std::error_code ec;
     size_t n = 0;
-    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) ++n;
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+        if (it->path().filename().string().rfind(mine, 0) == 0) ++n;
     return n;
 }
 
@@ -81,7 +80,7 @@ void expect_refusal(const fs::path& path, const std::string& reason) {
     REQUIRE_FALSE(p.ok());
     CHECK(p.error() == path.string() + ": " + reason);
     CHECK(mapped_images("-" + path.filename().string()) == 0);  // a refused image is unmapped again
-    CHECK(files_in(private_copy_dir()) == 0);                    // and its private copy is gone
+    CHECK(private_copies_left() == 0);                           // and its private copy is gone
 }
 
 // The host stays usable: a good plugin loads, works and unloads after whatever happened before.
@@ -190,11 +189,13 @@ TEST_CASE("loader: a file other users may write is refused, the same file with s
     const fs::path copy = tmp.path() / "shared.so";
 
     copy_with_mode(fixture("good"), copy, kMode755 | fs::perms::group_write);
-    expect_refusal(copy, "refused: the file is writable by other users (chmod go-w)");
+    expect_refusal(copy, "refused: the plugin " + copy.string() + " is writable by its group (mode 0775); fix: chmod go-w " +
+                             copy.string());
     expect_good_still_loads();
 
     copy_with_mode(fixture("good"), copy, kMode755 | fs::perms::others_write);
-    expect_refusal(copy, "refused: the file is writable by other users (chmod go-w)");
+    expect_refusal(copy, "refused: the plugin " + copy.string() + " is writable by every user (mode 0757); fix: chmod go-w " +
+                             copy.string());
 
     fs::permissions(copy, kMode755, fs::perm_options::replace);
     auto p = load_plugin(copy, mephisto::host_api());
@@ -218,8 +219,8 @@ TEST_CASE("loader: a truncated shared object: the dynamic loader's reason names 
     const std::string prefix = broken.string() + ": cannot load: " + broken.string() + ": ";
     CHECK_MESSAGE(p.error().rfind(prefix, 0) == 0, p.error());
     CHECK(p.error().size() > prefix.size());  // dlerror's own reason follows
-    CHECK(p.error().find(private_copy_dir().string()) == std::string::npos);
-    CHECK(files_in(private_copy_dir()) == 0);
+    CHECK(p.error().find("/mephisto-" + std::to_string(::geteuid()) + "/") == std::string::npos);  // no private copy named
+    CHECK(private_copies_left() == 0);
     expect_good_still_loads();
 }
 

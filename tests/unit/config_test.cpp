@@ -351,7 +351,7 @@ TEST_CASE("config: load_config reads a file and resolves plugins next to it") {
 
     auto missing = load_config(f.tmp.path() / "nope.yaml");
     REQUIRE_FALSE(missing.ok());
-    CHECK(missing.error() == (f.tmp.path() / "nope.yaml").string() + ": cannot read: No such file or directory");
+    CHECK(missing.error() == (f.tmp.path() / "nope.yaml").string() + ": cannot open: No such file or directory");
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -198,7 +198,11 @@ struct PipelineConfig {
     bool has_leader_timers() const;
 };
 
-// Parses and validates `path`. Every error names file, line and column. `plugin_dir`, when given, replaces
+// A pipeline file larger than this is refused unread.
+inline constexpr size_t kMaxPipelineFileBytes = 1024 * 1024;
+
+// Parses and validates `path`. Every error names file, line and column. The file, and every directory above
+// it, must be beyond the reach of other users (check_trusted_file). `plugin_dir`, when given, replaces
 // the file's plugins.dir (the command line's --plugin-dir) before plugin files are looked up.
 Result<PipelineConfig> load_config(const std::filesystem::path& path,
                                    const std::optional<std::filesystem::path>& plugin_dir = std::nullopt);

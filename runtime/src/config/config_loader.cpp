@@ -14,6 +14,7 @@
 #include "config/config.hpp"
 
 #include "common/cron.hpp"
+#include "common/trusted_path.hpp"
 
 namespace mephisto {
 
@@ -755,13 +756,19 @@ Result<PipelineConfig> load_config_text(const std::string& text, const std::stri
 
 Result<PipelineConfig> load_config(const std::filesystem::path& path,
                                    const std::optional<std::filesystem::path>& plugin_dir) {
-    std::ifstream in(path);
+    // A pipeline file names the plugins the host runs: nobody but root and this host's user may change it.
+    if (auto trusted = check_trusted_file(path, "pipeline file"); !trusted) return make_error(trusted.error());
+    std::ifstream in(path, std::ios::binary);
     if (!in) return make_error(path.string() + ": cannot read: " + std::strerror(errno));
-    std::stringstream buffer;
-    buffer << in.rdbuf();
+    std::string buffer(kMaxPipelineFileBytes + 1, '\0');
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    buffer.resize(static_cast<size_t>(in.gcount()));
+    if (buffer.size() > kMaxPipelineFileBytes)
+        return make_error(path.string() + ": refused: larger than " + std::to_string(kMaxPipelineFileBytes / 1024) +
+                          " KiB; a pipeline file declares topics, tables and agents, not data");
     std::error_code ec;
     auto absolute = std::filesystem::absolute(path, ec);
-    return load_config_text(buffer.str(), path.string(), (ec ? path : absolute).parent_path(), plugin_dir);
+    return load_config_text(buffer, path.string(), (ec ? path : absolute).parent_path(), plugin_dir);
 }
 
 }  // namespace mephisto

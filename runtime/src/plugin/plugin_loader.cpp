@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/logging.hpp"
+#include "common/trusted_path.hpp"
 #include "plugin/plugin.hpp"
 
 #include <boost/uuid/detail/sha1.hpp>
@@ -24,15 +25,17 @@ std::string version_string(uint32_t major, uint32_t minor) {
     return std::to_string(major) + "." + std::to_string(minor);
 }
 
-// A per-process folder for private copies of plugin images.
+// A new folder for one private copy of a plugin image, <TMPDIR>/mephisto-<uid>/<pid>-XXXXXX, closed to other
+// users: a copy that someone else could replace between the copy and dlopen would run their code. mkdtemp makes
+// it new and empty (nothing planted in it beforehand), in a parent that only this user can change.
 Result<std::filesystem::path> copy_dir() {
     const char* tmp = std::getenv("TMPDIR");
-    std::filesystem::path dir = std::filesystem::path(tmp && *tmp ? tmp : "/tmp") /
-                                ("mephisto-" + std::to_string(getuid())) / std::to_string(getpid());
-    std::error_code ec;
-    std::filesystem::create_directories(dir, ec);
-    if (ec) return make_error("cannot create " + dir.string() + ": " + ec.message());
-    return dir;
+    const std::filesystem::path user_dir =
+        std::filesystem::path(tmp && *tmp ? tmp : "/tmp") / ("mephisto-" + std::to_string(geteuid()));
+    if (auto st = ensure_private_dir(user_dir); !st) return make_error(st.error());
+    std::string pattern = (user_dir / (std::to_string(getpid()) + "-XXXXXX")).string();
+    if (!mkdtemp(pattern.data())) return make_error("cannot create a folder in " + user_dir.string() + ": " + std::strerror(errno));
+    return std::filesystem::path(pattern);
 }
 
 std::string cstr(const char* s) { return s ? s : ""; }
@@ -108,11 +111,9 @@ Status Plugin::unload() {
 Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, const mph_host_api* api) {
     const std::string where = path.string() + ": ";
 
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) return make_error(where + "cannot open: " + std::strerror(errno));
-    if (!S_ISREG(st.st_mode)) return make_error(where + "not a regular file");
-    if (st.st_mode & (S_IWGRP | S_IWOTH))
-        return make_error(where + "refused: the file is writable by other users (chmod go-w)");
+    // Nobody but root and this host's user may be able to change the file or the directories above it
+    // (sshd's StrictModes): else they could have their code run as this host's user.
+    if (auto trusted = check_trusted_file(path, "plugin"); !trusted) return make_error(trusted.error());
     {
         std::ifstream in(path, std::ios::binary);
         char magic[4] = {};
@@ -120,22 +121,21 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
             return make_error(where + "not an ELF shared object");
     }
 
-    // One load at a time per process: the per-process copy folder is removed when empty, and a concurrent
-    // load must not see it vanish between creating it and copying into it.
+    // One load at a time per process (a plugin's constructors and init run one at a time as well).
     static std::mutex copy_mutex;
     std::unique_lock copy_lock(copy_mutex);
     auto dir = copy_dir();
     if (!dir) return make_error(where + dir.error());
     auto copy = *dir / (std::to_string(g_copy_counter.fetch_add(1)) + "-" + path.filename().string());
     std::error_code ec;
-    std::filesystem::copy_file(path, copy, std::filesystem::copy_options::overwrite_existing, ec);
+    std::filesystem::copy_file(path, copy, std::filesystem::copy_options::none, ec);
     if (ec) return make_error(where + "cannot make a private copy at " + copy.string() + ": " + ec.message());
 
     const std::string sha1 = file_sha1(copy);  // of the bytes loaded, not of a file that may change meanwhile
     void* handle = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
     // The mapping keeps the image alive; the name stays known to the dynamic loader for the unload check.
     std::filesystem::remove(copy, ec);
-    std::filesystem::remove(*dir, ec);  // only when empty: nothing is left behind in the temp folder
+    std::filesystem::remove(*dir, ec);  // nothing is left behind in the temp folder
     copy_lock.unlock();
     if (!handle) {
         std::string err = cstr(dlerror());
