@@ -6,6 +6,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "common/crash_report.hpp"
 #include "common/logging.hpp"
 
 namespace mephisto {
@@ -211,7 +212,10 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& listen,
     server->address_ = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string()) +
                        ":" + std::to_string(bound.port());
     impl.accept();
-    server->thread_ = std::thread([&impl] { impl.io.run(); });
+    server->thread_ = std::thread([&impl] {
+        crash_report::prepare_thread();  // POST /reload loads plugins on this thread
+        impl.io.run();
+    });
     return server;
 }
 

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.hpp"
+#include "common/crash_report.hpp"
 #include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "config/broker_address.hpp"
@@ -19,6 +20,8 @@ int main(int argc, char** argv) {
         ->check(CLI::IsMember({"text", "json"}));
     app.add_option("--log-level", log_level, "Log level: trace, debug, info, warn, error")
         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+    std::string log_file;
+    app.add_option("--log-file", log_file, "Also append the log to this file (crash reports included)");
 
     HostOptions run_options;
     std::vector<std::string> run_files;
@@ -113,57 +116,74 @@ int main(int argc, char** argv) {
     auto* reload = app.add_subcommand("reload", "Reload the changed plugins of a running host now");
     add_admin_options(reload);
 
+    // The subcommand chosen, run once the command line parsed and logging is set up.
+    auto run_command = [&]() -> int {
+        // send and ask take the broker as `mephisto run --broker` and the pipeline file do: kafka://a:9092;b:9092
+        // or a bare host:port list.
+        for (auto [command, address] : {std::pair{send, &send_options.broker}, std::pair{ask, &ask_options.broker}}) {
+            if (!*command) continue;
+            auto servers = bootstrap_servers(*address);
+            if (!servers) {
+                std::cerr << command->get_name() << ": --broker must be host:port[,host:port] or kafka://host:port, found '"
+                          << *address << "'\n";
+                return 2;
+            }
+            *address = *servers;
+        }
+
+        if (*run) {
+            for (const auto& f : run_files) run_options.files.emplace_back(f);
+            if (!run_broker.empty()) run_options.broker = run_broker;
+            if (!run_plugin_dir.empty()) run_options.plugin_dir = run_plugin_dir;
+            if (!run_state_dir.empty()) run_options.state_dir = run_state_dir;
+            if (run_admin != "off") run_options.admin_listen = run_admin;
+            run_options.admin_token = run_admin_token;
+            run_options.watch = !run_no_watch;
+            return run_host(run_options);
+        }
+        if (*validate) {
+            std::vector<std::filesystem::path> files(validate_files.begin(), validate_files.end());
+            std::optional<std::filesystem::path> dir;
+            if (!validate_plugin_dir.empty()) dir = validate_plugin_dir;
+            return cli::validate(files, dir);
+        }
+        if (*send) return cli::send(send_options);
+        if (*ask) {
+            auto timeout = parse_duration(ask_timeout);
+            if (!timeout || timeout->count() <= 0) {
+                std::cerr << "ask: --timeout '" << ask_timeout << "' is not a positive duration (e.g. 500ms, 5s)\n";
+                return 2;
+            }
+            ask_options.timeout = *timeout;
+            return cli::ask(ask_options);
+        }
+        if (*inspect) return cli::inspect_plugin(inspect_file, inspect_json);
+        if (*broker) return cli::broker(broker_options);
+        if (!table_state_dir.empty()) table_options.state_dir = table_state_dir;
+        if (*tables) return cli::list_tables(table_options);
+        if (*table_get) return cli::table_get(table_options, table_name, table_key);
+        if (*table_dump) return cli::table_dump(table_options, table_name);
+        if (*reset) return cli::reset_table(table_options, table_name);
+        if (*status) return cli::status(admin_options);
+        if (*agents) return cli::agents(admin_options);
+        if (*reload) return cli::reload(admin_options);
+        return 0;
+    };
+
     CLI11_PARSE(app, argc, argv);
     setup_logging(log_format == "json" ? LogFormat::json : LogFormat::text, spdlog::level::from_str(log_level));
-
-    // send and ask take the broker as `mephisto run --broker` and the pipeline file do: kafka://a:9092;b:9092
-    // or a bare host:port list.
-    for (auto [command, address] : {std::pair{send, &send_options.broker}, std::pair{ask, &ask_options.broker}}) {
-        if (!*command) continue;
-        auto servers = bootstrap_servers(*address);
-        if (!servers) {
-            std::cerr << command->get_name() << ": --broker must be host:port[,host:port] or kafka://host:port, found '"
-                      << *address << "'\n";
+    // From here on a fatal signal or an exit nobody asked for (a plugin's) is reported, never silent.
+    crash_report::install(log_format == "json");
+    if (!log_file.empty()) {
+        auto fd = add_log_file(log_file);
+        if (!fd) {
+            std::cerr << fd.error() << "\n";
+            crash_report::allow_exit();
             return 2;
         }
-        *address = *servers;
+        crash_report::set_log_fd(*fd);
     }
-
-    if (*run) {
-        for (const auto& f : run_files) run_options.files.emplace_back(f);
-        if (!run_broker.empty()) run_options.broker = run_broker;
-        if (!run_plugin_dir.empty()) run_options.plugin_dir = run_plugin_dir;
-        if (!run_state_dir.empty()) run_options.state_dir = run_state_dir;
-        if (run_admin != "off") run_options.admin_listen = run_admin;
-        run_options.admin_token = run_admin_token;
-        run_options.watch = !run_no_watch;
-        return run_host(run_options);
-    }
-    if (*validate) {
-        std::vector<std::filesystem::path> files(validate_files.begin(), validate_files.end());
-        std::optional<std::filesystem::path> dir;
-        if (!validate_plugin_dir.empty()) dir = validate_plugin_dir;
-        return cli::validate(files, dir);
-    }
-    if (*send) return cli::send(send_options);
-    if (*ask) {
-        auto timeout = parse_duration(ask_timeout);
-        if (!timeout || timeout->count() <= 0) {
-            std::cerr << "ask: --timeout '" << ask_timeout << "' is not a positive duration (e.g. 500ms, 5s)\n";
-            return 2;
-        }
-        ask_options.timeout = *timeout;
-        return cli::ask(ask_options);
-    }
-    if (*inspect) return cli::inspect_plugin(inspect_file, inspect_json);
-    if (*broker) return cli::broker(broker_options);
-    if (!table_state_dir.empty()) table_options.state_dir = table_state_dir;
-    if (*tables) return cli::list_tables(table_options);
-    if (*table_get) return cli::table_get(table_options, table_name, table_key);
-    if (*table_dump) return cli::table_dump(table_options, table_name);
-    if (*reset) return cli::reset_table(table_options, table_name);
-    if (*status) return cli::status(admin_options);
-    if (*agents) return cli::agents(admin_options);
-    if (*reload) return cli::reload(admin_options);
-    return 0;
+    const int code = run_command();
+    crash_report::allow_exit();
+    return code;
 }

@@ -5,6 +5,8 @@
 
 #include <boost/asio.hpp>
 
+#include "common/crash_report.hpp"
+
 namespace mephisto {
 
 namespace asio = boost::asio;
@@ -61,7 +63,10 @@ Result<std::unique_ptr<FileWatcher>> FileWatcher::start(const std::vector<std::f
     watcher->impl_->matches = std::move(matches);
     watcher->impl_->on_change = std::move(on_change);
     watcher->impl_->read();
-    watcher->thread_ = std::thread([impl = watcher->impl_.get()] { impl->io.run(); });
+    watcher->thread_ = std::thread([impl = watcher->impl_.get()] {
+        crash_report::prepare_thread();  // a reload loads plugins on this thread
+        impl->io.run();
+    });
     return watcher;
 }
 

@@ -212,12 +212,24 @@ mph_status api_table_get(mph_agent_ctx* ctx, mph_table* table, const void* key, 
     return MPH_OK;
 }
 
+// A value checked by its table's codec; a plugin's codec runs named in the crash report, under the agent's call.
+Status validate_value(const TableBinding& b, std::string_view value) {
+    const PluginItemRef& codec = b.store->spec().value_codec;
+    if (codec.empty()) return validate_with(b.store->codec(), value);
+    PluginCallRecord record = current_plugin_call();
+    record.plugin = codec.plugin.c_str();
+    record.sha1 = nullptr;
+    record.callback = "a table's value codec";
+    PluginCall call(record);
+    return validate_with(b.store->codec(), value);
+}
+
 mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, size_t key_len, const void* value,
                          size_t value_len) {
     if (mph_status st = check(ctx, table, key, key_len); st != MPH_OK) return st;
     if (!value && value_len > 0) return MPH_ERR_INVALID;
     TableBinding* b = binding(table);
-    if (auto st = validate_with(b->store->codec(), as_view(value, value_len)); !st) {
+    if (auto st = validate_value(*b, as_view(value, value_len)); !st) {
         ctx->error = "table " + b->name + ": " + st.error();
         return MPH_ERR_INVALID;
     }
@@ -295,6 +307,11 @@ mph_status api_table_merge(mph_agent_ctx* ctx, mph_table* table, const void* key
         ctx->error = "table " + b->name + " has no aggregator: declare `aggregate: {plugin: P, name: NAME}` on it";
         return MPH_ERR_UNSUPPORTED;
     }
+    PluginCallRecord in_aggregator = current_plugin_call();  // the agent's callback, now in the aggregator
+    in_aggregator.plugin = b->store->spec().aggregate.plugin.c_str();
+    in_aggregator.sha1 = nullptr;
+    in_aggregator.callback = "a table's aggregator";
+    PluginCall call(in_aggregator);
     Result<std::string> merged = std::string();
     if (window_of(*b)) {  // every window of the event (config refuses aggregators on session windows)
         const bool written = write_windows(ctx, *b, as_view(key, key_len), false, [&](const std::string& stored, const auto&) {

@@ -52,13 +52,18 @@ mph_event make_event(const PartitionState& ps, const InFlight* f, std::vector<mp
     return ev;
 }
 
-// Values a topic's codec rejects never reach the agent; they follow its error policy (RELIABILITY 36).
-std::optional<std::string> decode_error(const PartitionState& ps, const InFlight* f) {
+// Values a topic's codec rejects never reach the agent; they follow its error policy (RELIABILITY 36). A
+// plugin's codec runs under `call` (the agent and the event), with the codec's plugin named.
+std::optional<std::string> decode_error(const PartitionState& ps, const InFlight* f, PluginCallRecord call) {
     if (!ps.spec || !f->message) return std::nullopt;  // a channel carries what agents sent: not checked again
     const rd_kafka_message_t* msg = f->message;
-    if (ps.value_codec && msg->payload)
+    if (ps.value_codec && msg->payload) {
+        call.plugin = ps.spec->value_codec.plugin.c_str();
+        call.sha1 = nullptr;
+        PluginCall in_codec(call);
         if (auto st = validate_with(*ps.value_codec, {static_cast<const char*>(msg->payload), msg->len}); !st)
             return "the value is not valid " + ps.spec->value_codec.name + ": " + st.error();
+    }
     auto check = [](Codec codec, const void* data, size_t len, const char* what) -> std::optional<std::string> {
         if (codec != Codec::json || !data) return std::nullopt;  // a tombstone or missing key is no JSON error
         const std::string_view text(static_cast<const char*>(data), len);
@@ -127,6 +132,29 @@ std::map<std::string, std::string> effective_params(const AgentInfo* info, const
     return out;
 }
 
+
+PluginCallRecord Pipeline::call_record(const Lane& lane, const char* callback, int64_t offset) const {
+    PluginCallRecord r;
+    r.pipeline = config_.app_id.c_str();
+    r.agent = lane.agent->spec->name.c_str();
+    r.plugin = lane.agent->plugin ? lane.agent->plugin->name().c_str() : "(built into the host)";
+    r.sha1 = lane.agent->plugin ? lane.agent->plugin->sha1().c_str() : nullptr;
+    r.callback = callback;
+    r.topic = lane.partition->topic.c_str();
+    r.partition = lane.partition->channel ? -1 : lane.partition->partition;
+    r.offset = offset;
+    return r;
+}
+
+PluginCallRecord Pipeline::call_record(const TimerRuntime& timer, const char* callback) const {
+    PluginCallRecord r;
+    r.pipeline = config_.app_id.c_str();
+    r.agent = timer.spec->name.c_str();
+    r.plugin = timer.plugin->name().c_str();
+    r.sha1 = timer.plugin->sha1().c_str();
+    r.callback = callback;
+    return r;
+}
 
 // ----------------------------------------------------------------------------------------------- lifecycle
 
@@ -211,6 +239,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         a->plugin = r->first;
         a->info = r->second;
         a->filter = *filter;
+        if (*filter) a->filter_plugin = plugins.at(spec.filter.plugin);
         a->params = effective_params(a->info, spec.params);
         a->log = logger(spec.name);
         p->agents_.push_back(std::move(a));
@@ -472,9 +501,17 @@ Status Pipeline::start() {
         }
 
     open_channels();
-    for (int i = 0; i < config_.workers; ++i) workers_.emplace_back([this] { worker_loop(); });
+    // Threads that call plugins get an alternate signal stack: a plugin's stack overflow is still reported.
+    for (int i = 0; i < config_.workers; ++i)
+        workers_.emplace_back([this] {
+            crash_report::prepare_thread();
+            worker_loop();
+        });
     consuming_ = true;
-    consumer_thread_ = std::thread([this] { consume_loop(); });
+    consumer_thread_ = std::thread([this] {
+        crash_report::prepare_thread();  // revokes call on_revoked and destroy
+        consume_loop();
+    });
     if (!timers_.empty()) start_timer_thread();
 
     std::string agents;
@@ -502,7 +539,10 @@ void Pipeline::stop() {
         timer_thread_.join();
     }
     for (auto& t : timers_)
-        if (t->created && t->info->callbacks.destroy) t->info->callbacks.destroy(t->instance);
+        if (t->created && t->info->callbacks.destroy) {
+            PluginCall call(call_record(*t, "destroy"));
+            t->info->callbacks.destroy(t->instance);
+        }
 
     // 1. Stop fetching. The consumer thread leaves its loop; partitions stay assigned until close.
     consuming_ = false;
@@ -1122,10 +1162,17 @@ bool Pipeline::ensure_instance(Lane& lane, std::string& error) {
     const auto& cb = lane.agent->info->callbacks;
     lane.ctx.error.clear();
     void* instance = nullptr;
-    mph_status st = cb.create ? cb.create(&lane.ctx, &instance) : MPH_OK;
+    mph_status st = MPH_OK;
+    if (cb.create) {
+        PluginCall call(call_record(lane, "create"));
+        st = cb.create(&lane.ctx, &instance);
+    }
     if (st != MPH_OK) {
         error = lane.ctx.error.empty() ? "create returned status " + std::to_string(st) : lane.ctx.error;
-        if (instance && cb.destroy) cb.destroy(instance);
+        if (instance && cb.destroy) {
+            PluginCall call(call_record(lane, "destroy"));
+            cb.destroy(instance);
+        }
         return false;
     }
     lane.instance = instance;
@@ -1136,6 +1183,7 @@ bool Pipeline::ensure_instance(Lane& lane, std::string& error) {
     lane.orphans.clear();
     if (cb.on_assigned) {
         lane.ctx.error.clear();
+        PluginCall call(call_record(lane, "on_assigned"));
         st = cb.on_assigned(instance, &lane.ctx, lane.partition->partition);
         if (st != MPH_OK) lane.agent->log->warn("on_assigned returned {}: {}", st, lane.ctx.error);
     }
@@ -1150,14 +1198,17 @@ void Pipeline::destroy_instance(Lane& lane) {
     lane.held.clear();
     std::sort(lane.orphans.begin(), lane.orphans.end(),
               [](const InFlight* a, const InFlight* b) { return a->offset() < b->offset(); });
-    if (lane.agent->info->callbacks.destroy) lane.agent->info->callbacks.destroy(lane.instance);
+    if (lane.agent->info->callbacks.destroy) {
+        PluginCall call(call_record(lane, "destroy"));
+        lane.agent->info->callbacks.destroy(lane.instance);
+    }
     lane.instance = nullptr;
     lane.created = false;
 }
 
 Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay) {
     const rd_kafka_message_t* msg = f->message;  // null for a channel event
-    if (auto bad = decode_error(*lane.partition, f)) {
+    if (auto bad = decode_error(*lane.partition, f, call_record(lane, "the topic's value codec", f->offset()))) {
         lane.agent->stats.undecodable++;
         // Retrying cannot fix an undecodable value: the error policy applies at once.
         lane.attempts = lane.agent->spec->on_error.retry;
@@ -1175,7 +1226,11 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
     lane.ctx.views.clear();
     lane.in_callback = 1;
     const auto started = std::chrono::steady_clock::now();
-    mph_status verdict = lane.agent->info->callbacks.on_event(lane.instance, &lane.ctx, &ev);
+    mph_status verdict;
+    {
+        PluginCall call(call_record(lane, "on_event", f->offset()));
+        verdict = lane.agent->info->callbacks.on_event(lane.instance, &lane.ctx, &ev);
+    }
     lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
     lane.ctx.message = nullptr;
     lane.ctx.current = nullptr;
@@ -1205,6 +1260,10 @@ Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, millisecond
         std::vector<mph_header> headers;
         const mph_event ev = make_event(*lane.partition, f, headers);
         char errbuf[256] = {};
+        PluginCallRecord record = call_record(lane, "the filter predicate", f->offset());
+        record.plugin = lane.agent->filter_plugin->name().c_str();
+        record.sha1 = lane.agent->filter_plugin->sha1().c_str();
+        PluginCall call(record);
         const int32_t verdict = predicate.keep(&ev, errbuf, sizeof errbuf);
         errbuf[sizeof errbuf - 1] = '\0';
         why = errbuf[0] ? errbuf : "the predicate returned " + std::to_string(verdict);
@@ -1239,14 +1298,15 @@ Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, millisecond
 
 Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds& delay) {
     // Undecodable events at the head follow the error policy one by one; the batch is the decodable run.
-    if (auto bad = decode_error(*lane.partition, lane.local.front())) {
+    const PluginCallRecord in_codec = call_record(lane, "the topic's value codec");
+    if (auto bad = decode_error(*lane.partition, lane.local.front(), in_codec)) {
         lane.agent->stats.undecodable++;
         lane.attempts = lane.agent->spec->on_error.retry;
         lane.failing_offset = lane.local.front()->offset();  // the policy applies now
         return on_failure(lane, 1, MPH_RETRY, *bad, delay);
     }
     size_t n = 1;
-    while (n < count && !decode_error(*lane.partition, lane.local[n])) ++n;
+    while (n < count && !decode_error(*lane.partition, lane.local[n], in_codec)) ++n;
     std::vector<std::vector<mph_header>> headers(n);
     std::vector<mph_event> events(n);
     std::vector<const mph_event*> pointers(n);
@@ -1266,7 +1326,11 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     lane.ctx.views.clear();
     lane.in_callback = n;
     const auto started = std::chrono::steady_clock::now();
-    mph_status verdict = lane.agent->info->callbacks.on_batch(lane.instance, &lane.ctx, pointers.data(), n);
+    mph_status verdict;
+    {
+        PluginCall call(call_record(lane, "on_batch", lane.local.front()->offset()));
+        verdict = lane.agent->info->callbacks.on_batch(lane.instance, &lane.ctx, pointers.data(), n);
+    }
     lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
     lane.ctx.inflight = nullptr;
     // Also after a failure: what the failed attempt sent is on its way, and the events stay held by their lane.
@@ -1534,6 +1598,7 @@ void Pipeline::advance_windows(Lane& lane, const std::vector<const rd_kafka_mess
             const mph_window window{sizeof(mph_window), c.window.start, c.window.end};
             lane.ctx.error.clear();
             lane.ctx.views.clear();
+            PluginCall call(call_record(lane, "on_window_close", inflight->offset()));
             mph_status st = on_close(lane.instance, &lane.ctx, b.name.c_str(), c.key.data(), c.key.size(), &window,
                                      c.value.data(), c.value.size());
             if (st != MPH_OK) {
@@ -1549,7 +1614,10 @@ void Pipeline::advance_windows(Lane& lane, const std::vector<const rd_kafka_mess
 // -------------------------------------------------------------------------------------------------- timers
 
 void Pipeline::start_timer_thread() {
-    timer_thread_ = std::thread([this] { timer_loop(); });
+    timer_thread_ = std::thread([this] {
+        crash_report::prepare_thread();
+        timer_loop();
+    });
 }
 
 void Pipeline::timer_loop() {
@@ -1604,6 +1672,7 @@ void Pipeline::fire(TimerRuntime& t) {
     if (!t.created) {
         t.ctx.error.clear();
         void* instance = nullptr;
+        PluginCall call(call_record(t, "create"));
         verdict = cb.create ? cb.create(&t.ctx, &instance) : MPH_OK;
         if (verdict == MPH_OK) {
             t.instance = instance;
@@ -1617,6 +1686,7 @@ void Pipeline::fire(TimerRuntime& t) {
         t.ctx.views.clear();
         const int64_t wall = std::chrono::duration_cast<milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch()).count();
+        PluginCall call(call_record(t, "on_timer"));
         verdict = cb.on_timer(t.instance, &t.ctx, t.spec->name.c_str(), wall);
         error = t.ctx.error;
     }
@@ -1632,7 +1702,10 @@ void Pipeline::fire(TimerRuntime& t) {
         t.ctx.log->warn("timer {} asked to retry: {}; it runs again at the next tick", t.spec->name, error);
         return;
     }
-    if (t.created && cb.destroy) cb.destroy(t.instance);
+    if (t.created && cb.destroy) {
+        PluginCall call(call_record(t, "destroy"));
+        cb.destroy(t.instance);
+    }
     t.instance = nullptr;
     t.created = false;
     auto d = t.restarts.on_failure(now);

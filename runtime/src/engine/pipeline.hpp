@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/crash_report.hpp"
 #include "common/histogram.hpp"
 #include "config/config.hpp"
 #include "config/topology_diff.hpp"
@@ -96,6 +97,7 @@ struct AgentRuntime {
     RestartPolicy restarts;
     std::atomic<uint64_t> generation{0};  // bumped by a one_for_all restart: every instance re-creates
     const mph_predicate_descriptor* filter = nullptr;  // `filter:`, resolved from the plugins (null: none)
+    std::shared_ptr<Plugin> filter_plugin;              // the plugin that provides it
     explicit AgentRuntime(const AgentSpec& s) : restarts(s.supervisor) { set_spec(s); }
     void set_spec(const AgentSpec& s) {
         spec_versions.push_back(std::make_unique<const AgentSpec>(s));
@@ -434,6 +436,9 @@ private:
     // start). Applies retry, restart, quarantine and the error policy.
     Outcome on_failure(Lane& lane, size_t count, mph_status verdict, std::string error, std::chrono::milliseconds& delay);
     void apply_error_policy(Lane& lane, InFlight* event, const std::string& error);
+    // What a worker is about to run of the lane's plugin, for the crash report (common/crash_report.hpp).
+    PluginCallRecord call_record(const Lane& lane, const char* callback, int64_t offset = -1) const;
+    PluginCallRecord call_record(const TimerRuntime& timer, const char* callback) const;
     // Produces `letter` at its level, or at a lower one when it is refused as too large; false, with the
     // reason, when even its coordinates could not be produced (engine/dead_letter.cpp).
     bool produce_dead_letter(std::unique_ptr<DeadLetter> letter, std::string& why);

@@ -152,7 +152,10 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
     if (!timers.empty()) {
         std::lock_guard lock(timer_mutex_);  // no timer fires while its image changes
         for (auto& [timer, info] : timers) {
-            if (timer->created && timer->info->callbacks.destroy) timer->info->callbacks.destroy(timer->instance);
+            if (timer->created && timer->info->callbacks.destroy) {
+                PluginCall call(call_record(*timer, "destroy"));
+                timer->info->callbacks.destroy(timer->instance);
+            }
             if (timer->created) ++report.instances;
             timer->instance = nullptr;
             timer->created = false;

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "common/crash_report.hpp"
 #include "common/json_bounds.hpp"
 #include "engine/agent_context.hpp"
 #include "engine/pipeline.hpp"
@@ -14,6 +15,7 @@ struct Repartitioner {
     std::string field;
     std::string topic;
     const mph_key_fn_descriptor* key_function = nullptr;  // group_by: {plugin, function}
+    std::string key_plugin;                                // the plugin providing it
 };
 
 mph_status create(mph_agent_ctx* ctx, void** instance) {
@@ -22,9 +24,12 @@ mph_status create(mph_agent_ctx* ctx, void** instance) {
     const char* field = api->param(ctx, "field");
     const char* topic = api->param(ctx, "topic");
     if (!by || !topic) return MPH_FATAL;
-    auto* r = new Repartitioner{std::string(by) == "field", field ? field : "", topic};
+    auto* r = new Repartitioner{std::string(by) == "field", field ? field : "", topic, nullptr, {}};
     if (std::string(by) == "function") {
         r->key_function = ctx->pipeline ? ctx->pipeline->key_function(ctx->agent_name) : nullptr;
+        if (ctx->pipeline)
+            for (const auto& spec : ctx->pipeline->config().agents)
+                if (spec.name == ctx->agent_name) r->key_plugin = spec.key_function.plugin;
         if (!r->key_function) {
             delete r;
             return MPH_FATAL;
@@ -51,6 +56,11 @@ mph_status on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
         auto append = [](void* sink, const void* data, size_t len) {
             if (data && len) static_cast<std::string*>(sink)->append(static_cast<const char*>(data), len);
         };
+        PluginCallRecord record = current_plugin_call();  // this agent's on_event, now in the plugin's function
+        record.plugin = r->key_plugin.c_str();
+        record.sha1 = nullptr;
+        record.callback = "the group_by key function";
+        PluginCall call(record);
         if (r->key_function->key(ev, append, &key, errbuf, sizeof errbuf) != MPH_OK) {
             errbuf[sizeof errbuf - 1] = '\0';
             return fail("group_by function: " + std::string(errbuf[0] ? errbuf : "the key function refused the event"));

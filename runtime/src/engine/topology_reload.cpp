@@ -35,6 +35,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         std::shared_ptr<Plugin> plugin;
         const AgentInfo* info;
         const mph_predicate_descriptor* filter;
+        std::shared_ptr<Plugin> filter_plugin;
     };
     std::vector<Starting> starting;       // new agents
     std::vector<Starting> restarting;     // changed agents
@@ -54,7 +55,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         if (auto st = check_agent_features(spec, r->second); !st) return make_error(st.error());
         auto filter = resolve_filter(spec, plugins);
         if (!filter) return make_error(filter.error());
-        return Starting{&spec, r->first, r->second, *filter};
+        return Starting{&spec, r->first, r->second, *filter, *filter ? plugins.at(spec.filter.plugin) : nullptr};
     };
     for (const auto& name : diff.agents_added) {
         auto s = resolve(*by_name(edited.agents, name));
@@ -156,6 +157,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     for (const auto& s : restarting) {
         AgentRuntime* agent = running.at(s.spec->name);
         agent->filter = s.filter;  // its lanes are stopped
+        agent->filter_plugin = s.filter_plugin;
         report.instances += restart_instances(*agent, lanes_of.at(agent), s.plugin, s.info, s.spec);
         report.agents.emplace_back(agent->spec->name, std::chrono::duration_cast<std::chrono::microseconds>(
                                                            std::chrono::steady_clock::now() - started));
@@ -182,6 +184,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
             a->info = s.info;
             a->params = effective_params(s.info, s.spec->params);
             a->filter = s.filter;
+            a->filter_plugin = s.filter_plugin;
             a->log = logger(s.spec->name);
             added.push_back(a.get());
             agents_.push_back(std::move(a));
@@ -233,7 +236,10 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
                 ++it;
                 continue;
             }
-            if (t.created && t.info->callbacks.destroy) t.info->callbacks.destroy(t.instance);
+            if (t.created && t.info->callbacks.destroy) {
+                PluginCall call(call_record(t, "destroy"));
+                t.info->callbacks.destroy(t.instance);
+            }
             if (t.created) ++report.instances;
             t.instance = nullptr;
             t.created = false;

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 
+#include "common/crash_report.hpp"
 #include "common/logging.hpp"
 #include "common/trusted_path.hpp"
 #include "plugin/plugin.hpp"
@@ -94,9 +95,16 @@ Plugin::~Plugin() {
 
 Status Plugin::unload() {
     if (!handle_) return {};
-    if (fini_) fini_();
-    fini_ = nullptr;
-    dlclose(handle_);
+    {
+        PluginCallRecord unloading;
+        unloading.plugin = name_.c_str();
+        unloading.sha1 = sha1_.c_str();
+        unloading.callback = "fini and its destructors, while unloading";
+        PluginCall in_plugin(unloading);
+        if (fini_) fini_();
+        fini_ = nullptr;
+        dlclose(handle_);
+    }
     handle_ = nullptr;
     // RTLD_NOLOAD finds the image by the name it was loaded under without loading anything.
     if (void* still = dlopen(image_name_.c_str(), RTLD_NOW | RTLD_NOLOAD)) {
@@ -132,6 +140,12 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
     if (ec) return make_error(where + "cannot make a private copy at " + copy.string() + ": " + ec.message());
 
     const std::string sha1 = file_sha1(copy);  // of the bytes loaded, not of a file that may change meanwhile
+    // What runs from here on is the plugin's (its constructors, entry, init): a crash or an exit names it.
+    PluginCallRecord loading;
+    loading.plugin = path.c_str();
+    loading.sha1 = sha1.c_str();
+    loading.callback = "its constructors, while loading";
+    std::optional<PluginCall> in_plugin(std::in_place, loading);
     void* handle = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
     // The mapping keeps the image alive; the name stays known to the dynamic loader for the unload check.
     std::filesystem::remove(copy, ec);
@@ -158,6 +172,8 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
                                   "' (export it with MPH_EXPORT, or build with mephisto_add_plugin)");
 
     char errbuf[512] = {};
+    loading.callback = "its entry function";
+    in_plugin.emplace(loading);
     const mph_plugin_descriptor* raw = entry(MPH_ABI_VERSION_MAJOR, MPH_ABI_VERSION_MINOR, api, errbuf, sizeof errbuf);
     errbuf[sizeof errbuf - 1] = '\0';
     if (!raw)
@@ -297,6 +313,8 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
 
     if (d.init) {
         char initbuf[512] = {};
+        loading.callback = "init";
+        in_plugin.emplace(loading);
         mph_status s = d.init(initbuf, sizeof initbuf);
         initbuf[sizeof initbuf - 1] = '\0';
         if (s != MPH_OK)
