@@ -94,7 +94,9 @@ TEST_CASE("the admin API reports health, readiness, agents, plugins, pipelines, 
     const json count = get_json(admin, "/tables/counts/w3");
     CHECK(count["value"] == 10);
     CHECK(count["table"] == "counts");
-    CHECK(http_get(admin, "/tables/counts/never").status == 404);
+    const auto never = http_get(admin, "/tables/counts/never");
+    CHECK(never.status == 404);  // this host serves every partition: the key is nowhere (issue 11, finding 8)
+    CHECK(never.body.find("no such key 'never' in table counts") != std::string::npos);
     CHECK(http_get(admin, "/tables/nope/w3").status == 404);
     CHECK(http_get(admin, "/tables/counts").status == 400);
 

@@ -2,7 +2,8 @@
  *  - crasher.so: agent `crash` forwards every event to its sinks, except values naming a misdeed:
  *      "segv" (a null write), "abort", "exit" (exit(0)), "quick_exit", "stack" (unbounded recursion),
  *      "fpe" (integer division by zero), "ill" (an illegal instruction), "bus" (a page past a file's end),
- *      "hang" (never returns; sleeps, so the machine is not burdened).
+ *      "hang" (never returns; sleeps, so the machine is not burdened). Its timer agent `nap` never returns
+ *      from on_timer.
  *  - exit_on_load.so (HOSTILE_EXIT_ON_LOAD): the same agent, but a constructor calls exit(0) as the
  *    image is loaded.
  *  - slow_init.so (HOSTILE_SLOW_INIT): init sleeps for 30 s before it succeeds.
@@ -88,7 +89,22 @@ static const mph_agent_descriptor crash_agent = {
     .description = "forwards events, and misbehaves on the values that name a misdeed",
     .on_event = crash_on_event,
 };
-static const mph_agent_descriptor* const agents[] = {&crash_agent};
+static mph_status nap_on_timer(void* instance, mph_agent_ctx* ctx, const char* timer, int64_t now_ms) {
+    (void)instance;
+    (void)ctx;
+    (void)timer;
+    (void)now_ms;
+    for (;;) sleep_ms(1000);
+    return MPH_OK;
+}
+
+static const mph_agent_descriptor nap_agent = {
+    .struct_size = sizeof(mph_agent_descriptor),
+    .name = "nap",
+    .description = "a timer that never returns",
+    .on_timer = nap_on_timer,
+};
+static const mph_agent_descriptor* const agents[] = {&crash_agent, &nap_agent};
 
 #if defined(HOSTILE_EXIT_ON_LOAD)
 __attribute__((constructor)) static void leave(void) { exit(0); }
@@ -111,7 +127,7 @@ static const mph_plugin_descriptor plugin = {
     .version = "1.0.0",
     .description = "misbehaves on request, for the hardening tests",
     .agents = agents,
-    .agent_count = 1,
+    .agent_count = 2,
 #if defined(HOSTILE_SLOW_INIT)
     .init = slow_init,
 #endif

@@ -43,6 +43,16 @@ void Broker::create_topic(const std::string& name, int partitions) {
     if (auto st = broker_->create_topic(name, partitions); !st) throw std::runtime_error(st.error());
 }
 
+void Broker::set_down(int32_t broker_id) {
+    if (auto err = rd_kafka_mock_broker_set_down(broker_->cluster(), broker_id))
+        throw std::runtime_error("set_down: " + std::string(rd_kafka_err2str(err)));
+}
+
+void Broker::set_up(int32_t broker_id) {
+    if (auto err = rd_kafka_mock_broker_set_up(broker_->cluster(), broker_id))
+        throw std::runtime_error("set_up: " + std::string(rd_kafka_err2str(err)));
+}
+
 void Broker::set_leader(const std::string& topic, int32_t partition, int32_t broker_id) {
     if (auto err = rd_kafka_mock_partition_set_leader(broker_->cluster(), topic.c_str(), partition, broker_id))
         throw std::runtime_error("set_leader: " + std::string(rd_kafka_err2str(err)));

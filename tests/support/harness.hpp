@@ -39,6 +39,9 @@ public:
     void create_topic(const std::string& name, int partitions);
     // Stops the broker (to test a host whose broker is gone).
     void shutdown() { broker_.reset(); }
+    // Takes broker `broker_id` down (its connections closed, new ones refused) and back up.
+    void set_down(int32_t broker_id);
+    void set_up(int32_t broker_id);
     // Makes broker `broker_id` the leader of topic[partition].
     void set_leader(const std::string& topic, int32_t partition, int32_t broker_id);
     // The next `count` requests of `api_key` (the Kafka protocol's ApiKey: 0 is Produce) that broker

@@ -28,11 +28,25 @@ std::string iso8601(std::chrono::system_clock::time_point t) {
     return text;
 }
 
+json hung_json(const HungCall& h) {
+    return {{"agent", h.agent},
+            {"callback", h.callback},
+            {"topic", h.topic.empty() ? json() : json(h.topic)},
+            {"partition", h.partition >= 0 ? json(h.partition) : json()},
+            {"offset", h.offset >= 0 ? json(h.offset) : json()},
+            {"running_s", static_cast<double>(h.running.count()) / 1000.0},
+            {"description", h.describe()}};
+}
+
 json agents(const Host& host) {
     json out = json::array();
-    for (const auto& p : host.pipelines())
+    for (const auto& p : host.pipelines()) {
+        const auto hung = p->hung_calls();
         for (const auto& a : p->agents()) {
             const AgentStats& s = a->stats;
+            json hung_now = json::array();
+            for (const auto& h : hung)
+                if (h.agent == a->spec->name && !h.topic.empty()) hung_now.push_back(hung_json(h));
             out.push_back({{"pipeline", p->config().app_id},
                            {"agent", a->spec->name},
                            {"plugin", a->spec->builtin.empty() ? a->spec->plugin : "(builtin " + a->spec->builtin + ")"},
@@ -49,8 +63,11 @@ json agents(const Host& host) {
                            {"replies", s.replies.load()},
                            {"ask_timeouts", s.ask_timeouts.load()},
                            {"unacked", s.unacked.load()},
-                           {"quarantined", s.quarantined.load()}});
+                           {"quarantined", s.quarantined.load()},
+                           {"hung", s.hung.load()},
+                           {"hung_now", hung_now}});
         }
+    }
     return out;
 }
 
@@ -101,6 +118,8 @@ json pipelines(const Host& host) {
             channels.push_back({{"name", c.name}, {"sent", c.sent}, {"unfinished", c.unfinished}});
         json tables = json::array();
         for (const auto& [name, store] : p->tables()) tables.push_back(name);
+        json hung = json::array();
+        for (const auto& h : p->hung_calls()) hung.push_back(hung_json(h));
         out.push_back({{"app", p->config().app_id},
                        {"file", p->config().file.string()},
                        {"state", p->failed() ? "failed" : p->joined() ? "running" : "joining"},
@@ -108,7 +127,8 @@ json pipelines(const Host& host) {
                        {"partitions", partitions},
                        {"recovery", recovery},
                        {"channels", channels},
-                       {"tables", tables}});
+                       {"tables", tables},
+                       {"hung", hung}});
     }
     return out;
 }
@@ -117,7 +137,12 @@ json pipelines(const Host& host) {
 std::pair<bool, std::string> readiness(const Host& host) {
     for (const auto& p : host.pipelines()) {
         if (p->failed()) return {false, "pipeline " + p->config().app_id + " failed: " + p->failure()};
+        if (auto problem = p->broker_problem()) return {false, "pipeline " + p->config().app_id + ": " + *problem};
         if (!p->joined()) return {false, "pipeline " + p->config().app_id + " has not joined its group yet"};
+        // A hung callback holds back its partition's commit, and nothing but a restart ends it.
+        if (const auto hung = p->hung_calls(); !hung.empty())
+            return {false, "pipeline " + p->config().app_id + ": " + hung.front().describe() +
+                               (hung.size() > 1 ? " (and " + std::to_string(hung.size() - 1) + " more)" : "")};
         for (const auto& ps : p->partition_status()) {
             const std::string where = ps.topic + "[" + std::to_string(ps.partition) + "]";
             if (ps.refused) return {false, where + ": its tables refuse to serve"};
@@ -147,7 +172,22 @@ HttpResponse table_read(const Host& host, const std::string& rest) {
         return reply(200, {{"table", table}, {"key", key}, {"partition", partition}, {"value", shown}});
     }
     if (!declared) return error(404, "no table '" + table + "' on this host");
-    return error(404, "key '" + key + "' is not in the partitions of table " + table + " this host serves");
+    // Absent: "no such key" when this host serves every partition; else it may live on another host.
+    std::vector<int32_t> served;
+    int partitions = 0;
+    for (const auto& p : host.pipelines()) {
+        if (!p->tables().count(table)) continue;
+        auto [mine, count] = p->served_partitions(table);
+        served.insert(served.end(), mine.begin(), mine.end());
+        partitions = std::max(partitions, count);
+    }
+    if (partitions > 0 && static_cast<int>(served.size()) >= partitions)
+        return error(404, "no such key '" + key + "' in table " + table);
+    std::string list;
+    for (int32_t p : served) list += (list.empty() ? "" : ", ") + std::to_string(p);
+    return error(404, "no key '" + key + "' in the partitions of table " + table + " this host serves (" +
+                          (list.empty() ? "none" : list) + " of " + std::to_string(partitions) +
+                          "); another host may hold it");
 }
 
 json reload_json(const ReloadRecord& r) {

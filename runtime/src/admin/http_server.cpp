@@ -1,5 +1,7 @@
 #include "admin/http_server.hpp"
 
+#include <list>
+#include <map>
 #include <optional>
 
 #include <boost/asio.hpp>
@@ -44,6 +46,23 @@ bool same_secret(std::string_view a, std::string_view b) {
     return diff == 0 && !b.empty();
 }
 
+}  // namespace
+
+// The token of an "Authorization: Bearer <token>" header; nullopt for another scheme. The scheme is
+// case-insensitive and may be followed by several spaces (RFC 7235: credentials = auth-scheme 1*SP token68).
+std::optional<std::string_view> bearer_token(std::string_view header) {
+    constexpr std::string_view scheme = "bearer";
+    if (header.size() <= scheme.size() || header[scheme.size()] != ' ') return std::nullopt;
+    for (size_t i = 0; i < scheme.size(); ++i)
+        if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return std::nullopt;
+    header.remove_prefix(scheme.size());
+    while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
+    while (!header.empty() && (header.back() == ' ' || header.back() == '\t')) header.remove_suffix(1);
+    return header;
+}
+
+namespace {
+
 std::string error_body(const std::string& message) {
     std::string escaped;
     for (char c : message) {
@@ -55,6 +74,10 @@ std::string error_body(const std::string& message) {
 
 }  // namespace
 
+namespace {
+class Session;
+}
+
 struct HttpServer::Impl {
     // Declared before io: io's destructor destroys pending sessions, which still count themselves out here.
     std::atomic<int> connections{0};
@@ -62,22 +85,39 @@ struct HttpServer::Impl {
     std::string token;
     HttpLimits limits;
     Handler handler;
+    // The open sessions, oldest first (the io thread only).
+    std::list<std::weak_ptr<Session>> sessions;
     asio::io_context io{1};
     tcp::acceptor acceptor{io};
 
     void accept();
+    // Makes room for a connection from `peer`; false when every connection in the way is busy with a request.
+    bool make_room(const std::string& peer);
 };
 
 namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(tcp::socket socket, HttpServer::Impl& server) : stream_(std::move(socket)), server_(server) {
+    Session(tcp::socket socket, HttpServer::Impl& server, std::string peer)
+        : stream_(std::move(socket)), server_(server), peer_(std::move(peer)) {
         server_.connections++;
     }
     ~Session() { server_.connections--; }
 
+    const std::string& peer() const { return peer_; }
+    // Still waiting for (the rest of) a request, and not closed: the ones closed to make room.
+    bool waiting() const { return waiting_ && !evicted_; }
+    bool evicted() const { return evicted_; }
+    void evict() {
+        evicted_ = true;
+        beast::error_code ignored;
+        stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        stream_.socket().close(ignored);  // the pending read ends with operation_aborted
+    }
+
     void read() {
+        waiting_ = true;
         parser_.emplace();
         parser_->header_limit(static_cast<std::uint32_t>(server_.limits.max_header_bytes));
         parser_->body_limit(server_.limits.max_body_bytes);
@@ -88,6 +128,8 @@ public:
 
 private:
     void on_read(beast::error_code ec) {
+        waiting_ = false;
+        if (evicted_) return;
         if (ec == http::error::end_of_stream) return close();
         if (ec == http::error::body_limit) return reply(413, error_body("request body too large"), false);
         if (ec == http::error::header_limit) return reply(431, error_body("request header too large"), false);
@@ -102,8 +144,8 @@ private:
         keep_alive_ = req.keep_alive();
         if (!server_.token.empty()) {
             const auto auth = req[http::field::authorization];
-            const std::string_view given(auth.data(), auth.size());
-            if (given.substr(0, 7) != "Bearer " || !same_secret(given.substr(7), server_.token))
+            const auto given = bearer_token(std::string_view(auth.data(), auth.size()));
+            if (!given || !same_secret(*given, server_.token))
                 return reply(401, error_body("a bearer token is required (Authorization: Bearer <token>)"),
                              keep_alive_, true);
         }
@@ -156,22 +198,70 @@ private:
     beast::tcp_stream stream_;
     beast::flat_buffer buffer_;
     HttpServer::Impl& server_;
+    std::string peer_;
     std::optional<http::request_parser<http::string_body>> parser_;
     http::response<http::string_body> res_;
     bool keep_alive_ = false;
+    bool waiting_ = false;
+    bool evicted_ = false;
 };
 
 }  // namespace
+
+bool HttpServer::Impl::make_room(const std::string& peer) {
+    std::map<std::string, int> open;  // live sessions by peer
+    int total = 0;
+    for (auto it = sessions.begin(); it != sessions.end();) {
+        auto s = it->lock();
+        if (!s || s->evicted()) {
+            it = sessions.erase(it);
+            continue;
+        }
+        ++open[s->peer()];
+        ++total;
+        ++it;
+    }
+    // Over the peer's share, one of its own goes; over the total, one of the peer holding the most.
+    std::string from;
+    if (open[peer] >= limits.max_connections_per_peer) {
+        from = peer;
+    } else if (total >= limits.max_connections) {
+        int most = 0;
+        for (const auto& [address, n] : open) {
+            bool has_waiting = false;
+            for (const auto& weak : sessions)
+                if (auto s = weak.lock(); s && s->peer() == address && s->waiting()) has_waiting = true;
+            if (has_waiting && n > most) {
+                most = n;
+                from = address;
+            }
+        }
+        if (from.empty()) return false;
+    } else {
+        return true;
+    }
+    for (const auto& weak : sessions)  // oldest first
+        if (auto s = weak.lock(); s && s->peer() == from && s->waiting()) {
+            s->evict();
+            return true;
+        }
+    return false;
+}
 
 void HttpServer::Impl::accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
         if (!ec) {
-            if (connections.load() >= limits.max_connections) {
+            beast::error_code peer_ec;
+            const auto remote = socket.remote_endpoint(peer_ec);
+            const std::string peer = peer_ec ? std::string("?") : remote.address().to_string();
+            if (!make_room(peer)) {
                 beast::error_code ignored;
-                socket.close(ignored);  // over the limit: refused, the host is not burdened
+                socket.close(ignored);  // every connection in the way is serving a request: refused for now
             } else {
-                std::make_shared<Session>(std::move(socket), *this)->read();
+                auto session = std::make_shared<Session>(std::move(socket), *this, peer);
+                sessions.push_back(session);
+                session->read();
             }
         }
         accept();

@@ -6,7 +6,9 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "common/result.hpp"
@@ -30,15 +32,24 @@ struct HttpLimits {
     size_t max_header_bytes = 8 * 1024;
     size_t max_body_bytes = 64 * 1024;
     int read_timeout_seconds = 10;
+    // Open connections in all, and from one address. Past either, the oldest connection still waiting for its
+    // request (of the address holding the most) is closed to make room: idle connections cannot lock anyone out,
+    // and a client that sends its request at once is always served.
     int max_connections = 64;
+    int max_connections_per_peer = 16;
 };
+
+// The token of an "Authorization: Bearer <token>" header; nullopt for another scheme. The scheme is
+// case-insensitive (RFC 7235); spaces around the token are ignored.
+std::optional<std::string_view> bearer_token(std::string_view header);
 
 class HttpServer {
 public:
     using Handler = std::function<HttpResponse(const HttpRequest&)>;
 
     // Binds `listen` ("host:port"; port 0 picks a free one) and starts serving. An empty token accepts every
-    // request; otherwise a request without "Authorization: Bearer <token>" gets 401. THREAD: the handler runs
+    // request; otherwise a request without "Authorization: Bearer <token>" gets 401 (the scheme's case does not
+    // matter, RFC 7235). THREAD: the handler runs
     // on the server's thread, one request at a time.
     static Result<std::unique_ptr<HttpServer>> start(const std::string& listen, std::string token, HttpLimits limits,
                                                      Handler handler);

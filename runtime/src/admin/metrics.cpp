@@ -54,7 +54,7 @@ struct Families {
     }
 };
 
-void agent_metrics(Families& out, const Pipeline& p, const AgentRuntime& a) {
+void agent_metrics(Families& out, const Pipeline& p, const AgentRuntime& a, const std::vector<HungCall>& hung) {
     const std::vector<ClientMetric::Label> labels = {{"pipeline", p.config().app_id}, {"agent", a.spec->name}};
     const AgentStats& s = a.stats;
     out.counter("mephisto_agent_events_processed_total", "Events an agent finished with MPH_OK", labels,
@@ -81,6 +81,13 @@ void agent_metrics(Families& out, const Pipeline& p, const AgentRuntime& a) {
     out.gauge("mephisto_agent_unacked_events", "ack: manual: events processed and not yet acknowledged", labels,
               static_cast<double>(s.unacked.load()));
     out.gauge("mephisto_agent_quarantined", "1 while the agent is quarantined", labels, s.quarantined.load() ? 1 : 0);
+    out.counter("mephisto_agent_hung_callbacks_total", "Callbacks that ran past hung_callback_after", labels,
+                static_cast<double>(s.hung.load()));
+    size_t hung_now = 0;
+    for (const auto& h : hung)
+        if (h.agent == a.spec->name && !h.topic.empty()) ++hung_now;
+    out.gauge("mephisto_agent_hung_callbacks", "Callbacks of the agent running past hung_callback_after now", labels,
+              static_cast<double>(hung_now));
 
     out.histogram("mephisto_agent_processing_seconds", "Time spent in on_event / on_batch calls", labels, s.latency);
 }
@@ -106,7 +113,8 @@ std::string render_metrics(const Host& host) {
                   reloads.pauses);
     for (const auto& p : host.pipelines()) {
         const std::string app = p->config().app_id;
-        for (const auto& a : p->agents()) agent_metrics(out, *p, *a);
+        const auto hung = p->hung_calls();
+        for (const auto& a : p->agents()) agent_metrics(out, *p, *a, hung);
         size_t assigned = 0;
         for (const auto& ps : p->partition_status()) {
             ++assigned;
@@ -120,6 +128,8 @@ std::string render_metrics(const Host& host) {
         }
         out.gauge("mephisto_assigned_partitions", "Partitions assigned to this host", {{"pipeline", app}},
                   static_cast<double>(assigned));
+        out.gauge("mephisto_broker_reachable", "0 while librdkafka reports no broker of the pipeline reachable",
+                  {{"pipeline", app}}, p->broker_problem() ? 0 : 1);
         for (const auto& r : p->recovery_status())
             out.gauge("mephisto_table_recovery_remaining", "Changelog records left to recover",
                       {{"pipeline", app}, {"table", r.table}, {"partition", std::to_string(r.partition)}},

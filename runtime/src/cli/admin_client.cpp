@@ -96,6 +96,8 @@ int status(const AdminOptions& o) {
                       << " partition(s), lag " << lag;
             if (recovering) std::cout << ", " << recovering << " recovering";
             std::cout << "\n";
+            for (const auto& h : p.value("hung", json::array()))
+                std::cout << "  HUNG: " << h["description"].get<std::string>() << "\n";
         }
     }
     return (*ready)["ready"].get<bool>() ? 0 : 2;
@@ -115,7 +117,9 @@ int agents(const AdminOptions& o) {
                       (a["pipeline"].get<std::string>() + "/" + a["agent"].get<std::string>()).c_str(),
                       a["processed"].get<unsigned long long>(), a["outputs"].get<unsigned long long>(),
                       a["failures"].get<unsigned long long>(), a["restarts"].get<unsigned long long>(),
-                      a["quarantined"].get<bool>() ? "QUARANTINED" : "running");
+                      a["quarantined"].get<bool>()             ? "QUARANTINED"
+                      : !a.value("hung_now", json::array()).empty() ? "HUNG"
+                                                                    : "running");
         std::cout << line;
     }
     return 0;

@@ -51,7 +51,7 @@ int ask(const AskOptions& o) {
                 std::cerr << "ask: " << rd_kafka_err2str(err) << "\n";
             }
         },
-        [&](bool fatal, const std::string& reason) {
+        [&](rd_kafka_resp_err_t, bool fatal, const std::string& reason) {
             if (fatal) std::cerr << "ask: " << reason << "\n";
         });
     if (!producer) {

@@ -23,7 +23,7 @@ int send(const SendOptions& o) {
                 delivered++;
             }
         },
-        [&](bool fatal, const std::string& reason) {
+        [&](rd_kafka_resp_err_t, bool fatal, const std::string& reason) {
             if (fatal) std::cerr << "send: " << reason << "\n";
         });
     if (!producer) {

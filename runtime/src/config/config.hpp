@@ -178,6 +178,11 @@ struct PipelineConfig {
     std::filesystem::path state_dir;   // absolute; tables live in <state_dir>/<table>
     Millis commit_interval{1000};
     Millis shutdown_timeout{30'000};
+    Millis plugin_load_timeout{10'000};  // `plugins.load_timeout`: a plugin's constructors, entry and init
+    // A callback running longer than this is reported (log, /agents, /metrics, /ready), and again as often.
+    Millis hung_callback_after{30'000};
+    // With no broker reachable for this long the pipeline fails and the host exits non-zero; 0: never (off).
+    Millis broker_unreachable_timeout{0};
     int workers = 2;
     std::map<std::string, std::string> consumer_properties;
     std::map<std::string, std::string> producer_properties;

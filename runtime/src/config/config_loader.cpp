@@ -334,7 +334,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
     auto top = r.entries(root, "the pipeline",
                          {"app", "broker", "processing_guarantee", "plugins", "state_dir", "commit_interval",
                           "shutdown_timeout", "workers", "consumer", "producer", "topics", "channels", "tables", "agents",
-                          "timers"});
+                          "timers", "hung_callback_after", "broker_unreachable_timeout"});
     YAML::Node topics_node, tables_node, agents_node, timers_node, state_node, channels_node;
     bool have_state_dir = false;  // (a default-constructed YAML::Node converts to true)
     bool have_app = false;
@@ -357,8 +357,12 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             auto g = r.choice<int>(v, "processing_guarantee", {{"at_least_once", 0}, {"exactly_once", 1}});
             if (g == 1) r.fail(v, "processing_guarantee: exactly_once is not supported by this version yet; use at_least_once");
         } else if (key == "plugins") {
-            for (auto& [k2, v2] : r.entries(v, "plugins", {"dir"})) {
-                (void)k2;
+            for (auto& [k2, v2] : r.entries(v, "plugins", {"dir", "load_timeout"})) {
+                if (k2 == "load_timeout") {
+                    c.plugin_load_timeout = r.duration(v2, "plugins.load_timeout");
+                    if (c.plugin_load_timeout.count() < 1) r.fail(v2, "plugins.load_timeout must be positive");
+                    continue;
+                }
                 std::filesystem::path dir = r.string(v2, "plugins.dir");
                 c.plugin_dir = dir.is_absolute() ? dir : base_dir / dir;
             }
@@ -367,6 +371,14 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             if (c.commit_interval.count() < 10) r.fail(v, "commit_interval must be at least 10ms");
         } else if (key == "shutdown_timeout") {
             c.shutdown_timeout = r.duration(v, "shutdown_timeout");
+        } else if (key == "hung_callback_after") {
+            c.hung_callback_after = r.duration(v, "hung_callback_after");
+            if (c.hung_callback_after.count() < 1) r.fail(v, "hung_callback_after must be positive");
+        } else if (key == "broker_unreachable_timeout") {
+            // off (the default): librdkafka reconnects by itself, and a restart would not bring a broker back.
+            if (v.IsScalar() && v.Scalar() == "off") c.broker_unreachable_timeout = Millis(0);
+            else c.broker_unreachable_timeout = r.duration(v, "broker_unreachable_timeout (or off)");
+            if (c.broker_unreachable_timeout.count() < 0) r.fail(v, "broker_unreachable_timeout must be off or positive");
         } else if (key == "workers") {
             c.workers = static_cast<int>(r.integer(v, "workers", 1, 256));
         } else if (key == "consumer") {

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <random>
 
+#include "engine/clocked_call.hpp"
 #include "engine/message_views.hpp"
 #include "engine/pipeline.hpp"
 
@@ -193,7 +194,7 @@ bool Pipeline::deliver_replies(Lane& lane, std::string& error) {
             lane.ctx.inflight = f;
             lane.ctx.error.clear();
             lane.ctx.views.clear();
-            PluginCall call(call_record(lane, "on_reply", f ? f->offset() : -1));
+            ClockedCall call(lane.call, call_record(lane, "on_reply", f ? f->offset() : -1));
             const mph_status st = on_reply(lane.instance, &lane.ctx, a.id, a.status, a.message ? &ev : nullptr);
             lane.ctx.inflight = nullptr;
             if (st != MPH_OK) {
@@ -244,7 +245,7 @@ mph_status Pipeline::ack(mph_agent_ctx& ctx, int64_t offset) {
 void Pipeline::revoke_instance(Lane& lane) {
     if (lane.created && lane.agent->info->callbacks.on_revoked) {
         lane.ctx.error.clear();
-        PluginCall call(call_record(lane, "on_revoked"));
+        ClockedCall call(lane.call, call_record(lane, "on_revoked"));
         const mph_status st = lane.agent->info->callbacks.on_revoked(lane.instance, &lane.ctx, lane.partition->partition);
         if (st != MPH_OK) lane.agent->log->warn("on_revoked returned {}: {}", st, lane.ctx.error);
     }

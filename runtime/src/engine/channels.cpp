@@ -4,6 +4,7 @@
 // that one is committed only after every agent reading the channel finished: a crash loses what was in the
 // channel, never its cause, which is read and sent again.
 #include <chrono>
+#include <set>
 
 #include "engine/pipeline.hpp"
 
@@ -151,19 +152,27 @@ std::vector<ChannelStatus> Pipeline::channel_status() const {
     return out;
 }
 
-void Pipeline::close_channels() {
+void Pipeline::close_channels(std::chrono::steady_clock::time_point deadline, std::vector<Lane*>& abandoned) {
     // Every lane of every channel stops before any is released: a lane still running could otherwise send to a
-    // channel already released, into a queue nobody empties, holding its causes (and the consumer) forever.
+    // channel already released, into a queue nobody empties, holding its causes (and the consumer) forever. A
+    // lane whose callback outlives `deadline` is left as it is.
+    std::set<const Lane*> left;
     for (auto& [name, channel] : channels_)
-        for (auto& lane : channel->lanes) stop_lane(*lane);
+        for (auto& lane : channel->lanes)
+            if (!stop_lane_until(*lane, deadline)) {
+                left.insert(lane.get());
+                abandoned.push_back(lane.get());
+            }
     for (auto& [name, channel] : channels_) {
         std::lock_guard lock(channel->lanes_mu);
         channel->closed = true;  // what on_revoked sends now is refused
     }
     for (auto& [name, channel] : channels_)
-        for (auto& lane : channel->lanes) revoke_instance(*lane);
+        for (auto& lane : channel->lanes)
+            if (!left.count(lane.get())) revoke_instance(*lane);
     for (auto& [name, channel] : channels_)
-        for (auto& lane : channel->lanes) release_lane(*lane, 0);
+        for (auto& lane : channel->lanes)
+            if (!left.count(lane.get())) release_lane(*lane, 0);
 }
 
 }  // namespace mephisto

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <set>
 #include <thread>
 
@@ -15,7 +16,8 @@
 namespace mephisto {
 
 Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(
-    const PipelineConfig& config, const std::map<std::string, std::shared_ptr<Plugin>>& loaded) {
+    const PipelineConfig& config, const std::map<std::string, std::shared_ptr<Plugin>>& loaded,
+    const std::function<void(const std::string& plugin)>& on_load) {
     std::map<std::string, std::shared_ptr<Plugin>> plugins;
     auto load = [&](const std::string& name, const Mark& mark) -> Status {
         if (plugins.count(name)) return {};
@@ -23,7 +25,8 @@ Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(
             plugins.emplace(name, it->second);
             return {};
         }
-        auto plugin = load_plugin(config.plugin_dir / (name + ".so"), host_api());
+        if (on_load) on_load(name);
+        auto plugin = load_plugin(config.plugin_dir / (name + ".so"), host_api(), config.plugin_load_timeout);
         if (!plugin) return make_error(mark.str() + ": " + plugin.error());
         logger("loader")->info("loaded plugin {} {} (ABI {}.{}) from {}", (*plugin)->name(), (*plugin)->version(),
                                (*plugin)->abi_major(), (*plugin)->abi_minor(), (*plugin)->path().string());
@@ -64,9 +67,9 @@ Host::~Host() { stop(); }
 
 std::chrono::milliseconds Host::shutdown_budget() const {
     std::lock_guard lock(running_mutex_);
-    std::chrono::milliseconds total{0};
-    for (const auto& r : running_) total += r.config.shutdown_timeout;
-    return total;
+    std::chrono::milliseconds longest{0};  // the pipelines stop at once
+    for (const auto& r : running_) longest = std::max(longest, r.config.shutdown_timeout);
+    return longest;
 }
 
 std::vector<std::shared_ptr<Pipeline>> Host::pipelines() const {
@@ -83,8 +86,13 @@ std::vector<std::map<std::string, std::shared_ptr<Plugin>>> Host::plugin_sets() 
     return out;
 }
 
-Status Host::start_pipeline(PipelineConfig c) {
+Status Host::start_pipeline(PipelineConfig c, StartupControl* control) {
     auto log = logger("host");
+    auto interrupted = [&] { return control && control->cancelled(); };
+    auto at = [&](std::string step) {
+        log->debug("{}", step);
+        if (control) control->at(std::move(step));
+    };
     {
         std::lock_guard lock(running_mutex_);
         for (const auto& other : running_)
@@ -102,11 +110,18 @@ Status Host::start_pipeline(PipelineConfig c) {
         }
         // The embedded broker is this pipeline's broker: it starts with the topics the pipeline declares,
         // as an operator would provision a real cluster.
-        for (const auto& t : c.topics)
-            if (auto st = broker_->create_topic(t.name, t.partitions); !st) return make_error(st.error());
+        std::vector<std::pair<std::string, int>> topics;
+        for (const auto& t : c.topics) topics.emplace_back(t.name, t.partitions);
+        at("creating the " + std::to_string(topics.size()) + " topic(s) of pipeline " + c.app_id + " on the embedded broker");
+        if (auto st = broker_->create_topics(topics, control ? &control->flag() : nullptr); !st) return make_error(st.error());
     }
-    auto plugins = load_pipeline_plugins(c);
+    if (interrupted()) return make_error("startup interrupted");
+    auto plugins = load_pipeline_plugins(c, {}, [&](const std::string& plugin) {
+        at("loading plugin " + plugin + " of pipeline " + c.app_id + " (its constructors and init)");
+    });
     if (!plugins) return make_error(plugins.error());
+    if (interrupted()) return make_error("startup interrupted");
+    at("starting pipeline " + c.app_id + " (internal topics, tables, the consumer)");
     auto pipeline = Pipeline::create(c, *plugins, c.broker.embedded ? broker_->bootstrap() : c.broker.bootstrap,
                                      c.broker.embedded ? broker_.get() : nullptr);
     if (!pipeline) return make_error(pipeline.error());
@@ -125,7 +140,7 @@ Status Host::start_pipeline(PipelineConfig c) {
     return {};
 }
 
-Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
+Result<std::unique_ptr<Host>> Host::start(const HostOptions& options, StartupControl* control) {
     std::unique_ptr<Host> host(new Host());
     host->options_ = options;
     auto log = logger("host");
@@ -145,8 +160,10 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options) {
         if (!config) return make_error(config.error());
         configs.push_back(std::move(*config));
     }
-    for (auto& c : configs)
-        if (auto st = host->start_pipeline(std::move(c)); !st) return make_error(st.error());
+    for (auto& c : configs) {
+        if (control && control->cancelled()) return make_error("startup interrupted");
+        if (auto st = host->start_pipeline(std::move(c), control); !st) return make_error(st.error());
+    }
 
     Host* self = host.get();
     if (options.watch) {
@@ -232,8 +249,7 @@ void Host::sync_pipelines(ReloadRecord& record) {
             }
             if (!removed) continue;
             log->info("pipeline {}: its file {} was removed; stopping it", app, file);
-            removed->pipeline->stop();
-            log->info("pipeline {} stopped", app);
+            if (stop_running(std::move(*removed))) log->info("pipeline {} stopped", app);
             note({app, file, "stopped", "the file was removed", "", {}});
             continue;  // `removed` unloads the plugins only it used
         }
@@ -357,8 +373,7 @@ TopologyChange Host::apply_edit(size_t index, PipelineConfig edited, const std::
         stopping = std::move(running_[index]);
         running_.erase(running_.begin() + static_cast<std::ptrdiff_t>(index));
     }
-    stopping.pipeline->stop();
-    stopping = Running{};  // unloads the plugins only this pipeline used
+    (void)stop_running(std::move(stopping));  // unloads the plugins only this pipeline used
     if (auto st = start_pipeline(std::move(edited)); !st) {
         change.result = "refused";
         change.reason = "restarting failed, the pipeline is stopped: " + st.error();
@@ -367,7 +382,25 @@ TopologyChange Host::apply_edit(size_t index, PipelineConfig edited, const std::
     return change;
 }
 
-void Host::stop() {
+namespace {
+
+// Pipelines that did not stop cleanly (a callback never returned): a thread still runs their plugin's code, so
+// neither they nor their plugins are ever destroyed. The process ends soon after (run_host).
+std::mutex g_abandoned_mutex;
+std::vector<std::shared_ptr<void>>* g_abandoned = new std::vector<std::shared_ptr<void>>();
+
+}  // namespace
+
+bool Host::stop_running(Running r) {
+    if (r.pipeline->stop()) return true;  // `r` unloads the plugins only it used
+    std::lock_guard lock(g_abandoned_mutex);
+    g_abandoned->push_back(r.pipeline);
+    for (auto& [name, plugin] : r.plugins) g_abandoned->push_back(plugin);
+    abandoned_ = true;
+    return false;
+}
+
+bool Host::stop() {
     pipeline_watcher_.reset();
     watcher_.reset();  // joins: a reload in progress finishes first
     if (admin_) admin_->stop();
@@ -377,9 +410,18 @@ void Host::stop() {
         std::lock_guard lock(running_mutex_);
         running.swap(running_);
     }
-    for (auto it = running.rbegin(); it != running.rend(); ++it) it->pipeline->stop();
-    running.clear();  // unloads the images once no instance refers to them
+    // All at once: each pipeline keeps to its own shutdown_timeout, so the host stops within the longest.
+    std::vector<std::thread> stopping;
+    for (auto& r : running) stopping.emplace_back([this, &r] { (void)stop_running(std::move(r)); });
+    for (auto& t : stopping) t.join();
+    running.clear();
+    if (abandoned_) {
+        std::lock_guard lock(g_abandoned_mutex);
+        g_abandoned->push_back(std::shared_ptr<void>(broker_.release(), [](void*) {}));  // a stuck client may use it
+        return false;
+    }
     broker_.reset();
+    return true;
 }
 
 namespace {
@@ -432,7 +474,7 @@ void Host::reload_plugin_files(ReloadRecord& record) {
             if (!pipeline->uses_plugin(name)) {
                 refuse("the plugin provides codecs, aggregators or key functions only; those take effect at the "
                        "next start");
-            } else if (auto fresh = load_plugin(old->path(), host_api()); !fresh) {
+            } else if (auto fresh = load_plugin(old->path(), host_api(), pipeline->config().plugin_load_timeout); !fresh) {
                 refuse(fresh.error());
             } else if (auto swapped = pipeline->swap_plugin(name, *fresh); !swapped) {
                 refuse(swapped.error());
@@ -485,59 +527,145 @@ std::string Host::failure() const {
 }
 
 
+namespace {
+
+// How long a stop asked for while the host starts may wait for the step in progress (a plugin's init, a call
+// to the broker) before the process exits without it.
+constexpr std::chrono::seconds kStartupStopGrace{2};
+
+// run_host's signals, taken synchronously by one thread for the host's whole life (every other thread blocks
+// them): the first SIGINT or SIGTERM asks for a stop, even while the host starts; a second one, or a stop that
+// overruns its budget, ends the process at once. SIGHUP asks for a reload.
+class SignalThread {
+public:
+    explicit SignalThread(StartupControl& startup) : startup_(startup) {
+        sigemptyset(&signals_);
+        for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&signals_, sig);
+        pthread_sigmask(SIG_BLOCK, &signals_, nullptr);  // inherited by every thread started from here on
+        thread_ = std::thread([this] { run(); });
+    }
+    ~SignalThread() {
+        {
+            std::lock_guard lock(mu_);
+            done_ = true;
+        }
+        pthread_kill(thread_.native_handle(), SIGUSR1);
+        thread_.join();
+    }
+    // The main thread waits here for a stop or a reload (or `tick`, to look at the host's health).
+    enum class Event { none, stop, reload };
+    Event wait(std::chrono::milliseconds tick) {
+        std::unique_lock lock(mu_);
+        cv_.wait_for(lock, tick, [&] { return stop_signal_ != 0 || reload_; });
+        if (stop_signal_) return Event::stop;
+        if (std::exchange(reload_, false)) return Event::reload;
+        return Event::none;
+    }
+    int stop_signal() const {
+        std::lock_guard lock(mu_);
+        return stop_signal_;
+    }
+    void started() {
+        std::lock_guard lock(mu_);
+        starting_ = false;
+    }
+    // The stop begins: the process ends at once if it outlasts `budget`.
+    void stopping(std::chrono::milliseconds budget) {
+        std::lock_guard lock(mu_);
+        stop_deadline_ = std::chrono::steady_clock::now() + budget;
+        stop_budget_ = budget;
+    }
+
+private:
+    void run() {
+        auto log = logger("host");
+        for (;;) {
+            timespec tick{0, 100'000'000};
+            const int sig = sigtimedwait(&signals_, nullptr, &tick);
+            std::unique_lock lock(mu_);
+            if (done_) return;
+            const auto now = std::chrono::steady_clock::now();
+            if (sig == SIGINT || sig == SIGTERM) {
+                if (stop_signal_ != 0) {
+                    log->critical("second {} received; exiting now without a clean stop", strsignal(sig));
+                    _exit(2);
+                }
+                stop_signal_ = sig;
+                if (starting_) {
+                    startup_.cancel();
+                    startup_grace_ = now + kStartupStopGrace;
+                    log->info("received {} while starting ({}): stopping", strsignal(sig), startup_.step());
+                }
+                cv_.notify_all();
+            } else if (sig == SIGHUP) {
+                if (starting_) log->info("SIGHUP while starting: the files being started are the current ones");
+                reload_ = !starting_;
+                cv_.notify_all();
+            }
+            if (stop_signal_ != 0 && starting_ && now >= startup_grace_) {
+                log->critical("startup did not stop within {} s of {}: {} has not returned; exiting now",
+                              kStartupStopGrace.count(), strsignal(stop_signal_), startup_.step());
+                _exit(2);
+            }
+            if (stop_budget_.count() > 0 && now >= stop_deadline_) {
+                log->critical("shutdown did not finish within {} ms; exiting now", stop_budget_.count());
+                _exit(2);
+            }
+        }
+    }
+
+    StartupControl& startup_;
+    sigset_t signals_;
+    std::thread thread_;
+    mutable std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    bool starting_ = true;
+    bool reload_ = false;
+    int stop_signal_ = 0;
+    std::chrono::steady_clock::time_point startup_grace_{};
+    std::chrono::steady_clock::time_point stop_deadline_{};
+    std::chrono::milliseconds stop_budget_{0};
+};
+
+}  // namespace
+
 int run_host(const HostOptions& options) {
     auto log = logger("host");
-    // Signals are taken synchronously by this thread; every thread started later inherits the mask.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGHUP);  // reload plugins
-    sigset_t blocked = signals;
-    sigaddset(&blocked, SIGUSR1);  // wakes the shutdown guard below
-    pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
-
-    auto host = Host::start(options);
+    StartupControl startup;
+    SignalThread signals(startup);
+    auto host = Host::start(options, &startup);
+    signals.started();
     if (!host) {
+        if (startup.cancelled()) {  // the partly started host was stopped on the way out of start
+            log->info("stopped while starting");
+            return 0;
+        }
         log->error("{}", host.error());
         return 1;
     }
-    int received = 0;
     while (!(*host)->failed()) {
-        timespec tick{0, 200'000'000};
-        int sig = sigtimedwait(&signals, nullptr, &tick);
-        if (sig == SIGHUP) {
-            (*host)->reload("SIGHUP", true, true);
-        } else if (sig > 0) {
-            received = sig;
-            break;
-        }
+        const auto event = signals.wait(std::chrono::milliseconds(200));
+        if (event == SignalThread::Event::stop) break;
+        if (event == SignalThread::Event::reload) (*host)->reload("SIGHUP", true, true);
     }
     const bool failed = (*host)->failed();
-    if (received) log->info("received {}, stopping: finishing in-flight events, committing, flushing", strsignal(received));
-    else log->error("stopping after a failure: {}", (*host)->failure());
+    if (const int sig = signals.stop_signal())
+        log->info("received {}, stopping: finishing in-flight events, committing, flushing", strsignal(sig));
+    else
+        log->error("stopping after a failure: {}", (*host)->failure());
 
-    // A second signal, or a stop that overruns its budget, ends the process at once: an operator asking
-    // twice, or a hung library call, must not leave a half-alive host behind.
-    const auto budget = (*host)->shutdown_budget() + std::chrono::seconds(10);
-    std::thread guard([blocked, budget] {
-        timespec ts{static_cast<time_t>(budget.count() / 1000), static_cast<long>(budget.count() % 1000) * 1'000'000};
-        int sig;
-        do sig = sigtimedwait(&blocked, nullptr, &ts);
-        while (sig == SIGHUP);  // no reloads while stopping
-        if (sig == -1 && errno == EAGAIN) {
-            logger("host")->critical("shutdown did not finish within {} ms; exiting now", budget.count());
-        } else if (sig == SIGINT || sig == SIGTERM) {
-            logger("host")->critical("second {} received; exiting now without a clean stop", strsignal(sig));
-        } else {
-            return;  // SIGUSR1: the stop finished in time
-        }
+    // Every pipeline stops at once within its own shutdown_timeout; the signal thread ends the process if a
+    // library call hangs past that (a second signal ends it at once).
+    signals.stopping((*host)->shutdown_budget() + std::chrono::seconds(2));
+    if (!(*host)->stop()) {
+        // A callback never returned: its thread still runs plugin code, so nothing is unloaded or destroyed.
+        log->critical("stopped without a clean stop: a callback did not return within shutdown_timeout (see above); "
+                      "its events stay uncommitted and are processed again after a restart");
+        spdlog::shutdown();
         _exit(2);
-    });
-    (*host)->stop();
+    }
     host->reset();
-    pthread_kill(guard.native_handle(), SIGUSR1);
-    guard.join();
     log->info("stopped");
     return failed ? 1 : 0;
 }

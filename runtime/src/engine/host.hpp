@@ -1,8 +1,10 @@
 #pragma once
 // The host process: starts the embedded broker when a pipeline asks for it, loads each pipeline's plugins,
 // runs the pipelines, and stops them in order.
+#include <atomic>
 #include <deque>
 #include <filesystem>
+#include <functional>
 #include <mutex>
 #include <map>
 #include <memory>
@@ -35,19 +37,48 @@ struct HostOptions {
     bool watch = true;
 };
 
-// Loads every plugin a pipeline names from its plugin dir. Errors name the YAML position of the reference.
-// Images in `loaded` are used as they are (a topology reload keeps the running images).
+// Loads every plugin a pipeline names from its plugin dir, each within the file's plugins.load_timeout. Errors
+// name the YAML position of the reference. Images in `loaded` are used as they are (a topology reload keeps
+// the running images). `on_load`, when given, hears of each plugin before it loads.
 Result<std::map<std::string, std::shared_ptr<Plugin>>> load_pipeline_plugins(
-    const PipelineConfig& config, const std::map<std::string, std::shared_ptr<Plugin>>& loaded = {});
+    const PipelineConfig& config, const std::map<std::string, std::shared_ptr<Plugin>>& loaded = {},
+    const std::function<void(const std::string& plugin)>& on_load = {});
+
+// Lets a starting host be stopped (run_host's signal thread): `cancelled` is checked between the steps of
+// Host::start, and `step` says what runs meanwhile, for the message of a stop that cannot wait for it.
+class StartupControl {
+public:
+    void cancel() { cancelled_ = true; }
+    bool cancelled() const { return cancelled_.load(); }
+    const std::atomic<bool>& flag() const { return cancelled_; }
+    void at(std::string step) {
+        std::lock_guard lock(mu_);
+        step_ = std::move(step);
+    }
+    std::string step() const {
+        std::lock_guard lock(mu_);
+        return step_;
+    }
+
+private:
+    std::atomic<bool> cancelled_{false};
+    mutable std::mutex mu_;
+    std::string step_ = "reading the pipeline files";
+};
 
 // Loads a pipeline file with the command line's overrides applied.
 Result<PipelineConfig> load_with_overrides(const std::filesystem::path& file, const HostOptions& options);
 
 class Host {
 public:
-    static Result<std::unique_ptr<Host>> start(const HostOptions& options);
+    // Starts every pipeline; with `control`, gives up between steps once it is cancelled (an error saying so).
+    static Result<std::unique_ptr<Host>> start(const HostOptions& options, StartupControl* control = nullptr);
     ~Host();
-    void stop();
+    // Stops every pipeline at once, each within its shutdown_timeout. False when a callback did not return in
+    // time: its pipeline and plugins are then kept (never destroyed), and the process should end at once.
+    bool stop();
+    // Some pipeline, stopped by a reload or by stop(), left a thread inside a plugin. THREAD: any.
+    bool abandoned() const { return abandoned_.load(); }
     bool failed() const;
     std::string failure() const;
     EmbeddedBroker* broker() const { return broker_.get(); }
@@ -70,17 +101,21 @@ public:
     const ReloadStats& reload_stats() const { return reload_stats_; }
     // "host:port" of the admin API, empty when it is off.
     std::string admin_address() const { return admin_ ? admin_->address() : std::string(); }
+    // How long a stop may take: the longest shutdown_timeout (the pipelines stop at once).
     std::chrono::milliseconds shutdown_budget() const;
 
 private:
     Host() = default;
     // Loads the plugins of `config`, then creates and starts its pipeline, and adds it to the running ones.
-    Status start_pipeline(PipelineConfig config);
+    Status start_pipeline(PipelineConfig config, StartupControl* control = nullptr);
     // The halves of reload(); the caller holds reload_mutex_.
     void sync_pipelines(ReloadRecord& record);
     void reload_plugin_files(ReloadRecord& record);
     // Applies an edit of a running pipeline's file, in place or by restarting that pipeline.
     TopologyChange apply_edit(size_t index, PipelineConfig edited, const std::string& sha1);
+    struct Running;
+    // Stops one pipeline that left running_; false (the pipeline kept forever) when a callback outlived it.
+    bool stop_running(Running r);
 
     // One running pipeline: its file's configuration and content hash, its plugins and the pipeline.
     struct Running {
@@ -101,6 +136,7 @@ private:
     std::unique_ptr<HttpServer> admin_;  // started last, stopped first: it reads the pipelines
     std::unique_ptr<FileWatcher> watcher_;           // plugin directories
     std::unique_ptr<FileWatcher> pipeline_watcher_;  // the pipeline directory, or the files' directories
+    std::atomic<bool> abandoned_{false};
 };
 
 // `mephisto run`: starts the host and serves until SIGINT/SIGTERM or a pipeline failure. Returns the exit

@@ -8,6 +8,7 @@
 
 #include "common/json_bounds.hpp"
 #include "common/logging.hpp"
+#include "engine/clocked_call.hpp"
 #include "engine/event_bytes.hpp"
 #include "engine/message_views.hpp"
 #include "engine/repartition_agent.hpp"
@@ -393,9 +394,9 @@ Status Pipeline::start() {
             return props;
         }(),
         [this](void* opaque, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) { on_delivery(opaque, err, msg); },
-        [this](bool fatal, const std::string& reason) {
+        [this](rd_kafka_resp_err_t err, bool fatal, const std::string& reason) {
             if (fatal) fail(reason);
-            else log_->warn("{}", reason);
+            else on_client_error(err, reason);
         });
     if (!producer) return make_error(config_.file.string() + ": " + producer.error());
     producer_ = std::move(*producer);
@@ -471,7 +472,9 @@ Status Pipeline::start() {
             rd_kafka_fatal_error(rk, buf, sizeof buf);
             self->fail(std::string("consumer fatal error: ") + buf);
         } else {
-            self->log_->warn("consumer: {}: {}", rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err)), reason);
+            self->on_client_error(static_cast<rd_kafka_resp_err_t>(err),
+                                  std::string("consumer: ") + rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err)) +
+                                      ": " + reason);
         }
     });
     auto consumer = make_client(RD_KAFKA_CONSUMER, std::move(*conf));
@@ -502,16 +505,21 @@ Status Pipeline::start() {
 
     open_channels();
     // Threads that call plugins get an alternate signal stack: a plugin's stack overflow is still reported.
+    workers_running_ = config_.workers;
     for (int i = 0; i < config_.workers; ++i)
         workers_.emplace_back([this] {
             crash_report::prepare_thread();
             worker_loop();
+            workers_running_.fetch_sub(1);
         });
     consuming_ = true;
+    consumer_running_ = true;
     consumer_thread_ = std::thread([this] {
         crash_report::prepare_thread();  // revokes call on_revoked and destroy
         consume_loop();
+        consumer_running_ = false;
     });
+    watch_thread_ = std::thread([this] { watch_loop(); });
     if (!timers_.empty()) start_timer_thread();
 
     std::string agents;
@@ -521,34 +529,72 @@ Status Pipeline::start() {
     return {};
 }
 
-void Pipeline::stop() {
-    if (stopped_ || !started_) return;  // `validate` builds pipelines it never starts
+namespace {
+
+// Joins `thread` once `running` says it left its loop, waiting until `deadline` at most; a thread still inside a
+// plugin then is detached, left to run (a thread cannot be stopped from outside). False when it was.
+bool join_until(std::thread& thread, const std::function<bool()>& running, Clock::time_point deadline) {
+    if (!thread.joinable()) return true;
+    while (running() && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
+    if (running()) {
+        thread.detach();
+        return false;
+    }
+    thread.join();
+    return true;
+}
+
+}  // namespace
+
+bool Pipeline::stop() {
+    if (stopped_ || !started_) return true;  // `validate` builds pipelines it never starts
     stopped_ = true;
     {
         std::lock_guard swap_lock(swap_mutex_);  // a topology reload in progress finishes first
         stopping_ = true;
     }
+    // Everything below fits in shutdown_timeout: a callback that does not return by then is left running, with
+    // its events uncommitted, and said so.
     const auto deadline = Clock::now() + config_.shutdown_timeout;
     auto remaining = [&] {
         return std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
     };
+    std::vector<std::string> stuck;  // what did not return in time
+    auto say_stuck = [&](const std::string& what) {
+        stuck.push_back(what);
+        log_->error("{} did not return within shutdown_timeout ({}); it is left running, and what it holds stays "
+                    "uncommitted (processed again after a restart)",
+                    what, format_duration(config_.shutdown_timeout));
+    };
 
-    if (timer_thread_.joinable()) {
-        { std::lock_guard lock(timer_mutex_); }  // the timer thread is waiting, or will see stopping_
-        timer_cv_.notify_all();
-        timer_thread_.join();
-    }
-    for (auto& t : timers_)
-        if (t->created && t->info->callbacks.destroy) {
-            PluginCall call(call_record(*t, "destroy"));
-            t->info->callbacks.destroy(t->instance);
+    if (watch_thread_.joinable()) {
+        {
+            std::lock_guard lock(watch_mutex_);
+            watch_stop_ = true;
         }
+        watch_cv_.notify_all();
+        watch_thread_.join();  // it never calls plugins
+    }
+    if (timer_thread_.joinable()) {
+        // The timer thread holds timer_mutex_ while a callback runs, and that callback may never return: the
+        // lock is taken only to meet the thread between its check of stopping_ and its wait.
+        for (;;) {
+            if (timer_mutex_.try_lock()) {
+                timer_mutex_.unlock();  // it waits (and is woken below), or will see stopping_
+                break;
+            }
+            if (timer_in_call_.load()) break;  // in a callback: it sees stopping_ when (if) that returns
+            std::this_thread::yield();
+        }
+        timer_cv_.notify_all();  // joined at the end: a timer callback in progress may take its time
+    }
 
     // 1. Stop fetching. The consumer thread leaves its loop; partitions stay assigned until close.
     consuming_ = false;
-    if (consumer_thread_.joinable()) consumer_thread_.join();
+    if (!join_until(consumer_thread_, [this] { return consumer_running_.load(); }, deadline))
+        say_stuck("the consumer thread (in a rebalance, waiting for a callback)");
 
-    if (consumer_) {
+    if (consumer_ && stuck.empty()) {
         // 2. Finish what was fetched, within half the budget (the rest is for flush, commit and close);
         //    lanes of a quarantined agent never finish and are not waited for.
         const auto drain_deadline = Clock::now() + config_.shutdown_timeout / 2;
@@ -570,12 +616,26 @@ void Pipeline::stop() {
             if (!busy || Clock::now() >= drain_deadline || failed_) break;
             std::this_thread::sleep_for(milliseconds(5));
         }
-        // 3. Revoke everything: stop lanes, wait for acknowledgements, commit, on_revoked, destroy.
+        // 3. Revoke everything: stop lanes, wait for acknowledgements, commit, on_revoked, destroy. A lane whose
+        //    callback outlives the budget is left as it is: its partition commits up to its event.
+        std::vector<Lane*> abandoned;
         {
             std::lock_guard swap_lock(swap_mutex_);
-            revoke_all(remaining());
+            revoke_all(remaining(), &abandoned);
         }
-        close_channels();
+        close_channels(deadline, abandoned);
+        for (Lane* lane : abandoned) {
+            HungCall call;
+            call.agent = lane->agent->spec->name;
+            const char* name = lane->call.name.load();
+            call.callback = name ? name : "a callback";
+            call.topic = lane->partition->topic;
+            call.partition = lane->partition->partition;
+            call.offset = lane->call.offset.load();
+            const int64_t started = lane->call.started_ns.load();
+            if (started) call.running = milliseconds((steady_ns() - started) / 1'000'000);
+            say_stuck(call.describe());
+        }
         // Asks still waiting belong to revoked events: they are dropped, uncommitted, and asked again later.
         if (reply_router_) reply_router_->stop();
 
@@ -601,7 +661,19 @@ void Pipeline::stop() {
         rd_kafka_queue_destroy(q);
     }
     scheduler_.stop();
-    for (auto& w : workers_) w.join();
+    if (!join_until(timer_thread_, [this] { return timer_running_.load(); }, deadline)) {
+        const TimerRuntime* timer = timer_in_call_.load();
+        say_stuck("timer " + (timer ? timer->spec->name : std::string("?")) + " (in its callback)");
+    }
+    const auto workers_deadline = Clock::now() + milliseconds(200);  // the idle ones leave at once
+    while (workers_running_.load() > 0 && Clock::now() < std::max(deadline, workers_deadline))
+        std::this_thread::sleep_for(milliseconds(5));
+    if (workers_running_.load() > 0) {
+        if (stuck.empty()) say_stuck(std::to_string(workers_running_.load()) + " worker thread(s)");
+        for (auto& w : workers_) w.detach();
+    } else {
+        for (auto& w : workers_) w.join();
+    }
     workers_.clear();
 
     if (producer_) {
@@ -614,6 +686,18 @@ void Pipeline::stop() {
         }
         producer_->stop();
     }
+    if (!stuck.empty()) {
+        // A thread is still inside a plugin and may yet touch the consumer, the stores or the pipeline: nothing
+        // of theirs is released. The host ends the process without destroying this pipeline.
+        (void)consumer_.release();
+        log_->error("pipeline {} stopped, except what is stuck: {}", config_.app_id, fmt::join(stuck, "; "));
+        return false;
+    }
+    for (auto& t : timers_)
+        if (t->created && t->info->callbacks.destroy) {
+            ClockedCall call(timer_call_, call_record(*t, "destroy"));
+            t->info->callbacks.destroy(t->instance);
+        }
     // Every message was released above, so destroy does not wait on the application; the close was already
     // attempted within the budget and must not be retried without one.
     if (consumer_) rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -628,6 +712,7 @@ void Pipeline::stop() {
                    a->stats.skipped.load(), a->stats.dead_lettered.load(), a->stats.undecodable.load(),
                    a->stats.quarantined ? ", QUARANTINED" : "");
     log_->info("pipeline {} stopped", config_.app_id);
+    return true;
 }
 
 std::map<std::string, int64_t> Pipeline::committed_offsets() const {
@@ -696,6 +781,25 @@ Result<std::optional<std::pair<int32_t, std::string>>> Pipeline::read_table(cons
     for (TableShard* shard : shards)
         if (auto value = shard->get(key)) return std::optional(std::make_pair(shard->partition(), std::move(*value)));
     return std::optional<std::pair<int32_t, std::string>>{};
+}
+
+std::pair<std::vector<int32_t>, int> Pipeline::served_partitions(const std::string& table) const {
+    auto it = tables_.find(table);
+    if (it == tables_.end()) return {{}, 0};
+    const int count = table_partitions_.count(table) ? table_partitions_.at(table) : 0;
+    std::vector<int32_t> served;
+    if (it->second->spec().global) {
+        for (int32_t p = 0; p < count; ++p) served.push_back(p);
+        return {served, count};
+    }
+    std::lock_guard lock(partitions_mutex_);
+    for (const auto& [key, ps] : partitions_)
+        for (const TableShard* shard : ps->shards)
+            if (&shard->store() == it->second.get() &&
+                std::find(served.begin(), served.end(), shard->partition()) == served.end())
+                served.push_back(shard->partition());
+    std::sort(served.begin(), served.end());
+    return {served, count};
 }
 
 // ------------------------------------------------------------------------------------------ consumer thread
@@ -826,7 +930,7 @@ void Pipeline::commit(bool sync, milliseconds timeout, bool start_flushes) {
                 std::lock_guard l(ps->mu);
                 next = ps->tracker.committable();
             }
-            if (!next || ps->recovering || ps->table_failed) continue;
+            if (!next || ps->recovering || ps->table_failed || ps->changelog_lost) continue;
             int64_t target = *next;
             if (!ps->shards.empty()) {
                 // Every change must reach the changelog before the input offset that caused it is committed.
@@ -966,8 +1070,9 @@ std::unique_ptr<Lane> Pipeline::make_lane(AgentRuntime& agent, PartitionState& p
     return lane;
 }
 
-void Pipeline::revoke_all(milliseconds budget) {
+void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
     const auto deadline = Clock::now() + budget;
+    std::set<const Lane*> left;  // lanes whose callback outlived the budget (only with `abandoned`)
     std::vector<std::unique_ptr<PartitionState>> revoked;
     {
         std::lock_guard lock(partitions_mutex_);
@@ -983,9 +1088,17 @@ void Pipeline::revoke_all(milliseconds budget) {
     {
         std::lock_guard lock(partitions_mutex_);
         for (auto& [key, ps] : partitions_)
-            for (auto& lane : ps->lanes) stop_lane(*lane);
+            for (auto& lane : ps->lanes) {
+                if (!abandoned) {
+                    stop_lane(*lane);
+                } else if (!stop_lane_until(*lane, deadline)) {
+                    left.insert(lane.get());
+                    abandoned->push_back(lane.get());
+                }
+            }
         for (auto& [key, ps] : partitions_)
-            for (auto& lane : ps->lanes) revoke_instance(*lane);
+            for (auto& lane : ps->lanes)
+                if (!left.count(lane.get())) revoke_instance(*lane);
     }
     // 2. Outputs of finished events must be acknowledged before their inputs are committed; so must the
     //    table changes they made: a last changelog flush of every table partition, then wait for both.
@@ -1003,13 +1116,10 @@ void Pipeline::revoke_all(milliseconds budget) {
                 std::lock_guard l(ps->mu);
                 next = ps->tracker.committable();
             }
-            for (auto& f : ps->flushes) {
-                f->shard->flush_in_progress = false;
-                // Its delivery reports may still come (the wait above can time out): keep it alive.
-                if (!f->done) abandoned_flushes_.push_back(std::move(f));
-            }
-            ps->flushes.clear();
-            if (next) start_flush(*ps, *next);
+            // A flush in progress stays in ps->flushes, beside the last one: the commit below waits for both,
+            // and a change either one did not get into the changelog blocks it (table_gate).
+            for (auto& f : ps->flushes) f->shard->flush_in_progress = false;
+            if (next && !ps->changelog_lost) start_flush(*ps, *next);
         }
     }
     if (producer_ && !producer_->flush(half_remaining()))
@@ -1021,7 +1131,12 @@ void Pipeline::revoke_all(milliseconds budget) {
     {
         std::lock_guard lock(partitions_mutex_);
         for (auto& [key, ps] : partitions_) {
+            // Flushes whose delivery reports may still come (the waits above can time out) stay alive.
+            for (auto& f : ps->flushes)
+                if (!f->done) abandoned_flushes_.push_back(std::move(f));
+            ps->flushes.clear();
             for (auto& lane : ps->lanes) {
+                if (left.count(lane.get())) continue;  // still in its callback: what it holds stays uncommitted
                 lane->ctx.tables.clear();
                 release_lane(*lane, 0);
             }
@@ -1164,13 +1279,13 @@ bool Pipeline::ensure_instance(Lane& lane, std::string& error) {
     void* instance = nullptr;
     mph_status st = MPH_OK;
     if (cb.create) {
-        PluginCall call(call_record(lane, "create"));
+        ClockedCall call(lane.call, call_record(lane, "create"));
         st = cb.create(&lane.ctx, &instance);
     }
     if (st != MPH_OK) {
         error = lane.ctx.error.empty() ? "create returned status " + std::to_string(st) : lane.ctx.error;
         if (instance && cb.destroy) {
-            PluginCall call(call_record(lane, "destroy"));
+            ClockedCall call(lane.call, call_record(lane, "destroy"));
             cb.destroy(instance);
         }
         return false;
@@ -1183,7 +1298,7 @@ bool Pipeline::ensure_instance(Lane& lane, std::string& error) {
     lane.orphans.clear();
     if (cb.on_assigned) {
         lane.ctx.error.clear();
-        PluginCall call(call_record(lane, "on_assigned"));
+        ClockedCall call(lane.call, call_record(lane, "on_assigned"));
         st = cb.on_assigned(instance, &lane.ctx, lane.partition->partition);
         if (st != MPH_OK) lane.agent->log->warn("on_assigned returned {}: {}", st, lane.ctx.error);
     }
@@ -1199,7 +1314,7 @@ void Pipeline::destroy_instance(Lane& lane) {
     std::sort(lane.orphans.begin(), lane.orphans.end(),
               [](const InFlight* a, const InFlight* b) { return a->offset() < b->offset(); });
     if (lane.agent->info->callbacks.destroy) {
-        PluginCall call(call_record(lane, "destroy"));
+        ClockedCall call(lane.call, call_record(lane, "destroy"));
         lane.agent->info->callbacks.destroy(lane.instance);
     }
     lane.instance = nullptr;
@@ -1228,7 +1343,7 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
     const auto started = std::chrono::steady_clock::now();
     mph_status verdict;
     {
-        PluginCall call(call_record(lane, "on_event", f->offset()));
+        ClockedCall call(lane.call, call_record(lane, "on_event", f->offset()), started);
         verdict = lane.agent->info->callbacks.on_event(lane.instance, &lane.ctx, &ev);
     }
     lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
@@ -1263,7 +1378,7 @@ Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, millisecond
         PluginCallRecord record = call_record(lane, "the filter predicate", f->offset());
         record.plugin = lane.agent->filter_plugin->name().c_str();
         record.sha1 = lane.agent->filter_plugin->sha1().c_str();
-        PluginCall call(record);
+        ClockedCall call(lane.call, record);
         const int32_t verdict = predicate.keep(&ev, errbuf, sizeof errbuf);
         errbuf[sizeof errbuf - 1] = '\0';
         why = errbuf[0] ? errbuf : "the predicate returned " + std::to_string(verdict);
@@ -1328,7 +1443,7 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     const auto started = std::chrono::steady_clock::now();
     mph_status verdict;
     {
-        PluginCall call(call_record(lane, "on_batch", lane.local.front()->offset()));
+        ClockedCall call(lane.call, call_record(lane, "on_batch", lane.local.front()->offset()), started);
         verdict = lane.agent->info->callbacks.on_batch(lane.instance, &lane.ctx, pointers.data(), n);
     }
     lane.agent->stats.latency.record(std::chrono::steady_clock::now() - started);
@@ -1598,7 +1713,7 @@ void Pipeline::advance_windows(Lane& lane, const std::vector<const rd_kafka_mess
             const mph_window window{sizeof(mph_window), c.window.start, c.window.end};
             lane.ctx.error.clear();
             lane.ctx.views.clear();
-            PluginCall call(call_record(lane, "on_window_close", inflight->offset()));
+            ClockedCall call(lane.call, call_record(lane, "on_window_close", inflight->offset()));
             mph_status st = on_close(lane.instance, &lane.ctx, b.name.c_str(), c.key.data(), c.key.size(), &window,
                                      c.value.data(), c.value.size());
             if (st != MPH_OK) {
@@ -1614,9 +1729,11 @@ void Pipeline::advance_windows(Lane& lane, const std::vector<const rd_kafka_mess
 // -------------------------------------------------------------------------------------------------- timers
 
 void Pipeline::start_timer_thread() {
+    timer_running_ = true;
     timer_thread_ = std::thread([this] {
         crash_report::prepare_thread();
         timer_loop();
+        timer_running_ = false;
     });
 }
 
@@ -1667,12 +1784,18 @@ void Pipeline::fire(TimerRuntime& t) {
         t.schedule_next(now);
         return;
     }
+    // Which timer the clocked calls below belong to, for the hung-callback watch.
+    struct InCall {
+        std::atomic<const TimerRuntime*>& slot;
+        ~InCall() { slot.store(nullptr); }
+    } in_call{timer_in_call_};
+    timer_in_call_.store(&t);
     mph_status verdict = MPH_OK;
     std::string error;
     if (!t.created) {
         t.ctx.error.clear();
         void* instance = nullptr;
-        PluginCall call(call_record(t, "create"));
+        ClockedCall call(timer_call_, call_record(t, "create"));
         verdict = cb.create ? cb.create(&t.ctx, &instance) : MPH_OK;
         if (verdict == MPH_OK) {
             t.instance = instance;
@@ -1686,7 +1809,7 @@ void Pipeline::fire(TimerRuntime& t) {
         t.ctx.views.clear();
         const int64_t wall = std::chrono::duration_cast<milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch()).count();
-        PluginCall call(call_record(t, "on_timer"));
+        ClockedCall call(timer_call_, call_record(t, "on_timer"));
         verdict = cb.on_timer(t.instance, &t.ctx, t.spec->name.c_str(), wall);
         error = t.ctx.error;
     }
@@ -1703,7 +1826,7 @@ void Pipeline::fire(TimerRuntime& t) {
         return;
     }
     if (t.created && cb.destroy) {
-        PluginCall call(call_record(t, "destroy"));
+        ClockedCall call(timer_call_, call_record(t, "destroy"));
         cb.destroy(t.instance);
     }
     t.instance = nullptr;

@@ -53,6 +53,7 @@ struct AgentStats {
     std::atomic<uint64_t> replies{0};       // answers delivered to on_reply
     std::atomic<uint64_t> ask_timeouts{0};  // asks that got no reply in time
     std::atomic<uint64_t> unacked{0};       // ack: manual: events processed and not yet acknowledged
+    std::atomic<uint64_t> hung{0};          // callbacks that ran past hung_callback_after (each counted once)
 
     LatencyHistogram latency;  // how long on_event / on_batch calls take
 };
@@ -80,6 +81,28 @@ struct RecoveryStatus {
     std::string table;
     int32_t partition = 0;
     int64_t remaining = 0;
+};
+
+// A callback running longer than the pipeline's hung_callback_after (RELIABILITY 5), for the admin API.
+struct HungCall {
+    std::string agent;     // or timer
+    std::string callback;  // "on_event", "on_timer"...
+    std::string topic;     // empty for a timer
+    int32_t partition = -1;
+    int64_t offset = -1;
+    std::chrono::milliseconds running{0};
+    std::string describe() const;  // "agent A has been in on_event of in[2]@17 for 45 s"
+};
+
+// What a worker (or the timer thread) is running of a plugin's, and since when: written by that thread,
+// read by the pipeline's watch thread. `started_ns` (steady clock) is 0 between calls.
+struct CallClock {
+    std::atomic<int64_t> started_ns{0};
+    std::atomic<const char*> name{nullptr};
+    std::atomic<int64_t> offset{-1};
+    // Watch thread only: the call last reported as hung (its start) and when it was reported.
+    int64_t reported_call = 0;
+    int64_t reported_at = 0;
 };
 
 // One agent of the pipeline: its plugin, its policy and its supervisor.
@@ -218,6 +241,7 @@ struct Lane {
     const std::vector<std::string>* channel_sinks_of = nullptr;
     std::vector<int64_t> early_acks;
     size_t in_callback = 0;
+    CallClock call;  // the callback in progress (the hung-callback watch)
 };
 
 // The changes of one table shard on their way to its changelog. When every record is acknowledged, they are
@@ -231,7 +255,8 @@ struct ShardFlush : DeliveryTag {
     std::atomic<int> outstanding{0};
     int64_t last_offset = -1;  // producer thread only
     std::atomic<bool> done{false};
-    std::atomic<bool> failed{false};
+    std::atomic<bool> failed{false};  // not persisted locally
+    std::atomic<bool> lost{false};    // some change did not reach the changelog (implies failed)
 };
 
 struct PartitionState {
@@ -252,6 +277,7 @@ struct PartitionState {
     std::atomic<bool> revoked{false};    // set once revoked: channel events it caused are dropped
     int64_t commit_sent = -1;            // consumer thread only
     std::atomic<int64_t> committed{-1};  // last offset the broker confirmed
+    std::atomic<bool> committed_fetched{false};  // the group's committed offset was asked for (the watch thread)
     bool paused = false;                 // consumer thread only
     // The lanes of the agents reading this partition. Their shape changes in assign (consumer thread) and in
     // a topology reload, which holds partitions_mutex_ and lanes_mu; dispatch holds lanes_mu only.
@@ -263,6 +289,8 @@ struct PartitionState {
     std::vector<TableShard*> shards;
     std::vector<std::unique_ptr<ShardFlush>> flushes;
     int64_t flush_commit = -1;
+    // A change of its tables never reached the changelog: nothing more of this partition is committed.
+    bool changelog_lost = false;
     bool recovering = false;
     std::atomic<bool> recovered{false};      // set by the recovery thread
     std::atomic<bool> table_failed{false};   // recovery refused: the partition never resumes
@@ -323,8 +351,15 @@ public:
     // Starts the consumer, workers and timers. THREAD: the host's main thread.
     Status start();
     // Graceful stop (RELIABILITY 11): stop fetching, finish in-flight events within the drain budget,
-    // commit, flush, close. Returns within about config.shutdown_timeout even if the broker is gone.
-    void stop();
+    // commit, flush, close. Returns within config.shutdown_timeout even if the broker is gone. False when a
+    // callback did not return by then: what it holds stays uncommitted (it is processed again), its thread is
+    // left running, and the pipeline must then never be destroyed (the process should end soon). THREAD: one.
+    bool stop();
+    // Callbacks running longer than hung_callback_after now. THREAD: any.
+    std::vector<HungCall> hung_calls() const;
+    // While no broker is reachable: since when and why ("no broker reachable for 12 s: <librdkafka's reason>").
+    // THREAD: any.
+    std::optional<std::string> broker_problem() const;
 
     // Set when the pipeline can no longer run (a crash policy fired, a fatal Kafka error); the host then
     // stops and exits non-zero. THREAD: any.
@@ -351,6 +386,9 @@ public:
     // Looks key up in the table's partitions this host serves (all of them for a global table). nullopt:
     // not here; an error: a partition that might hold it is still recovering.
     Result<std::optional<std::pair<int32_t, std::string>>> read_table(const std::string& table, const std::string& key);
+    // The partitions of `table` this host serves (every one for a global table), and how many it has.
+    // THREAD: any.
+    std::pair<std::vector<int32_t>, int> served_partitions(const std::string& table) const;
 
     // Host functions (called through host_api()). THREAD: the callback's.
     mph_status emit(mph_agent_ctx& ctx, const mph_message* msg);
@@ -406,7 +444,9 @@ private:
     PartitionState* find_partition(rd_kafka_message_t* msg);
     void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
     void assign(const rd_kafka_topic_partition_list_t* partitions);
-    void revoke_all(std::chrono::milliseconds budget);
+    // Revokes every partition within `budget`. With `abandoned`, a lane whose callback does not return by then
+    // is left as it is (its events stay uncommitted) and listed there; without, the revoke waits for it.
+    void revoke_all(std::chrono::milliseconds budget, std::vector<Lane*>* abandoned = nullptr);
     // `start_flushes`: partitions with tables may start a changelog flush for what finished since the last one
     // (on the commit tick); false: commit only what finished flushes allow (when a flush completes), so flushes
     // run once per commit interval, each carrying everything a key changed since the last.
@@ -462,6 +502,16 @@ private:
     // The topic an agent of this pipeline reads (cast and ask go there); empty when there is no such agent.
     std::string agent_topic(const std::string& agent) const;
     void stop_lane(Lane& lane);
+    // Runs beside the consumer: reports callbacks running past hung_callback_after (again as often).
+    void watch_loop();
+    void watch_hung_calls();
+    // librdkafka's error callbacks (consumer and producer): all brokers down, or why a connection failed.
+    void on_client_error(rd_kafka_resp_err_t err, const std::string& reason);
+    // The watch thread: is a broker reachable again; past broker_unreachable_timeout, fail.
+    void watch_broker();
+    // The watch thread: the group's committed offsets of newly assigned partitions, so lag is right before
+    // this host commits anything.
+    void fetch_committed_offsets();
     // A plugin swap's stop: false when the callback in progress did not return by `deadline` (the lane stays
     // marked stopping; resume_lane undoes it).
     bool stop_lane_until(Lane& lane, std::chrono::steady_clock::time_point deadline);
@@ -487,7 +537,9 @@ private:
     void open_channels();
     mph_status send_to_channel(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,
                                const void* value, size_t value_len, rd_kafka_headers_t* headers, int64_t timestamp_ms);
-    void close_channels();  // at stop: sends are refused, instances say goodbye, what was not finished is dropped
+    // At stop: sends are refused, instances say goodbye, what was not finished is dropped; a lane whose
+    // callback outlives `deadline` is left as it is, and listed in `abandoned`.
+    void close_channels(std::chrono::steady_clock::time_point deadline, std::vector<Lane*>& abandoned);
     // Channel events at the head of a channel lane whose first cause was read from a partition revoked since
     // are dropped: that cause was not committed, its next owner reads it again, so working on them here would
     // only repeat it, on a host that no longer owns it. Returns how many. THREAD: the lane's worker.
@@ -567,6 +619,22 @@ private:
     std::vector<std::thread> workers_;
     std::thread consumer_thread_;
     std::thread timer_thread_;
+    // Each thread says when it left its loop: a stop joins only those, and leaves one stuck in a plugin.
+    std::atomic<int> workers_running_{0};
+    std::atomic<bool> consumer_running_{false};
+    std::atomic<bool> timer_running_{false};
+    // The timer callback in progress (one timer thread: one at a time), for the hung-callback watch.
+    CallClock timer_call_;
+    std::atomic<const TimerRuntime*> timer_in_call_{nullptr};
+    // Broker health: when the clients last said no broker is reachable (steady ns; 0: reachable) and why.
+    std::atomic<int64_t> broker_down_since_ns_{0};
+    mutable std::mutex broker_mutex_;
+    std::string broker_reason_;      // guarded by broker_mutex_
+    int64_t broker_probed_ns_ = 0;  // watch thread only
+    std::thread watch_thread_;
+    std::mutex watch_mutex_;
+    std::condition_variable watch_cv_;
+    bool watch_stop_ = false;  // guarded by watch_mutex_
     std::mutex timer_mutex_;
     std::condition_variable timer_cv_;
     bool timers_changed_ = false;  // guarded by timer_mutex_: a reload changed timers_, wake the timer thread

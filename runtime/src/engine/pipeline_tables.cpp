@@ -95,13 +95,19 @@ std::optional<int64_t> Pipeline::table_gate(PartitionState& ps, int64_t next, bo
     if (!ps.flushes.empty()) {
         for (const auto& f : ps.flushes)
             if (!f->done) return std::nullopt;
-        bool failed = false;
+        bool lost = false;
         for (auto& f : ps.flushes) {
-            failed = failed || f->failed;
+            lost = lost || f->lost;
             f->shard->flush_in_progress = false;
         }
         ps.flushes.clear();
-        if (failed) return std::nullopt;
+        // A change that never reached the changelog: no input of this partition is committed from here on
+        // (the pipeline has failed; after a restart they are processed again). A flush that reached the
+        // changelog but not the local store (a full disk) may commit: recovery rebuilds the store from it.
+        if (lost) {
+            ps.changelog_lost = true;
+            return std::nullopt;
+        }
         return ps.flush_commit;
     }
     if (!start_flushes || next <= ps.committed.load() || next == ps.commit_sent) return std::nullopt;
@@ -134,6 +140,7 @@ void Pipeline::start_flush(PartitionState& ps, int64_t next) {
             if (st != MPH_OK) {
                 fail("table " + shard->store().spec().name + ": " + why);
                 flush->failed = true;
+                flush->lost = true;
                 flush->outstanding--;
             }
         }
@@ -147,6 +154,7 @@ void Pipeline::start_flush(PartitionState& ps, int64_t next) {
 void Pipeline::on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) {
     if (err) {
         flush->failed = true;
+        flush->lost = true;
         if (err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
             fail("changelog " + flush->shard->store().spec().changelog_topic + "[" +
                  std::to_string(flush->shard->partition()) + "]: delivery failed: " + rd_kafka_err2str(err) +
@@ -180,7 +188,9 @@ void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
                           : recover(*shard, shard->store().spec().changelog_topic);
             if (cancel_recovery_) return;
             if (!st) {
-                log_->error("{}", st.error());
+                // A store that cannot be written (a full disk) stops the pipeline: every partition needs it.
+                if (shard->store().write_failed()) fail(st.error());
+                else log_->error("{}", st.error());
                 ps->table_failed = true;
                 break;
             }

@@ -1,5 +1,6 @@
 // Hot reload of one plugin inside a running pipeline (DESIGN.md §5), agent by agent, without a rebalance.
 #include "common/logging.hpp"
+#include "engine/clocked_call.hpp"
 #include "engine/pipeline.hpp"
 
 namespace mephisto {
@@ -153,7 +154,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
         std::lock_guard lock(timer_mutex_);  // no timer fires while its image changes
         for (auto& [timer, info] : timers) {
             if (timer->created && timer->info->callbacks.destroy) {
-                PluginCall call(call_record(*timer, "destroy"));
+                ClockedCall call(timer_call_, call_record(*timer, "destroy"));
                 timer->info->callbacks.destroy(timer->instance);
             }
             if (timer->created) ++report.instances;

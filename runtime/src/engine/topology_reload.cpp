@@ -3,6 +3,7 @@
 #include <set>
 
 #include "common/logging.hpp"
+#include "engine/clocked_call.hpp"
 #include "engine/pipeline.hpp"
 #include "tables/codec.hpp"
 
@@ -237,7 +238,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
                 continue;
             }
             if (t.created && t.info->callbacks.destroy) {
-                PluginCall call(call_record(t, "destroy"));
+                ClockedCall call(timer_call_, call_record(t, "destroy"));
                 t.info->callbacks.destroy(t.instance);
             }
             if (t.created) ++report.instances;

@@ -5,8 +5,10 @@
 // Facts of the librdkafka 2.0.2 mock that shape this class: it has no Admin API (topics are created here,
 // through the mock API, or auto-created with 4 partitions when a producer asks), no compaction, and no
 // setting for its listen port (see `port` below).
+#include <atomic>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <librdkafka/rdkafka.h>
@@ -30,6 +32,10 @@ public:
 
     // Creates a topic (an existing topic is left as it is). THREAD: any.
     Status create_topic(const std::string& name, int partitions);
+    // Creates many topics at once, (name, partitions) each, fast: 8,000 take seconds, not minutes (see the .cpp).
+    // Stops early, with an error, once `cancel` is set. THREAD: any.
+    Status create_topics(const std::vector<std::pair<std::string, int>>& topics,
+                         const std::atomic<bool>* cancel = nullptr);
 
     // The mock cluster, for fault injection (rd_kafka_mock_push_request_errors, broker_set_down...) in tests.
     rd_kafka_mock_cluster_t* cluster() const { return cluster_; }

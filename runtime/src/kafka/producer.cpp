@@ -31,10 +31,11 @@ Result<std::unique_ptr<Producer>> Producer::create(const std::map<std::string, s
         if (err == RD_KAFKA_RESP_ERR__FATAL) {
             char buf[512];
             rd_kafka_fatal_error(rk, buf, sizeof buf);
-            self->on_error_(true, std::string("producer fatal error: ") + buf);
+            self->on_error_(static_cast<rd_kafka_resp_err_t>(err), true, std::string("producer fatal error: ") + buf);
         } else {
-            self->on_error_(false, std::string("producer: ") + rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err)) +
-                                       ": " + reason);
+            self->on_error_(static_cast<rd_kafka_resp_err_t>(err), false,
+                            std::string("producer: ") + rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err)) + ": " +
+                                reason);
         }
     });
     auto rk = make_client(RD_KAFKA_PRODUCER, std::move(*conf));

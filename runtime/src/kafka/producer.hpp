@@ -20,9 +20,10 @@ public:
     // Called once per produced message on the producer's poll thread: `opaque` is what produce() got,
     // `err` is NO_ERROR when the broker acknowledged the message.
     using DeliveryFn = std::function<void(void* opaque, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg)>;
-    // Called on the poll thread for errors librdkafka reports outside deliveries; `fatal` means the producer
-    // can no longer guarantee its semantics and the pipeline must stop.
-    using ErrorFn = std::function<void(bool fatal, const std::string& reason)>;
+    // Called on the poll thread for errors librdkafka reports outside deliveries (`err`: its code, such as
+    // RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN); `fatal` means the producer can no longer guarantee its semantics
+    // and the pipeline must stop.
+    using ErrorFn = std::function<void(rd_kafka_resp_err_t err, bool fatal, const std::string& reason)>;
 
     static Result<std::unique_ptr<Producer>> create(const std::map<std::string, std::string>& properties,
                                                     DeliveryFn on_delivery, ErrorFn on_error);

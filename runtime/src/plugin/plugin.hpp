@@ -2,6 +2,7 @@
 // A loaded and checked plugin image, and the loader that says no, and says why (STYLE.md, "Redis modules",
 // "librdkafka"). The host reads the plugin's descriptors only up to the size the plugin declared and keeps
 // zero-filled copies, so a plugin built against an older minor never has members read past its struct.
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -75,7 +76,8 @@ public:
     Status unload();
 
 private:
-    friend Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path&, const mph_host_api*);
+    friend Result<std::shared_ptr<Plugin>> load_plugin_here(const std::filesystem::path&, const mph_host_api*,
+                                                            std::atomic<const char*>*);
     Plugin() = default;
 
     std::filesystem::path path_;
@@ -96,10 +98,23 @@ private:
 // The SHA-1 of a file, in hex (the identity of a plugin build: GET /plugins, and what a reload compares).
 std::string file_sha1(const std::filesystem::path& file);
 
+// How long loading a plugin may take (its constructors, entry function and init) unless the pipeline file
+// says otherwise (`plugins: {load_timeout: 30s}`).
+inline constexpr std::chrono::milliseconds kDefaultPluginLoadTimeout{10'000};
+
 // Loads a private copy of `path` (dlopen caches images by path, so a rebuilt file under the same name would
 // otherwise return the old image), checks the ABI and descriptors and calls init. On refusal the error reads
-// "<path>: <reason>" and nothing stays loaded. THREAD: any; `api` must outlive the plugin.
-Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, const mph_host_api* api);
+// "<path>: <reason>" and nothing stays loaded. The load runs on a thread of its own: one that does not return
+// within `timeout` is refused, naming the step that hung, and left behind (a thread cannot be stopped inside
+// a plugin); if it ever returns, what it loaded is unloaded. THREAD: any; `api` must outlive the plugin.
+Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, const mph_host_api* api,
+                                            std::chrono::milliseconds timeout = kDefaultPluginLoadTimeout);
+// The same on the calling thread, without a timeout; `step`, when given, is kept up to date with what runs.
+Result<std::shared_ptr<Plugin>> load_plugin_here(const std::filesystem::path& path, const mph_host_api* api,
+                                                 std::atomic<const char*>* step = nullptr);
+// True once a plugin's constructors hung inside dlopen: the dynamic loader's lock is held for good, so no
+// image can be loaded or unloaded in this process any more (a restart is the remedy). THREAD: any.
+bool dynamic_loader_wedged();
 
 // The smallest struct_size the host accepts for each 1.0 struct (all members that 1.0 defines).
 inline constexpr size_t kPluginDescriptorMinSize = offsetof(mph_plugin_descriptor, fini) + sizeof(void (*)(void));

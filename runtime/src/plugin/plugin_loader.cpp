@@ -5,12 +5,16 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <optional>
+#include <thread>
 #include <fstream>
 #include <mutex>
 #include <set>
 
 #include "common/crash_report.hpp"
+#include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "common/trusted_path.hpp"
 #include "plugin/plugin.hpp"
@@ -95,6 +99,8 @@ Plugin::~Plugin() {
 
 Status Plugin::unload() {
     if (!handle_) return {};
+    // dlclose would wait forever for the lock a hung constructor holds: the image stays mapped instead.
+    if (dynamic_loader_wedged()) return make_error(path_.string() + ": not unloaded: the dynamic loader is locked");
     {
         PluginCallRecord unloading;
         unloading.plugin = name_.c_str();
@@ -116,8 +122,51 @@ Status Plugin::unload() {
     return {};
 }
 
-Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, const mph_host_api* api) {
+namespace {
+std::atomic<bool> g_loader_wedged{false};
+const char* const kInConstructors = "its constructors (in dlopen)";
+}  // namespace
+
+bool dynamic_loader_wedged() { return g_loader_wedged.load(); }
+
+Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, const mph_host_api* api,
+                                            std::chrono::milliseconds timeout) {
+    struct Job {
+        std::mutex mu;
+        std::condition_variable cv;
+        std::optional<Result<std::shared_ptr<Plugin>>> result;
+        std::atomic<const char*> step{"checking the file"};
+    };
+    auto job = std::make_shared<Job>();
+    std::thread([job, path, api] {
+        crash_report::prepare_thread();
+        auto result = load_plugin_here(path, api, &job->step);
+        std::lock_guard lock(job->mu);
+        job->result.emplace(std::move(result));  // if nobody waits any more, the plugin unloads with the job
+        job->cv.notify_all();
+    }).detach();
+    std::unique_lock lock(job->mu);
+    if (job->cv.wait_for(lock, timeout, [&] { return job->result.has_value(); })) return std::move(*job->result);
+    const char* step = job->step.load();
+    std::string reason = path.string() + ": refused: " + step + " did not return within " +
+                         format_duration(std::chrono::duration_cast<Millis>(timeout)) +
+                         " (plugins.load_timeout); loading must not block";
+    if (step == kInConstructors) {
+        g_loader_wedged = true;
+        reason += "; it holds the dynamic loader's lock, so no plugin can be loaded or unloaded until the host restarts";
+    } else {
+        reason += "; its thread is left behind, and what it loads, should it return, is unloaded";
+    }
+    logger("loader")->error("{}", reason);
+    return make_error(reason);
+}
+
+Result<std::shared_ptr<Plugin>> load_plugin_here(const std::filesystem::path& path, const mph_host_api* api,
+                                                 std::atomic<const char*>* step) {
     const std::string where = path.string() + ": ";
+    auto at = [step](const char* now) {
+        if (step) step->store(now);
+    };
 
     // Nobody but root and this host's user may be able to change the file or the directories above it
     // (sshd's StrictModes): else they could have their code run as this host's user.
@@ -129,9 +178,7 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
             return make_error(where + "not an ELF shared object");
     }
 
-    // One load at a time per process (a plugin's constructors and init run one at a time as well).
-    static std::mutex copy_mutex;
-    std::unique_lock copy_lock(copy_mutex);
+    // Each load copies into a folder of its own, so loads never wait for one another (a hung one included).
     auto dir = copy_dir();
     if (!dir) return make_error(where + dir.error());
     auto copy = *dir / (std::to_string(g_copy_counter.fetch_add(1)) + "-" + path.filename().string());
@@ -146,11 +193,12 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
     loading.sha1 = sha1.c_str();
     loading.callback = "its constructors, while loading";
     std::optional<PluginCall> in_plugin(std::in_place, loading);
+    at(kInConstructors);
     void* handle = dlopen(copy.c_str(), RTLD_NOW | RTLD_LOCAL);
+    at("checking it");
     // The mapping keeps the image alive; the name stays known to the dynamic loader for the unload check.
     std::filesystem::remove(copy, ec);
     std::filesystem::remove(*dir, ec);  // nothing is left behind in the temp folder
-    copy_lock.unlock();
     if (!handle) {
         std::string err = cstr(dlerror());
         // dlerror names the private copy; the user knows the original file.
@@ -174,6 +222,7 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
     char errbuf[512] = {};
     loading.callback = "its entry function";
     in_plugin.emplace(loading);
+    at("its entry function");
     const mph_plugin_descriptor* raw = entry(MPH_ABI_VERSION_MAJOR, MPH_ABI_VERSION_MINOR, api, errbuf, sizeof errbuf);
     errbuf[sizeof errbuf - 1] = '\0';
     if (!raw)
@@ -315,6 +364,7 @@ Result<std::shared_ptr<Plugin>> load_plugin(const std::filesystem::path& path, c
         char initbuf[512] = {};
         loading.callback = "init";
         in_plugin.emplace(loading);
+        at("init");
         mph_status s = d.init(initbuf, sizeof initbuf);
         initbuf[sizeof initbuf - 1] = '\0';
         if (s != MPH_OK)

@@ -4,12 +4,35 @@
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
+#include "common/logging.hpp"
 #include "tables/codec.hpp"
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 
 namespace mephisto {
 namespace {
+
+// RocksDB's own log goes to the host's log, warnings and errors only, instead of a LOG file in the state
+// directory: on a full disk, RocksDB writing its error to that LOG file tripped an assertion in librocksdb
+// (`sync_without_flush_called_`) and aborted the host before it could say why.
+class HostLogger final : public rocksdb::Logger {
+public:
+    explicit HostLogger(std::string table) : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL), table_(std::move(table)) {}
+    using rocksdb::Logger::Logv;
+    void Logv(const char* format, va_list ap) override { Logv(rocksdb::InfoLogLevel::WARN_LEVEL, format, ap); }
+    void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+        if (level < GetInfoLogLevel()) return;
+        char text[1024];
+        std::vsnprintf(text, sizeof text, format, ap);
+        const auto at = level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? spdlog::level::err : spdlog::level::warn;
+        logger("rocksdb")->log(at, "table {}: {}", table_, text);
+    }
+
+private:
+    std::string table_;
+};
 
 // Clean cache entries kept per shard; dirty ones are kept until the next commit regardless.
 constexpr size_t kCleanCacheLimit = 200'000;
@@ -206,7 +229,14 @@ Status TableShard::apply_locked(const std::vector<TableChange>& records, int64_t
     }
     batch.Put(store_.db_->DefaultColumnFamily(), offset_key(partition_), std::to_string(last_offset));
     auto st = store_.db_->Write(rocksdb::WriteOptions(), &batch);
-    if (!st.ok()) return make_error("table " + store_.spec_.name + ": write failed: " + st.ToString());
+    if (!st.ok()) {
+        store_.write_failed_ = true;
+        return make_error("table " + store_.spec_.name + ": cannot write to its store in " + store_.dir_.string() + ": " +
+                          st.ToString() + (st.IsNoSpace() || st.ToString().find("No space") != std::string::npos
+                                               ? " (the state directory's disk is full: free space, then restart; the "
+                                                 "changelog holds every change, so nothing acknowledged is lost)"
+                                               : ""));
+    }
     return {};
 }
 
@@ -257,6 +287,7 @@ Result<std::unique_ptr<TableStore>> TableStore::open(const TableSpec& spec, cons
     rocksdb::ColumnFamilyOptions cf_options;
     db_options.create_if_missing = true;
     db_options.create_missing_column_families = true;
+    db_options.info_log = std::make_shared<HostLogger>(spec.name);
     rocksdb::ConfigOptions config;
     config.ignore_unknown_options = false;
     for (const auto& [key, value] : spec.rocksdb_options) {
@@ -280,7 +311,11 @@ Result<std::unique_ptr<TableStore>> TableStore::open(const TableSpec& spec, cons
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
     rocksdb::DB* db = nullptr;
     auto st = rocksdb::DB::Open(db_options, dir.string(), descriptors, &handles, &db);
-    if (!st.ok()) return make_error("table " + spec.name + ": cannot open RocksDB at " + dir.string() + ": " + st.ToString());
+    if (!st.ok())
+        return make_error("table " + spec.name + ": cannot open RocksDB at " + dir.string() + ": " + st.ToString() +
+                          (st.IsNoSpace() || st.ToString().find("No space") != std::string::npos
+                               ? " (the state directory's disk is full: free space, then start again)"
+                               : ""));
     store->db_.reset(db);
     for (size_t i = 0; i < names.size(); ++i) {
         if (names[i] == rocksdb::kDefaultColumnFamilyName) db->DestroyColumnFamilyHandle(handles[i]);

@@ -150,6 +150,11 @@ public:
     // Keys stored for a partition: RocksDB's estimate (cheap), or the count of a memory store. THREAD: any.
     uint64_t estimate_keys(int32_t partition);
 
+    // Set once a write to the store failed (a full disk, an I/O error): the store is read-only from then on
+    // (RocksDB's own rule), and the pipeline must stop; the changelog still holds every change. THREAD: any.
+    bool write_failed() const { return write_failed_.load(); }
+    const std::filesystem::path& dir() const { return dir_; }
+
     // Windowed tables: events later than the grace period (dropped), windows closed and windows removed.
     std::atomic<uint64_t> late_events{0};
     std::atomic<uint64_t> windows_closed{0};
@@ -165,6 +170,7 @@ private:
     std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;  // "p<N>" -> handle
     std::mutex mu_;
     std::map<int32_t, std::unique_ptr<TableShard>> shards_;
+    std::atomic<bool> write_failed_{false};
 };
 
 }  // namespace mephisto
