@@ -11,6 +11,7 @@ packages=(
   prometheus                        # promtool: the tests check /metrics with it
   libicu-dev                        # time zones of cron timers
   kcat            # a real Kafka client, for looking at topics by hand
+  clang libclang-rt-14-dev  # libFuzzer: the fuzz targets (fuzz/)
 )
 
 missing=()

@@ -21,6 +21,15 @@ std::string slow_pipeline(const std::string& app, const std::string& extra = "")
            "}\ntopics: {in: {partitions: 1}}\nagents:\n  a: {plugin: slow_init, agent: crash, from: in}\n";
 }
 
+// App `many` on a broker of its own, declaring `n` topics of one partition; its agent reads the first.
+fs::path many_topics(const TempDir& dir, int n) {
+    std::string topics = "topics:\n";
+    for (int i = 0; i < n; ++i) topics += "  t" + std::to_string(i) + ": {partitions: 1}\n";
+    return dir.write("p.yaml", "app: {id: many}\nbroker: {embedded: {port: 0}}\nplugins: {dir: " +
+                                   test_plugin_dir().string() + "}\n" + kFastGroupYaml + topics +
+                                   "agents:\n  a: {plugin: test_agents, agent: forward, from: t0}\n");
+}
+
 std::unique_ptr<HostProcess> run(const fs::path& yaml, const TempDir& dir) {
     return std::make_unique<HostProcess>(std::vector<std::string>{mephisto_binary().string(), "--log-level", "debug", "run",
                                                                   yaml.string(), "--admin", "off"},
@@ -54,12 +63,7 @@ TEST_CASE("a second SIGTERM while starting exits at once") {
 
 TEST_CASE("SIGTERM while 8000 declared topics are created on the embedded broker stops the host cleanly at once") {
     TempDir dir;
-    std::string topics = "topics:\n";
-    for (int i = 0; i < 8000; ++i) topics += "  t" + std::to_string(i) + ": {partitions: 1}\n";
-    auto yaml = dir.write("p.yaml", "app: {id: many}\nbroker: {embedded: {port: 0}}\nplugins: {dir: " +
-                                        test_plugin_dir().string() + "}\n" + topics +
-                                        "agents:\n  a: {plugin: test_agents, agent: forward, from: t0}\n");
-    auto host = run(yaml, dir);
+    auto host = run(many_topics(dir, 8000), dir);
     REQUIRE(host->await_log("creating the 8000 topic(s) of pipeline many", 60s));
     CHECK(host->stop(SIGTERM, 10s) == 0);
     CHECK(host->log().find("received Terminated while starting (creating the 8000 topic(s)") != std::string::npos);
@@ -68,13 +72,8 @@ TEST_CASE("SIGTERM while 8000 declared topics are created on the embedded broker
 
 TEST_CASE("8000 declared topics on the embedded broker are created in seconds, and the host starts") {
     TempDir dir;
-    std::string topics = "topics:\n";
-    for (int i = 0; i < 8000; ++i) topics += "  t" + std::to_string(i) + ": {partitions: 1}\n";
-    auto yaml = dir.write("p.yaml", "app: {id: many}\nbroker: {embedded: {port: 0}}\nplugins: {dir: " +
-                                        test_plugin_dir().string() + "}\n" + kFastGroupYaml + topics +
-                                        "agents:\n  a: {plugin: test_agents, agent: forward, from: t0}\n");
-    auto host = run(yaml, dir);
-    // Two minutes before the fix; the bound is loose on purpose (bench/ has the figure).
+    auto host = run(many_topics(dir, 8000), dir);
+    // Two minutes before the fix; the bound is loose on purpose (bench/bench_topic_creation has the figure).
     CHECK(host->await_log("pipeline many started", 60s));
     CHECK(host->stop(SIGTERM, 30s) == 0);
 }

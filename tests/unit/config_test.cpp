@@ -718,6 +718,9 @@ TEST_CASE("config: timers run every interval or on a cron schedule in a time zon
     CHECK(c.leader_topic() == "shop-__leader");
     f.error("app: shop\ntimers: {t: {plugin: p, every: 5s, cron: '* * * * *'}}\n", 2, 13, {"either 'every'", "or 'cron'"});
     f.error("app: shop\ntimers: {t: {plugin: p, cron: '61 * * * *'}}\n", 2, 31, {"the minute field has 61, outside 0-59"});
+    // Found by the fuzzer: a number past int's range threw out of the loader and crashed the host.
+    f.error("app: shop\ntimers: {t: {plugin: p, cron: '0 8888888888880 29 feb *'}}\n", 2, 31,
+            {"the hour field has 8888888888880, outside 0-23"});
     f.error("app: shop\ntimers: {t: {plugin: p, cron: '* * * * *', timezone: Mars/Base}}\n", 2, 54,
             {"unknown time zone 'Mars/Base'"});
     f.error("app: shop\ntimers: {t: {plugin: p, every: 1s, timezone: UTC}}\n", 2, 46, {"applies to a cron schedule only"});
@@ -757,4 +760,24 @@ TEST_CASE("config: filter names a plugin's predicate") {
     CHECK(c.agents[0].filter.name == "no_spam");
     f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, filter: {plugin: p}}}\n", 3, 43,
             {"agents.a.filter needs both plugin and predicate"});
+}
+
+TEST_CASE("config: hung_callback_after, broker_unreachable_timeout and plugins.load_timeout, with their defaults") {
+    Fixture f;
+    auto defaults = f.ok("app: shop\ntimers: {t: {plugin: p, every: 1s}}\n");
+    CHECK(defaults.hung_callback_after == Millis(30'000));
+    CHECK(defaults.broker_unreachable_timeout == Millis(0));  // off
+    CHECK(defaults.plugin_load_timeout == Millis(10'000));
+    auto c = f.ok("app: shop\nhung_callback_after: 5s\nbroker_unreachable_timeout: 2m\nplugins: {load_timeout: 1m}\n"
+                  "timers: {t: {plugin: p, every: 1s}}\n");
+    CHECK(c.hung_callback_after == Millis(5'000));
+    CHECK(c.broker_unreachable_timeout == Millis(120'000));
+    CHECK(c.plugin_load_timeout == Millis(60'000));
+    CHECK(f.ok("app: shop\nbroker_unreachable_timeout: off\ntimers: {t: {plugin: p, every: 1s}}\n")
+              .broker_unreachable_timeout == Millis(0));
+    f.error("app: shop\nhung_callback_after: 0s\ntimers: {t: {plugin: p, every: 1s}}\n", 2, 22, {"must be positive"});
+    f.error("app: shop\nbroker_unreachable_timeout: soon\ntimers: {t: {plugin: p, every: 1s}}\n", 2, 29,
+            {"broker_unreachable_timeout (or off)"});
+    f.error("app: shop\nplugins: {load_timeout: 0ms}\ntimers: {t: {plugin: p, every: 1s}}\n", 2, 25,
+            {"plugins.load_timeout must be positive"});
 }

@@ -84,6 +84,10 @@ TEST_CASE("malformed expressions say which field and why") {
     CHECK(error("* * * foo *").find("the month field has 'foo'") != std::string::npos);
     CHECK(error("* 5-1 * * *").find("backwards") != std::string::npos);
     CHECK(error("*/0 * * * *").find("step") != std::string::npos);
+    // Found by the fuzzer (fuzz/cron_fuzz.cpp): a number too large for an int threw std::out_of_range, which
+    // took down the host reading the pipeline file.
+    CHECK(error("0 8888888888880 29 feb *").find("the hour field has 8888888888880, outside 0-23") != std::string::npos);
+    CHECK(error("*/99999999999 * * * *").find("outside 1-60") != std::string::npos);
 }
 
 TEST_CASE("the day after a spring-forward is not skipped, and a day field starting with * is unrestricted") {

@@ -108,6 +108,10 @@ TEST_CASE("changes the running pipeline cannot take in place name their reason")
     CHECK(restart_reason(kTopics + "tables: {counts: {value: int64, partitions: 8}}\n" + agents)
               .find("tables changed: counts") != std::string::npos);
     CHECK(restart_reason(kTopics + table + "workers: 3\n" + agents).find("the worker count changed") != std::string::npos);
+    CHECK(restart_reason(kTopics + table + "hung_callback_after: 5s\n" + agents).find("hung_callback_after changed") !=
+          std::string::npos);
+    CHECK(restart_reason(kTopics + table + "broker_unreachable_timeout: 1m\n" + agents)
+              .find("broker_unreachable_timeout changed") != std::string::npos);
     CHECK(restart_reason("topics: {in: {value: json}, out: {}, more: {}}\n" + table + agents)
               .find("topic in's declaration changed") != std::string::npos);
     // A new agent may use counts on `in`, where a already does; a table nobody uses on that topic would need

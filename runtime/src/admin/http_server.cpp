@@ -8,6 +8,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "admin/http_request_beast.hpp"
 #include "common/crash_report.hpp"
 #include "common/logging.hpp"
 
@@ -19,49 +20,12 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
-std::string percent_decode(std::string_view in) {
-    std::string out;
-    out.reserve(in.size());
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    for (size_t i = 0; i < in.size(); ++i) {
-        if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
-            out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
-            i += 2;
-        } else {
-            out.push_back(in[i]);
-        }
-    }
-    return out;
-}
-
 // Compares without an early exit, so the time taken says nothing about how much of a token matched.
 bool same_secret(std::string_view a, std::string_view b) {
     unsigned char diff = a.size() == b.size() ? 0 : 1;
     for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i % (b.empty() ? 1 : b.size())]);
     return diff == 0 && !b.empty();
 }
-
-}  // namespace
-
-// The token of an "Authorization: Bearer <token>" header; nullopt for another scheme. The scheme is
-// case-insensitive and may be followed by several spaces (RFC 7235: credentials = auth-scheme 1*SP token68).
-std::optional<std::string_view> bearer_token(std::string_view header) {
-    constexpr std::string_view scheme = "bearer";
-    if (header.size() <= scheme.size() || header[scheme.size()] != ' ') return std::nullopt;
-    for (size_t i = 0; i < scheme.size(); ++i)
-        if (std::tolower(static_cast<unsigned char>(header[i])) != scheme[i]) return std::nullopt;
-    header.remove_prefix(scheme.size());
-    while (!header.empty() && header.front() == ' ') header.remove_prefix(1);
-    while (!header.empty() && (header.back() == ' ' || header.back() == '\t')) header.remove_suffix(1);
-    return header;
-}
-
-namespace {
 
 std::string error_body(const std::string& message) {
     std::string escaped;
@@ -72,11 +36,9 @@ std::string error_body(const std::string& message) {
     return "{\"error\":\"" + escaped + "\"}\n";
 }
 
-}  // namespace
-
-namespace {
 class Session;
-}
+
+}  // namespace
 
 struct HttpServer::Impl {
     // Declared before io: io's destructor destroys pending sessions, which still count themselves out here.
@@ -119,8 +81,7 @@ public:
     void read() {
         waiting_ = true;
         parser_.emplace();
-        parser_->header_limit(static_cast<std::uint32_t>(server_.limits.max_header_bytes));
-        parser_->body_limit(server_.limits.max_body_bytes);
+        apply_limits(*parser_, server_.limits);
         stream_.expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds));
         http::async_read(stream_, buffer_, *parser_,
                          [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
@@ -131,11 +92,8 @@ private:
         waiting_ = false;
         if (evicted_) return;
         if (ec == http::error::end_of_stream) return close();
-        if (ec == http::error::body_limit) return reply(413, error_body("request body too large"), false);
-        if (ec == http::error::header_limit) return reply(431, error_body("request header too large"), false);
         if (ec == beast::error::timeout || ec == asio::error::operation_aborted) return close();
-        if (ec && ec.category() == http::make_error_code(http::error::bad_target).category())
-            return reply(400, error_body("malformed request: " + ec.message()), false);
+        if (auto refused = refusal_of(ec)) return reply(refused->first, error_body(refused->second), false);
         if (ec) return close();  // the peer went away
         handle(parser_->release());
     }
@@ -149,11 +107,7 @@ private:
                 return reply(401, error_body("a bearer token is required (Authorization: Bearer <token>)"),
                              keep_alive_, true);
         }
-        HttpRequest request;
-        request.method = std::string(req.method_string());
-        request.target = std::string(req.target());
-        request.path = percent_decode(std::string_view(request.target).substr(0, request.target.find('?')));
-        request.body = std::move(req.body());
+        const HttpRequest request = to_request(std::move(req));
         HttpResponse response;
         try {
             response = server_.handler(request);
@@ -199,7 +153,7 @@ private:
     beast::flat_buffer buffer_;
     HttpServer::Impl& server_;
     std::string peer_;
-    std::optional<http::request_parser<http::string_body>> parser_;
+    std::optional<BeastParser> parser_;
     http::response<http::string_body> res_;
     bool keep_alive_ = false;
     bool waiting_ = false;

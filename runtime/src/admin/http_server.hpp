@@ -11,37 +11,10 @@
 #include <string_view>
 #include <thread>
 
+#include "admin/http_request.hpp"
 #include "common/result.hpp"
 
 namespace mephisto {
-
-struct HttpRequest {
-    std::string method;  // "GET", "POST", ...
-    std::string target;  // path and query, as sent
-    std::string path;    // target without the query, percent-decoded
-    std::string body;
-};
-
-struct HttpResponse {
-    int status = 200;
-    std::string content_type = "application/json";
-    std::string body;
-};
-
-struct HttpLimits {
-    size_t max_header_bytes = 8 * 1024;
-    size_t max_body_bytes = 64 * 1024;
-    int read_timeout_seconds = 10;
-    // Open connections in all, and from one address. Past either, the oldest connection still waiting for its
-    // request (of the address holding the most) is closed to make room: idle connections cannot lock anyone out,
-    // and a client that sends its request at once is always served.
-    int max_connections = 64;
-    int max_connections_per_peer = 16;
-};
-
-// The token of an "Authorization: Bearer <token>" header; nullopt for another scheme. The scheme is
-// case-insensitive (RFC 7235); spaces around the token are ignored.
-std::optional<std::string_view> bearer_token(std::string_view header);
 
 class HttpServer {
 public:

@@ -34,7 +34,8 @@ Result<int> value_of(const Field& f, std::string text) {
     if (text.empty() || !std::all_of(text.begin(), text.end(), [](unsigned char c) { return std::isdigit(c); }))
         return make_error(std::string("the ") + f.name + " field has '" + text + "', not a number" +
                           (f.names.empty() ? "" : " or a name"));
-    const int v = std::stoi(text);
+    // A field's values have two digits at most: a longer number is out of range (and would overflow an int).
+    const int v = text.size() > 4 ? f.max + 1 : std::stoi(text);
     if (v < f.min || v > f.max)
         return make_error(std::string("the ") + f.name + " field has " + text + ", outside " + std::to_string(f.min) +
                           "-" + std::to_string(f.max));

@@ -211,6 +211,9 @@ inline constexpr size_t kMaxPipelineFileBytes = 1024 * 1024;
 // the file's plugins.dir (the command line's --plugin-dir) before plugin files are looked up.
 Result<PipelineConfig> load_config(const std::filesystem::path& path,
                                    const std::optional<std::filesystem::path>& plugin_dir = std::nullopt);
+// The start of the message of a check that threw instead of naming a position (a bug the fuzzer hunts).
+extern const char* const kUnexpectedConfigError;
+
 // Same, from text; `file_label` is used in messages and `base_dir` resolves relative paths.
 Result<PipelineConfig> load_config_text(const std::string& text, const std::string& file_label,
                                         const std::filesystem::path& base_dir,

@@ -749,6 +749,8 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
 
 }  // namespace
 
+const char* const kUnexpectedConfigError = "cannot be read (an unexpected error, please report it): ";
+
 Result<PipelineConfig> load_config_text(const std::string& text, const std::string& file_label,
                                         const std::filesystem::path& base_dir,
                                         const std::optional<std::filesystem::path>& plugin_dir) {
@@ -763,6 +765,9 @@ Result<PipelineConfig> load_config_text(const std::string& text, const std::stri
                           ": invalid YAML: " + e.msg);
     } catch (const YAML::Exception& e) {
         return make_error(file_label + ": " + e.what());
+    } catch (const std::exception& e) {
+        // A check that threw instead of failing with a position: never a crash of the host over a file.
+        return make_error(file_label + ": " + kUnexpectedConfigError + e.what());
     }
 }
 

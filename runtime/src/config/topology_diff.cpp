@@ -111,6 +111,10 @@ TopologyDiff diff_topology(const PipelineConfig& running, const PipelineConfig& 
     if (running.commit_interval != edited.commit_interval) restart("the commit interval changed");
     if (running.shutdown_timeout != edited.shutdown_timeout) restart("the shutdown timeout changed");
     if (running.workers != edited.workers) restart("the worker count changed");
+    if (running.hung_callback_after != edited.hung_callback_after) restart("hung_callback_after changed");
+    if (running.broker_unreachable_timeout != edited.broker_unreachable_timeout)
+        restart("broker_unreachable_timeout changed");
+    if (running.plugin_load_timeout != edited.plugin_load_timeout) restart("plugins.load_timeout changed");
     if (running.consumer_properties != edited.consumer_properties) restart("the consumer properties changed");
     if (running.producer_properties != edited.producer_properties) restart("the producer properties changed");
     if (running.has_leader_timers() != edited.has_leader_timers())

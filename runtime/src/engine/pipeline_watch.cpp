@@ -24,6 +24,22 @@ constexpr std::chrono::milliseconds kWatchInterval{500};
 
 std::string seconds(std::chrono::milliseconds d) { return fmt::format("{:.0f} s", static_cast<double>(d.count()) / 1000.0); }
 
+// The call `clock` shows, when it has run for `threshold` (ns) or longer at `now`.
+std::optional<HungCall> hung_call(const CallClock& clock, int64_t now, int64_t threshold, const std::string& who,
+                                  const std::string& topic, int32_t partition) {
+    const int64_t started = clock.started_ns.load(std::memory_order_acquire);
+    if (started == 0 || now - started < threshold) return std::nullopt;
+    HungCall call;
+    call.agent = who;
+    const char* name = clock.name.load(std::memory_order_relaxed);
+    call.callback = name ? name : "a callback";
+    call.topic = topic;
+    call.partition = partition;
+    call.offset = clock.offset.load(std::memory_order_relaxed);
+    call.running = std::chrono::milliseconds((now - started) / 1'000'000);
+    return call;
+}
+
 }  // namespace
 
 std::string HungCall::describe() const {
@@ -142,21 +158,14 @@ void Pipeline::watch_hung_calls() {
     auto check = [&](CallClock& clock, AgentStats* stats, const std::string& who, const std::string& topic,
                      int32_t partition) {
         const int64_t started = clock.started_ns.load(std::memory_order_acquire);
-        if (started == 0 || now - started < threshold) return;
+        auto call = hung_call(clock, now, threshold, who, topic, partition);
+        if (!call) return;
         const bool fresh = clock.reported_call != started;
         if (!fresh && now - clock.reported_at < threshold) return;  // said recently
-        HungCall call;
-        call.agent = who;
-        const char* name = clock.name.load(std::memory_order_relaxed);
-        call.callback = name ? name : "a callback";
-        call.topic = topic;
-        call.partition = partition;
-        call.offset = clock.offset.load(std::memory_order_relaxed);
-        call.running = std::chrono::milliseconds((now - started) / 1'000'000);
         if (fresh && stats) stats->hung.fetch_add(1, std::memory_order_relaxed);
         clock.reported_call = started;
         clock.reported_at = now;
-        log_->warn("{} (hung_callback_after {}){}; /ready reports it until it returns", call.describe(),
+        log_->warn("{} (hung_callback_after {}){}; /ready reports it until it returns", call->describe(),
                    format_duration(config_.hung_callback_after),
                    topic.empty() ? "" : "; the commit of its partition waits for it");
     };
@@ -182,17 +191,7 @@ std::vector<HungCall> Pipeline::hung_calls() const {
     const int64_t threshold =
         std::chrono::duration_cast<std::chrono::nanoseconds>(config_.hung_callback_after).count();
     auto add = [&](const CallClock& clock, const std::string& who, const std::string& topic, int32_t partition) {
-        const int64_t started = clock.started_ns.load(std::memory_order_acquire);
-        if (started == 0 || now - started < threshold) return;
-        HungCall call;
-        call.agent = who;
-        const char* name = clock.name.load(std::memory_order_relaxed);
-        call.callback = name ? name : "a callback";
-        call.topic = topic;
-        call.partition = partition;
-        call.offset = clock.offset.load(std::memory_order_relaxed);
-        call.running = std::chrono::milliseconds((now - started) / 1'000'000);
-        out.push_back(std::move(call));
+        if (auto call = hung_call(clock, now, threshold, who, topic, partition)) out.push_back(std::move(*call));
     };
     {
         std::lock_guard lock(partitions_mutex_);
