@@ -91,3 +91,25 @@ TEST_CASE("a plugin whose init hangs is refused after plugins.load_timeout, by r
     CHECK(std::chrono::steady_clock::now() - asked < 10s);  // not the 30 s of the init
     CHECK(out.find("slow_init.so: refused: init did not return within 1s") != std::string::npos);
 }
+
+TEST_CASE("a plugin swapped in whose init hangs is refused after plugins.load_timeout, and the running one stays") {
+    Broker broker;
+    broker.create_topic("in", 1);
+    broker.create_topic("out", 1);
+    TempDir dir;
+    const fs::path plugins = dir.path() / "plugins";
+    fs::create_directories(plugins);
+    fs::copy_file(test_plugin_dir() / "crasher.so", plugins / "probe.so");
+    auto yaml = dir.write("p.yaml", "app: {id: swaphang}\nplugins: {dir: " + plugins.string() + ", load_timeout: 1s}\n" +
+                                        kFastGroupYaml + "topics: {in: {partitions: 1}, out: {partitions: 1}}\n"
+                                        "agents:\n  a: {plugin: probe, agent: crash, from: in, sinks: [out]}\n");
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    fs::copy_file(kHostile / "slow_init.so", plugins / ".probe.partial");
+    fs::rename(plugins / ".probe.partial", plugins / "probe.so");
+    REQUIRE(host->await_log("reload of " + (plugins / "probe.so").string() + " refused", 30s));
+    CHECK(host->log().find("refused: init did not return within 1s (plugins.load_timeout)") != std::string::npos);
+    produce(broker.bootstrap(), "in", {{"k", std::string("still here"), {}, -1}});
+    TopicReader out(broker.bootstrap(), "out", 1);
+    CHECK(out.read_until([](auto& r) { return !r.empty(); }, 30s));  // the running build still works
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}

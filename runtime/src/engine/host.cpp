@@ -251,7 +251,7 @@ void Host::sync_pipelines(ReloadRecord& record) {
             log->info("pipeline {}: its file {} was removed; stopping it", app, file);
             if (stop_running(std::move(*removed))) log->info("pipeline {} stopped", app);
             note({app, file, "stopped", "the file was removed", "", {}});
-            continue;  // `removed` unloads the plugins only it used
+            continue;  // stopping it unloaded the plugins only it used
         }
         present.erase(file);
         const std::string sha1 = file_sha1(file);
