@@ -13,7 +13,7 @@ findings="$(dirname "$binary")/findings/$name"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 mkdir -p "$findings"
-cp -r "$corpus"/. "$scratch"/
+if [ -d "$corpus" ]; then cp -r "$corpus"/. "$scratch"/; fi
 if [ -f "$corpus.tar.gz" ]; then tar -xzf "$corpus.tar.gz" -C "$scratch"; fi
 n=0
 for seed in "$@"; do cp "$seed" "$scratch/seed-$((n++))"; done

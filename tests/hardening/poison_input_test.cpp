@@ -139,3 +139,27 @@ TEST_CASE("a dead letter the broker refuses as too large is sent again without i
     CHECK(h.out->read_until([](auto& r) { return r.size() >= 2; }, 30s));
     h.finish();
 }
+
+TEST_CASE("a table value too large for its changelog is refused where it is written, not at the flush") {
+    // Before, the write was taken and the changelog flush failed with "Message size too large", stopping the
+    // host at every restart; now the agent's error policy handles the event.
+    Broker broker;
+    for (const std::string topic : {"in", "bigtable-keep-dead-letter", "bigtable-blobs-changelog"}) broker.create_topic(topic, 1);
+    TempDir dir;
+    auto yaml = dir.write("p.yaml", pipeline_yaml("bigtable", "state_dir: " + (dir.path() / "state").string() + "\n"
+                                                              "topics: {in: {partitions: 1}}\n"
+                                                              "tables: {blobs: {value: raw}}\n"
+                                                              "agents:\n  keep: {plugin: test_agents, agent: fold, from: in,"
+                                                              " tables: [blobs], params: {table: blobs},"
+                                                              " on_error: {retry: 0, then: dead_letter}}\n"));
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    produce(broker.bootstrap(), "in", {{"big", std::string(1'200'000, 'b'), {}, -1}, {"small", std::string("s"), {}, -1}});
+    TopicReader dead(broker.bootstrap(), "bigtable-keep-dead-letter", 1);
+    REQUIRE(dead.read_until([](auto& r) { return !r.empty(); }, 30s));
+    CHECK(dead.records().front().header("mephisto.error").find("is more than its changelog can take") != std::string::npos);
+    CHECK(await_caught_up(broker.bootstrap(), "bigtable", "in", 1, 30s));
+    CHECK(host->running());
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+    std::string out;
+    CHECK(run_cli({"table", "get", yaml.string(), "blobs", "small"}, dir, out) == 0);  // the next write went in
+}

@@ -233,6 +233,11 @@ mph_status api_table_put(mph_agent_ctx* ctx, mph_table* table, const void* key, 
         ctx->error = "table " + b->name + ": " + st.error();
         return MPH_ERR_INVALID;
     }
+    // A windowed table stores the window's start (8 bytes) before the key.
+    if (auto large = b->store->too_large(key_len + (window_of(*b) ? 8 : 0), value_len)) {
+        ctx->error = *large;
+        return MPH_ERR_INVALID;
+    }
     if (window_of(*b)) {
         write_windows(ctx, *b, as_view(key, key_len), false,
                       [&](const std::string& stored, const auto&) { b->shard->put(stored, as_view(value, value_len)); });

@@ -72,6 +72,12 @@ Status Pipeline::open_tables() {
                    table.store == StoreKind::rocksdb ? " at " + (config_.state_dir / table.name).string() : "",
                    table.changelog_topic, table_partitions_[table.name]);
         (*store)->bind_types(table_types_.at(table.name));
+        // A changelog record must fit what the producer sends: a larger write is refused where it is made.
+        size_t max_message = 1'000'000;  // librdkafka's default message.max.bytes
+        for (const auto* props : {&config_.broker.properties, &config_.producer_properties})
+            if (auto it = props->find("message.max.bytes"); it != props->end())
+                max_message = static_cast<size_t>(std::max(1024LL, std::atoll(it->second.c_str())));
+        (*store)->set_max_record_bytes(max_message - 512);
         tables_[table.name] = std::move(*store);
     }
     return {};

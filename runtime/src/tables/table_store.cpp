@@ -142,6 +142,7 @@ Result<std::string> TableShard::merge(std::string_view key, std::string_view inp
     if (st != MPH_OK) return make_error(errbuf[0] ? std::string(errbuf) : "the aggregator refused the input");
     if (auto valid = validate_with(store_.codec(), next); !valid)
         return make_error("the aggregator's result is not a valid value: " + valid.error());
+    if (auto large = store_.too_large(key.size(), next.size())) return make_error(*large);
     if (!e.dirty) ++dirty_;
     e.value = next;
     e.dirty = true;
@@ -325,6 +326,13 @@ Result<std::unique_ptr<TableStore>> TableStore::open(const TableSpec& spec, cons
 }
 
 TableStore::TableStore(const TableSpec& spec) : spec_(spec) { types_.codec = &builtin_codec(spec.value); }
+
+std::optional<std::string> TableStore::too_large(size_t key_len, size_t value_len) const {
+    if (key_len + value_len <= max_record_bytes_) return std::nullopt;
+    return "table " + spec_.name + ": a value of " + std::to_string(value_len) + " bytes with its key of " +
+           std::to_string(key_len) + " is more than its changelog can take (" + std::to_string(max_record_bytes_) +
+           " bytes: the producer's message.max.bytes less the record's framing)";
+}
 
 TableStore::~TableStore() {
     shards_.clear();

@@ -154,6 +154,13 @@ public:
     // (RocksDB's own rule), and the pipeline must stop; the changelog still holds every change. THREAD: any.
     bool write_failed() const { return write_failed_.load(); }
     const std::filesystem::path& dir() const { return dir_; }
+    // The largest key plus value its changelog can take (the producer's message.max.bytes, less the record's
+    // framing): a larger write is refused, where the agent's error policy can handle it, rather than failing
+    // the changelog flush (and the pipeline) at every restart.
+    size_t max_record_bytes() const { return max_record_bytes_; }
+    void set_max_record_bytes(size_t bytes) { max_record_bytes_ = bytes; }
+    // "table T: a value of N bytes with its key of K is more than its changelog can take (...)" when it is.
+    std::optional<std::string> too_large(size_t key_len, size_t value_len) const;
 
     // Windowed tables: events later than the grace period (dropped), windows closed and windows removed.
     std::atomic<uint64_t> late_events{0};
@@ -171,6 +178,7 @@ private:
     std::mutex mu_;
     std::map<int32_t, std::unique_ptr<TableShard>> shards_;
     std::atomic<bool> write_failed_{false};
+    size_t max_record_bytes_ = 1'000'000 - 512;
 };
 
 }  // namespace mephisto
