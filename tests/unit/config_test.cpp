@@ -781,3 +781,23 @@ TEST_CASE("config: hung_callback_after, broker_unreachable_timeout and plugins.l
     f.error("app: shop\nplugins: {load_timeout: 0ms}\ntimers: {t: {plugin: p, every: 1s}}\n", 2, 25,
             {"plugins.load_timeout must be positive"});
 }
+
+TEST_CASE("config: isolation, the worker's supervisor and an agent's on_crash, with their defaults") {
+    Fixture f;
+    auto defaults = f.ok("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n");
+    CHECK_FALSE(defaults.isolation.has_value());  // chosen by how many pipelines run
+    CHECK(defaults.worker_restart.max_restarts == 5);
+    CHECK(defaults.agents[0].quarantine_after == 3);
+    auto c = f.ok("app: shop\nisolation: none\nsupervisor: {max_restarts: 2, within: 10s, backoff: 1s}\n"
+                  "topics: {in: {}}\nagents: {a: {plugin: p, from: in, on_crash: {quarantine_after: 0}}}\n");
+    CHECK(c.isolation == Isolation::none);
+    CHECK(c.worker_restart.max_restarts == 2);
+    CHECK(c.worker_restart.within == Millis(10'000));
+    CHECK(c.worker_restart.backoff_initial == Millis(1'000));
+    CHECK(c.agents[0].quarantine_after == 0);
+    f.error("app: shop\nisolation: thread\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n", 2, 12, {"isolation"});
+    f.error("app: shop\nsupervisor: {strategy: one_for_all}\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n", 2,
+            24, {"supervisor.strategy is for agents"});
+    f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, on_crash: {after: 2}}}\n", 3, 46,
+            {"quarantine_after"});
+}

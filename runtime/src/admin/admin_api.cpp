@@ -57,6 +57,7 @@ json agents(const Host& host) {
                            {"restarts", s.restarts.load()},
                            {"skipped", s.skipped.load()},
                            {"dead_lettered", s.dead_lettered.load()},
+                           {"quarantined_records", s.poison_quarantined.load()},
                            {"undecodable", s.undecodable.load()},
                            {"filtered", s.filtered.load()},
                            {"asks", s.asks.load()},

@@ -71,6 +71,12 @@ public:
     // Still waiting for (the rest of) a request, and not closed: the ones closed to make room.
     bool waiting() const { return waiting_ && !evicted_; }
     bool evicted() const { return evicted_; }
+    // Bytes have arrived that the server has not read yet: a client that just sent its request, which must not
+    // lose its connection to an attacker's flood of new ones accepted before its bytes were read.
+    bool has_unread_bytes() {
+        beast::error_code ec;
+        return stream_.socket().available(ec) > 0 && !ec;
+    }
     void evict() {
         evicted_ = true;
         beast::error_code ignored;
@@ -194,11 +200,13 @@ bool HttpServer::Impl::make_room(const std::string& peer) {
     } else {
         return true;
     }
-    for (const auto& weak : sessions)  // oldest first
-        if (auto s = weak.lock(); s && s->peer() == from && s->waiting()) {
-            s->evict();
-            return true;
-        }
+    // The oldest idle one first: one whose request has arrived unread is spared while there is another.
+    for (const bool spare_unread : {true, false})
+        for (const auto& weak : sessions)
+            if (auto s = weak.lock(); s && s->peer() == from && s->waiting() && !(spare_unread && s->has_unread_bytes())) {
+                s->evict();
+                return true;
+            }
     return false;
 }
 

@@ -67,6 +67,9 @@ void agent_metrics(Families& out, const Pipeline& p, const AgentRuntime& a, cons
                 static_cast<double>(s.skipped.load()));
     out.counter("mephisto_agent_dead_lettered_total", "Events sent to the dead-letter topic", labels,
                 static_cast<double>(s.dead_lettered.load()));
+    out.counter("mephisto_agent_quarantined_records_total",
+                "Records dead-lettered unprocessed because they crashed the worker on_crash.quarantine_after times",
+                labels, static_cast<double>(s.poison_quarantined.load()));
     out.counter("mephisto_agent_undecodable_total", "Values the topic's codec refused", labels,
                 static_cast<double>(s.undecodable.load()));
     out.counter("mephisto_agent_filtered_total", "Events the agent's filter predicate kept from it", labels,

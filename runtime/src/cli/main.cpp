@@ -10,6 +10,7 @@
 #include "common/logging.hpp"
 #include "config/broker_address.hpp"
 #include "engine/host.hpp"
+#include "supervisor/supervisor.hpp"
 
 int main(int argc, char** argv) {
     using namespace mephisto;
@@ -39,6 +40,29 @@ int main(int argc, char** argv) {
         ->envname("MEPHISTO_ADMIN_TOKEN");
     bool run_no_watch = false;
     run->add_flag("--no-watch", run_no_watch, "Do not reload plugins and pipeline files when they change (SIGHUP and POST /reload still do)");
+    std::string run_isolation;
+    run->add_option("--isolation", run_isolation,
+                    "process: each pipeline in a worker process of its own; none: all in this process "
+                    "(default: each file's isolation, else process for a directory or several files)")
+        ->check(CLI::IsMember({"process", "none"}));
+
+    // A worker process, started by the supervisor of `run` (not by hand: it needs the supervisor's channel).
+    HostOptions worker_options;
+    std::vector<std::string> worker_files;
+    std::string worker_broker, worker_plugin_dir, worker_state_dir, worker_embedded;
+    bool worker_no_watch = false;
+    pid_t worker_parent = 0;
+    auto* worker = app.add_subcommand("worker", "");
+    worker->group("");  // hidden from --help
+    worker->add_option("files", worker_files)->required();
+    worker->add_option("--parent-pid", worker_parent)->required();
+    worker->add_option("--embedded-broker", worker_embedded);
+    worker->add_option("--broker", worker_broker);
+    worker->add_option("--plugin-dir", worker_plugin_dir);
+    worker->add_option("--state-dir", worker_state_dir);
+    worker->add_flag("--no-watch", worker_no_watch);
+    std::string worker_dir;
+    worker->add_option("--worker-dir", worker_dir)->required();
 
     std::vector<std::string> validate_files;
     std::string validate_plugin_dir;
@@ -139,7 +163,23 @@ int main(int argc, char** argv) {
             if (run_admin != "off") run_options.admin_listen = run_admin;
             run_options.admin_token = run_admin_token;
             run_options.watch = !run_no_watch;
-            return run_host(run_options);
+            RunOptions options;
+            options.host = run_options;
+            if (run_isolation == "process") options.isolation = Isolation::process;
+            if (run_isolation == "none") options.isolation = Isolation::none;
+            options.worker_log_args = {"--log-format", log_format, "--log-level", log_level};
+            if (!log_file.empty())
+                options.worker_log_args.insert(options.worker_log_args.end(),
+                                               {"--log-file", std::filesystem::absolute(log_file).string()});
+            return run_pipelines(options);
+        }
+        if (*worker) {
+            for (const auto& f : worker_files) worker_options.files.emplace_back(f);
+            if (!worker_broker.empty()) worker_options.broker = worker_broker;
+            if (!worker_plugin_dir.empty()) worker_options.plugin_dir = worker_plugin_dir;
+            if (!worker_state_dir.empty()) worker_options.state_dir = worker_state_dir;
+            worker_options.watch = !worker_no_watch;
+            return run_worker(worker_options, worker_parent, worker_embedded, worker_dir);
         }
         if (*validate) {
             std::vector<std::filesystem::path> files(validate_files.begin(), validate_files.end());

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/call_slots.hpp"
+
 namespace mephisto {
 namespace {
 
@@ -156,6 +158,7 @@ void describe_call(Line& line, const PluginCallRecord& r) {
 }
 
 void on_fatal_signal(int sig, siginfo_t* info, void*) {
+    call_slots::mark_fault(sig);  // for the supervisor, which counts the crashes of each record
     if (!g_reported.exchange(true)) {
         const PluginCallRecord r = t_record;
         Line line;
@@ -178,6 +181,7 @@ void on_fatal_signal(int sig, siginfo_t* info, void*) {
 
 void on_exit() {
     if (g_exit_allowed.load()) return;
+    call_slots::mark_fault(call_slots::kFaultExit);
     const PluginCallRecord r = t_record;
     Line line;
     begin(line);
@@ -210,12 +214,14 @@ thread_local AltStack t_alt_stack;
 
 PluginCall::PluginCall(const PluginCallRecord& record) noexcept : saved_(t_record) {
     t_record = record;
+    call_slots::publish(record);
     std::atomic_signal_fence(std::memory_order_seq_cst);  // recorded before the plugin runs
 }
 
 PluginCall::~PluginCall() {
     std::atomic_signal_fence(std::memory_order_seq_cst);
     t_record = saved_;
+    call_slots::publish(saved_);
 }
 
 PluginCallRecord current_plugin_call() { return t_record; }

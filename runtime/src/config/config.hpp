@@ -121,6 +121,9 @@ struct AgentSpec {
     std::vector<std::string> tables;
     std::map<std::string, std::string> params;
     ErrorPolicy on_error;
+    // `on_crash: {quarantine_after: N}`: a record that crashed this agent's worker process N times is
+    // dead-lettered by the next worker instead of processed (0: never). Only with process isolation.
+    int quarantine_after = 3;
     SupervisorSpec supervisor;
     Mark plugin_mark, agent_mark;
     // Set on the host-internal agents that `group_by`/`through` add (plugin is then empty): "repartition".
@@ -169,6 +172,10 @@ struct ChannelSpec {
     Mark mark;
 };
 
+// Where a pipeline runs when the host runs several (issue "a shared runtime"): in a worker process of its own,
+// so that its crash costs only itself a restart, or in the one worker the pipelines with `none` share.
+enum class Isolation { process, none };
+
 struct PipelineConfig {
     std::filesystem::path file;
     std::string app_id;
@@ -184,6 +191,10 @@ struct PipelineConfig {
     // With no broker reachable for this long the pipeline fails and the host exits non-zero; 0: never (off).
     Millis broker_unreachable_timeout{0};
     int workers = 2;
+    // `isolation:`; unset: process when the host runs a directory or several files, none for a single file.
+    std::optional<Isolation> isolation;
+    // `supervisor:`: how the supervisor restarts this pipeline's worker process when it crashes (strategy aside).
+    SupervisorSpec worker_restart;
     std::map<std::string, std::string> consumer_properties;
     std::map<std::string, std::string> producer_properties;
     std::vector<TopicSpec> topics;  // declaration order

@@ -334,7 +334,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
     auto top = r.entries(root, "the pipeline",
                          {"app", "broker", "processing_guarantee", "plugins", "state_dir", "commit_interval",
                           "shutdown_timeout", "workers", "consumer", "producer", "topics", "channels", "tables", "agents",
-                          "timers", "hung_callback_after", "broker_unreachable_timeout"});
+                          "timers", "hung_callback_after", "broker_unreachable_timeout", "isolation", "supervisor"});
     YAML::Node topics_node, tables_node, agents_node, timers_node, state_node, channels_node;
     bool have_state_dir = false;  // (a default-constructed YAML::Node converts to true)
     bool have_app = false;
@@ -379,6 +379,11 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             if (v.IsScalar() && v.Scalar() == "off") c.broker_unreachable_timeout = Millis(0);
             else c.broker_unreachable_timeout = r.duration(v, "broker_unreachable_timeout (or off)");
             if (c.broker_unreachable_timeout.count() < 0) r.fail(v, "broker_unreachable_timeout must be off or positive");
+        } else if (key == "isolation") {
+            c.isolation = r.choice<Isolation>(v, "isolation", {{"process", Isolation::process}, {"none", Isolation::none}});
+        } else if (key == "supervisor") {
+            c.worker_restart = read_supervisor(r, v, "supervisor");
+            if (v["strategy"]) r.fail(v["strategy"], "supervisor.strategy is for agents; a pipeline's worker restarts alone");
         } else if (key == "workers") {
             c.workers = static_cast<int>(r.integer(v, "workers", 1, 256));
         } else if (key == "consumer") {
@@ -551,13 +556,17 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             bool have_group_by = false, have_through = false;
             for (auto& [k2, v2] : r.entries(v, what, {"plugin", "agent", "from", "sinks", "tables", "params", "on_error",
                                                        "supervisor", "group_by", "through", "take", "concurrency", "echo",
-                                                       "filter", "ack", "isolated_partitions"})) {
+                                                       "filter", "ack", "isolated_partitions", "on_crash"})) {
                 if (k2 == "plugin") { a.plugin = r.name(v2, what + ".plugin"); a.plugin_mark = r.mark_of(v2); plugin_node = v2; have_plugin = true; }
                 else if (k2 == "agent") { a.agent = r.name(v2, what + ".agent"); a.agent_mark = r.mark_of(v2); have_agent = true; }
                 else if (k2 == "from") { a.from = r.names(v2, what + ".from"); from_node = v2; have_from = true; }
                 else if (k2 == "sinks") { a.sinks = r.names(v2, what + ".sinks"); sinks_node = v2; }
                 else if (k2 == "tables") { a.tables = r.names(v2, what + ".tables"); tables_ref = v2; }
                 else if (k2 == "params") a.params = r.scalar_map(v2, what + ".params");
+                else if (k2 == "on_crash") {
+                    for (auto& [k3, v3] : r.entries(v2, what + ".on_crash", {"quarantine_after"}))
+                        a.quarantine_after = static_cast<int>(r.integer(v3, what + ".on_crash.quarantine_after", 0, 1000));
+                }
                 else if (k2 == "on_error") a.on_error = read_error_policy(r, v2, what + ".on_error");
                 else if (k2 == "supervisor") a.supervisor = read_supervisor(r, v2, what + ".supervisor");
                 else if (k2 == "echo") { a.echo = r.names(v2, what + ".echo"); echo_node = v2; }

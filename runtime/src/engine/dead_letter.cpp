@@ -46,7 +46,7 @@ void Pipeline::apply_error_policy(Lane& lane, InFlight* f, const std::string& er
 
 bool Pipeline::produce_dead_letter(std::unique_ptr<DeadLetter> letter, std::string& why) {
     const AgentRuntime& agent = *letter->agent;
-    const std::string& topic = agent.spec->on_error.dead_letter_topic;
+    const std::string topic = letter->topic.empty() ? agent.spec->on_error.dead_letter_topic : letter->topic;
     const EventBytes event = bytes_of(letter->event);
     for (; letter->level <= 2; ++letter->level) {
         rd_kafka_headers_t* headers = letter->level < 2 ? copy_headers(letter->event) : nullptr;
@@ -54,6 +54,7 @@ bool Pipeline::produce_dead_letter(std::unique_ptr<DeadLetter> letter, std::stri
         add_header(headers, "mephisto.error", letter->error);
         add_header(headers, "mephisto.agent", agent.spec->name);
         add_header(headers, "mephisto.source", letter->source);
+        for (const auto& [name, value] : letter->headers) add_header(headers, name.c_str(), value);
         if (letter->level >= 1)
             add_header(headers, "mephisto.value-dropped",
                        std::to_string(event.value_len) + " bytes, too large to dead-letter (" + letter->refusal +
@@ -101,7 +102,7 @@ void Pipeline::on_dead_letter_delivery(DeadLetter* raw, rd_kafka_resp_err_t err)
         finish(event, 0);
         return;
     }
-    const std::string topic = letter->agent->spec->on_error.dead_letter_topic;
+    const std::string topic = letter->topic.empty() ? letter->agent->spec->on_error.dead_letter_topic : letter->topic;
     if (too_large(err) && letter->level < 2) {
         // The broker's limit is below the producer's: the next level goes, with its own share of the event,
         // before this letter lets go of its share.
@@ -123,6 +124,51 @@ void Pipeline::on_dead_letter_delivery(DeadLetter* raw, rd_kafka_resp_err_t err)
     fail("cannot dead-letter " + letter->source + " to " + topic + ": " + rd_kafka_err2str(err) +
          "; the event stays uncommitted");
     finish(event, 0);
+}
+
+std::string Pipeline::poison_topic(const AgentRuntime& agent) const {
+    const std::string& topic = agent.spec->on_error.dead_letter_topic;
+    return topic.empty() ? config_.app_id + "-" + agent.spec->name + "-dead-letter" : topic;
+}
+
+void Pipeline::quarantine(const std::vector<PoisonRecord>& records) {
+    for (const auto& r : records) {
+        if (r.pipeline != config_.app_id) continue;
+        for (auto& agent : agents_) {
+            if (agent->spec->name != r.agent || agent->spec->quarantine_after == 0 ||
+                r.crashes < agent->spec->quarantine_after)
+                continue;
+            agent->poison[r.place()] = r;
+            agent->log->warn("{} crashed the worker {} time(s) (last: {}, plugin {} sha1 {}): it goes to {} "
+                             "instead of to the agent",
+                             r.place(), r.crashes, r.fault, r.plugin, r.sha1, poison_topic(*agent));
+        }
+    }
+}
+
+void Pipeline::dead_letter_poison(Lane& lane, InFlight* f, const PoisonRecord& poison) {
+    AgentRuntime& agent = *lane.agent;
+    auto letter = std::make_unique<DeadLetter>();
+    letter->event = f;
+    letter->agent = &agent;
+    letter->source = poison.place();
+    letter->topic = poison_topic(agent);
+    letter->attempts = poison.crashes;
+    letter->error = "quarantined: it crashed the worker " + std::to_string(poison.crashes) + " time(s), last with " +
+                    poison.fault + " in plugin " + poison.plugin;
+    letter->headers = {{"mephisto.crash.signal", poison.fault},
+                       {"mephisto.crash.agent", poison.agent},
+                       {"mephisto.crash.plugin", poison.plugin},
+                       {"mephisto.crash.plugin-sha1", poison.sha1},
+                       {"mephisto.crash.count", std::to_string(poison.crashes)},
+                       {"mephisto.crash.last-ms", std::to_string(poison.last_crash_ms)}};
+    std::string why;
+    if (!produce_dead_letter(std::move(letter), why)) {
+        fail("cannot dead-letter the quarantined record " + poison.place() + " to " + poison_topic(agent) + ": " + why);
+        return;
+    }
+    agent.stats.poison_quarantined++;
+    agent.stats.dead_lettered++;
 }
 
 }  // namespace mephisto

@@ -102,7 +102,7 @@ Status Host::start_pipeline(PipelineConfig c, StartupControl* control) {
     }
     if (c.broker.embedded) {
         // One embedded broker serves every pipeline of this host that asks for one.
-        if (!broker_) {
+        if (!embedded()) {
             auto broker = EmbeddedBroker::start(c.broker.embedded_port, c.broker.embedded_brokers);
             if (!broker) return make_error(c.file.string() + ": " + broker.error());
             broker_ = std::move(*broker);
@@ -113,7 +113,7 @@ Status Host::start_pipeline(PipelineConfig c, StartupControl* control) {
         std::vector<std::pair<std::string, int>> topics;
         for (const auto& t : c.topics) topics.emplace_back(t.name, t.partitions);
         at("creating the " + std::to_string(topics.size()) + " topic(s) of pipeline " + c.app_id + " on the embedded broker");
-        if (auto st = broker_->create_topics(topics, control ? &control->flag() : nullptr); !st) return make_error(st.error());
+        if (auto st = embedded()->create_topics(topics, control ? &control->flag() : nullptr); !st) return make_error(st.error());
     }
     if (interrupted()) return make_error("startup interrupted");
     auto plugins = load_pipeline_plugins(c, {}, [&](const std::string& plugin) {
@@ -122,10 +122,11 @@ Status Host::start_pipeline(PipelineConfig c, StartupControl* control) {
     if (!plugins) return make_error(plugins.error());
     if (interrupted()) return make_error("startup interrupted");
     at("starting pipeline " + c.app_id + " (internal topics, tables, the consumer)");
-    auto pipeline = Pipeline::create(c, *plugins, c.broker.embedded ? broker_->bootstrap() : c.broker.bootstrap,
-                                     c.broker.embedded ? broker_.get() : nullptr);
+    auto pipeline = Pipeline::create(c, *plugins, c.broker.embedded ? embedded()->bootstrap() : c.broker.bootstrap,
+                                     c.broker.embedded ? embedded() : nullptr);
     if (!pipeline) return make_error(pipeline.error());
     std::shared_ptr<Pipeline> running = std::move(*pipeline);
+    running->quarantine(options_.poison);
     if (auto st = running->start(); !st) {
         running->stop();
         return make_error(st.error());
@@ -191,7 +192,7 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options, StartupCon
             }
             matches = [names](const std::string& name) { return names.count(name) > 0; };
         }
-        if (!file_dirs.empty()) {
+        if (!file_dirs.empty() && options.watch_pipeline_files) {
             auto files_watcher = FileWatcher::start(file_dirs, matches, std::chrono::milliseconds(300),
                                                     [self] { self->reload("pipeline file", true, false, true); });
             if (!files_watcher) log->warn("{}; pipeline files reload on SIGHUP or POST /reload only", files_watcher.error());
@@ -326,11 +327,11 @@ TopologyChange Host::apply_edit(size_t index, PipelineConfig edited, const std::
     if (diff.in_place()) {
         auto plugins = load_pipeline_plugins(edited, current);
         if (!plugins) return refuse(plugins.error());
-        if (edited.broker.embedded && broker_)
+        if (edited.broker.embedded && embedded())
             for (const auto& name : diff.topics_added)
                 for (const auto& t : edited.topics)
                     if (t.name == name)
-                        if (auto st = broker_->create_topic(t.name, t.partitions); !st) return refuse(st.error());
+                        if (auto st = embedded()->create_topic(t.name, t.partitions); !st) return refuse(st.error());
         auto applied = r->pipeline->apply_topology(edited, diff, *plugins);
         if (!applied)
             return refuse(applied.error(), applied.error().find("did not return within") != std::string::npos ||
@@ -358,9 +359,8 @@ TopologyChange Host::apply_edit(size_t index, PipelineConfig edited, const std::
     {
         auto plugins = load_pipeline_plugins(edited);
         if (!plugins) return refuse(plugins.error());
-        const bool embedded = edited.broker.embedded && broker_;
-        auto built = Pipeline::create(edited, *plugins, embedded ? broker_->bootstrap() : edited.broker.bootstrap,
-                                      embedded ? broker_.get() : nullptr);
+        TopicProvisioner* broker = edited.broker.embedded ? embedded() : nullptr;
+        auto built = Pipeline::create(edited, *plugins, broker ? broker->bootstrap() : edited.broker.bootstrap, broker);
         if (!built) return refuse(built.error());
     }
     change.result = "restarted";
@@ -630,7 +630,7 @@ private:
 
 }  // namespace
 
-int run_host(const HostOptions& options) {
+int run_host(const HostOptions& options, const std::function<void()>& on_started) {
     auto log = logger("host");
     StartupControl startup;
     SignalThread signals(startup);
@@ -644,6 +644,7 @@ int run_host(const HostOptions& options) {
         log->error("{}", host.error());
         return 1;
     }
+    if (on_started) on_started();
     while (!(*host)->failed()) {
         const auto event = signals.wait(std::chrono::milliseconds(200));
         if (event == SignalThread::Event::stop) break;

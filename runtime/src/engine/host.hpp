@@ -18,6 +18,7 @@
 #include "engine/file_watcher.hpp"
 #include "engine/reload.hpp"
 #include "kafka/embedded_broker.hpp"
+#include "kafka/topic_provisioner.hpp"
 
 namespace mephisto {
 
@@ -35,6 +36,14 @@ struct HostOptions {
     // Reload when a .so in a pipeline's plugin directory or a pipeline file changes (DESIGN.md §5). Off:
     // SIGHUP and POST /reload still do.
     bool watch = true;
+    // Reload when a pipeline file changes (with `watch`); off in a worker process, whose supervisor watches them.
+    bool watch_pipeline_files = true;
+    // In a worker process: the supervisor's embedded broker, which creates the topics (the pipelines that ask
+    // for an embedded broker use it instead of starting one).
+    std::shared_ptr<TopicProvisioner> embedded_broker;
+    // In a worker process: the records that crashed earlier workers (its supervisor's crash ledger); each
+    // pipeline dead-letters those that reached their agent's on_crash.quarantine_after.
+    std::vector<PoisonRecord> poison;
 };
 
 // Loads every plugin a pipeline names from its plugin dir, each within the file's plugins.load_timeout. Errors
@@ -82,6 +91,11 @@ public:
     bool failed() const;
     std::string failure() const;
     EmbeddedBroker* broker() const { return broker_.get(); }
+    // Where the topics of pipelines on the embedded broker are created: this host's broker, or the one a worker's
+    // supervisor runs; null when there is none (yet).
+    TopicProvisioner* embedded() const {
+        return options_.embedded_broker ? options_.embedded_broker.get() : static_cast<TopicProvisioner*>(broker_.get());
+    }
     // The running pipelines (a snapshot: a pipeline directory may add or remove some). THREAD: any.
     std::vector<std::shared_ptr<Pipeline>> pipelines() const;
     // The plugins each pipeline runs, by name (a copy: a reload may swap them). THREAD: any.
@@ -141,6 +155,7 @@ private:
 
 // `mephisto run`: starts the host and serves until SIGINT/SIGTERM or a pipeline failure. Returns the exit
 // code: 0 after a clean stop, 1 when a pipeline failed or startup was refused.
-int run_host(const HostOptions& options);
+// `on_started`, when given, runs once every pipeline started.
+int run_host(const HostOptions& options, const std::function<void()>& on_started = {});
 
 }  // namespace mephisto

@@ -12,7 +12,7 @@
 #include "engine/event_bytes.hpp"
 #include "engine/message_views.hpp"
 #include "engine/repartition_agent.hpp"
-#include "kafka/embedded_broker.hpp"
+#include "kafka/topic_provisioner.hpp"
 #include "tables/codec.hpp"
 #include "tables/windowed_table.hpp"
 #include "common/cron.hpp"
@@ -199,7 +199,7 @@ Result<std::shared_ptr<const std::map<std::string, std::string>>> Pipeline::wind
 
 Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
                                                    const std::map<std::string, std::shared_ptr<Plugin>>& plugins,
-                                                   const std::string& bootstrap, EmbeddedBroker* broker) {
+                                                   const std::string& bootstrap, TopicProvisioner* broker) {
     std::unique_ptr<Pipeline> p(new Pipeline(config));
     p->bootstrap_ = bootstrap;
     p->broker_ = broker;
@@ -410,6 +410,10 @@ Status Pipeline::start() {
             if (auto st = ensure_internal_topic(a->spec->params.at("topic"), partitions); !st)
                 log_->warn("{}; relying on the broker to create it on first use", st.error());
         }
+        // Quarantined records go to the dead-letter topic even when the error policy sends nothing there.
+        if (!a->poison.empty() && a->spec->on_error.then != ThenPolicy::dead_letter)
+            if (auto st = ensure_internal_topic(poison_topic(*a), 1); !st)
+                log_->warn("{}; relying on the broker to create it on first use", st.error());
         if (a->spec->on_error.then != ThenPolicy::dead_letter) continue;
         int partitions = 1;
         for (const auto& t : a->spec->from)
@@ -1323,6 +1327,14 @@ void Pipeline::destroy_instance(Lane& lane) {
 
 Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay) {
     const rd_kafka_message_t* msg = f->message;  // null for a channel event
+    if (!lane.agent->poison.empty() && msg)
+        if (auto it = lane.agent->poison.find(where(*lane.partition, f->offset())); it != lane.agent->poison.end()) {
+            dead_letter_poison(lane, f, it->second);  // never given to the agent again
+            if (failed_) return Outcome::park;
+            lane.local.pop_front();
+            finish(f);
+            return Outcome::done;
+        }
     if (auto bad = decode_error(*lane.partition, f, call_record(lane, "the topic's value codec", f->offset()))) {
         lane.agent->stats.undecodable++;
         // Retrying cannot fix an undecodable value: the error policy applies at once.

@@ -27,6 +27,7 @@
 #include "engine/lane_scheduler.hpp"
 #include "engine/offset_tracker.hpp"
 #include "engine/reply_router.hpp"
+#include "engine/poison_record.hpp"
 #include "engine/restart_policy.hpp"
 #include "kafka/client_config.hpp"
 #include "kafka/producer.hpp"
@@ -35,7 +36,7 @@
 
 namespace mephisto {
 
-class EmbeddedBroker;
+class TopicProvisioner;
 struct PartitionState;
 
 // Counters of one agent, readable from any thread.
@@ -44,6 +45,7 @@ struct AgentStats {
     std::atomic<uint64_t> failures{0};      // RETRY or FATAL verdicts (and failed creates)
     std::atomic<uint64_t> skipped{0};       // events skipped by the error policy
     std::atomic<uint64_t> dead_lettered{0};
+    std::atomic<uint64_t> poison_quarantined{0};  // records dead-lettered because they crashed the worker
     std::atomic<uint64_t> undecodable{0};   // values the topic's codec rejected
     std::atomic<uint64_t> restarts{0};
     std::atomic<bool> quarantined{false};
@@ -121,6 +123,8 @@ struct AgentRuntime {
     std::atomic<uint64_t> generation{0};  // bumped by a one_for_all restart: every instance re-creates
     const mph_predicate_descriptor* filter = nullptr;  // `filter:`, resolved from the plugins (null: none)
     std::shared_ptr<Plugin> filter_plugin;              // the plugin that provides it
+    // Records that crashed the worker quarantine_after times, by place ("topic[p]@offset"); set before start.
+    std::map<std::string, PoisonRecord> poison;
     explicit AgentRuntime(const AgentSpec& s) : restarts(s.supervisor) { set_spec(s); }
     void set_spec(const AgentSpec& s) {
         spec_versions.push_back(std::make_unique<const AgentSpec>(s));
@@ -181,6 +185,8 @@ struct DeadLetter : DeliveryTag {
     int attempts = 0;
     int level = 0;       // 0: whole; 1: without its value; 2: only its coordinates and the reason
     std::string refusal; // why the previous level was refused ("Broker: Message size too large")
+    std::string topic;   // where it goes; empty: the agent's on_error topic
+    std::vector<std::pair<std::string, std::string>> headers;  // more headers (a quarantined record's crashes)
 };
 
 struct Lane;
@@ -342,12 +348,15 @@ struct SwapReport {
 class Pipeline {
 public:
     // `plugins` maps plugin name to the loaded image; every plugin the config names must be there.
-    // `broker` is the embedded broker when the pipeline uses it (internal topics are created through it).
+    // `broker` creates topics on the embedded broker when the pipeline uses it (internal topics too).
     static Result<std::unique_ptr<Pipeline>> create(const PipelineConfig& config,
                                                     const std::map<std::string, std::shared_ptr<Plugin>>& plugins,
-                                                    const std::string& bootstrap, EmbeddedBroker* broker);
+                                                    const std::string& bootstrap, TopicProvisioner* broker);
     ~Pipeline();
 
+    // Records to dead-letter instead of processing: those of `records` for this pipeline whose agent's
+    // on_crash.quarantine_after they reached. Before start(). THREAD: the host's main thread.
+    void quarantine(const std::vector<PoisonRecord>& records);
     // Starts the consumer, workers and timers. THREAD: the host's main thread.
     Status start();
     // Graceful stop (RELIABILITY 11): stop fetching, finish in-flight events within the drain budget,
@@ -482,6 +491,10 @@ private:
     // Produces `letter` at its level, or at a lower one when it is refused as too large; false, with the
     // reason, when even its coordinates could not be produced (engine/dead_letter.cpp).
     bool produce_dead_letter(std::unique_ptr<DeadLetter> letter, std::string& why);
+    // Dead-letters a quarantined record instead of giving it to the agent (engine/dead_letter.cpp).
+    void dead_letter_poison(Lane& lane, InFlight* f, const PoisonRecord& poison);
+    // Where an agent's quarantined records go: its on_error topic, else "<app>-<agent>-dead-letter".
+    std::string poison_topic(const AgentRuntime& agent) const;
     // A dead letter's delivery report: done, sent again with less of its event, or the pipeline fails.
     void on_dead_letter_delivery(DeadLetter* letter, rd_kafka_resp_err_t err);
     bool ensure_instance(Lane& lane, std::string& error);
@@ -571,7 +584,7 @@ private:
 
     PipelineConfig config_;
     std::string bootstrap_;
-    EmbeddedBroker* broker_ = nullptr;
+    TopicProvisioner* broker_ = nullptr;
     std::shared_ptr<spdlog::logger> log_;
 
     mutable std::mutex agents_mutex_;  // guards agents_' shape for readers on other threads

@@ -16,26 +16,27 @@
 
 #include "common/result.hpp"
 #include "kafka/client_config.hpp"
+#include "kafka/topic_provisioner.hpp"
 
 namespace mephisto {
 
-class EmbeddedBroker {
+class EmbeddedBroker final : public TopicProvisioner {
 public:
-    ~EmbeddedBroker();
+    ~EmbeddedBroker() override;
 
     // Starts `brokers` mock brokers. With port 0 they listen on free loopback ports; otherwise broker i
     // listens on 127.0.0.1:(port + i), and a port already in use is a clear error.
     static Result<std::unique_ptr<EmbeddedBroker>> start(int port, int brokers = 1);
 
     // "127.0.0.1:port[,127.0.0.1:port...]"
-    const std::string& bootstrap() const { return bootstrap_; }
+    const std::string& bootstrap() const override { return bootstrap_; }
 
     // Creates a topic (an existing topic is left as it is). THREAD: any.
-    Status create_topic(const std::string& name, int partitions);
+    Status create_topic(const std::string& name, int partitions) override;
     // Creates many topics at once, (name, partitions) each, fast: 8,000 take seconds, not minutes (see the .cpp).
     // Stops early, with an error, once `cancel` is set. THREAD: any.
     Status create_topics(const std::vector<std::pair<std::string, int>>& topics,
-                         const std::atomic<bool>* cancel = nullptr);
+                         const std::atomic<bool>* cancel = nullptr) override;
 
     // The mock cluster, for fault injection (rd_kafka_mock_push_request_errors, broker_set_down...) in tests.
     rd_kafka_mock_cluster_t* cluster() const { return cluster_; }

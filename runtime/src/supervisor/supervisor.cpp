@@ -1,0 +1,611 @@
+#include "supervisor/supervisor.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <set>
+
+#include "admin/http_server.hpp"
+#include "common/call_slots.hpp"
+#include "common/logging.hpp"
+#include "common/trusted_path.hpp"
+#include "engine/file_watcher.hpp"
+#include "engine/restart_policy.hpp"
+#include "kafka/embedded_broker.hpp"
+#include "supervisor/crash_ledger.hpp"
+#include "supervisor/supervisor_admin.hpp"
+#include "supervisor/worker_channel.hpp"
+#include "supervisor/worker_process.hpp"
+
+namespace mephisto {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr const char* kSharedWorker = "shared";  // the worker of the pipelines with isolation none
+
+int64_t wall_ms() {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+// The pipeline files to run: the directory's *.yaml, or the files given that exist.
+std::vector<std::filesystem::path> pipeline_files(const std::optional<std::filesystem::path>& dir,
+                                                  const std::vector<std::filesystem::path>& given) {
+    std::vector<std::filesystem::path> files;
+    std::error_code ec;
+    if (dir) {
+        for (const auto& entry : std::filesystem::directory_iterator(*dir, ec))
+            if (entry.is_regular_file() && entry.path().extension() == ".yaml") files.push_back(entry.path());
+    } else {
+        for (const auto& f : given)
+            if (std::filesystem::is_regular_file(f, ec)) files.push_back(std::filesystem::absolute(f).lexically_normal());
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+class Supervisor {
+public:
+    explicit Supervisor(const RunOptions& options) : options_(options), log_(logger("supervisor")) {}
+    int run();
+    std::vector<WorkerStatus> snapshot() const;
+
+private:
+    struct Worker {
+        WorkerStatus status;
+        std::map<std::filesystem::path, std::string> files;  // file -> SHA-1 of the content it runs
+        std::map<std::filesystem::path, std::string> apps;   // file -> app id
+        // <state_dir>/workers/<name>: its calls in progress (call_slots) and its crash ledger.
+        std::filesystem::path dir;
+        SupervisorSpec restart;
+        std::chrono::milliseconds shutdown_timeout{30'000};
+        std::unique_ptr<RestartPolicy> policy;
+        std::unique_ptr<WorkerChannel> channel;
+        Clock::time_point restart_at{};
+        Clock::time_point stop_deadline{};
+        bool respawn_when_stopped = false;  // its files changed: start it again once it is down
+    };
+
+    // The worker a pipeline belongs to.
+    std::string worker_name(const PipelineConfig& c) const {
+        const Isolation isolation = options_.isolation ? *options_.isolation : c.isolation.value_or(Isolation::process);
+        return isolation == Isolation::process ? c.app_id : kSharedWorker;
+    }
+    // Adds the pipeline of `file` to its worker (made if new); an error when it cannot run here.
+    Status adopt(const std::filesystem::path& file, const PipelineConfig& c, const std::string& sha1);
+    Status ensure_embedded_broker(const PipelineConfig& c);
+    void spawn(Worker& w);
+    void set_state(Worker& w, std::string state, std::string reason = {});
+    void reap();
+    void on_exit(Worker& w, int wait_status);
+    // Pins a crash on the record being processed, when the worker's calls in progress name one.
+    void count_crash(Worker& w, int wait_status);
+    void sync_files();
+    void restart_failed(const std::string& why);
+    void forward(int sig);
+    int stop(int first_signal);
+
+    RunOptions options_;
+    std::shared_ptr<spdlog::logger> log_;
+    std::optional<std::filesystem::path> dir_;
+    std::unique_ptr<EmbeddedBroker> broker_;
+    mutable std::mutex mu_;  // guards workers_ and refused_: the admin thread and the channels read them
+    std::map<std::string, std::unique_ptr<Worker>> workers_;
+    std::map<std::filesystem::path, std::pair<std::string, std::string>> refused_;  // file -> (SHA-1, why)
+    std::atomic<bool> files_changed_{false};
+    std::unique_ptr<FileWatcher> watcher_;
+    std::unique_ptr<HttpServer> admin_;
+};
+
+std::vector<WorkerStatus> Supervisor::snapshot() const {
+    std::lock_guard lock(mu_);
+    std::vector<WorkerStatus> out;
+    for (const auto& [name, w] : workers_) out.push_back(w->status);
+    for (const auto& [file, refusal] : refused_) {
+        WorkerStatus s;
+        s.name = file.stem().string();
+        s.files = {file.string()};
+        s.state = "refused";
+        s.reason = refusal.second;
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+void Supervisor::set_state(Worker& w, std::string state, std::string reason) {
+    std::lock_guard lock(mu_);
+    w.status.state = std::move(state);
+    w.status.reason = std::move(reason);
+    w.status.since_ms = wall_ms();
+}
+
+Status Supervisor::ensure_embedded_broker(const PipelineConfig& c) {
+    if (!c.broker.embedded || broker_) return {};
+    auto broker = EmbeddedBroker::start(c.broker.embedded_port, c.broker.embedded_brokers);
+    if (!broker) return make_error(c.file.string() + ": " + broker.error());
+    broker_ = std::move(*broker);
+    log_->info("embedded broker listening on {} (kcat -b {} -L); the workers reach it there", broker_->bootstrap(),
+               broker_->bootstrap());
+    return {};
+}
+
+Status Supervisor::adopt(const std::filesystem::path& file, const PipelineConfig& c, const std::string& sha1) {
+    const std::string name = worker_name(c);
+    {
+        std::lock_guard lock(mu_);
+        for (const auto& [other_name, w] : workers_)
+            for (const auto& [other_file, app] : w->apps)
+                if (app == c.app_id && other_file != file)
+                    return make_error(file.string() + ": app id '" + c.app_id + "' is already used by " + other_file.string());
+    }
+    if (auto st = ensure_embedded_broker(c); !st) return st;
+    std::lock_guard lock(mu_);
+    auto& slot = workers_[name];
+    if (!slot) {
+        slot = std::make_unique<Worker>();
+        slot->status.name = name;
+        slot->status.state = "stopped";
+    }
+    Worker& w = *slot;
+    if (w.dir.empty()) w.dir = c.state_dir / "workers" / name;
+    w.files[file] = sha1;
+    w.apps[file] = c.app_id;
+    // The shared worker keeps the strictest restart settings and the longest stop of its pipelines.
+    if (w.files.size() == 1 || c.worker_restart.max_restarts < w.restart.max_restarts) w.restart = c.worker_restart;
+    w.shutdown_timeout = w.files.size() == 1 ? c.shutdown_timeout : std::max(w.shutdown_timeout, c.shutdown_timeout);
+    w.status.pipelines.clear();
+    w.status.files.clear();
+    for (const auto& [f, app] : w.apps) {
+        w.status.pipelines.push_back(app);
+        w.status.files.push_back(f.string());
+    }
+    refused_.erase(file);
+    return {};
+}
+
+void Supervisor::spawn(Worker& w) {
+    std::vector<std::string> args = options_.worker_log_args;
+    args.push_back("worker");
+    args.push_back("--parent-pid");
+    args.push_back(std::to_string(::getpid()));
+    if (broker_) {
+        args.push_back("--embedded-broker");
+        args.push_back(broker_->bootstrap());
+    }
+    const HostOptions& h = options_.host;
+    if (h.broker) args.insert(args.end(), {"--broker", *h.broker});
+    if (h.plugin_dir) args.insert(args.end(), {"--plugin-dir", h.plugin_dir->string()});
+    if (h.state_dir) args.insert(args.end(), {"--state-dir", h.state_dir->string()});
+    if (!h.watch) args.push_back("--no-watch");
+    args.insert(args.end(), {"--worker-dir", w.dir.string()});
+    args.push_back("--");
+    for (const auto& [file, sha1] : w.files) args.push_back(file.string());
+
+    Worker* self = &w;
+    WorkerChannel::Handlers handlers;
+    if (broker_) {
+        EmbeddedBroker* broker = broker_.get();
+        handlers.create_topics = [broker](const std::vector<std::pair<std::string, int>>& topics) {
+            auto st = broker->create_topics(topics);
+            return st ? std::string() : st.error();
+        };
+    }
+    handlers.ready = [this, self] {
+        set_state(*self, "running");
+        log_->info("worker {} (pid {}) runs pipeline(s) {}", self->status.name, self->status.pid,
+                   fmt::join(self->status.pipelines, ", "));
+    };
+    std::error_code made;  // the state directory, as a host makes it for its tables
+    std::filesystem::create_directories(w.dir.parent_path().parent_path(), made);
+    Status dir_ready = ensure_private_dir(w.dir.parent_path());
+    if (dir_ready) dir_ready = ensure_private_dir(w.dir);
+    if (!dir_ready) {
+        log_->error("worker {}: {}; not started (fix the state directory, then SIGHUP)", w.status.name, dir_ready.error());
+        set_state(w, "failed", dir_ready.error());
+        return;
+    }
+    auto channel = WorkerChannel::open(std::move(handlers));
+    if (!channel) {
+        log_->error("worker {}: {}; retrying", w.status.name, channel.error());
+        w.restart_at = Clock::now() + std::chrono::seconds(1);
+        set_state(w, "restarting", channel.error());
+        return;
+    }
+    w.channel.reset();  // the previous run's (its thread ended when that worker exited)
+    auto pid = spawn_worker(args, (*channel)->worker_fd());
+    if (!pid) {
+        log_->error("worker {}: {}; retrying", w.status.name, pid.error());
+        w.restart_at = Clock::now() + std::chrono::seconds(1);
+        set_state(w, "restarting", pid.error());
+        return;
+    }
+    (*channel)->start();
+    w.channel = std::move(*channel);
+    if (!w.policy) w.policy = std::make_unique<RestartPolicy>(w.restart);
+    {
+        std::lock_guard lock(mu_);
+        w.status.pid = *pid;
+    }
+    set_state(w, "starting");
+    log_->info("worker {} started (pid {}) for {}", w.status.name, *pid, fmt::join(w.status.files, ", "));
+}
+
+void Supervisor::reap() {
+    for (;;) {
+        int status = 0;
+        const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+        if (pid <= 0) return;
+        for (auto& [name, w] : workers_)
+            if (w->status.pid == pid) {
+                on_exit(*w, status);
+                break;
+            }
+    }
+}
+
+void Supervisor::on_exit(Worker& w, int wait_status) {
+    const std::string cause = describe_exit(wait_status);
+    {
+        std::lock_guard lock(mu_);
+        w.status.pid = -1;
+        w.status.last_exit = cause;
+    }
+    if (w.status.state == "stopping") {
+        if (w.files.empty()) {
+            log_->info("worker {} stopped ({}); its files are gone", w.status.name, cause);
+            std::lock_guard lock(mu_);
+            workers_.erase(w.status.name);
+            return;
+        }
+        set_state(w, "stopped", "stopped on request");
+        log_->info("worker {} stopped ({})", w.status.name, cause);
+        if (std::exchange(w.respawn_when_stopped, false)) spawn(w);
+        return;
+    }
+    const bool clean = WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
+    if (clean) {  // someone stopped it on purpose (SIGTERM to the worker itself): not a crash
+        set_state(w, "stopped", "exited on its own, with code 0 (a SIGTERM sent to it?); SIGHUP the supervisor to start it");
+        log_->warn("worker {} exited with code 0 without being asked; not restarted (SIGHUP restarts it)", w.status.name);
+        return;
+    }
+    count_crash(w, wait_status);
+    const auto decision = w.policy->on_failure(Clock::now());
+    if (decision.quarantine) {
+        const std::string why = cause + "; it crashed " + std::to_string(decision.restarts_in_window) + " times within " +
+                                std::to_string(w.restart.within.count() / 1000.0).substr(0, 6) +
+                                " s, more than supervisor.max_restarts (" + std::to_string(w.restart.max_restarts) + ")";
+        set_state(w, "failed", why);
+        log_->error("pipeline(s) {} failed: {}; not restarted again until the file changes or SIGHUP; the other "
+                    "pipelines run on",
+                    fmt::join(w.status.pipelines, ", "), why);
+        return;
+    }
+    {
+        std::lock_guard lock(mu_);
+        w.status.restarts++;
+    }
+    w.restart_at = Clock::now() + decision.delay;
+    set_state(w, "restarting", cause);
+    log_->error("worker {} {}; restarting it in {} ms (restart {} within supervisor.within); the other pipelines run on",
+                w.status.name, cause, decision.delay.count(), decision.restarts_in_window);
+}
+
+void Supervisor::count_crash(Worker& w, int wait_status) {
+    const auto calls = call_slots::read(w.dir / "calls");
+    auto culprit = call_slots::culprit(calls);
+    if (!culprit && WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL && calls.size() == 1)
+        culprit = calls.front();  // killed from outside (the memory limit) in the only call in progress
+    if (!culprit || !culprit->about_an_event()) return;
+    std::string fault;
+    if (culprit->fault == call_slots::kFaultExit) {
+        fault = "exit";
+    } else {
+        const int sig = culprit->fault != 0 ? culprit->fault : (WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0);
+        const char* abbrev = sig > 0 ? sigabbrev_np(sig) : nullptr;
+        fault = abbrev ? std::string("SIG") + abbrev : "unknown";
+    }
+    auto counted = crash_ledger::add_crash(w.dir / "crashes.json", *culprit, fault, wall_ms());
+    if (!counted) {
+        log_->error("worker {}: cannot count the crash of {}: {}", w.status.name, culprit->topic, counted.error());
+        return;
+    }
+    log_->error("pipeline {}, agent {}: record {} crashed the worker ({}, plugin {} sha1 {}), {} time(s) so far",
+                counted->pipeline, counted->agent, counted->place(), fault, counted->plugin, counted->sha1,
+                counted->crashes);
+}
+
+void Supervisor::sync_files() {
+    const auto present = pipeline_files(dir_, options_.host.files);
+    std::set<std::filesystem::path> present_set(present.begin(), present.end());
+    // Files gone: their worker stops (or, shared, restarts without them).
+    std::vector<std::string> names;
+    for (const auto& [name, w] : workers_) names.push_back(name);
+    for (const auto& name : names) {
+        Worker& w = *workers_.at(name);
+        std::vector<std::filesystem::path> gone;
+        for (const auto& [file, sha1] : w.files)
+            if (!present_set.count(file) && dir_) gone.push_back(file);  // a file given: a save in progress
+        if (gone.empty()) continue;
+        {
+            std::lock_guard lock(mu_);
+            for (const auto& f : gone) {
+                w.files.erase(f);
+                w.apps.erase(f);
+            }
+            w.status.pipelines.clear();
+            w.status.files.clear();
+            for (const auto& [f, app] : w.apps) {
+                w.status.pipelines.push_back(app);
+                w.status.files.push_back(f.string());
+            }
+        }
+        log_->info("pipeline file(s) {} removed: stopping worker {}", gone.front().string(), name);
+        if (w.status.pid > 0) {
+            w.respawn_when_stopped = !w.files.empty();
+            ::kill(w.status.pid, SIGTERM);
+            w.stop_deadline = Clock::now() + w.shutdown_timeout + std::chrono::seconds(3);
+            set_state(w, "stopping", "its file was removed");
+        } else if (w.files.empty()) {
+            std::lock_guard lock(mu_);
+            workers_.erase(name);
+        }
+    }
+    for (const auto& file : present) {
+        const std::string sha1 = file_sha1(file);
+        Worker* owner = nullptr;
+        for (auto& [name, w] : workers_)
+            if (w->files.count(file)) owner = w.get();
+        if (owner && owner->files.at(file) == sha1) continue;
+        if (!owner) {
+            std::lock_guard lock(mu_);
+            if (auto it = refused_.find(file); it != refused_.end() && it->second.first == sha1) continue;
+        }
+        auto config = load_with_overrides(file, options_.host);
+        Status adopted = config ? Status{} : Status(make_error(config.error()));
+        if (adopted && owner && worker_name(*config) != owner->status.name)
+            adopted = make_error(file.string() + ": its app id or isolation changed; a running pipeline keeps both "
+                                                 "(remove the file, then add it)");
+        if (adopted && !owner) adopted = adopt(file, *config, sha1);
+        if (!adopted) {
+            log_->error("{}; {}", adopted.error(), owner ? "the worker keeps running as it was" : "not started");
+            std::lock_guard lock(mu_);
+            if (owner) owner->files[file] = sha1;  // reported once
+            else refused_[file] = {sha1, adopted.error()};
+            continue;
+        }
+        if (!owner) {
+            Worker& w = *workers_.at(worker_name(*config));
+            log_->info("pipeline file {} added: pipeline {} goes to worker {}", file.string(), config->app_id, w.status.name);
+            if (w.status.pid > 0) {  // the shared worker: restarted with the new file
+                w.respawn_when_stopped = true;
+                ::kill(w.status.pid, SIGTERM);
+                w.stop_deadline = Clock::now() + w.shutdown_timeout + std::chrono::seconds(3);
+                set_state(w, "stopping", "a pipeline joins it");
+            } else if (w.status.state != "stopping") {
+                spawn(w);
+            }
+            continue;
+        }
+        if (auto st = ensure_embedded_broker(*config); !st) log_->error("{}", st.error());
+        {
+            std::lock_guard lock(mu_);
+            owner->files[file] = sha1;
+        }
+        if (owner->status.state == "failed" || owner->status.state == "stopped") {
+            log_->info("pipeline file {} changed: starting worker {} again", file.string(), owner->status.name);
+            owner->policy = std::make_unique<RestartPolicy>(config->worker_restart);
+            owner->restart = config->worker_restart;
+            spawn(*owner);
+        } else if (owner->status.pid > 0 && owner->status.state == "running") {
+            log_->info("pipeline file {} changed: worker {} reloads it", file.string(), owner->status.name);
+            ::kill(owner->status.pid, SIGHUP);
+        }
+        // starting or restarting: it reads the file as it is when it starts
+    }
+}
+
+void Supervisor::restart_failed(const std::string& why) {
+    for (auto& [name, w] : workers_)
+        if (w->status.state == "failed" || w->status.state == "stopped") {
+            log_->info("{}: starting worker {} again", why, name);
+            w->policy = std::make_unique<RestartPolicy>(w->restart);
+            spawn(*w);
+        }
+}
+
+void Supervisor::forward(int sig) {
+    for (auto& [name, w] : workers_)
+        if (w->status.pid > 0 && (w->status.state == "running" || w->status.state == "starting")) ::kill(w->status.pid, sig);
+}
+
+int Supervisor::stop(int first_signal) {
+    log_->info("received {}, stopping every worker", strsignal(first_signal));
+    std::chrono::milliseconds budget{0};
+    for (auto& [name, w] : workers_) {
+        budget = std::max(budget, w->shutdown_timeout);
+        if (w->status.pid > 0) {
+            ::kill(w->status.pid, SIGTERM);
+            set_state(*w, "stopping", "the supervisor stops");
+        } else {
+            set_state(*w, "stopped", "the supervisor stops");
+        }
+    }
+    watcher_.reset();
+    const auto deadline = Clock::now() + budget + std::chrono::seconds(3);
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, sig);
+    bool unclean = false;
+    auto alive = [&] {
+        for (auto& [name, w] : workers_)
+            if (w->status.pid > 0) return true;
+        return false;
+    };
+    auto kill_all = [&](const std::string& why) {
+        log_->critical("{}: killing the workers that are left", why);
+        for (auto& [name, w] : workers_)
+            if (w->status.pid > 0) ::kill(w->status.pid, SIGKILL);
+        unclean = true;
+    };
+    for (;;) {
+        for (;;) {  // reaped here, not in on_exit: nothing restarts now
+            int status = 0;
+            const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+            if (pid <= 0) break;
+            for (auto& [name, w] : workers_)
+                if (w->status.pid == pid) {
+                    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) unclean = true;
+                    log_->info("worker {} stopped ({})", name, describe_exit(status));
+                    std::lock_guard lock(mu_);
+                    w->status.pid = -1;
+                    w->status.last_exit = describe_exit(status);
+                    w->status.state = "stopped";
+                }
+        }
+        if (!alive()) break;
+        timespec tick{0, 100'000'000};
+        const int sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig == SIGINT || sig == SIGTERM) kill_all(std::string("second ") + strsignal(sig));
+        else if (Clock::now() > deadline && !unclean)
+            kill_all("the workers did not stop within shutdown_timeout");
+    }
+    if (admin_) admin_->stop();
+    log_->info("stopped");
+    return unclean ? 1 : 0;
+}
+
+int Supervisor::run() {
+    const auto& given = options_.host.files;
+    if (given.size() == 1 && std::filesystem::is_directory(given.front()))
+        dir_ = std::filesystem::absolute(given.front()).lexically_normal();
+    const auto files = pipeline_files(dir_, given);
+    log_->info("supervisor (pid {}): {} pipeline file(s){}; each pipeline runs in a worker process of its own",
+               ::getpid(), files.size(), dir_ ? " in " + dir_->string() + ", watched" : "");
+    for (const auto& file : files) {
+        auto config = load_with_overrides(file, options_.host);
+        Status adopted = config ? adopt(file, *config, file_sha1(file)) : Status(make_error(config.error()));
+        if (!adopted) {
+            log_->error("{}; not started, the others are", adopted.error());
+            refused_[file] = {file_sha1(file), adopted.error()};
+        }
+    }
+    if (workers_.empty() && !dir_) {
+        log_->error("no pipeline could be started");
+        return 1;
+    }
+    for (auto& [name, w] : workers_) spawn(*w);
+
+    if (options_.host.watch) {
+        std::vector<std::filesystem::path> dirs;
+        std::function<bool(const std::string&)> matches = FileWatcher::suffix(".yaml");
+        if (dir_) {
+            dirs.push_back(*dir_);
+        } else {
+            std::set<std::string> names;
+            for (const auto& f : files) {
+                names.insert(f.filename().string());
+                if (std::find(dirs.begin(), dirs.end(), f.parent_path()) == dirs.end()) dirs.push_back(f.parent_path());
+            }
+            matches = [names](const std::string& name) { return names.count(name) > 0; };
+        }
+        auto watcher = FileWatcher::start(dirs, matches, std::chrono::milliseconds(300), [this] { files_changed_ = true; });
+        if (!watcher) log_->warn("{}; pipeline files are read again on SIGHUP only", watcher.error());
+        else watcher_ = std::move(*watcher);
+    }
+    if (options_.host.admin_listen) {
+        auto server = HttpServer::start(*options_.host.admin_listen, options_.host.admin_token, HttpLimits{},
+                                        [this](const HttpRequest& r) { return handle_supervisor_request(snapshot(), r); });
+        if (!server) {
+            log_->error("{} (use --admin HOST:PORT to choose another, or --admin off)", server.error());
+            (void)stop(SIGTERM);
+            return 1;
+        }
+        admin_ = std::move(*server);
+        log_->info("admin API on http://{}/ (health, ready, workers)", admin_->address());
+    }
+
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, sig);
+    for (;;) {
+        timespec tick{0, 100'000'000};
+        const int sig = sigtimedwait(&signals, nullptr, &tick);
+        if (sig == SIGINT || sig == SIGTERM) return stop(sig);
+        if (sig == SIGHUP) {
+            log_->info("SIGHUP: every worker reloads its files and plugins; failed pipelines start again");
+            forward(SIGHUP);  // a starting worker has it pending until it can take it
+            sync_files();
+            restart_failed("SIGHUP");
+        }
+        reap();
+        if (files_changed_.exchange(false)) sync_files();
+        const auto now = Clock::now();
+        for (auto& [name, w] : workers_) {
+            if (w->status.state == "restarting" && now >= w->restart_at) spawn(*w);
+            if (w->status.state == "stopping" && w->status.pid > 0 && now > w->stop_deadline) {
+                log_->error("worker {} did not stop within its shutdown_timeout; killing it", name);
+                ::kill(w->status.pid, SIGKILL);
+                w->stop_deadline = now + std::chrono::hours(1);
+            }
+        }
+    }
+}
+
+// The pipelines of `options` as they would run, for the choice of the process model.
+bool needs_supervisor(const RunOptions& options) {
+    if (options.isolation) return *options.isolation == Isolation::process;
+    const auto& given = options.host.files;
+    const bool directory = given.size() == 1 && std::filesystem::is_directory(given.front());
+    std::optional<std::filesystem::path> dir;
+    if (directory) dir = std::filesystem::absolute(given.front()).lexically_normal();
+    const auto files = pipeline_files(dir, given);
+    bool any_process = false, all_set = true;
+    for (const auto& file : files) {
+        auto config = load_with_overrides(file, options.host);
+        if (!config) continue;  // reported by whichever runs it
+        if (!config->isolation) all_set = false;
+        else if (*config->isolation == Isolation::process) any_process = true;
+    }
+    // Unset: a directory or several files run isolated, a single file runs in this process.
+    if (!all_set && (directory || files.size() > 1)) return true;
+    return any_process;
+}
+
+}  // namespace
+
+int run_pipelines(const RunOptions& options) {
+    if (!needs_supervisor(options)) return run_host(options.host);
+    // Signals are taken with sigtimedwait by the main thread, which forks the workers (PR_SET_PDEATHSIG follows
+    // the thread that forked): blocked before any other thread starts, so that none of them gets one.
+    sigset_t signals;
+    sigemptyset(&signals);
+    for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, sig);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+    Supervisor supervisor(options);
+    return supervisor.run();
+}
+
+int run_worker(HostOptions options, pid_t supervisor, const std::string& embedded_bootstrap,
+               const std::filesystem::path& worker_dir) {
+    auto log = logger("worker");
+    if (!follow_parent(supervisor)) {
+        log->error("the supervisor (pid {}) is gone; not starting", supervisor);
+        return 1;
+    }
+    if (auto st = call_slots::share(worker_dir / "calls"); !st)
+        log->warn("{}; a crash cannot be pinned on its record", st.error());
+    auto poison = crash_ledger::read(worker_dir / "crashes.json");
+    if (!poison) log->error("{}; no record is quarantined", poison.error());
+    else options.poison = std::move(*poison);
+    auto link = std::make_shared<SupervisorLink>(kWorkerChannelFd, embedded_bootstrap);
+    if (!embedded_bootstrap.empty()) options.embedded_broker = link;
+    options.watch_pipeline_files = false;  // the supervisor watches them and sends SIGHUP
+    options.admin_listen.reset();          // the supervisor's admin API answers for the workers
+    return run_host(options, [link] { link->ready(); });
+}
+
+}  // namespace mephisto

@@ -1,0 +1,176 @@
+// A shared runtime (issue 12): two pipelines run from one directory under the supervisor, each in its own worker
+// process. One plugin crashes on one chosen record while both take a steady load: the other pipeline's output
+// never stops, the crashing worker is restarted, and after quarantine_after crashes the record goes to the
+// dead-letter topic with the crash's headers while every other record of both pipelines comes out.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "harness.hpp"
+#include "plugin/plugin.hpp"
+
+using namespace mephisto::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The pipeline `app` reading `in` into `out` through the crasher's agent.
+std::string crasher_pipeline(const std::string& app, const std::string& in, const std::string& out,
+                             const fs::path& state) {
+    return pipeline_yaml(app, "state_dir: " + state.string() + "\n"
+                              "supervisor: {max_restarts: 5, within: 120s, backoff: 100ms}\n"
+                              "topics: {" + in + ": {partitions: 2}, " + out + ": {partitions: 2}}\n"
+                              "agents:\n  crash: {plugin: crasher, agent: crash, from: " + in + ", sinks: [" + out + "],"
+                              " on_crash: {quarantine_after: 3}}\n");
+}
+
+// Every "seq-<i>" for i < sent reached `out`, and per partition their first arrivals keep the input order
+// (a replay after a crash may repeat some: at least once).
+void check_ledger(const std::vector<Record>& out, int sent, const std::string& what) {
+    std::set<std::string> seen;
+    std::map<int32_t, int> last;  // partition -> last first-seen sequence number
+    for (const auto& r : out) {
+        if (!r.value || r.value->rfind("seq-", 0) != 0) continue;
+        if (!seen.insert(*r.value).second) continue;
+        const int seq = std::stoi(r.value->substr(4));
+        // SteadyLoad keys "k<i % 16>": a key's records are in order; keys share partitions, so the order
+        // checked is per key.
+        const int32_t key = seq % 16;
+        INFO(what << ": " << *r.value << " after seq-" << last[key] << " of its key");
+        CHECK((last.count(key) == 0 || last[key] < seq));
+        last[key] = seq;
+    }
+    int missing = 0;
+    for (int i = 0; i < sent; ++i) missing += !seen.count("seq-" + std::to_string(i));
+    INFO(what << ": " << missing << " of " << sent << " records missing");
+    CHECK(missing == 0);
+}
+
+std::vector<pid_t> children_of(pid_t parent) {
+    std::vector<pid_t> out;
+    for (const auto& entry : fs::directory_iterator("/proc")) {
+        const std::string name = entry.path().filename();
+        if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+        std::ifstream stat(entry.path() / "stat");
+        std::string line;
+        std::getline(stat, line);
+        const auto close = line.rfind(')');
+        if (close == std::string::npos) continue;
+        std::istringstream rest(line.substr(close + 2));
+        char state;
+        pid_t ppid;
+        rest >> state >> ppid;
+        if (ppid == parent && state != 'Z') out.push_back(std::stoi(name));
+    }
+    return out;
+}
+
+void contain(const std::string& misdeed, const std::string& signal) {
+    Broker broker;
+    for (const char* t : {"a_in", "a_out", "b_in", "b_out"}) broker.create_topic(t, 2);
+    broker.create_topic("crashy-crash-dead-letter", 1);
+    TempDir dir;
+    const fs::path pipelines = dir.path() / "pipelines";
+    fs::create_directories(pipelines);
+    dir.write("pipelines/a.yaml", crasher_pipeline("crashy", "a_in", "a_out", dir.path() / "state"));
+    dir.write("pipelines/b.yaml", crasher_pipeline("calm", "b_in", "b_out", dir.path() / "state"));
+    auto host = start_host(pipelines, broker.bootstrap(), dir.path() / "host.log");
+    REQUIRE(host->await_log("worker calm (pid", 30s));
+    REQUIRE(host->await_log("worker crashy (pid", 30s));
+
+    SteadyLoad load_a(broker.bootstrap(), "a_in", 20);
+    SteadyLoad load_b(broker.bootstrap(), "b_in", 20);
+    TopicReader out_b(broker.bootstrap(), "b_out", 2);
+    REQUIRE(out_b.read_until([](auto& r) { return r.size() >= 100; }, 30s));
+
+    // The poison record, in the middle of a's load; then b's output is sampled every 100 ms until the record
+    // is quarantined: it must never stop for long (a rebalance of b would take seconds).
+    produce(broker.bootstrap(), "a_in", {{"poison-key", misdeed, {}, 0}});
+    TopicReader dead(broker.bootstrap(), "crashy-crash-dead-letter", 1);
+    const auto watch_start = std::chrono::steady_clock::now();
+    auto last_progress = watch_start;
+    size_t last_count = out_b.records().size();
+    std::chrono::milliseconds longest_stall{0};
+    bool quarantined = false;
+    while (!quarantined && std::chrono::steady_clock::now() - watch_start < 90s) {
+        out_b.read_for(100ms);
+        const auto now = std::chrono::steady_clock::now();
+        if (out_b.records().size() > last_count) {
+            last_count = out_b.records().size();
+            last_progress = now;
+        }
+        longest_stall = std::max(longest_stall, std::chrono::duration_cast<std::chrono::milliseconds>(now - last_progress));
+        dead.read_for(1ms);
+        quarantined = !dead.records().empty();
+    }
+    REQUIRE(quarantined);
+    INFO("b's output stopped for " << longest_stall.count() << " ms at most");
+    CHECK(longest_stall < 1500ms);  // a's three restarts took 20 s or more; b never noticed
+
+    const Record& letter = dead.records().front();
+    CHECK(letter.value == misdeed);
+    CHECK(letter.header("mephisto.crash.signal") == signal);
+    CHECK(letter.header("mephisto.crash.agent") == "crash");
+    CHECK(letter.header("mephisto.crash.plugin") == "crasher");
+    CHECK(letter.header("mephisto.crash.plugin-sha1") == mephisto::file_sha1(test_plugin_dir() / "crasher.so"));
+    CHECK(letter.header("mephisto.crash.count") == "3");
+    CHECK(!letter.header("mephisto.crash.last-ms").empty());
+    CHECK(host->count_in_log("worker crashy killed by " + signal) + host->count_in_log("worker crashy exited with code") == 3);
+    CHECK(host->count_in_log("worker calm killed") == 0);
+
+    // Every other record of both pipelines comes out, in order per key.
+    const int sent_a = load_a.stop(), sent_b = load_b.stop();
+    TopicReader out_a(broker.bootstrap(), "a_out", 2);
+    REQUIRE(out_a.read_until([&](auto& r) { return std::count_if(r.begin(), r.end(), [](auto& x) { return x.value != std::nullopt; }) >= sent_a; }, 60s));
+    REQUIRE(out_b.read_until([&](auto& r) { return static_cast<int>(r.size()) >= sent_b; }, 60s));
+    CHECK(await_caught_up(broker.bootstrap(), "crashy", "a_in", 2, 30s));
+    CHECK(await_caught_up(broker.bootstrap(), "calm", "b_in", 2, 30s));
+    check_ledger(out_a.records(), sent_a, "a");
+    check_ledger(out_b.records(), sent_b, "b");
+    for (const auto& r : out_a.records()) CHECK(r.value != misdeed);
+
+    // /workers and the stop: both workers run, then stop cleanly with the supervisor.
+    CHECK(host->stop(SIGTERM, 60s) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("a segfault on one record restarts only its own pipeline, and after three crashes the record is quarantined") {
+    contain("segv", "SIGSEGV");
+}
+
+TEST_CASE("an abort on one record is contained and quarantined the same way") { contain("abort", "SIGABRT"); }
+
+TEST_CASE("SIGKILL of the supervisor takes every worker with it within two seconds") {
+    Broker broker;
+    for (const char* t : {"a_in", "a_out", "b_in", "b_out"}) broker.create_topic(t, 2);
+    TempDir dir;
+    const fs::path pipelines = dir.path() / "pipelines";
+    fs::create_directories(pipelines);
+    dir.write("pipelines/a.yaml", crasher_pipeline("one", "a_in", "a_out", dir.path() / "state"));
+    dir.write("pipelines/b.yaml", crasher_pipeline("two", "b_in", "b_out", dir.path() / "state"));
+    auto host = start_host(pipelines, broker.bootstrap(), dir.path() / "host.log");
+    REQUIRE(host->await_log("worker one (pid", 30s));
+    REQUIRE(host->await_log("worker two (pid", 30s));
+    const auto workers = children_of(host->pid());
+    REQUIRE(workers.size() == 2);
+    CHECK(host->stop(SIGKILL, 10s) == 128 + SIGKILL);
+    CHECK(await([&] {
+        for (pid_t w : workers)
+            if (::kill(w, 0) == 0) {
+                std::ifstream stat("/proc/" + std::to_string(w) + "/stat");
+                std::string line;
+                std::getline(stat, line);
+                const auto close = line.rfind(')');
+                if (close != std::string::npos && line.size() > close + 2 && line[close + 2] != 'Z') return false;
+            }
+        return true;
+    }, 2s));
+}
