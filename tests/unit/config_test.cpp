@@ -370,7 +370,7 @@ TEST_CASE("config: unknown key inside an agent") {
                   "    form: orders"}),
             8, 5,
             {"unknown key 'form' in agents.a",
-             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take, concurrency, echo, filter, ack, isolated_partitions)"});
+             "(expected one of: plugin, agent, from, sinks, tables, params, on_error, supervisor, group_by, through, take, concurrency, echo, filter, ack, isolated_partitions, on_crash)"});
 }
 
 TEST_CASE("config: ack is auto or manual, and isolated_partitions: false is refused with the reason") {
