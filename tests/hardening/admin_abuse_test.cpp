@@ -22,11 +22,7 @@ namespace {
 
 // A connection that sends nothing, from `source` (a loopback address).
 int idle_connection(const std::string& address, const char* source = "127.0.0.1") {
-    const auto colon = address.rfind(':');
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
-    inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+    sockaddr_in sa = ipv4_address(address);
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in from{};
     from.sin_family = AF_INET;

@@ -13,6 +13,8 @@
 #include <set>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "harness.hpp"
 #include "plugin/plugin.hpp"
 
@@ -53,21 +55,28 @@ void check_ledger(const std::vector<Record>& out, int sent, const std::string& w
     CHECK(missing == 0);
 }
 
+// A process's state letter and parent from /proc/PID/stat; nullopt when it is gone.
+std::optional<std::pair<char, pid_t>> process_state(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string line;
+    if (!std::getline(stat, line)) return std::nullopt;
+    const auto close = line.rfind(')');  // the command name may hold anything, ')' included
+    if (close == std::string::npos) return std::nullopt;
+    std::istringstream rest(line.substr(close + 2));
+    char state = '?';
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    return std::pair{state, ppid};
+}
+
+// The live (not zombie) children of `parent`.
 std::vector<pid_t> children_of(pid_t parent) {
     std::vector<pid_t> out;
     for (const auto& entry : fs::directory_iterator("/proc")) {
         const std::string name = entry.path().filename();
         if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-        std::ifstream stat(entry.path() / "stat");
-        std::string line;
-        std::getline(stat, line);
-        const auto close = line.rfind(')');
-        if (close == std::string::npos) continue;
-        std::istringstream rest(line.substr(close + 2));
-        char state;
-        pid_t ppid;
-        rest >> state >> ppid;
-        if (ppid == parent && state != 'Z') out.push_back(std::stoi(name));
+        const pid_t pid = std::stoi(name);
+        if (auto st = process_state(pid); st && st->second == parent && st->first != 'Z') out.push_back(pid);
     }
     return out;
 }
@@ -136,8 +145,25 @@ void contain(const std::string& misdeed, const std::string& signal) {
     check_ledger(out_b.records(), sent_b, "b");
     for (const auto& r : out_a.records()) CHECK(r.value != misdeed);
 
-    // /workers and the stop: both workers run, then stop cleanly with the supervisor.
-    CHECK(host->stop(SIGTERM, 60s) == 0);
+    // The supervisor's view: both workers run; a's three restarts and their cause are shown.
+    const std::string admin = admin_address(*host);
+    const auto workers = nlohmann::json::parse(http_get(admin, "/workers").body);
+    REQUIRE(workers.size() == 2);
+    for (const auto& w : workers) {
+        INFO(w.dump());
+        CHECK(w["state"] == "running");
+        CHECK(w["pid"].is_number());
+        if (w["worker"] == "crashy") {
+            CHECK(w["restarts"] == 3);
+            CHECK(w["last_exit"].get<std::string>().rfind("killed by " + signal, 0) == 0);  // maybe "(core dumped)"
+        } else {
+            CHECK(w["restarts"] == 0);
+            CHECK(w["last_exit"].is_null());
+        }
+    }
+    CHECK(http_get(admin, "/health").status == 200);
+    CHECK(http_get(admin, "/ready").status == 200);
+    CHECK(host->stop(SIGTERM, 60s) == 0);  // both workers stop cleanly with the supervisor
 }
 
 }  // namespace
@@ -163,14 +189,9 @@ TEST_CASE("SIGKILL of the supervisor takes every worker with it within two secon
     REQUIRE(workers.size() == 2);
     CHECK(host->stop(SIGKILL, 10s) == 128 + SIGKILL);
     CHECK(await([&] {
-        for (pid_t w : workers)
-            if (::kill(w, 0) == 0) {
-                std::ifstream stat("/proc/" + std::to_string(w) + "/stat");
-                std::string line;
-                std::getline(stat, line);
-                const auto close = line.rfind(')');
-                if (close != std::string::npos && line.size() > close + 2 && line[close + 2] != 'Z') return false;
-            }
-        return true;
+        return std::none_of(workers.begin(), workers.end(), [](pid_t w) {
+            auto st = process_state(w);
+            return st && st->first != 'Z';
+        });
     }, 2s));
 }

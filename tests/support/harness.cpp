@@ -384,12 +384,17 @@ std::string admin_address(const HostProcess& host, std::chrono::milliseconds tim
     return log.substr(start, log.find('/', start) - start);
 }
 
-HttpReply http_raw(const std::string& address, const std::string& raw) {
+sockaddr_in ipv4_address(const std::string& address) {
     const auto colon = address.rfind(':');
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     sa.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(colon + 1))));
     inet_pton(AF_INET, address.substr(0, colon).c_str(), &sa.sin_addr);
+    return sa;
+}
+
+HttpReply http_raw(const std::string& address, const std::string& raw) {
+    sockaddr_in sa = ipv4_address(address);
     const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
     timeval tv{10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);

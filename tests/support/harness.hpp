@@ -2,6 +2,7 @@
 // Integration and reliability harness: a broker in the test process (librdkafka's mock cluster on loopback),
 // hosts as child processes the test can SIGTERM or SIGKILL, and a reader that collects what reached a topic
 // (the ledger). Every wait is for a condition, with a deadline; nothing sleeps to synchronise.
+#include <netinet/in.h>
 #include <sys/types.h>
 
 #include <csignal>
@@ -182,6 +183,8 @@ struct HttpReply {
     std::map<std::string, std::string> headers;  // names lower-cased
     std::string body;
 };
+// The IPv4 socket address of "host:port" (an admin API's address, as admin_address gives it).
+sockaddr_in ipv4_address(const std::string& address);
 // Sends `raw`, a whole HTTP request as bytes (well-formed or not), to "host:port" and reads the reply.
 HttpReply http_raw(const std::string& address, const std::string& raw);
 // GET `path` with Connection: close, and a bearer token when given.

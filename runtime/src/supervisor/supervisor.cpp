@@ -10,6 +10,7 @@
 
 #include "admin/http_server.hpp"
 #include "common/call_slots.hpp"
+#include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "common/trusted_path.hpp"
 #include "engine/file_watcher.hpp"
@@ -80,14 +81,23 @@ private:
     Status ensure_embedded_broker(const PipelineConfig& c);
     void spawn(Worker& w);
     void set_state(Worker& w, std::string state, std::string reason = {});
+    // The status's pipelines and files, from `apps`; the caller holds mu_.
+    static void list_pipelines(Worker& w);
+    // SIGTERM to a running worker, killed if it outlasts its shutdown_timeout; started again once down when
+    // `respawn`.
+    void ask_to_stop(Worker& w, const std::string& why, bool respawn);
     void reap();
     void on_exit(Worker& w, int wait_status);
+    // Removes a worker whose files are gone. Its channel is destroyed outside mu_: the channel's thread may be
+    // waiting for mu_ in a handler, and destroying the channel joins it.
+    void forget(std::string name);
     // Pins a crash on the record being processed, when the worker's calls in progress name one.
     void count_crash(Worker& w, int wait_status);
     void sync_files();
     void restart_failed(const std::string& why);
     void forward(int sig);
-    int stop(int first_signal);
+    // Stops every worker (SIGTERM), within the longest shutdown_timeout; `why` says what asked.
+    int stop(const std::string& why);
 
     RunOptions options_;
     std::shared_ptr<spdlog::logger> log_;
@@ -114,6 +124,22 @@ std::vector<WorkerStatus> Supervisor::snapshot() const {
         out.push_back(std::move(s));
     }
     return out;
+}
+
+void Supervisor::list_pipelines(Worker& w) {
+    w.status.pipelines.clear();
+    w.status.files.clear();
+    for (const auto& [f, app] : w.apps) {
+        w.status.pipelines.push_back(app);
+        w.status.files.push_back(f.string());
+    }
+}
+
+void Supervisor::ask_to_stop(Worker& w, const std::string& why, bool respawn) {
+    w.respawn_when_stopped = respawn;
+    ::kill(w.status.pid, SIGTERM);
+    w.stop_deadline = Clock::now() + w.shutdown_timeout + std::chrono::seconds(3);
+    set_state(w, "stopping", why);
 }
 
 void Supervisor::set_state(Worker& w, std::string state, std::string reason) {
@@ -157,12 +183,7 @@ Status Supervisor::adopt(const std::filesystem::path& file, const PipelineConfig
     // The shared worker keeps the strictest restart settings and the longest stop of its pipelines.
     if (w.files.size() == 1 || c.worker_restart.max_restarts < w.restart.max_restarts) w.restart = c.worker_restart;
     w.shutdown_timeout = w.files.size() == 1 ? c.shutdown_timeout : std::max(w.shutdown_timeout, c.shutdown_timeout);
-    w.status.pipelines.clear();
-    w.status.files.clear();
-    for (const auto& [f, app] : w.apps) {
-        w.status.pipelines.push_back(app);
-        w.status.files.push_back(f.string());
-    }
+    list_pipelines(w);
     refused_.erase(file);
     return {};
 }
@@ -257,8 +278,7 @@ void Supervisor::on_exit(Worker& w, int wait_status) {
     if (w.status.state == "stopping") {
         if (w.files.empty()) {
             log_->info("worker {} stopped ({}); its files are gone", w.status.name, cause);
-            std::lock_guard lock(mu_);
-            workers_.erase(w.status.name);
+            forget(w.status.name);
             return;
         }
         set_state(w, "stopped", "stopped on request");
@@ -276,8 +296,8 @@ void Supervisor::on_exit(Worker& w, int wait_status) {
     const auto decision = w.policy->on_failure(Clock::now());
     if (decision.quarantine) {
         const std::string why = cause + "; it crashed " + std::to_string(decision.restarts_in_window) + " times within " +
-                                std::to_string(w.restart.within.count() / 1000.0).substr(0, 6) +
-                                " s, more than supervisor.max_restarts (" + std::to_string(w.restart.max_restarts) + ")";
+                                format_duration(w.restart.within) + ", more than supervisor.max_restarts (" +
+                                std::to_string(w.restart.max_restarts) + ")";
         set_state(w, "failed", why);
         log_->error("pipeline(s) {} failed: {}; not restarted again until the file changes or SIGHUP; the other "
                     "pipelines run on",
@@ -292,6 +312,17 @@ void Supervisor::on_exit(Worker& w, int wait_status) {
     set_state(w, "restarting", cause);
     log_->error("worker {} {}; restarting it in {} ms (restart {} within supervisor.within); the other pipelines run on",
                 w.status.name, cause, decision.delay.count(), decision.restarts_in_window);
+}
+
+void Supervisor::forget(std::string name) {
+    std::unique_ptr<Worker> gone;
+    {
+        std::lock_guard lock(mu_);
+        auto it = workers_.find(name);
+        if (it == workers_.end()) return;
+        gone = std::move(it->second);
+        workers_.erase(it);
+    }
 }
 
 void Supervisor::count_crash(Worker& w, int wait_status) {
@@ -336,22 +367,13 @@ void Supervisor::sync_files() {
                 w.files.erase(f);
                 w.apps.erase(f);
             }
-            w.status.pipelines.clear();
-            w.status.files.clear();
-            for (const auto& [f, app] : w.apps) {
-                w.status.pipelines.push_back(app);
-                w.status.files.push_back(f.string());
-            }
+            list_pipelines(w);
         }
         log_->info("pipeline file(s) {} removed: stopping worker {}", gone.front().string(), name);
         if (w.status.pid > 0) {
-            w.respawn_when_stopped = !w.files.empty();
-            ::kill(w.status.pid, SIGTERM);
-            w.stop_deadline = Clock::now() + w.shutdown_timeout + std::chrono::seconds(3);
-            set_state(w, "stopping", "its file was removed");
+            ask_to_stop(w, "its file was removed", !w.files.empty());
         } else if (w.files.empty()) {
-            std::lock_guard lock(mu_);
-            workers_.erase(name);
+            forget(name);
         }
     }
     for (const auto& file : present) {
@@ -381,10 +403,7 @@ void Supervisor::sync_files() {
             Worker& w = *workers_.at(worker_name(*config));
             log_->info("pipeline file {} added: pipeline {} goes to worker {}", file.string(), config->app_id, w.status.name);
             if (w.status.pid > 0) {  // the shared worker: restarted with the new file
-                w.respawn_when_stopped = true;
-                ::kill(w.status.pid, SIGTERM);
-                w.stop_deadline = Clock::now() + w.shutdown_timeout + std::chrono::seconds(3);
-                set_state(w, "stopping", "a pipeline joins it");
+                ask_to_stop(w, "a pipeline joins it", true);
             } else if (w.status.state != "stopping") {
                 spawn(w);
             }
@@ -422,8 +441,8 @@ void Supervisor::forward(int sig) {
         if (w->status.pid > 0 && (w->status.state == "running" || w->status.state == "starting")) ::kill(w->status.pid, sig);
 }
 
-int Supervisor::stop(int first_signal) {
-    log_->info("received {}, stopping every worker", strsignal(first_signal));
+int Supervisor::stop(const std::string& why) {
+    log_->info("{}: stopping every worker", why);
     std::chrono::milliseconds budget{0};
     for (auto& [name, w] : workers_) {
         budget = std::max(budget, w->shutdown_timeout);
@@ -439,7 +458,7 @@ int Supervisor::stop(int first_signal) {
     sigset_t signals;
     sigemptyset(&signals);
     for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, sig);
-    bool unclean = false;
+    bool unclean = false, killed = false;
     auto alive = [&] {
         for (auto& [name, w] : workers_)
             if (w->status.pid > 0) return true;
@@ -449,7 +468,7 @@ int Supervisor::stop(int first_signal) {
         log_->critical("{}: killing the workers that are left", why);
         for (auto& [name, w] : workers_)
             if (w->status.pid > 0) ::kill(w->status.pid, SIGKILL);
-        unclean = true;
+        unclean = killed = true;
     };
     for (;;) {
         for (;;) {  // reaped here, not in on_exit: nothing restarts now
@@ -470,7 +489,7 @@ int Supervisor::stop(int first_signal) {
         timespec tick{0, 100'000'000};
         const int sig = sigtimedwait(&signals, nullptr, &tick);
         if (sig == SIGINT || sig == SIGTERM) kill_all(std::string("second ") + strsignal(sig));
-        else if (Clock::now() > deadline && !unclean)
+        else if (Clock::now() > deadline && !killed)
             kill_all("the workers did not stop within shutdown_timeout");
     }
     if (admin_) admin_->stop();
@@ -521,7 +540,7 @@ int Supervisor::run() {
                                         [this](const HttpRequest& r) { return handle_supervisor_request(snapshot(), r); });
         if (!server) {
             log_->error("{} (use --admin HOST:PORT to choose another, or --admin off)", server.error());
-            (void)stop(SIGTERM);
+            (void)stop("the admin API cannot start");
             return 1;
         }
         admin_ = std::move(*server);
@@ -534,7 +553,7 @@ int Supervisor::run() {
     for (;;) {
         timespec tick{0, 100'000'000};
         const int sig = sigtimedwait(&signals, nullptr, &tick);
-        if (sig == SIGINT || sig == SIGTERM) return stop(sig);
+        if (sig == SIGINT || sig == SIGTERM) return stop(std::string("received ") + strsignal(sig));
         if (sig == SIGHUP) {
             log_->info("SIGHUP: every worker reloads its files and plugins; failed pipelines start again");
             forward(SIGHUP);  // a starting worker has it pending until it can take it
