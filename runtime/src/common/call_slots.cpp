@@ -35,6 +35,8 @@ struct Page {
 };
 
 Page* g_page = nullptr;
+std::atomic<uint64_t> g_names_epoch{0};  // bumped by names_freed
+const char* const kNotCopied = reinterpret_cast<const char*>(uintptr_t{1});  // matches no name
 std::mutex g_free_mutex;  // claiming and releasing slots: once per thread
 std::vector<int> g_free;
 int g_next = 0;
@@ -42,6 +44,7 @@ int g_next = 0;
 // The thread's slot, released for another thread when this one ends.
 struct ThreadSlot {
     int index = -2;  // -2: not claimed yet; -1: none left
+    uint64_t names_epoch = 0;
     // What the slot's names were copied from: copied again only when a pointer changes.
     const char* pipeline = nullptr;
     const char* agent = nullptr;
@@ -117,6 +120,10 @@ Status share(const std::filesystem::path& file) {
 void publish(const PluginCallRecord& r) noexcept {
     Slot* s = my_slot();
     if (!s) return;
+    if (const uint64_t epoch = g_names_epoch.load(std::memory_order_relaxed); epoch != t_slot.names_epoch) {
+        t_slot.names_epoch = epoch;
+        t_slot.pipeline = t_slot.agent = t_slot.plugin = t_slot.sha1 = t_slot.callback = t_slot.topic = kNotCopied;
+    }
     s->seq.fetch_add(1, std::memory_order_relaxed);
     std::atomic_signal_fence(std::memory_order_seq_cst);
     if (r.plugin) {
@@ -135,6 +142,8 @@ void publish(const PluginCallRecord& r) noexcept {
     }
     s->seq.fetch_add(1, std::memory_order_release);
 }
+
+void names_freed() noexcept { g_names_epoch.fetch_add(1, std::memory_order_relaxed); }
 
 void mark_fault(int32_t fault) noexcept {
     if (!g_page || t_slot.index < 0) return;

@@ -4,7 +4,7 @@
 //
 // The worker maps the file; each thread that calls plugins owns one slot of it and, before each call, writes
 // what it is about to run there: plain stores into shared memory, no system call (names are copied only when
-// they change). The fatal-signal handler and the exit guard mark the slot of the thread that failed. Whatever
+// their pointers change, or after names_freed). The fatal-signal handler and the exit guard mark the slot of the thread that failed. Whatever
 // kills the worker, the file stays behind for the supervisor: the process's memory goes, the page stays.
 #include <cstdint>
 #include <filesystem>
@@ -34,6 +34,9 @@ struct CallInProgress {
 Status share(const std::filesystem::path& file);
 // The calling thread's record changes (crash_report's PluginCall): `record.plugin` null means no call.
 void publish(const PluginCallRecord& record) noexcept;
+// Names that slots were copied from may be freed now (a pipeline, a partition's state or a plugin goes, and
+// another name may later sit at the same address): every thread copies its names afresh at its next call.
+void names_freed() noexcept;
 // Async-signal-safe: marks the calling thread's slot as the one that failed with `fault`.
 void mark_fault(int32_t fault) noexcept;
 

@@ -284,7 +284,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
     return p;
 }
 
-Pipeline::~Pipeline() { stop(); }
+Pipeline::~Pipeline() {
+    stop();
+    call_slots::names_freed();  // the app id, agent and timer names go with it
+}
 
 std::vector<AgentRuntime*> Pipeline::agents() const {
     std::lock_guard lock(agents_mutex_);

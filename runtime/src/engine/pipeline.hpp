@@ -27,6 +27,7 @@
 #include "engine/lane_scheduler.hpp"
 #include "engine/offset_tracker.hpp"
 #include "engine/reply_router.hpp"
+#include "common/call_slots.hpp"
 #include "engine/poison_record.hpp"
 #include "engine/restart_policy.hpp"
 #include "kafka/client_config.hpp"
@@ -266,6 +267,8 @@ struct ShardFlush : DeliveryTag {
 };
 
 struct PartitionState {
+    // Its topic name may have been copied into the calls in progress (common/call_slots.hpp).
+    ~PartitionState() { call_slots::names_freed(); }
     std::string topic;
     int32_t partition = 0;
     // A channel (in memory, this host only): the lanes of the agents reading it; no consumer, no offsets to

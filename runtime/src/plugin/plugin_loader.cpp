@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 
+#include "common/call_slots.hpp"
 #include "common/crash_report.hpp"
 #include "common/duration.hpp"
 #include "common/logging.hpp"
@@ -95,6 +96,7 @@ const KeyFunctionInfo* Plugin::find_key_function(std::string_view name) const {
 Plugin::~Plugin() {
     auto st = unload();
     if (!st) logger("loader")->warn("{}", st.error());
+    call_slots::names_freed();  // its name and SHA-1 may have been copied into the calls in progress
 }
 
 Status Plugin::unload() {
