@@ -23,10 +23,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// The pipeline `app` reading `in` into `out` through the crasher's agent.
+// The pipeline `app` reading `in` into `out` through the crasher's agent; `settings` adds top-level keys.
 std::string crasher_pipeline(const std::string& app, const std::string& in, const std::string& out,
-                             const fs::path& state) {
-    return pipeline_yaml(app, "state_dir: " + state.string() + "\n"
+                             const fs::path& state, const std::string& settings = {}) {
+    return pipeline_yaml(app, "state_dir: " + state.string() + "\n" + settings +
                               "supervisor: {max_restarts: 5, within: 120s, backoff: 100ms}\n"
                               "topics: {" + in + ": {partitions: 2}, " + out + ": {partitions: 2}}\n"
                               "agents:\n  crash: {plugin: crasher, agent: crash, from: " + in + ", sinks: [" + out + "],"
@@ -51,8 +51,25 @@ void check_ledger(const std::vector<Record>& out, int sent, const std::string& w
     }
     int missing = 0;
     for (int i = 0; i < sent; ++i) missing += !seen.count("seq-" + std::to_string(i));
-    INFO(what << ": " << missing << " of " << sent << " records missing");
+    std::string which;  // the first few
+    for (int i = 0, n = 0; i < sent && n < 10; ++i)
+        if (!seen.count("seq-" + std::to_string(i))) {
+            which += " seq-" + std::to_string(i);
+            ++n;
+        }
+    INFO(what << ": " << missing << " of " << sent << " records missing:" << which);
     CHECK(missing == 0);
+}
+
+// A read_until condition: the records hold `sent` different "seq-<i>". Counted without repeats (a replay
+// after a crash repeats records, and a count with them would stop early), and as they come: the condition is
+// asked after each record.
+std::function<bool(const std::vector<Record>&)> holds_sequences(int sent) {
+    return [seen = std::set<std::string>(), counted = size_t{0}, sent](const std::vector<Record>& records) mutable {
+        for (; counted < records.size(); ++counted)
+            if (const auto& v = records[counted].value; v && v->rfind("seq-", 0) == 0) seen.insert(*v);
+        return static_cast<int>(seen.size()) >= sent;
+    };
 }
 
 // A process's state letter and parent from /proc/PID/stat; nullopt when it is gone.
@@ -81,14 +98,24 @@ std::vector<pid_t> children_of(pid_t parent) {
     return out;
 }
 
-void contain(const std::string& misdeed, const std::string& signal) {
+// How one misdeed ends its worker.
+struct Fault {
+    std::string misdeed;   // the value that makes the crasher misbehave
+    std::string header;    // mephisto.crash.signal of the dead letter: the signal, or what killed the worker
+    std::string cause;     // how the supervisor's log and /workers say the worker ended: "killed by SIGSEGV"...
+    std::string settings;  // the crashing pipeline's settings it needs (callback_timeout, limits)
+    std::string logged;    // a line the supervisor logs, if any
+};
+
+void contain(const Fault& fault) {
+    const std::string& misdeed = fault.misdeed;
     Broker broker;
     for (const char* t : {"a_in", "a_out", "b_in", "b_out"}) broker.create_topic(t, 2);
     broker.create_topic("crashy-crash-dead-letter", 1);
     TempDir dir;
     const fs::path pipelines = dir.path() / "pipelines";
     fs::create_directories(pipelines);
-    dir.write("pipelines/a.yaml", crasher_pipeline("crashy", "a_in", "a_out", dir.path() / "state"));
+    dir.write("pipelines/a.yaml", crasher_pipeline("crashy", "a_in", "a_out", dir.path() / "state", fault.settings));
     dir.write("pipelines/b.yaml", crasher_pipeline("calm", "b_in", "b_out", dir.path() / "state"));
     auto host = start_host(pipelines, broker.bootstrap(), dir.path() / "host.log");
     REQUIRE(host->await_log("worker calm (pid", 30s));
@@ -125,20 +152,21 @@ void contain(const std::string& misdeed, const std::string& signal) {
 
     const Record& letter = dead.records().front();
     CHECK(letter.value == misdeed);
-    CHECK(letter.header("mephisto.crash.signal") == signal);
+    CHECK(letter.header("mephisto.crash.signal") == fault.header);
     CHECK(letter.header("mephisto.crash.agent") == "crash");
     CHECK(letter.header("mephisto.crash.plugin") == "crasher");
     CHECK(letter.header("mephisto.crash.plugin-sha1") == mephisto::file_sha1(test_plugin_dir() / "crasher.so"));
     CHECK(letter.header("mephisto.crash.count") == "3");
     CHECK(!letter.header("mephisto.crash.last-ms").empty());
-    CHECK(host->count_in_log("worker crashy killed by " + signal) + host->count_in_log("worker crashy exited with code") == 3);
+    CHECK(host->count_in_log("worker crashy " + fault.cause) + host->count_in_log("worker crashy exited with code") == 3);
     CHECK(host->count_in_log("worker calm killed") == 0);
+    if (!fault.logged.empty()) CHECK(host->count_in_log(fault.logged) > 0);
 
     // Every other record of both pipelines comes out, in order per key.
     const int sent_a = load_a.stop(), sent_b = load_b.stop();
     TopicReader out_a(broker.bootstrap(), "a_out", 2);
-    REQUIRE(out_a.read_until([&](auto& r) { return std::count_if(r.begin(), r.end(), [](auto& x) { return x.value != std::nullopt; }) >= sent_a; }, 60s));
-    REQUIRE(out_b.read_until([&](auto& r) { return static_cast<int>(r.size()) >= sent_b; }, 60s));
+    REQUIRE(out_a.read_until(holds_sequences(sent_a), 60s));
+    REQUIRE(out_b.read_until(holds_sequences(sent_b), 60s));
     CHECK(await_caught_up(broker.bootstrap(), "crashy", "a_in", 2, 30s));
     CHECK(await_caught_up(broker.bootstrap(), "calm", "b_in", 2, 30s));
     check_ledger(out_a.records(), sent_a, "a");
@@ -155,7 +183,7 @@ void contain(const std::string& misdeed, const std::string& signal) {
         CHECK(w["pid"].is_number());
         if (w["worker"] == "crashy") {
             CHECK(w["restarts"] == 3);
-            CHECK(w["last_exit"].get<std::string>().rfind("killed by " + signal, 0) == 0);  // maybe "(core dumped)"
+            CHECK(w["last_exit"].get<std::string>().rfind(fault.cause, 0) == 0);  // maybe "(core dumped)"
         } else {
             CHECK(w["restarts"] == 0);
             CHECK(w["last_exit"].is_null());
@@ -169,10 +197,35 @@ void contain(const std::string& misdeed, const std::string& signal) {
 }  // namespace
 
 TEST_CASE("a segfault on one record restarts only its own pipeline, and after three crashes the record is quarantined") {
-    contain("segv", "SIGSEGV");
+    contain({"segv", "SIGSEGV", "killed by SIGSEGV", ""});
 }
 
-TEST_CASE("an abort on one record is contained and quarantined the same way") { contain("abort", "SIGABRT"); }
+TEST_CASE("an abort on one record is contained and quarantined the same way") {
+    contain({"abort", "SIGABRT", "killed by SIGABRT", ""});
+}
+
+TEST_CASE("a callback hung past callback_timeout gets its worker killed, and counts as a crash of its record") {
+    contain({"hang", "callback_timeout", "killed for hang", "callback_timeout: 2s\n"});
+}
+
+// The kernel enforces limits.memory through a control group of the worker's; where the supervisor may not make
+// one (not root, no cgroup v1 memory hierarchy), it falls back to RLIMIT_AS, which this test does not cover.
+bool memory_groups_possible() {
+    if (::geteuid() != 0) return false;
+    std::ifstream cgroups("/proc/self/cgroup");
+    for (std::string line; std::getline(cgroups, line);)
+        if (line.find(":memory:") != std::string::npos) return fs::exists("/sys/fs/cgroup/memory");
+    return false;
+}
+
+TEST_CASE("a worker past limits.memory is killed and restarted, and the other pipeline never pauses") {
+    if (!memory_groups_possible()) {
+        MESSAGE("skipped: this process may not create memory control groups");
+        return;
+    }
+    contain({"hog", "memory", "killed for memory", "limits: {memory: 256MiB, cpu: 1}\n",
+             "worker crashy: limits memory 256 MiB (cgroup /sys/fs/cgroup/memory/"});
+}
 
 TEST_CASE("SIGKILL of the supervisor takes every worker with it within two seconds") {
     Broker broker;

@@ -2,7 +2,9 @@
  *  - crasher.so: agent `crash` forwards every event to its sinks, except values naming a misdeed:
  *      "segv" (a null write), "abort", "exit" (exit(0)), "quick_exit", "stack" (unbounded recursion),
  *      "fpe" (integer division by zero), "ill" (an illegal instruction), "bus" (a page past a file's end),
- *      "hang" (never returns; sleeps, so the machine is not burdened). Its timer agent `nap` never returns
+ *      "hang" (never returns; sleeps, so the machine is not burdened), "hog" (allocates and touches memory
+ *      without bound: 16 MiB at a time, up to 4 GiB, then hangs, so a limit that does not hold fails the test
+ *      without taking the machine). Its timer agent `nap` never returns
  *      from on_timer.
  *  - exit_on_load.so (HOSTILE_EXIT_ON_LOAD): the same agent, but a constructor calls exit(0) as the
  *    image is loaded.
@@ -64,6 +66,8 @@ static void bus_error(void) {
     page[0] = 1;
 }
 
+static char* volatile hogged[256];
+
 static mph_status crash_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
     (void)instance;
     if (is(ev, "segv")) *(volatile int*)NULL = 1;
@@ -80,6 +84,16 @@ static mph_status crash_on_event(void* instance, mph_agent_ctx* ctx, const mph_e
     if (is(ev, "bus")) bus_error();
     if (is(ev, "hang"))
         for (;;) sleep_ms(1000);
+    if (is(ev, "hog")) {
+        const size_t chunk = (size_t)16 << 20;
+        for (int i = 0; i < 256; ++i) {
+            char* block = malloc(chunk);
+            if (!block) abort();
+            memset(block, i + 1, chunk);  /* touched: resident, charged to the worker */
+            hogged[i] = block;            /* kept, so the compiler cannot drop the allocation */
+        }
+        for (;;) sleep_ms(1000);
+    }
     return api->forward(ctx) == MPH_OK ? MPH_OK : MPH_RETRY;
 }
 

@@ -1,5 +1,9 @@
 #include "admin/http_server.hpp"
 
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <list>
 #include <map>
 #include <optional>
@@ -19,6 +23,7 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
+using local = asio::local::stream_protocol;
 
 // Compares without an early exit, so the time taken says nothing about how much of a token matched.
 bool same_secret(std::string_view a, std::string_view b) {
@@ -36,7 +41,19 @@ std::string error_body(const std::string& message) {
     return "{\"error\":\"" + escaped + "\"}\n";
 }
 
-class Session;
+// What the server needs of a session, whatever its socket (TCP, or a Unix socket).
+class SessionBase {
+public:
+    virtual ~SessionBase() = default;
+    virtual const std::string& peer() const = 0;
+    // Still waiting for (the rest of) a request, and not closed: the ones closed to make room.
+    virtual bool waiting() const = 0;
+    virtual bool evicted() const = 0;
+    // Bytes have arrived that the server has not read yet: a client that just sent its request, which must not
+    // lose its connection to an attacker's flood of new ones accepted before its bytes were read.
+    virtual bool has_unread_bytes() = 0;
+    virtual void evict() = 0;
+};
 
 }  // namespace
 
@@ -48,39 +65,42 @@ struct HttpServer::Impl {
     HttpLimits limits;
     Handler handler;
     // The open sessions, oldest first (the io thread only).
-    std::list<std::weak_ptr<Session>> sessions;
+    std::list<std::weak_ptr<SessionBase>> sessions;
     asio::io_context io{1};
     tcp::acceptor acceptor{io};
+    local::acceptor local_acceptor{io};  // listen_unix: instead of the TCP acceptor
+    std::string socket_path;             // listen_unix: removed when the server stops
 
     void accept();
+    void accept_local();
+    void close_acceptors();
     // Makes room for a connection from `peer`; false when every connection in the way is busy with a request.
     bool make_room(const std::string& peer);
 };
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+template <class Protocol>
+class Session : public SessionBase, public std::enable_shared_from_this<Session<Protocol>> {
 public:
-    Session(tcp::socket socket, HttpServer::Impl& server, std::string peer)
+    using Socket = typename Protocol::socket;
+    Session(Socket socket, HttpServer::Impl& server, std::string peer)
         : stream_(std::move(socket)), server_(server), peer_(std::move(peer)) {
         server_.connections++;
     }
-    ~Session() { server_.connections--; }
+    ~Session() override { server_.connections--; }
 
-    const std::string& peer() const { return peer_; }
-    // Still waiting for (the rest of) a request, and not closed: the ones closed to make room.
-    bool waiting() const { return waiting_ && !evicted_; }
-    bool evicted() const { return evicted_; }
-    // Bytes have arrived that the server has not read yet: a client that just sent its request, which must not
-    // lose its connection to an attacker's flood of new ones accepted before its bytes were read.
-    bool has_unread_bytes() {
+    const std::string& peer() const override { return peer_; }
+    bool waiting() const override { return waiting_ && !evicted_; }
+    bool evicted() const override { return evicted_; }
+    bool has_unread_bytes() override {
         beast::error_code ec;
         return stream_.socket().available(ec) > 0 && !ec;
     }
-    void evict() {
+    void evict() override {
         evicted_ = true;
         beast::error_code ignored;
-        stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+        stream_.socket().shutdown(Socket::shutdown_both, ignored);
         stream_.socket().close(ignored);  // the pending read ends with operation_aborted
     }
 
@@ -90,7 +110,7 @@ public:
         apply_limits(*parser_, server_.limits);
         stream_.expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds));
         http::async_read(stream_, buffer_, *parser_,
-                         [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
+                         [self = this->shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
     }
 
 private:
@@ -144,7 +164,7 @@ private:
         res_.keep_alive(keep_alive);
         res_.prepare_payload();
         stream_.expires_after(std::chrono::seconds(server_.limits.read_timeout_seconds));
-        http::async_write(stream_, res_, [self = shared_from_this(), keep_alive](beast::error_code ec, size_t) {
+        http::async_write(stream_, res_, [self = this->shared_from_this(), keep_alive](beast::error_code ec, size_t) {
             if (ec || !keep_alive) return self->close();
             self->read();
         });
@@ -152,10 +172,10 @@ private:
 
     void close() {
         beast::error_code ignored;
-        stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+        stream_.socket().shutdown(Socket::shutdown_send, ignored);
     }
 
-    beast::tcp_stream stream_;
+    beast::basic_stream<Protocol> stream_;
     beast::flat_buffer buffer_;
     HttpServer::Impl& server_;
     std::string peer_;
@@ -221,13 +241,38 @@ void HttpServer::Impl::accept() {
                 beast::error_code ignored;
                 socket.close(ignored);  // every connection in the way is serving a request: refused for now
             } else {
-                auto session = std::make_shared<Session>(std::move(socket), *this, peer);
+                auto session = std::make_shared<Session<tcp>>(std::move(socket), *this, peer);
                 sessions.push_back(session);
                 session->read();
             }
         }
         accept();
     });
+}
+
+// A Unix socket's clients are all one peer: the file's permissions decide who may connect.
+void HttpServer::Impl::accept_local() {
+    local_acceptor.async_accept([this](beast::error_code ec, local::socket socket) {
+        if (ec == asio::error::operation_aborted || !local_acceptor.is_open()) return;
+        if (!ec) {
+            if (!make_room("local")) {
+                beast::error_code ignored;
+                socket.close(ignored);
+            } else {
+                auto session = std::make_shared<Session<local>>(std::move(socket), *this, "local");
+                sessions.push_back(session);
+                session->read();
+            }
+        }
+        accept_local();
+    });
+}
+
+void HttpServer::Impl::close_acceptors() {
+    beast::error_code ignored;
+    acceptor.close(ignored);
+    local_acceptor.close(ignored);
+    if (!socket_path.empty()) ::unlink(socket_path.c_str());
 }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& listen, std::string token, HttpLimits limits,
@@ -264,18 +309,50 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const std::string& listen,
     server->address_ = (bound.address().is_v6() ? "[" + bound.address().to_string() + "]" : bound.address().to_string()) +
                        ":" + std::to_string(bound.port());
     impl.accept();
-    server->thread_ = std::thread([&impl] {
+    server->run();
+    return server;
+}
+
+Result<std::unique_ptr<HttpServer>> HttpServer::listen_unix(const std::filesystem::path& path, HttpLimits limits,
+                                                            Handler handler) {
+    // sun_path holds 107 bytes and a NUL: a longer path would be cut, and another file bound.
+    if (path.native().size() >= sizeof(sockaddr_un::sun_path))
+        return make_error("admin: the socket path " + path.string() + " is longer than a Unix socket allows (" +
+                          std::to_string(sizeof(sockaddr_un::sun_path) - 1) + " bytes); use a shorter state_dir");
+    std::unique_ptr<HttpServer> server(new HttpServer());
+    server->impl_ = std::make_unique<Impl>();
+    Impl& impl = *server->impl_;
+    impl.limits = limits;
+    impl.handler = std::move(handler);
+    ::unlink(path.c_str());  // a socket left by a process that died: nobody listens there
+    beast::error_code ec;
+    const local::endpoint endpoint(path.string());
+    impl.local_acceptor.open(endpoint.protocol(), ec);
+    if (!ec) impl.local_acceptor.bind(endpoint, ec);
+    // Only the owner may connect. (Not through umask, which is the whole process's: the directory the socket is
+    // made in is the caller's to keep private, and closes the moment between bind and chmod.)
+    if (!ec && ::chmod(path.c_str(), 0600) != 0) ec.assign(errno, boost::system::system_category());
+    if (!ec) impl.local_acceptor.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return make_error("admin: cannot listen on " + path.string() + ": " + ec.message());
+    impl.socket_path = path.string();
+    server->address_ = "unix:" + path.string();
+    impl.accept_local();
+    server->run();
+    return server;
+}
+
+void HttpServer::run() {
+    Impl& impl = *impl_;
+    thread_ = std::thread([&impl] {
         crash_report::prepare_thread();  // POST /reload loads plugins on this thread
         impl.io.run();
     });
-    return server;
 }
 
 void HttpServer::stop() {
     if (!impl_) return;
     asio::post(impl_->io, [this] {
-        beast::error_code ignored;
-        impl_->acceptor.close(ignored);
+        impl_->close_acceptors();
         impl_->io.stop();
     });
     if (thread_.joinable()) thread_.join();

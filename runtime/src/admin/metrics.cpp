@@ -1,6 +1,8 @@
 // GET /metrics: the host's figures in the Prometheus text format, rendered by prometheus-cpp's serializer from
 // families collected at scrape time. Counters live where the work happens (AgentStats atomics, the offset
 // bookkeeping, the stores), so a scrape reads them and the hot path never touches a metrics registry.
+#include <algorithm>
+
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
@@ -153,6 +155,12 @@ std::string render_metrics(const Host& host) {
                           {{"pipeline", app}, {"table", name}, {"partition", std::to_string(partition)}},
                           static_cast<double>(store->estimate_keys(partition)));
     }
+    // A worker's series all carry a `pipeline` label: its supervisor merges every worker's into one exposition.
+    if (!host.worker_name().empty())
+        for (auto& family : out.list)
+            for (auto& metric : family.metric)
+                if (std::none_of(metric.label.begin(), metric.label.end(), [](const auto& l) { return l.name == "pipeline"; }))
+                    metric.label.insert(metric.label.begin(), ClientMetric::Label{"pipeline", host.worker_name()});
     return prometheus::TextSerializer().Serialize(out.list);
 }
 

@@ -78,8 +78,16 @@ int status(const AdminOptions& o) {
     auto ready = get_json(o, "/ready", true);
     auto pipelines = get_json(o, "/pipelines");
     if (!health || !ready || !pipelines) return 1;
+    // A supervisor (pipelines in worker processes) also lists its workers; a host answers 404 here.
+    std::optional<json> workers;
+    if (auto reply = request(o, http::verb::get, "/workers"); reply && reply->status == 200) {
+        workers = json::parse(reply->body, nullptr, false);
+        if (workers->is_discarded()) workers.reset();
+    }
     if (o.json) {
-        std::cout << json{{"health", *health}, {"ready", *ready}, {"pipelines", *pipelines}}.dump(2) << "\n";
+        json out{{"health", *health}, {"ready", *ready}, {"pipelines", *pipelines}};
+        if (workers) out["workers"] = *workers;
+        std::cout << out.dump(2) << "\n";
     } else {
         std::cout << "host     " << o.address << ": " << (*health)["status"].get<std::string>() << ", "
                   << ((*ready)["ready"].get<bool>() ? "ready" : "not ready: " + (*ready)["reason"].get<std::string>())
@@ -98,6 +106,19 @@ int status(const AdminOptions& o) {
             std::cout << "\n";
             for (const auto& h : p.value("hung", json::array()))
                 std::cout << "  HUNG: " << h["description"].get<std::string>() << "\n";
+        }
+        if (workers) {
+            std::cout << "worker               state        pid  restarts  last exit\n";
+            for (const auto& w : *workers) {
+                auto text = [&](const char* key) { return w[key].is_string() ? w[key].get<std::string>() : std::string("-"); };
+                char line[512];
+                std::snprintf(line, sizeof line, "%-20s %-10s %7s %9d  %s\n", text("worker").c_str(), text("state").c_str(),
+                              w["pid"].is_number() ? std::to_string(w["pid"].get<long>()).c_str() : "-",
+                              w.value("restarts", 0), text("last_exit").c_str());
+                std::cout << line;
+                if (w["reason"].is_string() && w["state"] != "running")
+                    std::cout << "  " << w["reason"].get<std::string>() << "\n";
+            }
         }
     }
     return (*ready)["ready"].get<bool>() ? 0 : 2;

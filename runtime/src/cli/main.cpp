@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
         cmd->add_option("--admin-token", admin_options.token, "Bearer token")->envname("MEPHISTO_ADMIN_TOKEN");
         cmd->add_flag("--json", admin_options.json, "Print JSON");
     };
-    auto* status = app.add_subcommand("status", "Health, readiness and partitions of a running host");
+    auto* status = app.add_subcommand("status", "Health, readiness and partitions of a running host; under a supervisor, its workers too (PID, restarts, last exit)");
     add_admin_options(status);
     auto* agents = app.add_subcommand("agents", "The agents of a running host and their counters");
     add_admin_options(agents);

@@ -150,7 +150,7 @@ void mark_fault(int32_t fault) noexcept {
     g_page->slots[t_slot.index].fault = fault;
 }
 
-std::vector<CallInProgress> read(const std::filesystem::path& file) {
+std::vector<CallInProgress> read(const std::filesystem::path& file, bool live) {
     std::vector<CallInProgress> out;
     const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return out;
@@ -164,6 +164,9 @@ std::vector<CallInProgress> read(const std::filesystem::path& file) {
     if (std::memcmp(page->magic, kMagic, sizeof kMagic) == 0 && page->slot_count == kSlotCount &&
         page->slot_size == sizeof(Slot)) {
         for (const Slot& s : page->slots) {
+            // A sequence lock: even and unchanged around the copy, else the thread was writing the slot.
+            const uint32_t before = s.seq.load(std::memory_order_acquire);
+            if (live && (before & 1)) continue;
             if (!s.active) continue;
             CallInProgress c;
             c.pipeline = text(s.pipeline);
@@ -176,6 +179,8 @@ std::vector<CallInProgress> read(const std::filesystem::path& file) {
             c.offset = s.offset;
             c.started_ns = s.started_ns;
             c.fault = s.fault;
+            std::atomic_thread_fence(std::memory_order_acquire);
+            if (live && s.seq.load(std::memory_order_relaxed) != before) continue;
             out.push_back(std::move(c));
         }
     }

@@ -40,8 +40,9 @@ void names_freed() noexcept;
 // Async-signal-safe: marks the calling thread's slot as the one that failed with `fault`.
 void mark_fault(int32_t fault) noexcept;
 
-// In the supervisor: the calls in progress recorded in `file` (of a worker that died).
-std::vector<CallInProgress> read(const std::filesystem::path& file);
+// In the supervisor: the calls in progress recorded in `file`. Of a worker that died, as they are; of a live
+// one (`live`), only the slots read whole, not while their thread rewrote them.
+std::vector<CallInProgress> read(const std::filesystem::path& file, bool live = false);
 // The one that failed: the marked slot; else, with `hung_before_ns` set, the oldest call running since before it.
 std::optional<CallInProgress> culprit(const std::vector<CallInProgress>& calls, int64_t hung_before_ns = 0);
 // CLOCK_MONOTONIC_COARSE now, in ns.

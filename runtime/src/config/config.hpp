@@ -195,6 +195,12 @@ struct PipelineConfig {
     std::optional<Isolation> isolation;
     // `supervisor:`: how the supervisor restarts this pipeline's worker process when it crashes (strategy aside).
     SupervisorSpec worker_restart;
+    // `callback_timeout:` (process isolation): a callback running longer gets its worker killed by the
+    // supervisor, and counts as a crash of the record it was processing; 0: off (the default).
+    Millis callback_timeout{0};
+    // `limits:` (process isolation): the worker's memory, in bytes, and CPU, in cores; 0: unlimited.
+    uint64_t memory_limit = 0;
+    double cpu_limit = 0;
     std::map<std::string, std::string> consumer_properties;
     std::map<std::string, std::string> producer_properties;
     std::vector<TopicSpec> topics;  // declaration order

@@ -12,6 +12,8 @@
 
 #include "config/broker_address.hpp"
 #include "config/config.hpp"
+
+#include "common/byte_size.hpp"
 #include "config/yaml_reader.hpp"
 
 #include "common/cron.hpp"
@@ -164,7 +166,8 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
     auto top = r.entries(root, "the pipeline",
                          {"app", "broker", "processing_guarantee", "plugins", "state_dir", "commit_interval",
                           "shutdown_timeout", "workers", "consumer", "producer", "topics", "channels", "tables", "agents",
-                          "timers", "hung_callback_after", "broker_unreachable_timeout", "isolation", "supervisor"});
+                          "timers", "hung_callback_after", "broker_unreachable_timeout", "isolation", "supervisor",
+                          "callback_timeout", "limits"});
     YAML::Node topics_node, tables_node, agents_node, timers_node, state_node, channels_node;
     bool have_state_dir = false;  // (a default-constructed YAML::Node converts to true)
     bool have_app = false;
@@ -214,6 +217,31 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
         } else if (key == "supervisor") {
             c.worker_restart = read_supervisor(r, v, "supervisor");
             if (v["strategy"]) r.fail(v["strategy"], "supervisor.strategy is for agents; a pipeline's worker restarts alone");
+        } else if (key == "callback_timeout") {
+            if (v.IsScalar() && v.Scalar() == "off") c.callback_timeout = Millis(0);
+            else c.callback_timeout = r.duration(v, "callback_timeout (or off)");
+            if (c.callback_timeout.count() < 0) r.fail(v, "callback_timeout must be off or positive");
+        } else if (key == "limits") {
+            for (auto& [k2, v2] : r.entries(v, "limits", {"memory", "cpu"})) {
+                if (k2 == "memory") {
+                    if (!v2.IsScalar()) r.fail(v2, "limits.memory must be a size such as 512MiB");
+                    auto size = parse_byte_size(v2.Scalar());
+                    if (!size) r.fail(v2, "limits.memory: " + size.error());
+                    // Below this a worker cannot even start its consumer, producer and store.
+                    if (*size < (64ull << 20)) r.fail(v2, "limits.memory must be at least 64MiB");
+                    c.memory_limit = *size;
+                } else {
+                    double cores = 0;
+                    try {
+                        size_t used = 0;
+                        cores = v2.IsScalar() ? std::stod(v2.Scalar(), &used) : 0;
+                        if (used != v2.Scalar().size()) cores = 0;
+                    } catch (const std::exception&) {
+                    }
+                    if (!(cores >= 0.01 && cores <= 1024)) r.fail(v2, "limits.cpu must be a number of cores between 0.01 and 1024, such as 0.5");
+                    c.cpu_limit = cores;
+                }
+            }
         } else if (key == "workers") {
             c.workers = static_cast<int>(r.integer(v, "workers", 1, 256));
         } else if (key == "consumer") {

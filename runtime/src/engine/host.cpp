@@ -207,6 +207,12 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options, StartupCon
         log->info("admin API on http://{}/ (health, ready, metrics, agents, plugins, pipelines, tables, reloads){}",
                   host->admin_->address(), options.admin_token.empty() ? "" : "; a bearer token is required");
     }
+    if (options.admin_socket) {  // a worker's, for its supervisor: the same API without a token
+        auto server = HttpServer::listen_unix(*options.admin_socket, HttpLimits{},
+                                              [self](const HttpRequest& r) { return handle_admin_request(*self, r); });
+        if (!server) return make_error(server.error());
+        host->admin_ = std::move(*server);
+    }
     return host;
 }
 

@@ -44,6 +44,11 @@ struct HostOptions {
     // In a worker process: the records that crashed earlier workers (its supervisor's crash ledger); each
     // pipeline dead-letters those that reached their agent's on_crash.quarantine_after.
     std::vector<PoisonRecord> poison;
+    // In a worker process: the admin API on a Unix socket at this path (in the worker's private directory),
+    // for the supervisor, which answers for every worker; and the worker's name, given as the `pipeline` label
+    // to the metrics that have none (the host's own: mephisto_up, the reload counters).
+    std::optional<std::filesystem::path> admin_socket;
+    std::string worker_name;
 };
 
 // Loads every plugin a pipeline names from its plugin dir, each within the file's plugins.load_timeout. Errors
@@ -113,6 +118,8 @@ public:
     ReloadRecord reload_plugins(const std::string& trigger) { return reload(trigger, false, true); }
     std::vector<ReloadRecord> reload_history() const;
     const ReloadStats& reload_stats() const { return reload_stats_; }
+    // The worker's name (HostOptions::worker_name); empty for a host that is not a worker.
+    const std::string& worker_name() const { return options_.worker_name; }
     // "host:port" of the admin API, empty when it is off.
     std::string admin_address() const { return admin_ ? admin_->address() : std::string(); }
     // How long a stop may take: the longest shutdown_timeout (the pipelines stop at once).

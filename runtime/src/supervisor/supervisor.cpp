@@ -9,6 +9,7 @@
 #include <set>
 
 #include "admin/http_server.hpp"
+#include "common/byte_size.hpp"
 #include "common/call_slots.hpp"
 #include "common/duration.hpp"
 #include "common/logging.hpp"
@@ -19,6 +20,7 @@
 #include "supervisor/crash_ledger.hpp"
 #include "supervisor/supervisor_admin.hpp"
 #include "supervisor/worker_channel.hpp"
+#include "supervisor/worker_limits.hpp"
 #include "supervisor/worker_process.hpp"
 
 namespace mephisto {
@@ -69,6 +71,14 @@ private:
         Clock::time_point restart_at{};
         Clock::time_point stop_deadline{};
         bool respawn_when_stopped = false;  // its files changed: start it again once it is down
+        // limits and callback_timeout, from its pipeline file(s) (the smallest set, for the shared worker).
+        Millis callback_timeout{0};
+        uint64_t memory_limit = 0;
+        double cpu_limit = 0;
+        std::unique_ptr<WorkerLimits> limits;  // made at its first start; again when the limits change
+        uint64_t oom_kills_before = 0;         // the group's count when this run started
+        // The call the supervisor killed this run for: it ran past callback_timeout.
+        std::optional<call_slots::CallInProgress> hung;
     };
 
     // The worker a pipeline belongs to.
@@ -91,8 +101,13 @@ private:
     // Removes a worker whose files are gone. Its channel is destroyed outside mu_: the channel's thread may be
     // waiting for mu_ in a handler, and destroying the channel joins it.
     void forget(std::string name);
-    // Pins a crash on the record being processed, when the worker's calls in progress name one.
-    void count_crash(Worker& w, int wait_status);
+    // Pins a crash on the record being processed, when the worker's calls in progress name one; `fault` names
+    // a kill by the supervisor or the kernel ("callback_timeout", "memory"), else the signal does.
+    void count_crash(Worker& w, int wait_status, const std::string& fault);
+    // Kills a worker whose callback has run past its callback_timeout.
+    void watch_for_hang(Worker& w);
+    // The worker's settings from its pipeline file(s): true when its limits changed.
+    static bool take_settings(Worker& w, const PipelineConfig& c);
     void sync_files();
     void restart_failed(const std::string& why);
     void forward(int sig);
@@ -142,6 +157,21 @@ void Supervisor::ask_to_stop(Worker& w, const std::string& why, bool respawn) {
     set_state(w, "stopping", why);
 }
 
+bool Supervisor::take_settings(Worker& w, const PipelineConfig& c) {
+    // The shared worker runs several files: the smallest that any of them sets (0: unset).
+    auto smallest = [first = w.files.size() == 1](auto current, auto given) {
+        if (first || current <= 0) return given;
+        return given <= 0 ? current : std::min(current, given);
+    };
+    w.callback_timeout = Millis(smallest(w.callback_timeout.count(), c.callback_timeout.count()));
+    const uint64_t memory = smallest(w.memory_limit, c.memory_limit);
+    const double cpu = smallest(w.cpu_limit, c.cpu_limit);
+    const bool changed = memory != w.memory_limit || cpu != w.cpu_limit;
+    w.memory_limit = memory;
+    w.cpu_limit = cpu;
+    return changed;
+}
+
 void Supervisor::set_state(Worker& w, std::string state, std::string reason) {
     std::lock_guard lock(mu_);
     w.status.state = std::move(state);
@@ -177,12 +207,16 @@ Status Supervisor::adopt(const std::filesystem::path& file, const PipelineConfig
         slot->status.state = "stopped";
     }
     Worker& w = *slot;
-    if (w.dir.empty()) w.dir = c.state_dir / "workers" / name;
+    if (w.dir.empty()) {
+        w.dir = c.state_dir / "workers" / name;
+        w.status.admin_socket = (w.dir / "admin.sock").string();
+    }
     w.files[file] = sha1;
     w.apps[file] = c.app_id;
     // The shared worker keeps the strictest restart settings and the longest stop of its pipelines.
     if (w.files.size() == 1 || c.worker_restart.max_restarts < w.restart.max_restarts) w.restart = c.worker_restart;
     w.shutdown_timeout = w.files.size() == 1 ? c.shutdown_timeout : std::max(w.shutdown_timeout, c.shutdown_timeout);
+    take_settings(w, c);
     list_pipelines(w);
     refused_.erase(file);
     return {};
@@ -237,7 +271,20 @@ void Supervisor::spawn(Worker& w) {
         return;
     }
     w.channel.reset();  // the previous run's (its thread ended when that worker exited)
-    auto pid = spawn_worker(args, (*channel)->worker_fd());
+    const bool limited = w.memory_limit > 0 || w.cpu_limit > 0;
+    if (!limited) {
+        w.limits.reset();
+    } else if (!w.limits || w.limits->memory() != w.memory_limit || w.limits->cpu() != w.cpu_limit) {
+        w.limits.reset();  // the old groups go first: the new ones have the same names
+        w.limits = WorkerLimits::make(w.status.name, w.memory_limit, w.cpu_limit);
+        log_->info("worker {}: limits {}", w.status.name, w.limits->describe());
+    }
+    w.oom_kills_before = w.limits ? w.limits->oom_kills() : 0;
+    w.hung.reset();
+    // The last run's calls in progress were read when it ended; the new worker makes the file afresh, and
+    // until then the hang watch must not see the old calls as running still.
+    std::filesystem::remove(w.dir / "calls", made);
+    auto pid = spawn_worker(args, (*channel)->worker_fd(), w.limits ? w.limits->child() : ChildLimits{});
     if (!pid) {
         log_->error("worker {}: {}; retrying", w.status.name, pid.error());
         w.restart_at = Clock::now() + std::chrono::seconds(1);
@@ -269,7 +316,19 @@ void Supervisor::reap() {
 }
 
 void Supervisor::on_exit(Worker& w, int wait_status) {
-    const std::string cause = describe_exit(wait_status);
+    std::string cause = describe_exit(wait_status), fault;
+    const bool sigkill = WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL;
+    if (sigkill && w.hung) {
+        fault = "callback_timeout";
+        cause = "killed for hang: " + w.hung->agent + "'s " + w.hung->callback +
+                (w.hung->about_an_event() ? " on " + w.hung->topic + "[" + std::to_string(w.hung->partition) + "]@" +
+                                                std::to_string(w.hung->offset)
+                                          : std::string()) +
+                " ran past callback_timeout " + format_duration(w.callback_timeout);
+    } else if (sigkill && w.limits && w.limits->oom_kills() > w.oom_kills_before) {
+        fault = "memory";
+        cause = "killed for memory: past limits.memory " + format_byte_size(w.memory_limit);
+    }
     {
         std::lock_guard lock(mu_);
         w.status.pid = -1;
@@ -292,7 +351,7 @@ void Supervisor::on_exit(Worker& w, int wait_status) {
         log_->warn("worker {} exited with code 0 without being asked; not restarted (SIGHUP restarts it)", w.status.name);
         return;
     }
-    count_crash(w, wait_status);
+    count_crash(w, wait_status, fault);
     const auto decision = w.policy->on_failure(Clock::now());
     if (decision.quarantine) {
         const std::string why = cause + "; it crashed " + std::to_string(decision.restarts_in_window) + " times within " +
@@ -325,16 +384,16 @@ void Supervisor::forget(std::string name) {
     }
 }
 
-void Supervisor::count_crash(Worker& w, int wait_status) {
+void Supervisor::count_crash(Worker& w, int wait_status, const std::string& killed_for) {
     const auto calls = call_slots::read(w.dir / "calls");
-    auto culprit = call_slots::culprit(calls);
-    if (!culprit && WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL && calls.size() == 1)
-        culprit = calls.front();  // killed from outside (the memory limit) in the only call in progress
+    auto culprit = killed_for == "callback_timeout" ? w.hung : call_slots::culprit(calls);
+    if (!culprit && killed_for == "memory" && calls.size() == 1)
+        culprit = calls.front();  // killed for memory in the only call in progress: the one that allocated
     if (!culprit || !culprit->about_an_event()) return;
-    std::string fault;
-    if (culprit->fault == call_slots::kFaultExit) {
+    std::string fault = killed_for;
+    if (fault.empty() && culprit->fault == call_slots::kFaultExit) {
         fault = "exit";
-    } else {
+    } else if (fault.empty()) {
         const int sig = culprit->fault != 0 ? culprit->fault : (WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0);
         const char* abbrev = sig > 0 ? sigabbrev_np(sig) : nullptr;
         fault = abbrev ? std::string("SIG") + abbrev : "unknown";
@@ -347,6 +406,23 @@ void Supervisor::count_crash(Worker& w, int wait_status) {
     log_->error("pipeline {}, agent {}: record {} crashed the worker ({}, plugin {} sha1 {}), {} time(s) so far",
                 counted->pipeline, counted->agent, counted->place(), fault, counted->plugin, counted->sha1,
                 counted->crashes);
+}
+
+void Supervisor::watch_for_hang(Worker& w) {
+    if (w.callback_timeout.count() <= 0 || w.status.pid <= 0 || w.hung) return;
+    if (w.status.state != "running" && w.status.state != "starting") return;
+    const int64_t started_before =
+        call_slots::now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(w.callback_timeout).count();
+    auto hung = call_slots::culprit(call_slots::read(w.dir / "calls", true), started_before);
+    if (!hung) return;
+    w.hung = hung;
+    log_->error("worker {}: {}'s {} on {} has run past callback_timeout {}: killing the worker (it counts as a crash "
+                "of that record)",
+                w.status.name, hung->agent, hung->callback,
+                hung->about_an_event() ? hung->topic + "[" + std::to_string(hung->partition) + "]@" + std::to_string(hung->offset)
+                                       : std::string("no record"),
+                format_duration(w.callback_timeout));
+    ::kill(w.status.pid, SIGKILL);
 }
 
 void Supervisor::sync_files() {
@@ -413,6 +489,11 @@ void Supervisor::sync_files() {
         {
             std::lock_guard lock(mu_);
             owner->files[file] = sha1;
+        }
+        if (take_settings(*owner, *config) && owner->status.pid > 0 && owner->status.state == "running") {
+            log_->info("pipeline file {} changed its limits: worker {} restarts with them", file.string(), owner->status.name);
+            ask_to_stop(*owner, "its limits changed", true);
+            continue;
         }
         if (owner->status.state == "failed" || owner->status.state == "stopped") {
             log_->info("pipeline file {} changed: starting worker {} again", file.string(), owner->status.name);
@@ -536,15 +617,20 @@ int Supervisor::run() {
         else watcher_ = std::move(*watcher);
     }
     if (options_.host.admin_listen) {
+        SupervisorAdmin admin;
+        admin.workers = [this] { return snapshot(); };
+        admin.reload_files = [this] { files_changed_ = true; };
         auto server = HttpServer::start(*options_.host.admin_listen, options_.host.admin_token, HttpLimits{},
-                                        [this](const HttpRequest& r) { return handle_supervisor_request(snapshot(), r); });
+                                        [admin](const HttpRequest& r) { return handle_supervisor_request(admin, r); });
         if (!server) {
             log_->error("{} (use --admin HOST:PORT to choose another, or --admin off)", server.error());
             (void)stop("the admin API cannot start");
             return 1;
         }
         admin_ = std::move(*server);
-        log_->info("admin API on http://{}/ (health, ready, workers)", admin_->address());
+        log_->info("admin API on http://{}/ (health, ready, workers, and every worker's metrics, agents, pipelines, "
+                   "plugins, tables, reloads){}",
+                   admin_->address(), options_.host.admin_token.empty() ? "" : "; a bearer token is required");
     }
 
     sigset_t signals;
@@ -565,6 +651,7 @@ int Supervisor::run() {
         const auto now = Clock::now();
         for (auto& [name, w] : workers_) {
             if (w->status.state == "restarting" && now >= w->restart_at) spawn(*w);
+            watch_for_hang(*w);
             if (w->status.state == "stopping" && w->status.pid > 0 && now > w->stop_deadline) {
                 log_->error("worker {} did not stop within its shutdown_timeout; killing it", name);
                 ::kill(w->status.pid, SIGKILL);
@@ -623,7 +710,9 @@ int run_worker(HostOptions options, pid_t supervisor, const std::string& embedde
     auto link = std::make_shared<SupervisorLink>(kWorkerChannelFd, embedded_bootstrap);
     if (!embedded_bootstrap.empty()) options.embedded_broker = link;
     options.watch_pipeline_files = false;  // the supervisor watches them and sends SIGHUP
-    options.admin_listen.reset();          // the supervisor's admin API answers for the workers
+    options.admin_listen.reset();  // the supervisor's admin API answers for the workers, asking them here:
+    options.admin_socket = worker_dir / "admin.sock";
+    options.worker_name = worker_dir.filename().string();
     return run_host(options, [link] { link->ready(); });
 }
 

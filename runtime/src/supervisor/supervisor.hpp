@@ -48,6 +48,7 @@ struct WorkerStatus {
     std::string last_exit;   // "killed by SIGSEGV", "exited with code 1"...; empty: never exited
     std::string reason;      // why it is restarting or failed, or stopped
     int64_t since_ms = 0;    // wall clock of the last state change
+    std::string admin_socket;  // its admin API, for the supervisor's (<state_dir>/workers/<name>/admin.sock)
 };
 
 // `mephisto worker`: one worker process, started by the supervisor (not by hand). Runs `options` with the

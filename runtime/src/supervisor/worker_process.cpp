@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,7 +16,25 @@
 
 namespace mephisto {
 
-Result<pid_t> spawn_worker(const std::vector<std::string>& args, int channel_fd) {
+namespace {
+
+// Writes this process's id into `file` (a cgroup.procs): async-signal-safe, for the child before exec.
+bool join_group(const char* file) {
+    char digits[24];
+    int n = 0;
+    for (pid_t pid = ::getpid(); pid > 0 && n < 23; pid /= 10) digits[n++] = static_cast<char>('0' + pid % 10);
+    char text[24];
+    for (int i = 0; i < n; ++i) text[i] = digits[n - 1 - i];
+    const int fd = ::open(file, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const bool ok = ::write(fd, text, static_cast<size_t>(n)) == n;
+    ::close(fd);
+    return ok;
+}
+
+}  // namespace
+
+Result<pid_t> spawn_worker(const std::vector<std::string>& args, int channel_fd, const ChildLimits& limits) {
     // Everything the child needs is prepared before the fork: a multi-threaded parent's child may only make
     // async-signal-safe calls until it executes.
     std::vector<std::string> argv_strings;
@@ -25,6 +44,8 @@ Result<pid_t> spawn_worker(const std::vector<std::string>& args, int channel_fd)
     for (auto& a : argv_strings) argv.push_back(a.data());
     argv.push_back(nullptr);
     const pid_t parent = ::getpid();
+    std::vector<const char*> groups;
+    for (const auto& file : limits.join) groups.push_back(file.c_str());
 
     const pid_t pid = ::fork();
     if (pid < 0) return make_error(std::string("fork: ") + strerror(errno));
@@ -32,6 +53,19 @@ Result<pid_t> spawn_worker(const std::vector<std::string>& args, int channel_fd)
 
     // The child.
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || ::getppid() != parent) _exit(127);
+    // Its limits before anything of the worker runs. A group it cannot enter leaves it unlimited: it is
+    // started anyway, and says so on stderr (the supervisor's).
+    for (const char* file : groups)
+        if (!join_group(file)) {
+            static const char kWhy[] = "mephisto worker: cannot enter the control group of its limits; runs unlimited: ";
+            (void)!::write(2, kWhy, sizeof kWhy - 1);
+            (void)!::write(2, file, strlen(file));
+            (void)!::write(2, "\n", 1);
+        }
+    if (limits.address_space > 0) {
+        const rlimit bound{limits.address_space, limits.address_space};
+        (void)::setrlimit(RLIMIT_AS, &bound);
+    }
     if (channel_fd == kWorkerChannelFd) {
         const int flags = ::fcntl(channel_fd, F_GETFD);
         if (flags < 0 || ::fcntl(channel_fd, F_SETFD, flags & ~FD_CLOEXEC) != 0) _exit(127);
