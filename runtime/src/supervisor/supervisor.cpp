@@ -62,6 +62,8 @@ private:
         WorkerStatus status;
         std::map<std::filesystem::path, std::string> files;  // file -> SHA-1 of the content it runs
         std::map<std::filesystem::path, std::string> apps;   // file -> app id
+        // file -> the directories of its RocksDB tables (<state_dir>/<table>): no two pipelines may share one.
+        std::map<std::filesystem::path, std::vector<std::filesystem::path>> table_dirs;
         // <state_dir>/workers/<name>: its calls in progress (call_slots) and its crash ledger.
         std::filesystem::path dir;
         SupervisorSpec restart;
@@ -197,6 +199,17 @@ Status Supervisor::adopt(const std::filesystem::path& file, const PipelineConfig
             for (const auto& [other_file, app] : w->apps)
                 if (app == c.app_id && other_file != file)
                     return make_error(file.string() + ": app id '" + c.app_id + "' is already used by " + other_file.string());
+        // Two workers opening one RocksDB directory: the second would fail to start, again and again.
+        for (const auto& table : c.tables) {
+            if (table.store != StoreKind::rocksdb) continue;
+            const auto mine = c.state_dir / table.name;
+            for (const auto& [other_name, w] : workers_)
+                for (const auto& [other_file, dirs] : w->table_dirs)
+                    if (other_file != file && std::find(dirs.begin(), dirs.end(), mine) != dirs.end())
+                        return make_error(file.string() + ": table " + table.name + " would be stored in " + mine.string() +
+                                          ", which " + other_file.string() + " uses already (give the pipelines "
+                                          "different state_dir)");
+        }
     }
     if (auto st = ensure_embedded_broker(c); !st) return st;
     std::lock_guard lock(mu_);
@@ -213,6 +226,10 @@ Status Supervisor::adopt(const std::filesystem::path& file, const PipelineConfig
     }
     w.files[file] = sha1;
     w.apps[file] = c.app_id;
+    auto& dirs = w.table_dirs[file];
+    dirs.clear();
+    for (const auto& table : c.tables)
+        if (table.store == StoreKind::rocksdb) dirs.push_back(c.state_dir / table.name);
     // The shared worker keeps the strictest restart settings and the longest stop of its pipelines.
     if (w.files.size() == 1 || c.worker_restart.max_restarts < w.restart.max_restarts) w.restart = c.worker_restart;
     w.shutdown_timeout = w.files.size() == 1 ? c.shutdown_timeout : std::max(w.shutdown_timeout, c.shutdown_timeout);
@@ -442,6 +459,7 @@ void Supervisor::sync_files() {
             for (const auto& f : gone) {
                 w.files.erase(f);
                 w.apps.erase(f);
+                w.table_dirs.erase(f);
             }
             list_pipelines(w);
         }
