@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 
+#include "common/byte_size.hpp"
 #include "config/config.hpp"
 
 namespace fs = std::filesystem;
@@ -800,4 +801,37 @@ TEST_CASE("config: isolation, the worker's supervisor and an agent's on_crash, w
             24, {"supervisor.strategy is for agents"});
     f.error("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, on_crash: {after: 2}}}\n", 3, 46,
             {"quarantine_after"});
+}
+
+TEST_CASE("config: callback_timeout and limits of a pipeline's worker, and sizes as written") {
+    Fixture f;
+    auto defaults = f.ok("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n");
+    CHECK(defaults.callback_timeout == Millis(0));  // off
+    CHECK(defaults.memory_limit == 0);
+    CHECK(defaults.cpu_limit == 0);
+    auto c = f.ok("app: shop\ncallback_timeout: 30s\nlimits: {memory: 512MiB, cpu: 0.5}\n"
+                  "topics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n");
+    CHECK(c.callback_timeout == Millis(30'000));
+    CHECK(c.memory_limit == 512ull << 20);
+    CHECK(c.cpu_limit == 0.5);
+    CHECK(f.ok("app: shop\ncallback_timeout: off\nlimits: {memory: 2GB}\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n")
+              .memory_limit == 2'000'000'000ull);
+    f.error("app: shop\nlimits: {memory: 512 potatoes}\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n", 2, 18,
+            {"limits.memory", "unknown unit"});
+    f.error("app: shop\nlimits: {memory: 1MiB}\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n", 2, 18,
+            {"at least 64MiB"});
+    f.error("app: shop\nlimits: {cpu: lots}\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n", 2, 15,
+            {"limits.cpu"});
+    f.error("app: shop\nlimits: {disk: 1GiB}\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n", 2, 10, {"disk"});
+    f.error("app: shop\ncallback_timeout: soon\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n", 2, 19,
+            {"callback_timeout"});
+
+    CHECK(mephisto::parse_byte_size("64KiB").value() == 65536);
+    CHECK(mephisto::parse_byte_size("1000").value() == 1000);
+    CHECK(mephisto::parse_byte_size("3 TiB").value() == 3ull << 40);
+    CHECK_FALSE(mephisto::parse_byte_size("").ok());
+    CHECK_FALSE(mephisto::parse_byte_size("-5MiB").ok());
+    CHECK_FALSE(mephisto::parse_byte_size("99999999999999999TiB").ok());
+    CHECK(mephisto::format_byte_size(256ull << 20) == "256 MiB");
+    CHECK(mephisto::format_byte_size(1000) == "1000 bytes");
 }

@@ -210,8 +210,9 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options, StartupCon
     if (options.admin_socket) {  // a worker's, for its supervisor: the same API without a token
         auto server = HttpServer::listen_unix(*options.admin_socket, HttpLimits{},
                                               [self](const HttpRequest& r) { return handle_admin_request(*self, r); });
-        if (!server) return make_error(server.error());
-        host->admin_ = std::move(*server);
+        // Not fatal: the pipeline runs, and the supervisor shows the worker without its figures.
+        if (!server) log->error("{}; the supervisor's admin API cannot show this worker's figures", server.error());
+        else host->admin_ = std::move(*server);
     }
     return host;
 }

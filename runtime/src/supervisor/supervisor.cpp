@@ -108,6 +108,11 @@ private:
     void count_crash(Worker& w, int wait_status, const std::string& fault);
     // Kills a worker whose callback has run past its callback_timeout.
     void watch_for_hang(Worker& w);
+    // The directories of the pipeline's RocksDB tables.
+    static std::vector<std::filesystem::path> table_dirs(const PipelineConfig& c);
+    // An error when a table of `file` would be stored where another pipeline's is: two workers opening one
+    // RocksDB directory, the second would fail to start again and again. The caller holds mu_.
+    Status table_clash(const std::filesystem::path& file, const PipelineConfig& c) const;
     // The worker's settings from its pipeline file(s): true when its limits changed.
     static bool take_settings(Worker& w, const PipelineConfig& c);
     void sync_files();
@@ -191,6 +196,24 @@ Status Supervisor::ensure_embedded_broker(const PipelineConfig& c) {
     return {};
 }
 
+std::vector<std::filesystem::path> Supervisor::table_dirs(const PipelineConfig& c) {
+    std::vector<std::filesystem::path> dirs;
+    for (const auto& table : c.tables)
+        if (table.store == StoreKind::rocksdb) dirs.push_back(c.state_dir / table.name);
+    return dirs;
+}
+
+Status Supervisor::table_clash(const std::filesystem::path& file, const PipelineConfig& c) const {
+    for (const auto& mine : table_dirs(c))
+        for (const auto& [name, w] : workers_)
+            for (const auto& [other_file, dirs] : w->table_dirs)
+                if (other_file != file && std::find(dirs.begin(), dirs.end(), mine) != dirs.end())
+                    return make_error(file.string() + ": table " + mine.filename().string() + " would be stored in " +
+                                      mine.string() + ", which " + other_file.string() +
+                                      " uses already (give the pipelines different state_dir)");
+    return {};
+}
+
 Status Supervisor::adopt(const std::filesystem::path& file, const PipelineConfig& c, const std::string& sha1) {
     const std::string name = worker_name(c);
     {
@@ -199,17 +222,7 @@ Status Supervisor::adopt(const std::filesystem::path& file, const PipelineConfig
             for (const auto& [other_file, app] : w->apps)
                 if (app == c.app_id && other_file != file)
                     return make_error(file.string() + ": app id '" + c.app_id + "' is already used by " + other_file.string());
-        // Two workers opening one RocksDB directory: the second would fail to start, again and again.
-        for (const auto& table : c.tables) {
-            if (table.store != StoreKind::rocksdb) continue;
-            const auto mine = c.state_dir / table.name;
-            for (const auto& [other_name, w] : workers_)
-                for (const auto& [other_file, dirs] : w->table_dirs)
-                    if (other_file != file && std::find(dirs.begin(), dirs.end(), mine) != dirs.end())
-                        return make_error(file.string() + ": table " + table.name + " would be stored in " + mine.string() +
-                                          ", which " + other_file.string() + " uses already (give the pipelines "
-                                          "different state_dir)");
-        }
+        if (auto clash = table_clash(file, c); !clash) return clash;
     }
     if (auto st = ensure_embedded_broker(c); !st) return st;
     std::lock_guard lock(mu_);
@@ -226,10 +239,7 @@ Status Supervisor::adopt(const std::filesystem::path& file, const PipelineConfig
     }
     w.files[file] = sha1;
     w.apps[file] = c.app_id;
-    auto& dirs = w.table_dirs[file];
-    dirs.clear();
-    for (const auto& table : c.tables)
-        if (table.store == StoreKind::rocksdb) dirs.push_back(c.state_dir / table.name);
+    w.table_dirs[file] = table_dirs(c);
     // The shared worker keeps the strictest restart settings and the longest stop of its pipelines.
     if (w.files.size() == 1 || c.worker_restart.max_restarts < w.restart.max_restarts) w.restart = c.worker_restart;
     w.shutdown_timeout = w.files.size() == 1 ? c.shutdown_timeout : std::max(w.shutdown_timeout, c.shutdown_timeout);
@@ -485,6 +495,11 @@ void Supervisor::sync_files() {
         if (adopted && owner && worker_name(*config) != owner->status.name)
             adopted = make_error(file.string() + ": its app id or isolation changed; a running pipeline keeps both "
                                                  "(remove the file, then add it)");
+        if (adopted && owner) {
+            std::lock_guard lock(mu_);
+            adopted = table_clash(file, *config);
+            if (adopted) owner->table_dirs[file] = table_dirs(*config);
+        }
         if (adopted && !owner) adopted = adopt(file, *config, sha1);
         if (!adopted) {
             log_->error("{}; {}", adopted.error(), owner ? "the worker keeps running as it was" : "not started");
@@ -688,15 +703,24 @@ bool needs_supervisor(const RunOptions& options) {
     if (directory) dir = std::filesystem::absolute(given.front()).lexically_normal();
     const auto files = pipeline_files(dir, given);
     bool any_process = false, all_set = true;
+    std::vector<std::string> unenforced;
     for (const auto& file : files) {
         auto config = load_with_overrides(file, options.host);
         if (!config) continue;  // reported by whichever runs it
         if (!config->isolation) all_set = false;
         else if (*config->isolation == Isolation::process) any_process = true;
+        if (config->callback_timeout.count() > 0 || config->memory_limit > 0 || config->cpu_limit > 0)
+            unenforced.push_back(file.string());
     }
     // Unset: a directory or several files run isolated, a single file runs in this process.
-    if (!all_set && (directory || files.size() > 1)) return true;
-    return any_process;
+    const bool supervised = (!all_set && (directory || files.size() > 1)) || any_process;
+    if (!supervised)
+        for (const auto& file : unenforced)
+            logger("supervisor")->warn("{}: callback_timeout and limits apply to worker processes only; this pipeline "
+                                       "runs in the host process, where they are not enforced (isolation: process "
+                                       "runs it in a worker)",
+                                       file);
+    return supervised;
 }
 
 }  // namespace
