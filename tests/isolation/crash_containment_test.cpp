@@ -197,15 +197,15 @@ void contain(const Fault& fault) {
 }  // namespace
 
 TEST_CASE("a segfault on one record restarts only its own pipeline, and after three crashes the record is quarantined") {
-    contain({"segv", "SIGSEGV", "killed by SIGSEGV", ""});
+    contain({"segv", "SIGSEGV", "killed by SIGSEGV", "", ""});
 }
 
 TEST_CASE("an abort on one record is contained and quarantined the same way") {
-    contain({"abort", "SIGABRT", "killed by SIGABRT", ""});
+    contain({"abort", "SIGABRT", "killed by SIGABRT", "", ""});
 }
 
 TEST_CASE("a callback hung past callback_timeout gets its worker killed, and counts as a crash of its record") {
-    contain({"hang", "callback_timeout", "killed for hang", "callback_timeout: 2s\n"});
+    contain({"hang", "callback_timeout", "killed for hang", "callback_timeout: 2s\n", ""});
 }
 
 // The kernel enforces limits.memory through a control group of the worker's; where the supervisor may not make

@@ -414,8 +414,9 @@ void Supervisor::forget(std::string name) {
 void Supervisor::count_crash(Worker& w, int wait_status, const std::string& killed_for) {
     const auto calls = call_slots::read(w.dir / "calls");
     auto culprit = killed_for == "callback_timeout" ? w.hung : call_slots::culprit(calls);
-    if (!culprit && killed_for == "memory" && calls.size() == 1)
-        culprit = calls.front();  // killed for memory in the only call in progress: the one that allocated
+    // Killed for memory: the call that had run longest is the one that kept allocating (the others, a
+    // pass-through's, last microseconds); not "the only call", which another partition's lane breaks.
+    if (!culprit && killed_for == "memory") culprit = call_slots::culprit(calls, call_slots::now_ns());
     if (!culprit || !culprit->about_an_event()) return;
     std::string fault = killed_for;
     if (fault.empty() && culprit->fault == call_slots::kFaultExit) {
