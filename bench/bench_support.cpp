@@ -5,10 +5,31 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 
 namespace mephisto::bench {
 
 using namespace std::chrono_literals;
+
+bool ArgReader::next() {
+    if (++at_ >= argc_) return false;
+    flag_ = argv_[at_];
+    return true;
+}
+
+std::string ArgReader::value() {
+    if (at_ + 1 >= argc_) die(flag_ + " needs a value");
+    return argv_[++at_];
+}
+
+long ArgReader::number(long lo, long hi) {
+    const std::string v = value();
+    char* end = nullptr;
+    const long n = std::strtol(v.c_str(), &end, 10);
+    if (!end || *end || v.empty() || n < lo || n > hi)
+        die(flag_ + " must be a number in [" + std::to_string(lo) + ", " + std::to_string(hi) + "], found '" + v + "'");
+    return n;
+}
 
 double cpu_seconds() {
     rusage ru{};

@@ -16,6 +16,23 @@ using Clock = std::chrono::steady_clock;
 // Each benchmark program defines it: print, clean up its temporary files, exit 1.
 [[noreturn]] void die(const std::string& what);
 
+// The command line of a benchmark, flag by flag: `for (ArgReader args(argc, argv); args.next();)`. A missing
+// or malformed value dies naming the flag.
+class ArgReader {
+public:
+    ArgReader(int argc, char** argv) : argc_(argc), argv_(argv) {}
+    bool next();                          // to the next flag; false after the last
+    const std::string& flag() const { return flag_; }
+    std::string value();                  // the flag's value (the next argument)
+    long number(long lo, long hi);        // the flag's value, a whole number in [lo, hi]
+
+private:
+    int argc_;
+    char** argv_;
+    int at_ = 0;
+    std::string flag_;
+};
+
 double cpu_seconds();  // process CPU time, all threads
 double seconds(Clock::duration d);
 double median(std::vector<double> v);

@@ -25,7 +25,7 @@
 
 #include "bench_support.hpp"
 #include "common/logging.hpp"
-#include "engine/host.hpp"
+#include "host/host.hpp"
 #include "kafka/embedded_broker.hpp"
 
 using namespace mephisto::bench;

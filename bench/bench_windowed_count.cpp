@@ -41,7 +41,7 @@
 
 #include "bench_support.hpp"
 #include "common/logging.hpp"
-#include "engine/host.hpp"
+#include "host/host.hpp"
 #include "engine/pipeline.hpp"
 #include "kafka/embedded_broker.hpp"
 #include "tables/table_store.hpp"
@@ -105,20 +105,10 @@ void usage() {
 
 Options parse(int argc, char** argv) {
     Options o;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) die(a + " needs a value");
-            return argv[++i];
-        };
-        auto number = [&](long lo, long hi) {
-            std::string v = value();
-            char* end = nullptr;
-            long n = std::strtol(v.c_str(), &end, 10);
-            if (!end || *end || n < lo || n > hi) die(a + " must be a number in [" + std::to_string(lo) + ", " +
-                                                     std::to_string(hi) + "], found '" + v + "'");
-            return n;
-        };
+    for (ArgReader args(argc, argv); args.next();) {
+        const std::string& a = args.flag();
+        auto value = [&] { return args.value(); };
+        auto number = [&](long lo, long hi) { return args.number(lo, hi); };
         if (a == "--events") o.events = number(1, 100'000'000);
         else if (a == "--keys") o.keys = static_cast<int>(number(1, 10'000'000));
         else if (a == "--span") o.span_s = static_cast<int>(number(1, 86'400));

@@ -40,7 +40,7 @@
 
 #include "bench_support.hpp"
 #include "common/logging.hpp"
-#include "engine/host.hpp"
+#include "host/host.hpp"
 #include "kafka/embedded_broker.hpp"
 
 #ifndef MEPHISTO_WORD_COUNT_PLUGIN_DIR
@@ -93,20 +93,10 @@ void usage() {
 
 Options parse(int argc, char** argv) {
     Options o;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        auto value = [&]() -> std::string {
-            if (i + 1 >= argc) die(a + " needs a value");
-            return argv[++i];
-        };
-        auto number = [&](long lo, long hi) {
-            std::string v = value();
-            char* end = nullptr;
-            long n = std::strtol(v.c_str(), &end, 10);
-            if (!end || *end || n < lo || n > hi) die(a + " must be a number in [" + std::to_string(lo) + ", " +
-                                                     std::to_string(hi) + "], found '" + v + "'");
-            return n;
-        };
+    for (ArgReader args(argc, argv); args.next();) {
+        const std::string& a = args.flag();
+        auto value = [&] { return args.value(); };
+        auto number = [&](long lo, long hi) { return args.number(lo, hi); };
         if (a == "--events") o.events = number(1, 100'000'000);
         else if (a == "--words") o.words = static_cast<int>(number(1, 100'000'000));
         else if (a == "--runs") o.runs = static_cast<int>(number(1, 100));

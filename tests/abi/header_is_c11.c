@@ -11,8 +11,10 @@
 _Static_assert(MPH_ABI_VERSION_MAJOR == 1, "a major bump needs a deliberate decision");
 _Static_assert(MPH_OK == 0 && MPH_RETRY == 1 && MPH_FATAL == 2, "verdicts are stable");
 _Static_assert(MPH_ERR_INVALID == -1 && MPH_ERR_NOT_FOUND == -2 && MPH_ERR_STATE == -3 && MPH_ERR_FULL == -4 &&
-                   MPH_ERR_UNSUPPORTED == -5,
+                   MPH_ERR_UNSUPPORTED == -5 && MPH_ERR_TIMEOUT == -6,
                "local error codes are stable");
+_Static_assert(MPH_WINDOW_RELATIVE == 0 && MPH_WINDOW_CURRENT == 1 && MPH_WINDOW_NOW == 2,
+               "window_get's time references are stable");
 _Static_assert(MPH_LOG_TRACE == 0 && MPH_LOG_DEBUG == 1 && MPH_LOG_INFO == 2 && MPH_LOG_WARN == 3 && MPH_LOG_ERROR == 4,
                "log levels are stable");
 _Static_assert(MPH_PARTITION_ANY == -1, "MPH_PARTITION_ANY is stable");

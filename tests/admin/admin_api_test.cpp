@@ -25,17 +25,6 @@ std::string pipeline(const std::string& app, const std::filesystem::path& state)
            "agents:\n  counter: {plugin: test_agents, agent: count, from: words, tables: [counts]}\n";
 }
 
-// Runs a shell command, returning its exit status and output.
-int shell(const std::string& command, std::string& output) {
-    output.clear();
-    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-    REQUIRE(pipe);
-    char buffer[4096];
-    for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
-    const int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 json get_json(const std::string& address, const std::string& path) {
     auto reply = http_get(address, path);
     REQUIRE(reply.status == 200);

@@ -30,16 +30,6 @@ std::string counting_pipeline(const std::string& app, const std::string& topic, 
                               ", tables: [counts]}\n");
 }
 
-int shell(const std::string& command, std::string& output) {
-    output.clear();
-    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-    REQUIRE(pipe);
-    char buffer[4096];
-    for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
-    const int status = pclose(pipe);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 json get_json(const std::string& admin, const std::string& path) {
     const auto reply = http_get(admin, path);
     INFO(path << ": " << reply.status << " " << reply.body);

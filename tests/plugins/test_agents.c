@@ -157,35 +157,49 @@ static const mph_agent_descriptor forward_agent = {
     .on_event = forward_on_event,
 };
 
-/* batch_forward: on_batch re-sends every event of the batch (key and value) to the sinks; retries the batch
- * when one of its values contains retry_on. */
+/* batch_forward: on_batch re-sends every event of the batch (key and value) to the sinks, with the header
+ * `via: on_batch`; retries the batch when one of its values contains retry_on. It exports on_event too, which
+ * sends the event with `via: on_event`: which of the two the host called shows in the output. */
+static mph_status resend(mph_agent_ctx* ctx, const mph_event* ev, const char* via) {
+    mph_header header = {"via", 3, via, strlen(via)};
+    mph_message m;
+    memset(&m, 0, sizeof m);
+    m.struct_size = sizeof m;
+    m.partition = MPH_PARTITION_ANY;
+    m.key = ev->key;
+    m.key_len = ev->key_len;
+    m.value = ev->value;
+    m.value_len = ev->value_len;
+    m.headers = &header;
+    m.header_count = 1;
+    return api->emit(ctx, &m) == MPH_OK ? MPH_OK : MPH_RETRY;
+}
+
 static mph_status batch_forward_on_batch(void* instance, mph_agent_ctx* ctx, const mph_event* const* events,
                                          size_t count) {
     forward_state* s = instance;
     for (size_t i = 0; i < count; ++i)
         if (contains(events[i], s->retry_on)) return MPH_RETRY;
-    for (size_t i = 0; i < count; ++i) {
-        mph_message m;
-        memset(&m, 0, sizeof m);
-        m.struct_size = sizeof m;
-        m.partition = MPH_PARTITION_ANY;
-        m.key = events[i]->key;
-        m.key_len = events[i]->key_len;
-        m.value = events[i]->value;
-        m.value_len = events[i]->value_len;
-        if (api->emit(ctx, &m) != MPH_OK) return MPH_RETRY;
-    }
+    for (size_t i = 0; i < count; ++i)
+        if (resend(ctx, events[i], "on_batch") != MPH_OK) return MPH_RETRY;
     return MPH_OK;
+}
+
+static mph_status batch_forward_on_event(void* instance, mph_agent_ctx* ctx, const mph_event* ev) {
+    forward_state* s = instance;
+    if (contains(ev, s->retry_on)) return MPH_RETRY;
+    return resend(ctx, ev, "on_event");
 }
 
 static const mph_agent_descriptor batch_forward_agent = {
     .struct_size = sizeof(mph_agent_descriptor),
     .name = "batch_forward",
-    .description = "re-sends each batch (on_batch) to the sinks",
+    .description = "re-sends each batch (on_batch), or each event (on_event), to the sinks, saying which",
     .params = forward_params,
     .param_count = 4,
     .create = forward_create,
     .destroy = forward_destroy,
+    .on_event = batch_forward_on_event,
     .on_batch = batch_forward_on_batch,
 };
 

@@ -224,3 +224,25 @@ TEST_CASE("channel: past its maxsize the agents writing to it wait until it drai
     CHECK(produced > 3000 + 304); // the load outran the channel: without the waits it would have piled up
     CHECK(host->stop(SIGTERM, 30s) == 0);
 }
+
+TEST_CASE("take: an agent that exports on_event and on_batch gets batches with take, single events without") {
+    Broker broker;
+    for (const char* t : {"in", "batched_out", "single_out"}) broker.create_topic(t, 1);
+    TempDir dir;
+    auto yaml = write_app(dir, "both_callbacks",
+                          "topics: {in: {partitions: 1}, batched_out: {partitions: 1}, single_out: {partitions: 1}}\n"
+                          "agents:\n"
+                          "  batched: {plugin: test_agents, agent: batch_forward, from: in, sinks: [batched_out],\n"
+                          "            take: {max: 20, within: 200ms}}\n"
+                          "  single: {plugin: test_agents, agent: batch_forward, from: in, sinks: [single_out]}\n");
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    std::vector<Message> events;
+    for (int i = 0; i < 30; ++i) events.push_back({"k", "e-" + std::to_string(i), {}, 0});
+    produce(broker.bootstrap(), "in", events);
+    TopicReader batched(broker.bootstrap(), "batched_out", 1), single(broker.bootstrap(), "single_out", 1);
+    REQUIRE(batched.read_until([](auto& r) { return r.size() >= 30; }, 30s));
+    REQUIRE(single.read_until([](auto& r) { return r.size() >= 30; }, 30s));
+    for (const auto& r : batched.records()) CHECK(r.header("via") == "on_batch");
+    for (const auto& r : single.records()) CHECK(r.header("via") == "on_event");
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}

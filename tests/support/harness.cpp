@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -437,6 +438,16 @@ HttpReply http_get(const std::string& address, const std::string& path, const st
     std::string raw = "GET " + path + " HTTP/1.1\r\nHost: " + address + "\r\nConnection: close\r\n";
     if (!token.empty()) raw += "Authorization: Bearer " + token + "\r\n";
     return http_raw(address, raw + "\r\n");
+}
+
+int shell(const std::string& command, std::string& output) {
+    output.clear();
+    FILE* pipe = popen((command + " 2>&1").c_str(), "r");
+    if (!pipe) throw std::runtime_error("popen failed: " + command);
+    char buffer[4096];
+    for (size_t n; (n = fread(buffer, 1, sizeof buffer, pipe)) > 0;) output.append(buffer, n);
+    const int status = pclose(pipe);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 }  // namespace mephisto::test

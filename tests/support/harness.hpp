@@ -187,6 +187,8 @@ struct HttpReply {
 sockaddr_in ipv4_address(const std::string& address);
 // Sends `raw`, a whole HTTP request as bytes (well-formed or not), to "host:port" and reads the reply.
 HttpReply http_raw(const std::string& address, const std::string& raw);
+// Runs `command` with sh, its stderr joined to its stdout in `output`; returns its exit status (-1: killed).
+int shell(const std::string& command, std::string& output);
 // GET `path` with Connection: close, and a bearer token when given.
 HttpReply http_get(const std::string& address, const std::string& path, const std::string& token = "");
 

@@ -9,7 +9,7 @@
 #include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "config/broker_address.hpp"
-#include "engine/host.hpp"
+#include "host/host.hpp"
 #include "supervisor/supervisor.hpp"
 
 int main(int argc, char** argv) {

@@ -8,7 +8,7 @@
 #include "cli/commands.hpp"
 #include "common/json_bounds.hpp"
 #include "common/logging.hpp"
-#include "engine/host.hpp"
+#include "host/host.hpp"
 #include "tables/codec.hpp"
 #include "tables/windowed_table.hpp"
 #include "tables/table_store.hpp"

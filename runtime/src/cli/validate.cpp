@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
-#include "engine/host.hpp"
+#include "host/host.hpp"
 
 namespace mephisto::cli {
 

@@ -154,9 +154,7 @@ void Pipeline::route_answer(Answer&& answer) {
                 std::lock_guard lock(lane->mu);
                 lane->replies.push_back(std::move(answer));
                 lane->has_replies.store(true, std::memory_order_release);
-                // (A lane that asked has its partition recovered: no need to look at `recovering` here.)
-                schedule = !lane->scheduled && !lane->stopping.load(std::memory_order_relaxed);
-                if (schedule) lane->scheduled = true;
+                schedule = lane->claim_turn();
             }
             if (schedule) scheduler_.push(lane);
             return;

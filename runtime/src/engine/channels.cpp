@@ -159,7 +159,7 @@ void Pipeline::close_channels(std::chrono::steady_clock::time_point deadline, st
     std::set<const Lane*> left;
     for (auto& [name, channel] : channels_)
         for (auto& lane : channel->lanes)
-            if (!stop_lane_until(*lane, deadline)) {
+            if (!stop_lane(*lane, deadline)) {
                 left.insert(lane.get());
                 abandoned.push_back(lane.get());
             }

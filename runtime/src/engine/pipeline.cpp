@@ -80,58 +80,6 @@ thread_local std::vector<mph_header> t_headers;
 
 }  // namespace
 
-// The agent `agent_name` of plugin `plugin_name`, checked against the YAML params it is given.
-Result<std::pair<std::shared_ptr<Plugin>, const AgentInfo*>> resolve_agent(
-    const std::map<std::string, std::shared_ptr<Plugin>>& plugins, const std::string& plugin_name,
-    const std::string& agent_name, const Mark& plugin_mark, const Mark& agent_mark,
-    const std::map<std::string, std::string>& yaml_params, const std::string& what) {
-    auto it = plugins.find(plugin_name);
-    if (it == plugins.end()) return make_error(plugin_mark.str() + ": plugin '" + plugin_name + "' is not loaded");
-    const AgentInfo* info = it->second->find_agent(agent_name);
-    if (!info) {
-        std::string known;
-        for (const auto& a : it->second->agents()) known += (known.empty() ? "" : ", ") + a.name;
-        return make_error(agent_mark.str() + ": " + what + ": plugin '" + plugin_name + "' has no agent '" +
-                          agent_name + "' (it has: " + (known.empty() ? "none" : known) + ")");
-    }
-    for (const auto& [name, value] : yaml_params) {
-        (void)value;
-        bool known = info->params.empty() ||
-                     std::any_of(info->params.begin(), info->params.end(), [&](auto& p) { return p.name == name; });
-        if (!known) return make_error(agent_mark.str() + ": " + what + ": agent '" + agent_name + "' of plugin '" +
-                                      plugin_name + "' has no param '" + name + "'");
-    }
-    for (const auto& param : info->params)
-        if (param.required && !yaml_params.count(param.name))
-            return make_error(agent_mark.str() + ": " + what + ": param '" + param.name + "' is required by agent '" +
-                              agent_name + "'");
-    return std::make_pair(it->second, info);
-}
-
-Result<const mph_predicate_descriptor*> resolve_filter(const AgentSpec& spec,
-                                                      const std::map<std::string, std::shared_ptr<Plugin>>& plugins) {
-    const auto& ref = spec.filter;
-    if (ref.empty()) return static_cast<const mph_predicate_descriptor*>(nullptr);
-    auto it = plugins.find(ref.plugin);
-    if (it == plugins.end()) return make_error(ref.mark.str() + ": plugin '" + ref.plugin + "' is not loaded");
-    const PredicateInfo* p = it->second->find_predicate(ref.name);
-    if (!p) {
-        std::string known;
-        for (const auto& k : it->second->predicates()) known += (known.empty() ? "" : ", ") + k.name;
-        return make_error(ref.mark.str() + ": agents." + spec.name + ".filter: plugin " + ref.plugin +
-                          " has no predicate '" + ref.name + "' (it provides: " + (known.empty() ? "none" : known) + ")");
-    }
-    return &p->callbacks;
-}
-
-// The params an instance sees: the plugin's declared defaults, overridden by the YAML.
-std::map<std::string, std::string> effective_params(const AgentInfo* info, const std::map<std::string, std::string>& yaml) {
-    std::map<std::string, std::string> out;
-    for (const auto& p : info->params)
-        if (p.default_value) out[p.name] = *p.default_value;
-    for (const auto& [k, v] : yaml) out[k] = v;
-    return out;
-}
 
 
 PluginCallRecord Pipeline::call_record(const Lane& lane, const char* callback, int64_t offset) const {
@@ -172,8 +120,9 @@ Status Pipeline::check_agent_features(const AgentSpec& spec, const AgentInfo* in
         if (spec.concurrency > 1)
             return make_error(where + "windowed table " + name + " keeps one stream time per partition; concurrency " +
                               "would move it out of order");
-        if (!info->callbacks.on_event)
-            return make_error(where + "windowed table " + name + " needs on_event: each write takes its event's time");
+        if (!info->callbacks.on_event || spec.take)
+            return make_error(where + "windowed table " + name + " needs on_event without take: each write takes its "
+                              "event's time");
     }
     return {};
 }
@@ -227,12 +176,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
             p->agents_.push_back(std::move(a));
             continue;
         }
-        auto r = resolve_agent(plugins, spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params,
-                               "agents." + spec.name);
+        auto r = resolve_stream_agent(spec, plugins);
         if (!r) return make_error(r.error());
-        if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
-            return make_error(spec.agent_mark.str() + ": agents." + spec.name + ": agent '" + spec.agent +
-                              "' has neither on_event nor on_batch, so it cannot read a topic");
         if (auto st = p->check_agent_features(spec, r->second); !st) return make_error(st.error());
         auto filter = resolve_filter(spec, plugins);
         if (!filter) return make_error(filter.error());
@@ -253,12 +198,8 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         std::atomic_store(&p->window_closers_, *closers);
     }
     for (const auto& spec : p->config_.timers) {
-        auto r = resolve_agent(plugins, spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params,
-                               "timers." + spec.name);
+        auto r = resolve_timer_agent(spec, plugins);
         if (!r) return make_error(r.error());
-        if (!r->second->callbacks.on_timer)
-            return make_error(spec.agent_mark.str() + ": timers." + spec.name + ": agent '" + spec.agent +
-                              "' has no on_timer callback");
         auto t = std::make_unique<TimerRuntime>(spec);
         t->plugin = r->first;
         t->info = r->second;
@@ -812,15 +753,22 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
         if (lane->takes(key_hash)) enqueue(*lane, f);
 }
 
+bool Lane::claim_turn() {
+    // A partition whose tables are recovering holds its events until they are (finish_recoveries). A stopped
+    // lane (a plugin swap in progress) keeps its events until it resumes. `local` is the worker's, but no
+    // worker runs a lane that is not scheduled.
+    if (scheduled || stopping.load(std::memory_order_relaxed) || partition->recovering) return false;
+    if (!has_work()) return false;
+    scheduled = true;
+    return true;
+}
+
 void Pipeline::enqueue(Lane& lane, InFlight* f) {
     bool schedule, batch_full = false;
     {
         std::lock_guard lock(lane.mu);
         lane.queue.push_back(f);
-        // A partition whose tables are recovering holds its events until they are (finish_recoveries).
-        // A stopped lane (a plugin swap in progress) keeps its events until it resumes.
-        schedule = !lane.scheduled && !lane.partition->recovering && !lane.stopping.load(std::memory_order_relaxed);
-        if (schedule) lane.scheduled = true;
+        schedule = lane.claim_turn();
         // A lane gathering a batch (take) waits for `within` at most; a full batch goes at once.
         if (!schedule && lane.batch_waiting > 0 && lane.agent->spec->take)
             batch_full = lane.batch_waiting + lane.queue.size() >= static_cast<size_t>(lane.agent->spec->take->max);
@@ -1024,7 +972,7 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
             for (auto& lane : ps->lanes) {
                 if (!abandoned) {
                     stop_lane(*lane);
-                } else if (!stop_lane_until(*lane, deadline)) {
+                } else if (!stop_lane(*lane, deadline)) {
                     left.insert(lane.get());
                     abandoned->push_back(lane.get());
                 }
@@ -1095,16 +1043,19 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
     for (auto& ps : revoked) retired_.push_back(std::move(ps));
 }
 
-void Pipeline::stop_lane(Lane& lane) {
+bool Pipeline::stop_lane(Lane& lane, std::optional<std::chrono::steady_clock::time_point> deadline) {
     lane.stopping = true;
     if (scheduler_.remove(&lane)) {
         std::lock_guard lock(lane.mu);
         lane.scheduled = false;
     }
     std::unique_lock lock(lane.mu);
-    while (!lane.idle.wait_for(lock, std::chrono::seconds(5), [&] { return !lane.scheduled; }))
+    auto idle = [&] { return !lane.scheduled; };
+    if (deadline) return lane.idle.wait_until(lock, *deadline, idle);
+    while (!lane.idle.wait_for(lock, std::chrono::seconds(5), idle))
         lane.agent->log->warn("still waiting for agent {} on {}[{}] to return from its callback", lane.agent->spec->name,
                               lane.partition->topic, lane.partition->partition);
+    return true;
 }
 
 // ------------------------------------------------------------------------------------------------ workers
@@ -1158,7 +1109,8 @@ void Pipeline::run_lane(Lane& lane) {
             if (outcome != Outcome::done) break;
             if (lane.local.empty()) continue;  // all filtered: take what is queued
         }
-        if (cb.on_event) {
+        // One by one to on_event; to on_batch when the agent has no on_event, or takes batches (take:).
+        if (cb.on_event && !lane.agent->spec->take) {
             outcome = deliver(lane, lane.local.front(), delay);
             --budget;
         } else {
@@ -1195,8 +1147,7 @@ void Pipeline::run_lane(Lane& lane) {
     }
     {
         std::lock_guard lock(lane.mu);
-        if (outcome == Outcome::park || lane.stopping ||
-            (lane.local.empty() && lane.queue.empty() && lane.replies.empty() && lane.orphans.empty())) {
+        if (outcome == Outcome::park || lane.stopping || !lane.has_work()) {
             lane.scheduled = false;
             lane.idle.notify_all();
             return;
@@ -1342,7 +1293,8 @@ Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, millisecond
         lane.failing_offset = lane.local.front()->offset();  // the policy applies now
         return on_failure(lane, 1, MPH_RETRY, "filter " + lane.agent->spec->filter.name + ": " + why, delay);
     }
-    if (lane.agent->info->callbacks.on_event) return Outcome::done;  // one event at a time: the head is enough
+    if (lane.agent->info->callbacks.on_event && !lane.agent->spec->take)
+        return Outcome::done;  // one event at a time: the head is enough
     for (size_t i = 1; i < lane.local.size() && i < limit;) {
         const int32_t verdict = keep(lane.local[i]);
         if (verdict == 1) ++i;

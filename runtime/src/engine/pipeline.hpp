@@ -23,6 +23,7 @@
 #include "config/config.hpp"
 #include "config/topology_diff.hpp"
 #include "engine/agent_context.hpp"
+#include "engine/agent_resolver.hpp"
 #include "engine/global_table_follower.hpp"
 #include "engine/lane_scheduler.hpp"
 #include "engine/offset_tracker.hpp"
@@ -211,6 +212,13 @@ struct Lane {
     std::deque<InFlight*> queue;   // filled by the consumer thread
     bool scheduled = false;        // in the scheduler or running on a worker
     std::atomic<bool> stopping{false};
+    // Under mu, by whoever gave the lane work (an event, a reply, a resume, a recovery's end): when the lane
+    // should take a turn now, marks it scheduled and returns true, and the caller pushes it to the scheduler
+    // (outside mu). It takes a turn when it is neither scheduled already nor stopped, its partition's tables
+    // are not recovering, and it has something to do. The one place that decides it.
+    bool claim_turn();
+    // Under mu (or on the worker running it): events, replies or orphans wait for it.
+    bool has_work() const { return !local.empty() || !queue.empty() || !replies.empty() || !orphans.empty(); }
 
     // Worker-only state (one worker at a time):
     std::deque<InFlight*> local;  // taken from queue; the head is the event being processed
@@ -327,18 +335,6 @@ struct TimerRuntime {
         spec = spec_versions.back().get();
     }
 };
-
-// The agent `agent_name` of plugin `plugin_name`, checked against the YAML params it is given; errors name
-// the YAML positions. Used at creation and again when a plugin is swapped.
-Result<std::pair<std::shared_ptr<Plugin>, const AgentInfo*>> resolve_agent(
-    const std::map<std::string, std::shared_ptr<Plugin>>& plugins, const std::string& plugin_name,
-    const std::string& agent_name, const Mark& plugin_mark, const Mark& agent_mark,
-    const std::map<std::string, std::string>& yaml_params, const std::string& what);
-// The predicate of an agent's `filter:` (null when it has none); errors name the YAML position.
-Result<const mph_predicate_descriptor*> resolve_filter(const AgentSpec& spec,
-                                                      const std::map<std::string, std::shared_ptr<Plugin>>& plugins);
-// The params an instance sees: the plugin's declared defaults, overridden by the YAML.
-std::map<std::string, std::string> effective_params(const AgentInfo* info, const std::map<std::string, std::string>& yaml);
 
 // What a plugin swap did to one pipeline.
 struct SwapReport {
@@ -517,7 +513,11 @@ private:
     Status ensure_reply_router();
     // The topic an agent of this pipeline reads (cast and ask go there); empty when there is no such agent.
     std::string agent_topic(const std::string& agent) const;
-    void stop_lane(Lane& lane);
+    // Stops a lane: it takes no more turns, and the callback in progress, if any, returns. Without a deadline it
+    // waits as long as that takes (saying so every 5 s); with one (a plugin swap, a topology edit, a revoke's
+    // budget), false when the callback had not returned by then: the lane stays marked stopping, and
+    // resume_lane undoes that.
+    bool stop_lane(Lane& lane, std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
     // Runs beside the consumer: reports callbacks running past hung_callback_after (again as often).
     void watch_loop();
     void watch_hung_calls();
@@ -528,9 +528,6 @@ private:
     // The watch thread: the group's committed offsets of newly assigned partitions, so lag is right before
     // this host commits anything.
     void fetch_committed_offsets();
-    // A plugin swap's stop: false when the callback in progress did not return by `deadline` (the lane stays
-    // marked stopping; resume_lane undoes it).
-    bool stop_lane_until(Lane& lane, std::chrono::steady_clock::time_point deadline);
     void resume_lane(Lane& lane);  // takes events again; schedules the lane if it has some
     // A lane of `agent` on `ps`, bound to the agent's table shards for that partition. Caller holds
     // partitions_mutex_.

@@ -333,8 +333,7 @@ void Pipeline::finish_recoveries() {
             bool schedule;
             {
                 std::lock_guard l(lane->mu);
-                schedule = !lane->scheduled && !lane->queue.empty() && !lane->stopping;  // a swap resumes it
-                if (schedule) lane->scheduled = true;
+                schedule = lane->claim_turn();  // a stopped one: the swap resumes it
             }
             if (schedule) scheduler_.push(lane.get());
         }

@@ -9,24 +9,12 @@ namespace {
 constexpr std::chrono::milliseconds kSwapStopBudget{10'000};
 }
 
-bool Pipeline::stop_lane_until(Lane& lane, std::chrono::steady_clock::time_point deadline) {
-    lane.stopping = true;
-    if (scheduler_.remove(&lane)) {
-        std::lock_guard lock(lane.mu);
-        lane.scheduled = false;
-    }
-    std::unique_lock lock(lane.mu);
-    return lane.idle.wait_until(lock, deadline, [&] { return !lane.scheduled; });
-}
-
 void Pipeline::resume_lane(Lane& lane) {
     bool schedule;
     {
         std::lock_guard lock(lane.mu);
         lane.stopping = false;
-        schedule = !lane.scheduled && !lane.partition->recovering &&
-                   (!lane.local.empty() || !lane.queue.empty() || !lane.replies.empty() || !lane.orphans.empty());
-        if (schedule) lane.scheduled = true;
+        schedule = lane.claim_turn();
     }
     if (schedule) scheduler_.push(&lane);
 }
@@ -84,21 +72,14 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
     std::shared_ptr<const std::map<std::string, std::string>> closers_after_swap;
     for (auto& a : agents_) {
         if (!a->spec->builtin.empty() || a->spec->plugin != name) continue;
-        auto r = resolve_agent(offered, name, a->spec->agent, a->spec->plugin_mark, a->spec->agent_mark,
-                               a->spec->params, "agents." + a->spec->name);
+        auto r = resolve_stream_agent(*a->spec, offered);
         if (!r) return make_error(r.error());
-        if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
-            return make_error("agents." + a->spec->name + ": the new agent '" + a->spec->agent +
-                              "' has neither on_event nor on_batch");
         agents.emplace_back(a.get(), r->second);
     }
     for (auto& t : timers_) {
         if (t->spec->plugin != name) continue;
-        auto r = resolve_agent(offered, name, t->spec->agent, t->spec->plugin_mark, t->spec->agent_mark,
-                               t->spec->params, "timers." + t->spec->name);
+        auto r = resolve_timer_agent(*t->spec, offered);
         if (!r) return make_error(r.error());
-        if (!r->second->callbacks.on_timer)
-            return make_error("timers." + t->spec->name + ": the new agent '" + t->spec->agent + "' has no on_timer");
         timers.emplace_back(t.get(), r->second);
     }
 
@@ -138,7 +119,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
         // budget the swap is refused and the lanes stopped so far resume on the old code.
         const auto deadline = started + kSwapStopBudget;
         for (size_t i = 0; i < lanes.size(); ++i) {
-            if (stop_lane_until(*lanes[i], deadline)) continue;
+            if (stop_lane(*lanes[i], deadline)) continue;
             for (size_t j = 0; j <= i; ++j) resume_lane(*lanes[j]);
             return make_error("agents." + agent->spec->name + ": the callback on " + lanes[i]->partition->topic + "[" +
                               std::to_string(lanes[i]->partition->partition) + "] did not return within " +

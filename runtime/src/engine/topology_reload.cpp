@@ -47,12 +47,8 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         for (auto& a : agents_) running[a->spec->name] = a.get();
     }
     auto resolve = [&](const AgentSpec& spec) -> Result<Starting> {
-        auto r = resolve_agent(plugins, spec.plugin, spec.agent, spec.plugin_mark, spec.agent_mark, spec.params,
-                               "agents." + spec.name);
+        auto r = resolve_stream_agent(spec, plugins);
         if (!r) return make_error(r.error());
-        if (!r->second->callbacks.on_event && !r->second->callbacks.on_batch)
-            return make_error(spec.agent_mark.str() + ": agents." + spec.name + ": agent '" + spec.agent +
-                              "' has neither on_event nor on_batch, so it cannot read a topic");
         if (auto st = check_agent_features(spec, r->second); !st) return make_error(st.error());
         auto filter = resolve_filter(spec, plugins);
         if (!filter) return make_error(filter.error());
@@ -95,11 +91,8 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     std::vector<TimerStart> timers_starting;
     for (const auto& t : edited.timers) {
         if (!contains(diff.timers_added, t.name) && !contains(diff.timers_changed, t.name)) continue;
-        auto r = resolve_agent(plugins, t.plugin, t.agent, t.plugin_mark, t.agent_mark, t.params, "timers." + t.name);
+        auto r = resolve_timer_agent(t, plugins);
         if (!r) return make_error(r.error());
-        if (!r->second->callbacks.on_timer)
-            return make_error(t.agent_mark.str() + ": timers." + t.name + ": agent '" + t.agent +
-                              "' has no on_timer callback");
         timers_starting.push_back({&t, r->first, r->second});
     }
     std::map<std::string, const mph_codec_descriptor*> new_codecs;
@@ -146,7 +139,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     for (auto& [agent, lanes] : lanes_of)
         for (Lane* lane : lanes) {
             stopped.push_back(lane);
-            if (stop_lane_until(*lane, deadline)) continue;
+            if (stop_lane(*lane, deadline)) continue;
             for (Lane* l : stopped) resume_lane(*l);
             return make_error("agents." + agent->spec->name + ": the callback on " + lane->partition->topic + "[" +
                               std::to_string(lane->partition->partition) +

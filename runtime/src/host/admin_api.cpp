@@ -1,11 +1,13 @@
-#include "admin/admin_api.hpp"
+#include "host/admin_api.hpp"
 
 #include <ctime>
 
 #include <nlohmann/json.hpp>
 
+#include "admin/json_reply.hpp"
+
 #include "common/json_bounds.hpp"
-#include "engine/host.hpp"
+#include "host/host.hpp"
 #include "tables/codec.hpp"
 
 namespace mephisto {
@@ -13,11 +15,8 @@ namespace {
 
 using nlohmann::json;
 
-// Keys and values may be any bytes: what is not UTF-8 is shown as U+FFFD rather than failing the request.
-HttpResponse reply(int status, const json& body) {
-    return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
-}
-HttpResponse error(int status, const std::string& message) { return reply(status, json{{"error", message}}); }
+HttpResponse reply(int status, const json& body) { return json_reply(status, body); }
+HttpResponse error(int status, const std::string& message) { return json_error(status, message); }
 
 std::string iso8601(std::chrono::system_clock::time_point t) {
     const std::time_t seconds = std::chrono::system_clock::to_time_t(t);

@@ -1,4 +1,4 @@
-#include "engine/host.hpp"
+#include "host/host.hpp"
 
 #include <signal.h>
 #include <unistd.h>
@@ -7,7 +7,7 @@
 #include <set>
 #include <thread>
 
-#include "admin/admin_api.hpp"
+#include "host/admin_api.hpp"
 #include "config/broker_address.hpp"
 #include "config/topology_diff.hpp"
 #include "common/logging.hpp"

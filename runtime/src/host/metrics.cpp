@@ -6,8 +6,8 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
-#include "admin/admin_api.hpp"
-#include "engine/host.hpp"
+#include "host/admin_api.hpp"
+#include "host/host.hpp"
 
 namespace mephisto {
 namespace {

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "config/config.hpp"
-#include "engine/host.hpp"
+#include "host/host.hpp"
 
 namespace mephisto {
 

@@ -6,6 +6,7 @@
 #include <prometheus/metric_family.h>
 #include <prometheus/text_serializer.h>
 
+#include "admin/json_reply.hpp"
 #include "admin/unix_http_client.hpp"
 #include "supervisor/metrics_merge.hpp"
 
@@ -14,10 +15,8 @@ namespace {
 
 using nlohmann::json;
 
-HttpResponse reply(int status, const json& body) {
-    return {status, "application/json", body.dump(-1, ' ', false, json::error_handler_t::replace) + "\n"};
-}
-HttpResponse error(int status, const std::string& message) { return reply(status, json{{"error", message}}); }
+HttpResponse reply(int status, const json& body) { return json_reply(status, body); }
+HttpResponse error(int status, const std::string& message) { return json_error(status, message); }
 
 json worker_json(const WorkerStatus& w) {
     return {{"worker", w.name},

@@ -25,7 +25,9 @@
  *     an mph_agent_ctx may only be called from inside a callback that received that ctx.
  *  8. ERRORS: functions return mph_status. A callback's verdict is MPH_OK, MPH_RETRY (transient: the host
  *     retries with backoff) or MPH_FATAL (the supervisor restarts the instance). Negative values are local
- *     errors of host functions. Error text goes to the host through set_error before returning.
+ *     errors of host functions. Error text goes to the host through set_error before returning. Any verdict
+ *     other than MPH_OK and MPH_RETRY counts as MPH_FATAL: a host status returned as it came (say MPH_ERR_FULL
+ *     from emit) restarts the instance; return MPH_RETRY to have the event tried again instead.
  *  9. No C++ across the line: no exceptions, no RTTI, no std:: types. The C++ wrapper (mephisto.hpp)
  *     catches every exception at the trampoline and turns it into MPH_FATAL plus the message.
  */
@@ -336,16 +338,21 @@ typedef struct mph_agent_descriptor {
     const mph_param_spec* const* params; /* may be NULL */
     size_t param_count;
 
-    /* Creates one instance. Called once per assigned partition (and once per timer).
+    /* Creates one instance. Called once per assigned partition and concurrency slot (`concurrency: N`: N
+     * instances per partition, each with its own create), once per timer, and again for a new instance after a
+     * restart (MPH_FATAL) or a plugin swap.
      * Sets *instance (may stay NULL). Returns MPH_OK or MPH_FATAL after set_error. THREAD: a worker. */
     mph_status (*create)(mph_agent_ctx* ctx, void** instance);
     /* Destroys an instance; never fails. Called after on_revoked, on restart and at shutdown. */
     void (*destroy)(void* instance);
 
-    /* One event. Verdict per convention 8. */
+    /* One event. Verdict per convention 8. An event read from a channel (not from Kafka) has the channel's
+     * name as topic, partition 0, and as offset the channel's sequence number: the order in which this host
+     * process took the events into the channel, counted from 0 at its start (not stable across restarts). */
     mph_status (*on_event)(void* instance, mph_agent_ctx* ctx, const mph_event* event);
-    /* Several consecutive events of one partition; the verdict applies to the whole batch.
-     * OWNERSHIP: the array and events are valid until the callback returns. */
+    /* Several consecutive events of one partition; the verdict applies to the whole batch. An agent exporting
+     * both gets events through on_event, unless its YAML says `take:`: then through on_batch, in batches of
+     * up to take.max. OWNERSHIP: the array and events are valid until the callback returns. */
     mph_status (*on_batch)(void* instance, mph_agent_ctx* ctx, const mph_event* const* events, size_t count);
     /* A timer declared in YAML fired. `timer` is its YAML name; now_ms is wall-clock milliseconds. */
     mph_status (*on_timer)(void* instance, mph_agent_ctx* ctx, const char* timer, int64_t now_ms);
@@ -355,9 +362,10 @@ typedef struct mph_agent_descriptor {
     mph_status (*on_revoked)(void* instance, mph_agent_ctx* ctx, int32_t partition);
 
     /* since 1.3: a window of a windowed table the agent declares closed (stream time passed its end plus the
-     * grace period): its final value for key. Called exactly once per (key, window), on the instance of the
-     * partition that holds the key, right after the event that moved stream time past it; outputs it sends
-     * are tracked like that event's. At most one agent per table may export it. Return MPH_OK; other verdicts
+     * grace period): its final value for key. Called once per (key, window) while the host runs, on the
+     * instance of the partition that holds the key, right after the event that moved stream time past it;
+     * outputs it sends are tracked like that event's. Across a crash it is at least once, not exactly once:
+     * when that event was not committed yet, it is processed again and the window closes again. At most one agent per table may export it. Return MPH_OK; other verdicts
      * are logged and counted, and the window still counts as closed. OWNERSHIP: views valid during the call. */
     mph_status (*on_window_close)(void* instance, mph_agent_ctx* ctx, const char* table, const void* key,
                                   size_t key_len, const mph_window* window, const void* value, size_t value_len);
