@@ -18,11 +18,10 @@ using nlohmann::json;
 namespace {
 
 std::string pipeline(const std::string& app, const std::filesystem::path& state) {
-    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\nstate_dir: " + state.string() +
-           "\n" + kFastGroupYaml +
+    return pipeline_yaml(app, "state_dir: " + state.string() + "\n"
            "topics: {words: {partitions: 4}}\n"
            "tables: {counts: {value: int64}}\n"
-           "agents:\n  counter: {plugin: test_agents, agent: count, from: words, tables: [counts]}\n";
+           "agents:\n  counter: {plugin: test_agents, agent: count, from: words, tables: [counts]}\n");
 }
 
 json get_json(const std::string& address, const std::string& path) {

@@ -30,9 +30,9 @@ int as_nobody(const std::string& command) {
 void set_mode(const fs::path& p, unsigned mode) { REQUIRE(::chmod(p.c_str(), mode) == 0); }
 
 std::string stamp_pipeline(const std::string& app, const fs::path& plugins) {
-    return "app: {id: " + app + "}\nplugins: {dir: " + plugins.string() + "}\n" + kFastGroupYaml +
-           "topics: {in: {partitions: 1}, out: {partitions: 1}}\n"
-           "agents:\n  stamp: {plugin: stamp, from: in, sinks: [out]}\n";
+    return pipeline_yaml(app, "topics: {in: {partitions: 1}, out: {partitions: 1}}\n"
+           "agents:\n  stamp: {plugin: stamp, from: in, sinks: [out]}\n",
+                         plugins);
 }
 
 // The stamp_v1 plugin in <dir>/plugins (mode 0755), and the pipeline running it.

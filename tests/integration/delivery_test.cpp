@@ -11,8 +11,7 @@ using namespace mephisto::test;
 namespace {
 
 std::string forward_pipeline(const std::string& app, const std::string& agent_extra, const std::string& topic_extra = "") {
-    return "app: {id: " + app + "}\n" + "plugins: {dir: " + test_plugin_dir().string() + "}\n" + kFastGroupYaml +
-           "topics:\n"
+    return pipeline_yaml(app, "topics:\n"
            "  in: {partitions: 4" + topic_extra + "}\n"
            "  out: {partitions: 4}\n"
            "agents:\n"
@@ -20,7 +19,7 @@ std::string forward_pipeline(const std::string& app, const std::string& agent_ex
            "    plugin: test_agents\n"
            "    agent: forward\n"
            "    from: in\n"
-           "    sinks: [out]\n" + agent_extra;
+           "    sinks: [out]\n" + agent_extra);
 }
 
 int seq_of(const std::string& value) { return std::stoi(value.substr(value.rfind('-') + 1)); }

@@ -23,11 +23,11 @@ namespace {
 
 // A pipeline counting the values of `topic` in its table `counts`.
 std::string counting_pipeline(const std::string& app, const std::string& topic, const fs::path& state) {
-    return pipeline_yaml(app, "state_dir: " + state.string() + "\n"
-                              "topics: {" + topic + ": {partitions: 2}}\n"
-                              "tables: {counts: {value: int64}}\n"
-                              "agents:\n  counter: {plugin: test_agents, agent: count, from: " + topic +
-                              ", tables: [counts]}\n");
+    return PipelineBuilder(app)
+        .state_dir(state)
+        .topic(topic, 2)
+        .table("counts", "{value: int64}")
+        .agent("counter", "{plugin: test_agents, agent: count, from: " + topic + ", tables: [counts]}");
 }
 
 json get_json(const std::string& admin, const std::string& path) {

@@ -13,10 +13,10 @@ namespace {
 constexpr int kEvents = 3000;
 
 std::string slow_pipeline(const std::string& app, int delay_ms, const std::string& extra = "") {
-    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" + kFastGroupYaml + extra +
+    return pipeline_yaml(app, extra +
            "topics:\n  in: {partitions: 4}\n  out: {partitions: 4}\n"
            "agents:\n  fwd:\n    plugin: test_agents\n    agent: forward\n    from: in\n    sinks: [out]\n"
-           "    params: {delay_ms: " + std::to_string(delay_ms) + "}\n";
+           "    params: {delay_ms: " + std::to_string(delay_ms) + "}\n");
 }
 
 // The input ledger: offset of each sequence number per partition, read back from the input topic.

@@ -15,10 +15,9 @@ namespace {
 constexpr int kEvents = 3000;
 
 std::string pipeline(const std::string& app) {
-    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" + kFastGroupYaml +
-           "topics:\n  in: {partitions: 4}\n  out: {partitions: 4}\n"
+    return pipeline_yaml(app, "topics:\n  in: {partitions: 4}\n  out: {partitions: 4}\n"
            "agents:\n  fwd:\n    plugin: test_agents\n    agent: forward\n    from: in\n    sinks: [out]\n"
-           "    params: {delay_ms: 2}\n";
+           "    params: {delay_ms: 2}\n");
 }
 
 int duplicates(const TopicReader& out) {

@@ -17,12 +17,11 @@ constexpr int kEvents = 400;
 constexpr int kPoison = 157;
 
 std::string fan_out_pipeline(const std::string& app, const std::string& flaky_policy) {
-    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" + kFastGroupYaml +
-           "topics:\n  in: {partitions: 4}\n  out_a: {partitions: 4}\n  out_b: {partitions: 4}\n"
+    return pipeline_yaml(app, "topics:\n  in: {partitions: 4}\n  out_a: {partitions: 4}\n  out_b: {partitions: 4}\n"
            "agents:\n"
            "  flaky:\n    plugin: test_agents\n    agent: forward\n    from: in\n    sinks: [out_a]\n"
            "    params: {fail_on: poison}\n" + flaky_policy +
-           "  steady:\n    plugin: test_agents\n    agent: forward\n    from: in\n    sinks: [out_b]\n";
+           "  steady:\n    plugin: test_agents\n    agent: forward\n    from: in\n    sinks: [out_b]\n");
 }
 
 std::vector<Message> inputs() {

@@ -13,9 +13,8 @@ using namespace mephisto::test;
 namespace {
 
 std::string pipeline(const std::string& app, const std::string& from, const std::string& to) {
-    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" + kFastGroupYaml +
-           "topics: {" + from + ": {partitions: 2}, " + to + ": {partitions: 2}}\n"
-           "agents:\n  relay: {plugin: test_agents, agent: forward, from: " + from + ", sinks: [" + to + "]}\n";
+    return pipeline_yaml(app, "topics: {" + from + ": {partitions: 2}, " + to + ": {partitions: 2}}\n"
+           "agents:\n  relay: {plugin: test_agents, agent: forward, from: " + from + ", sinks: [" + to + "]}\n");
 }
 
 // Writes `text` to `path` the way an editor or a deployment should: beside it, then a rename.

@@ -27,9 +27,9 @@ void install(const std::filesystem::path& source, const std::filesystem::path& d
 }
 
 std::string pipeline(const std::string& app, const std::filesystem::path& plugins) {
-    return "app: {id: " + app + "}\nplugins: {dir: " + plugins.string() + "}\n" + kFastGroupYaml +
-           "topics: {in: {partitions: 4}, out: {partitions: 4}}\n"
-           "agents:\n  stamp: {plugin: stamp, from: in, sinks: [out]}\n";
+    return pipeline_yaml(app, "topics: {in: {partitions: 4}, out: {partitions: 4}}\n"
+           "agents:\n  stamp: {plugin: stamp, from: in, sinks: [out]}\n",
+                         plugins);
 }
 
 // The outputs by input value: "v2:seq-17" -> seq-17 seen once, by version 2.

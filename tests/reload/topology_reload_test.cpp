@@ -18,7 +18,7 @@ using nlohmann::json;
 namespace {
 
 std::string header(const std::string& app) {
-    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" + kFastGroupYaml;
+    return pipeline_yaml(app, "");
 }
 
 // Saves `text` as `name` in `dir` the way editors do: written beside it, then renamed over it.

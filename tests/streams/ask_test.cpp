@@ -16,15 +16,14 @@ namespace {
 
 std::filesystem::path write_pipeline(const TempDir& dir, const std::string& app, const std::string& asker_params,
                                      const std::string& adder_params) {
-    return dir.write("p.yaml", "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
-                                   kFastGroupYaml +
+    return dir.write("p.yaml", pipeline_yaml(app,
                                    "topics: {questions: {partitions: 4}, adds: {partitions: 3}, answers: {partitions: 1},\n"
                                    "         sums: {partitions: 1}}\n"
                                    "agents:\n"
                                    "  asking: {plugin: test_agents, agent: asker, from: questions, sinks: [answers],\n"
                                    "           params: {target: adding" + asker_params + "}}\n"
                                    "  adding: {plugin: test_agents, agent: adder, from: adds, sinks: [sums]" +
-                                   adder_params + "}\n");
+                                   adder_params + "}\n"));
 }
 
 void create_topics(Broker& broker) {

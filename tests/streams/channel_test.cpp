@@ -17,8 +17,7 @@ namespace {
 
 // p.yaml of app `app`: the test plugins, quick group settings, then `body` (topics, channels, agents).
 std::filesystem::path write_app(const TempDir& dir, const std::string& app, const std::string& body) {
-    return dir.write("p.yaml", "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
-                                   kFastGroupYaml + body);
+    return dir.write("p.yaml", pipeline_yaml(app, body));
 }
 
 // in -> first -> channel middle -> second -> out, one partition.
@@ -226,20 +225,20 @@ TEST_CASE("channel: past its maxsize the agents writing to it wait until it drai
 }
 
 TEST_CASE("take: an agent that exports on_event and on_batch gets batches with take, single events without") {
-    Broker broker;
-    for (const char* t : {"in", "batched_out", "single_out"}) broker.create_topic(t, 1);
-    TempDir dir;
-    auto yaml = write_app(dir, "both_callbacks",
-                          "topics: {in: {partitions: 1}, batched_out: {partitions: 1}, single_out: {partitions: 1}}\n"
-                          "agents:\n"
-                          "  batched: {plugin: test_agents, agent: batch_forward, from: in, sinks: [batched_out],\n"
-                          "            take: {max: 20, within: 200ms}}\n"
-                          "  single: {plugin: test_agents, agent: batch_forward, from: in, sinks: [single_out]}\n");
-    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    HostFixture f;
+    for (const char* t : {"in", "batched_out", "single_out"}) f.broker.create_topic(t, 1);
+    auto host = f.start("p.yaml", PipelineBuilder("both_callbacks")
+                                      .topic("in", 1)
+                                      .topic("batched_out", 1)
+                                      .topic("single_out", 1)
+                                      .agent("batched", "{plugin: test_agents, agent: batch_forward, from: in, "
+                                                        "sinks: [batched_out], take: {max: 20, within: 200ms}}")
+                                      .agent("single", "{plugin: test_agents, agent: batch_forward, from: in, "
+                                                       "sinks: [single_out]}"));
     std::vector<Message> events;
     for (int i = 0; i < 30; ++i) events.push_back({"k", "e-" + std::to_string(i), {}, 0});
-    produce(broker.bootstrap(), "in", events);
-    TopicReader batched(broker.bootstrap(), "batched_out", 1), single(broker.bootstrap(), "single_out", 1);
+    produce(f.broker.bootstrap(), "in", events);
+    TopicReader batched(f.broker.bootstrap(), "batched_out", 1), single(f.broker.bootstrap(), "single_out", 1);
     REQUIRE(batched.read_until([](auto& r) { return r.size() >= 30; }, 30s));
     REQUIRE(single.read_until([](auto& r) { return r.size() >= 30; }, 30s));
     for (const auto& r : batched.records()) CHECK(r.header("via") == "on_batch");

@@ -15,12 +15,11 @@ using namespace mephisto::test;
 namespace {
 
 std::filesystem::path write_pipeline(const TempDir& dir, const std::string& app, const std::string& extra = "") {
-    return dir.write("p.yaml", "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" +
-                                   kFastGroupYaml +
+    return dir.write("p.yaml", pipeline_yaml(app,
                                    "topics: {in: {partitions: 1}, out: {partitions: 1}}\n"
                                    "agents:\n"
                                    "  writer: {plugin: test_agents, agent: acker, from: in, sinks: [out], ack: manual" +
-                                   extra + "}\n");
+                                   extra + "}\n"));
 }
 
 uint64_t agent_stat(const std::string& admin, const std::string& stat) {

@@ -66,7 +66,11 @@ void Broker::fail_requests(int32_t broker_id, int16_t api_key, rd_kafka_resp_err
 }
 
 std::string pipeline_yaml(const std::string& app, const std::string& body) {
-    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\n" + kFastGroupYaml + body;
+    return pipeline_yaml(app, body, test_plugin_dir());
+}
+
+std::string pipeline_yaml(const std::string& app, const std::string& body, const std::filesystem::path& plugins) {
+    return "app: {id: " + app + "}\nplugins: {dir: " + plugins.string() + "}\n" + kFastGroupYaml + body;
 }
 
 namespace {

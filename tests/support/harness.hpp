@@ -199,6 +199,25 @@ inline const char* kFastGroupYaml =
     "commit_interval: 200ms\n";
 
 // A pipeline file's text: app `app`, the test plugins, quick group settings, then `body` (topics, agents...).
+// `plugins`: another plugin directory than the test plugins'.
 std::string pipeline_yaml(const std::string& app, const std::string& body);
+std::string pipeline_yaml(const std::string& app, const std::string& body, const std::filesystem::path& plugins);
+
+// The usual set-up of an integration test: a broker in the test process, a temporary directory, and hosts
+// started on pipeline files written there (each host's log beside its file, as <file>.log).
+struct HostFixture {
+    Broker broker;
+    TempDir dir;
+    // A state directory for the pipelines of the test.
+    std::filesystem::path state() const { return dir.path() / "state"; }
+    // Writes `yaml` to `file` (relative to the directory) and starts a host on it.
+    std::unique_ptr<HostProcess> start(const std::string& file, const std::string& yaml,
+                                       std::vector<std::string> extra_args = {}, bool await_assignment = true) {
+        const auto path = dir.write(file, yaml);
+        return start_host(path, broker.bootstrap(), path.string() + ".log", std::move(extra_args), await_assignment);
+    }
+};
 
 }  // namespace mephisto::test
+
+#include "pipeline_builder.hpp"

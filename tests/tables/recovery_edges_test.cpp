@@ -15,12 +15,11 @@ namespace {
 
 std::string pipeline(const std::string& app, const std::filesystem::path& state, const std::string& store,
                      const std::string& extra_agents = "") {
-    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\nstate_dir: " + state.string() +
-           "\n" + kFastGroupYaml +
+    return pipeline_yaml(app, "state_dir: " + state.string() + "\n"
            "topics:\n  words: {partitions: 4}\n  plain: {partitions: 2}\n  out: {partitions: 1}\n"
            "tables:\n  counts: {store: " + store + ", value: int64}\n"
            "agents:\n  counter:\n    plugin: test_agents\n    agent: count\n    from: words\n    tables: [counts]\n" +
-           extra_agents;
+           extra_agents);
 }
 
 // Each word keyed by itself ("delete:w" by w), so a word and its deletion meet on one partition.

@@ -14,11 +14,10 @@ namespace {
 constexpr int kWords = 40;  // distinct words; word i occurs i+1 times per round
 
 std::string pipeline(const std::string& app, const std::filesystem::path& state, const std::string& store = "rocksdb") {
-    return "app: {id: " + app + "}\nplugins: {dir: " + test_plugin_dir().string() + "}\nstate_dir: " + state.string() +
-           "\n" + kFastGroupYaml +
+    return pipeline_yaml(app, "state_dir: " + state.string() + "\n"
            "topics:\n  words: {partitions: 4}\n"
            "tables:\n  counts: {store: " + store + ", value: int64}\n"
-           "agents:\n  counter:\n    plugin: test_agents\n    agent: count\n    from: words\n    tables: [counts]\n";
+           "agents:\n  counter:\n    plugin: test_agents\n    agent: count\n    from: words\n    tables: [counts]\n");
 }
 
 // One round of the corpus: word i, i+1 times, keyed by the word so each word lives on one partition.
