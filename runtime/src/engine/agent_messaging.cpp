@@ -70,7 +70,7 @@ Status Pipeline::ensure_reply_router() {
         return make_error("the reply topic could not be created; retrying in at most 10 s");
     reply_router_failed_at_ = std::chrono::steady_clock::now();
     const std::string topic = fresh_reply_topic(config_.app_id);
-    if (auto st = ensure_internal_topic(topic, 1); !st) return make_error("cannot create the reply topic: " + st.error());
+    if (auto st = topic_admin_->ensure(topic, 1); !st) return make_error("cannot create the reply topic: " + st.error());
     std::map<std::string, std::string> props = config_.broker.properties;
     props["bootstrap.servers"] = bootstrap_;
     props["client.id"] = "mephisto-" + config_.app_id + "-replies";

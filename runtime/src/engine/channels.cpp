@@ -59,40 +59,17 @@ mph_status Pipeline::send_to_channel(mph_agent_ctx& ctx, PartitionState& channel
     for (auto& lane : channel.lanes) receivers += lane->takes(key_hash);
     if (receivers == 0) return MPH_OK;  // nobody reads the channel: like a topic nobody consumes
     // The event that sent it stays unfinished until every agent of the channel finished this one.
-    if ((event->cause = ctx.inflight)) {
-        event->cause->pending.fetch_add(1, std::memory_order_relaxed);
-        event->root = event->cause->channel_event ? event->cause->channel_event->root : event->cause;
-    }
-    auto* f = new InFlight;
-    f->channel_event = std::move(event);
-    f->partition = &channel;
-    f->pending.store(receivers, std::memory_order_relaxed);
-    channel.unfinished.fetch_add(1, std::memory_order_relaxed);
+    InFlight* f = channel.admit_sent(std::move(event), ctx.inflight, receivers);
     for (auto& lane : channel.lanes)
         if (lane->takes(key_hash)) enqueue(*lane, f);
     return MPH_OK;
-}
-
-InFlight* Pipeline::hold_batch(Lane& lane, size_t n) {
-    auto* token = new InFlight;
-    token->channel_event = std::make_unique<ChannelEvent>();
-    token->channel_event->batch_token = true;
-    token->channel_event->sequence = lane.local.front()->offset();
-    token->channel_event->root = lane.local.front()->channel_event->root;  // (for dropping after a revoke)
-    token->partition = lane.partition;
-    token->pending.store(1, std::memory_order_relaxed);  // the callback's
-    for (size_t i = 0; i < n; ++i) {
-        lane.local[i]->pending.fetch_add(1, std::memory_order_relaxed);
-        token->channel_event->batch.push_back(lane.local[i]);
-    }
-    return token;
 }
 
 namespace {
 // Whether the consumed message at the start of `f`'s chain of causes was read from a partition since revoked.
 bool caused_by_revoked(const InFlight* f) {
     const InFlight* root = f->channel_event->root;
-    return root && root->partition->revoked.load(std::memory_order_relaxed);
+    return root && root->ledger->revoked();
 }
 }  // namespace
 
@@ -101,10 +78,7 @@ size_t Pipeline::drop_revoked_channel_events(Lane& lane) {
     while (!lane.local.empty() && caused_by_revoked(lane.local.front())) {
         InFlight* f = lane.local.front();
         lane.local.pop_front();
-        if (f->offset() == lane.failing_offset) {  // it was being retried: the next event starts afresh
-            lane.attempts = 0;
-            lane.failing_offset = -1;
-        }
+        lane.tries.left(f->offset());  // if it was being retried, the next event starts afresh
         finish(f, 0);
         ++dropped;
     }
@@ -125,7 +99,7 @@ bool Pipeline::writes_to_full_channel(Lane& lane) {
     }
     bool full = false;
     for (PartitionState* channel : lane.channel_sinks) {
-        const int64_t unfinished = channel->unfinished.load(std::memory_order_relaxed);
+        const int64_t unfinished = channel->unfinished();
         if (channel->full.load(std::memory_order_relaxed)) {
             if (unfinished >= channel->maxsize / 4 * 3) {
                 full = true;
@@ -148,7 +122,7 @@ std::vector<ChannelStatus> Pipeline::channel_status() const {
     std::vector<ChannelStatus> out;
     for (const auto& [name, channel] : channels_)  // fixed after start
         out.push_back({name, channel->channel_sequence.load(std::memory_order_relaxed),
-                       channel->unfinished.load(std::memory_order_relaxed)});
+                       channel->unfinished()});
     return out;
 }
 

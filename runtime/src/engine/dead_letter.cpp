@@ -27,7 +27,7 @@ void Pipeline::apply_error_policy(Lane& lane, InFlight* f, const std::string& er
     const std::string at = where(*lane.partition, f->offset());
     if (policy.then == ThenPolicy::skip) {
         agent.stats.skipped++;
-        agent.log->warn("skipping {} after {} attempt(s): {}", at, lane.attempts, error);
+        agent.log->warn("skipping {} after {} attempt(s): {}", at, lane.tries.attempts(), error);
         return;
     }
     auto letter = std::make_unique<DeadLetter>();
@@ -35,7 +35,7 @@ void Pipeline::apply_error_policy(Lane& lane, InFlight* f, const std::string& er
     letter->agent = &agent;
     letter->source = at;
     letter->error = error;
-    letter->attempts = lane.attempts;
+    letter->attempts = lane.tries.attempts();
     std::string why;
     if (!produce_dead_letter(std::move(letter), why)) {
         fail("cannot dead-letter " + at + " to " + policy.dead_letter_topic + ": " + why);

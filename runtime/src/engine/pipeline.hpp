@@ -26,13 +26,16 @@
 #include "engine/agent_resolver.hpp"
 #include "engine/global_table_follower.hpp"
 #include "engine/lane_scheduler.hpp"
-#include "engine/offset_tracker.hpp"
+#include "engine/partition_ledger.hpp"
+#include "engine/record_collector.hpp"
 #include "engine/reply_router.hpp"
 #include "common/call_slots.hpp"
 #include "engine/poison_record.hpp"
+#include "engine/failure_policy.hpp"
 #include "engine/restart_policy.hpp"
 #include "kafka/client_config.hpp"
 #include "kafka/producer.hpp"
+#include "kafka/topic_admin.hpp"
 #include "plugin/plugin.hpp"
 #include "tables/table_store.hpp"
 
@@ -120,7 +123,6 @@ struct AgentRuntime {
     std::map<std::string, std::string> params;
     std::shared_ptr<spdlog::logger> log;
     AgentStats stats;
-    std::mutex policy_mutex;
     RestartPolicy restarts;
     std::atomic<uint64_t> generation{0};  // bumped by a one_for_all restart: every instance re-creates
     const mph_predicate_descriptor* filter = nullptr;  // `filter:`, resolved from the plugins (null: none)
@@ -132,46 +134,6 @@ struct AgentRuntime {
         spec_versions.push_back(std::make_unique<const AgentSpec>(s));
         spec = spec_versions.back().get();
     }
-};
-
-// What a produced message's delivery report belongs to: an input (its outputs), a changelog flush, or a dead
-// letter.
-struct DeliveryTag {
-    enum class Kind : uint8_t { input, flush, dead_letter } kind;
-};
-
-// An event sent to a channel (Faust's app.channel: in memory, this host only): what a consumed message would
-// carry. It holds a share of the event whose callback sent it, so that one is not committed before every
-// agent reading the channel finished this one: a crash loses the channel's contents, never their cause.
-struct ChannelEvent {
-    std::optional<std::string> key;
-    std::optional<std::string> value;  // nullopt: a tombstone
-    std::vector<std::pair<std::string, std::optional<std::string>>> headers;
-    int64_t timestamp_ms = 0;
-    int64_t sequence = 0;       // its position in the channel: the event's offset
-    InFlight* cause = nullptr;  // null when a timer sent it
-    // The consumed message at the start of the chain of causes (null: a timer started it). The chain keeps it
-    // alive: each link holds a share of its cause.
-    const InFlight* root = nullptr;
-    // A batch token (a channel lane's on_batch, engine/channels.cpp) is not an event: it holds a share of each
-    // event of the batch, so what the callback sent is tracked against all of them.
-    bool batch_token = false;
-    std::vector<InFlight*> batch;
-};
-
-// One consumed message (or channel event) on its way through the agents that read it.
-struct InFlight : DeliveryTag {
-    InFlight() : DeliveryTag{Kind::input} {}
-    rd_kafka_message_t* message = nullptr;       // a consumed message, or null for:
-    std::unique_ptr<ChannelEvent> channel_event;  // an event sent to a channel
-    int64_t offset() const { return message ? message->offset : channel_event->sequence; }
-    PartitionState* partition = nullptr;
-    // Agents still processing it + outputs not yet acknowledged. The message is finished at zero.
-    std::atomic<int> pending{0};
-    std::atomic<bool> abandoned{false};  // some share was dropped: never mark the offset finished
-    // Run when the event is finished (not abandoned), before its offset may be committed: what must be stored
-    // only once everything the event produced is acknowledged (a window close mark). Rarely set.
-    std::unique_ptr<std::vector<std::function<void()>>> on_finished;
 };
 
 // A dead letter on its way (engine/dead_letter.cpp). It holds a share of its event until the broker took it.
@@ -225,10 +187,7 @@ struct Lane {
     void* instance = nullptr;
     bool created = false;
     uint64_t generation = 0;
-    int attempts = 0;  // failed attempts on the event at failing_offset
-    // The offset `attempts` counts for: events before it succeeding (a successor re-processing what its
-    // predecessor left unacknowledged) do not reset the count, or a poisoned event would never run out of tries.
-    int64_t failing_offset = -1;
+    AttemptCount tries;  // failed attempts at the event at the head (engine/failure_policy.hpp)
     bool windowed = false;  // uses a windowed table: events move its stream time (advance_windows)
     // concurrency: this lane is instance `slot` of the agent's `slots` on the partition; it gets the events
     // whose key hashes to it (keyless ones by offset).
@@ -274,7 +233,8 @@ struct ShardFlush : DeliveryTag {
     std::atomic<bool> lost{false};    // some change did not reach the changelog (implies failed)
 };
 
-struct PartitionState {
+// One assigned partition (or channel): its ledger (engine/partition_ledger.hpp), its lanes and its tables.
+struct PartitionState : PartitionLedger {
     // Its topic name may have been copied into the calls in progress (common/call_slots.hpp).
     ~PartitionState() { call_slots::names_freed(); }
     std::string topic;
@@ -288,12 +248,6 @@ struct PartitionState {
     std::atomic<int64_t> channel_sequence{0};
     std::optional<TopicSpec> spec;  // its declaration, when the YAML declares it (a copy: reloads replace the YAML)
     const mph_codec_descriptor* value_codec = nullptr;  // a plugin's codec for the values, when the topic names one
-    std::mutex mu;  // guards tracker
-    OffsetTracker tracker;
-    std::atomic<int64_t> unfinished{0};  // messages not finished (for backpressure and draining)
-    std::atomic<bool> revoked{false};    // set once revoked: channel events it caused are dropped
-    int64_t commit_sent = -1;            // consumer thread only
-    std::atomic<int64_t> committed{-1};  // last offset the broker confirmed
     std::atomic<bool> committed_fetched{false};  // the group's committed offset was asked for (the watch thread)
     bool paused = false;                 // consumer thread only
     // The lanes of the agents reading this partition. Their shape changes in assign (consumer thread) and in
@@ -498,7 +452,6 @@ private:
     void on_dead_letter_delivery(DeadLetter* letter, rd_kafka_resp_err_t err);
     bool ensure_instance(Lane& lane, std::string& error);
     void destroy_instance(Lane& lane);
-    void finish(InFlight* event, int completed = 1);
     // An event the lane's agent finished: done, or with `ack: manual` held until the agent acknowledges it.
     void finished_by_agent(Lane& lane, InFlight* event);
     // on_revoked, then destroy: the instance's goodbye (a revoke, a swap, a removal).
@@ -562,11 +515,6 @@ private:
     // below three quarters of it. Lanes reading channels never wait: two channels feeding each other would
     // stop for good; what they send is bounded by what reached their own channel. THREAD: the lane's worker.
     bool writes_to_full_channel(Lane& lane);
-    // A channel lane's batch mixes causes, and only the lowest offset of a topic's batch holds its commit back:
-    // the token the callback's outputs are tracked against holds a share of each of the `n` events at the head
-    // of `local`. Finished (finish(token, 1)) once the callback returned; it lets go of them once its outputs
-    // are acknowledged too.
-    InFlight* hold_batch(Lane& lane, size_t n);
 
     // timers
     void timer_loop();
@@ -575,12 +523,7 @@ private:
     mph_status produce_tracked(mph_agent_ctx& ctx, const std::string& topic, const void* key, size_t key_len,
                                const void* value, size_t value_len, rd_kafka_headers_t* headers, int32_t partition,
                                int64_t timestamp_ms);
-    void on_delivery(void* opaque, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg);
     void fail(const std::string& reason);
-    Status ensure_internal_topic(const std::string& name, int partitions);
-    int existing_partitions(const std::string& topic);  // 0 when the topic does not exist (or is unknown)
-    // Has a broker without an Admin API auto-create `topic`; its partition count, 0 when it was not created.
-    int auto_create_topic(const std::string& topic);
 
     PipelineConfig config_;
     std::string bootstrap_;
@@ -611,6 +554,8 @@ private:
     std::atomic<bool> flush_completed_{false};
     std::vector<std::unique_ptr<TimerRuntime>> timers_;
     std::unique_ptr<Producer> producer_;
+    std::unique_ptr<RecordCollector> collector_;
+    std::unique_ptr<TopicAdmin> topic_admin_;  // internal topics, through producer_ (kafka/topic_admin.hpp)  // outputs tracked against their inputs, over producer_
     KafkaPtr consumer_;
     // ask: started at the first ask, or at start when some agent can receive replies.
     std::mutex reply_router_mutex_;

@@ -12,39 +12,12 @@ mph_status Pipeline::produce_tracked(mph_agent_ctx& ctx, const std::string& topi
     if (!channels_.empty())
         if (auto it = channels_.find(topic); it != channels_.end())
             return send_to_channel(ctx, *it->second, key, key_len, value, value_len, headers, timestamp_ms);
-    InFlight* f = ctx.inflight;
-    if (f) f->pending.fetch_add(1, std::memory_order_relaxed);
     std::string why;
-    mph_status st = producer_->produce(topic, key, key_len, value, value_len, headers, partition, timestamp_ms,
-                                       f ? static_cast<DeliveryTag*>(f) : nullptr, &why);
-    if (st != MPH_OK) {
-        if (f) f->pending.fetch_sub(1, std::memory_order_relaxed);  // the caller still holds its own share
-        ctx.log->warn("{}", why);
-    } else if (ctx.stats) {
-        ctx.stats->outputs.fetch_add(1, std::memory_order_relaxed);
-    }
+    const mph_status st = collector_->send(ctx.inflight, topic, key, key_len, value, value_len, headers, partition,
+                                           timestamp_ms, why);
+    if (st != MPH_OK) ctx.log->warn("{}", why);
+    else if (ctx.stats) ctx.stats->outputs.fetch_add(1, std::memory_order_relaxed);
     return st;
-}
-
-void Pipeline::on_delivery(void* opaque, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) {
-    auto* tag = static_cast<DeliveryTag*>(opaque);
-    if (tag && tag->kind == DeliveryTag::Kind::flush) {
-        on_flush_delivery(static_cast<ShardFlush*>(tag), err, msg);
-        return;
-    }
-    if (tag && tag->kind == DeliveryTag::Kind::dead_letter) {
-        on_dead_letter_delivery(static_cast<DeadLetter*>(tag), err);
-        return;
-    }
-    auto* f = static_cast<InFlight*>(tag);
-    if (err) {
-        if (err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
-            fail(std::string("delivery to ") + rd_kafka_topic_name(msg.rkt) + " failed: " + rd_kafka_err2str(err) +
-                 "; the input that produced it stays uncommitted");
-        if (f) finish(f, 0);
-        return;
-    }
-    if (f) finish(f);
 }
 
 mph_status Pipeline::emit(mph_agent_ctx& ctx, const mph_message* raw) {

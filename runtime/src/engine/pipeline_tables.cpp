@@ -26,7 +26,7 @@ Status Pipeline::check_copartitioning() {
         for (const auto& a : config_.agents) {
             if (std::find(a.tables.begin(), a.tables.end(), table.name) == a.tables.end()) continue;
             for (const auto& topic : a.from) {
-                int partitions = existing_partitions(topic);
+                int partitions = topic_admin_->partitions_of(topic);
                 if (partitions == 0 && config_.topic(topic)) partitions = config_.topic(topic)->partitions;
                 if (partitions > 0) counts[topic] = partitions;
             }
@@ -57,11 +57,11 @@ Status Pipeline::open_tables() {
         auto store = TableStore::open(table, config_.state_dir / table.name);
         if (!store) return make_error(store.error());
         const int partitions = table_partitions_[table.name];
-        if (auto st = ensure_internal_topic(table.changelog_topic, partitions); !st)
+        if (auto st = topic_admin_->ensure(table.changelog_topic, partitions); !st)
             log_->warn("{}; relying on the broker to create it on first use", st.error());
         // Partition p of the table is partition p of its changelog: too few cannot hold the table; more (a
         // broker's auto-created default) leave the extra ones unused.
-        if (int existing = existing_partitions(table.changelog_topic); existing > 0 && existing < partitions)
+        if (int existing = topic_admin_->partitions_of(table.changelog_topic); existing > 0 && existing < partitions)
             return make_error(table.mark.str() + ": table " + table.name + ": its changelog " + table.changelog_topic +
                               " has " + std::to_string(existing) + " partitions, the table " + std::to_string(partitions));
         else if (existing > partitions)
@@ -116,7 +116,7 @@ std::optional<int64_t> Pipeline::table_gate(PartitionState& ps, int64_t next, bo
         }
         return ps.flush_commit;
     }
-    if (!start_flushes || next <= ps.committed.load() || next == ps.commit_sent) return std::nullopt;
+    if (!start_flushes || next <= ps.committed() || next == ps.commit_sent()) return std::nullopt;
     for (TableShard* shard : ps.shards)
         if (shard->flush_in_progress) return std::nullopt;  // another topic's flush of a shared shard
     start_flush(ps, next);

@@ -108,17 +108,23 @@ void Pipeline::fire(TimerRuntime& t) {
         if (t.next_fire <= now) t.next_fire = now + t.spec->every;
     }
     if (verdict == MPH_OK) return;
-    if (verdict == MPH_RETRY) {
+    // The agents' supervisor decides (engine/failure_policy.hpp); a timer has no event to retry or dead-letter.
+    std::optional<RestartPolicy::Decision> restart;
+    if (restarts_instance(verdict)) {
+        if (t.created && cb.destroy) {
+            ClockedCall call(timer_call_, call_record(t, "destroy"));
+            cb.destroy(t.instance);
+        }
+        t.instance = nullptr;
+        t.created = false;
+        restart = t.restarts.on_failure(now);
+    }
+    AttemptCount no_event;
+    const FailureDecision d = decide_failure(ErrorPolicy{}, verdict, std::nullopt, no_event, restart);
+    if (!d.restart) {
         t.ctx.log->warn("timer {} asked to retry: {}; it runs again at the next tick", t.spec->name, error);
         return;
     }
-    if (t.created && cb.destroy) {
-        ClockedCall call(timer_call_, call_record(t, "destroy"));
-        cb.destroy(t.instance);
-    }
-    t.instance = nullptr;
-    t.created = false;
-    auto d = t.restarts.on_failure(now);
     if (d.quarantine) {
         t.quarantined = true;
         t.ctx.log->error("timer {} quarantined after more than {} restarts within {}: {}", t.spec->name,

@@ -132,7 +132,7 @@ void Pipeline::fetch_committed_offsets() {
     {
         std::lock_guard lock(partitions_mutex_);
         for (const auto& [key, ps] : partitions_)
-            if (!ps->committed_fetched.load() && ps->committed.load() < 0) unknown.push_back(key);
+            if (!ps->committed_fetched.load() && ps->committed() < 0) unknown.push_back(key);
     }
     if (unknown.empty()) return;
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(unknown.size()));
@@ -144,7 +144,7 @@ void Pipeline::fetch_committed_offsets() {
             auto it = partitions_.find({tp.topic, tp.partition});
             if (it == partitions_.end() || tp.err) continue;
             PartitionState& ps = *it->second;
-            if (tp.offset >= 0) ps.committed = std::max(ps.committed.load(), tp.offset);
+            if (tp.offset >= 0) ps.confirmed(tp.offset);
             ps.committed_fetched = true;  // none committed yet (-1001) counts as known too
         }
     }

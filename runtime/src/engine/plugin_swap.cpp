@@ -31,17 +31,12 @@ size_t Pipeline::restart_instances(AgentRuntime& agent, const std::vector<Lane*>
     agent.plugin = plugin;
     agent.info = info;
     agent.params = effective_params(info, agent.spec->params);
-    {
-        // New code gets a fresh start: a quarantine or restart history belonged to the old one.
-        std::lock_guard lock(agent.policy_mutex);
-        agent.restarts = RestartPolicy(agent.spec->supervisor);
-    }
+    agent.restarts.reset(agent.spec->supervisor);  // new code gets a fresh start: the history was the old one's
     agent.stats.quarantined = false;
     for (Lane* lane : lanes) {
         lane->ctx.params = agent.params;
         lane->ctx.sinks = &agent.spec->sinks;
-        lane->attempts = 0;
-        lane->failing_offset = -1;
+        lane->tries.reset();
         {
             std::lock_guard lock(lane->mu);  // a batch being gathered starts over under the new YAML
             lane->batch_waiting = 0;
@@ -142,7 +137,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
             timer->instance = nullptr;
             timer->created = false;
             timer->quarantined = false;
-            timer->restarts = RestartPolicy(timer->spec->supervisor);
+            timer->restarts.reset(timer->spec->supervisor);
             timer->plugin = replacement;
             timer->info = info;
             timer->ctx.params = effective_params(info, timer->spec->params);

@@ -9,11 +9,19 @@ void RestartPolicy::expire(Clock::time_point now) {
 }
 
 int RestartPolicy::restarts_in_window(Clock::time_point now) {
+    std::lock_guard lock(mu_);
     expire(now);
     return static_cast<int>(restarts_.size());
 }
 
+void RestartPolicy::reset(SupervisorSpec spec) {
+    std::lock_guard lock(mu_);
+    spec_ = spec;
+    restarts_.clear();
+}
+
 RestartPolicy::Decision RestartPolicy::on_failure(Clock::time_point now) {
+    std::lock_guard lock(mu_);
     expire(now);
     restarts_.push_back(now);
     Decision d;

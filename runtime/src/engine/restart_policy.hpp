@@ -4,6 +4,7 @@
 // max_restarts within the window the agent is quarantined instead of restarted (RELIABILITY.md 9).
 #include <chrono>
 #include <deque>
+#include <mutex>
 
 #include "config/config.hpp"
 
@@ -19,11 +20,15 @@ public:
     };
 
     explicit RestartPolicy(SupervisorSpec spec) : spec_(spec) {}
+    // THREAD: any (the lanes of one agent fail on several workers).
     Decision on_failure(Clock::time_point now);
     int restarts_in_window(Clock::time_point now);
+    // Forgets the history under a new spec (new code gets a fresh start).
+    void reset(SupervisorSpec spec);
 
 private:
     void expire(Clock::time_point now);
+    std::mutex mu_;
     SupervisorSpec spec_;
     std::deque<Clock::time_point> restarts_;
 };

@@ -118,7 +118,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         int partitions = 1;
         for (const auto& t : s.spec->from)
             if (auto* spec = edited.topic(t)) partitions = std::max(partitions, spec->partitions);
-        if (auto st = ensure_internal_topic(s.spec->on_error.dead_letter_topic, partitions); !st)
+        if (auto st = topic_admin_->ensure(s.spec->on_error.dead_letter_topic, partitions); !st)
             return make_error("agents." + s.spec->name + ": " + st.error());
     }
 
@@ -261,7 +261,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
                 t->set_spec(*s.spec);
             }
             t->quarantined = false;
-            t->restarts = RestartPolicy(t->spec->supervisor);
+            t->restarts.reset(t->spec->supervisor);
             t->plugin = s.plugin;
             t->info = s.info;
             t->ctx.params = effective_params(s.info, t->spec->params);

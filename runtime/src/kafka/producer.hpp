@@ -11,11 +11,12 @@
 
 #include "common/duration.hpp"
 #include "kafka/client_config.hpp"
+#include "kafka/record_producer.hpp"
 #include "mephisto/mephisto.h"
 
 namespace mephisto {
 
-class Producer {
+class Producer : public RecordProducer {
 public:
     // Called once per produced message on the producer's poll thread: `opaque` is what produce() got,
     // `err` is NO_ERROR when the broker acknowledged the message.
@@ -27,7 +28,7 @@ public:
 
     static Result<std::unique_ptr<Producer>> create(const std::map<std::string, std::string>& properties,
                                                     DeliveryFn on_delivery, ErrorFn on_error);
-    ~Producer();
+    ~Producer() override;
 
     // Produces one message. `headers` may be NULL; ownership passes to librdkafka on success and is freed
     // here on failure. When the local queue is full, waits up to `queue_wait` for room.
@@ -35,7 +36,7 @@ public:
     // reason in `*why` and librdkafka's error in `*code` when given.
     mph_status produce(const std::string& topic, const void* key, size_t key_len, const void* value,
                        size_t value_len, rd_kafka_headers_t* headers, int32_t partition, int64_t timestamp_ms,
-                       void* opaque, std::string* why = nullptr, rd_kafka_resp_err_t* code = nullptr);
+                       void* opaque, std::string* why = nullptr, rd_kafka_resp_err_t* code = nullptr) override;
 
     // Waits until every produced message got its delivery report, or the timeout passed. Returns true when
     // nothing is outstanding.

@@ -1,20 +1,16 @@
-// The topics a pipeline needs that the host creates itself (dead letters, changelogs, repartition topics):
-// through the embedded broker, through the Admin API, or, on a broker without one, by auto-creation.
 #include <chrono>
 #include <thread>
 
-#include "common/logging.hpp"
-#include "engine/pipeline.hpp"
-#include "kafka/topic_provisioner.hpp"
+#include "kafka/topic_admin.hpp"
 
 namespace mephisto {
 
-int Pipeline::existing_partitions(const std::string& topic) {
+int TopicAdmin::partitions_of(const std::string& topic) {
     // Metadata of all topics: asking for one by name would make a broker with auto-creation create it, with
     // its default partition count (the host never creates source topics, RELIABILITY 35).
     const rd_kafka_metadata_t* md = nullptr;
     int partitions = 0;
-    if (rd_kafka_metadata(producer_->handle(), 1, nullptr, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
+    if (rd_kafka_metadata(client_, 1, nullptr, &md, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
         for (int i = 0; i < md->topic_cnt; ++i)
             if (topic == md->topics[i].topic && md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 partitions = md->topics[i].partition_cnt;
@@ -23,13 +19,13 @@ int Pipeline::existing_partitions(const std::string& topic) {
     return partitions;
 }
 
-int Pipeline::auto_create_topic(const std::string& topic) {
+int TopicAdmin::auto_create(const std::string& topic) {
     // A metadata request naming the topic, from a client that allows auto-creation (the producer's default).
-    rd_kafka_topic_t* rkt = rd_kafka_topic_new(producer_->handle(), topic.c_str(), nullptr);
+    rd_kafka_topic_t* rkt = rd_kafka_topic_new(client_, topic.c_str(), nullptr);
     int partitions = 0;
     for (int attempt = 0; attempt < 3 && partitions == 0; ++attempt) {  // ~6 s at most: the broker may be down
         const rd_kafka_metadata_t* md = nullptr;
-        if (rd_kafka_metadata(producer_->handle(), 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
+        if (rd_kafka_metadata(client_, 0, rkt, &md, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR && md) {
             if (md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR)
                 partitions = md->topics[0].partition_cnt;
             rd_kafka_metadata_destroy(md);
@@ -40,14 +36,14 @@ int Pipeline::auto_create_topic(const std::string& topic) {
     return partitions;
 }
 
-Status Pipeline::ensure_internal_topic(const std::string& name, int partitions) {
+Status TopicAdmin::ensure(const std::string& name, int partitions) {
     if (broker_) return broker_->create_topic(name, partitions);
-    if (existing_partitions(name) > 0) return {};  // exists: no admin call needed
+    if (partitions_of(name) > 0) return {};  // exists: no admin call needed
     // A real cluster: CreateTopics through the Admin API. Brokers without it (the 2.0.2 mock has no
     // controller to send it to) would make this wait; the caller then relies on auto-creation.
     rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, -1, nullptr, 0);
-    rd_kafka_queue_t* q = rd_kafka_queue_new(producer_->handle());
-    rd_kafka_CreateTopics(producer_->handle(), &topic, 1, nullptr, q);
+    rd_kafka_queue_t* q = rd_kafka_queue_new(client_);
+    rd_kafka_CreateTopics(client_, &topic, 1, nullptr, q);
     rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 3'000);
     const bool answered = ev != nullptr;
     Status result;
@@ -68,12 +64,12 @@ Status Pipeline::ensure_internal_topic(const std::string& name, int partitions) 
     // No answer: a broker without an Admin API controller (the 2.0.2 mock). Unless the topic appeared
     // meanwhile, let the broker auto-create it now, rather than on first use, so its partition count can be
     // checked before anything relies on it.
-    if (int existing = existing_partitions(name); existing > 0) {
+    if (int existing = partitions_of(name); existing > 0) {
         if (existing >= partitions) return {};
         return make_error("topic " + name + " has " + std::to_string(existing) + " partition(s), fewer than the " +
                           std::to_string(partitions) + " needed");
     }
-    const int created = auto_create_topic(name);
+    const int created = auto_create(name);
     if (created == 0) return make_error(result.error() + "; the broker did not auto-create it either");
     if (created < partitions)
         return make_error(result.error() + "; the broker auto-created it with " + std::to_string(created) +

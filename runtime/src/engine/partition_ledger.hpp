@@ -1,0 +1,133 @@
+#pragma once
+// The at-least-once core (DESIGN.md §2): an input's offset is committed only after every agent reading it
+// finished it and every output it caused was acknowledged by the broker, and only as a contiguous prefix.
+//  - InFlight: one consumed message (or channel event) and the shares still held on it: one per agent reading
+//    it, one per output not yet acknowledged, per ask waiting for its answer, per channel event it caused.
+//  - finish(): lets go of one share. The last one marks the offset finished in its partition's ledger, then
+//    lets go of the event's cause (a channel event's sender), so a chain through channels finishes in order.
+//  - PartitionLedger: the offsets of one partition fetched and finished, and what its commit sent and the broker
+//    confirmed.
+// Threads: the consumer thread admits messages and commits; any thread finishes shares. Nothing here knows
+// Kafka beyond owning the consumed message, so tests/core drives it in-process.
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <librdkafka/rdkafka.h>
+
+#include "engine/offset_tracker.hpp"
+
+namespace mephisto {
+
+class PartitionLedger;
+struct InFlight;
+
+// What a produced message's delivery report belongs to: an input (its outputs), a changelog flush, or a dead
+// letter.
+struct DeliveryTag {
+    enum class Kind : uint8_t { input, flush, dead_letter } kind;
+};
+
+// An event sent to a channel (Faust's app.channel: in memory, this host only): what a consumed message would
+// carry. It holds a share of the event whose callback sent it, so that one is not committed before every
+// agent reading the channel finished this one: a crash loses the channel's contents, never their cause.
+struct ChannelEvent {
+    std::optional<std::string> key;
+    std::optional<std::string> value;  // nullopt: a tombstone
+    std::vector<std::pair<std::string, std::optional<std::string>>> headers;
+    int64_t timestamp_ms = 0;
+    int64_t sequence = 0;       // its position in the channel: the event's offset
+    InFlight* cause = nullptr;  // null when a timer sent it
+    // The consumed message at the start of the chain of causes (null: a timer started it). The chain keeps it
+    // alive: each link holds a share of its cause.
+    const InFlight* root = nullptr;
+    // A batch token (PartitionLedger::hold_batch) is not an event: it holds a share of each event of a batch, so
+    // what the callback sent is tracked against all of them.
+    bool batch_token = false;
+    std::vector<InFlight*> batch;
+};
+
+// One consumed message (or channel event) on its way through the agents that read it.
+struct InFlight : DeliveryTag {
+    InFlight() : DeliveryTag{Kind::input} {}
+    rd_kafka_message_t* message = nullptr;        // a consumed message (owned; null in the core tests), or null for:
+    std::unique_ptr<ChannelEvent> channel_event;  // an event sent to a channel
+    int64_t position = -1;                        // the message's offset, or the channel event's sequence
+    int64_t offset() const { return position; }
+    PartitionLedger* ledger = nullptr;  // of its partition (or channel)
+    bool commits = false;               // its offset counts for the commit (a consumed message)
+    // Shares: agents still processing it + outputs not yet acknowledged + ... The event is finished at zero.
+    std::atomic<int> pending{0};
+    std::atomic<bool> abandoned{false};  // some share was dropped: never mark the offset finished
+    // Run when the event is finished (not abandoned), before its offset may be committed: what must be stored
+    // only once everything the event produced is acknowledged (a window close mark). Rarely set.
+    std::unique_ptr<std::vector<std::function<void()>>> on_finished;
+};
+
+// Takes one more share of `event`: something it caused (an output, an ask, a dead letter) is on its way.
+inline void add_share(InFlight* event) { event->pending.fetch_add(1, std::memory_order_relaxed); }
+
+// Lets go of one share of `event`. `completed` 0: the share is abandoned (a revoke, a shutdown, a failed
+// delivery): the offset stays unfinished, so it is never committed and the next owner of the partition reads
+// it again. At the last share the event is released, and so is one share of its cause (and, for a batch token,
+// of each event of its batch), along the whole chain. THREAD: any.
+void finish(InFlight* event, int completed = 1);
+
+class PartitionLedger {
+public:
+    virtual ~PartitionLedger() = default;
+
+    // Consumer thread: the message fetched at `offset`; false for an offset already seen (a re-fetch after a
+    // seek), which must not be processed twice.
+    bool fetched(int64_t offset);
+    // Consumer thread: the message fetched at `offset` (after fetched()) goes to `receivers` agents. Takes
+    // `message` (null in tests). With no receiver it is finished at once: nobody here reads it.
+    InFlight* admit(rd_kafka_message_t* message, int64_t offset, int receivers);
+    // A channel event sent by the callback holding `cause` (null: a timer's), for `receivers` agents of this
+    // channel: it holds a share of its cause until it is finished. THREAD: the sender's.
+    InFlight* admit_sent(std::unique_ptr<ChannelEvent> event, InFlight* cause, int receivers);
+    // A channel lane's batch mixes causes, and only the lowest offset of a topic's batch holds its commit back: a
+    // token holding a share of each of `events`, to track a callback's outputs against all of them. The caller
+    // owns one share of the token (finish it once the callback returned). THREAD: the lane's worker.
+    InFlight* hold_batch(const std::vector<InFlight*>& events);
+
+    // The offset to commit: the first one fetched and not finished, or the one after the last fetched when
+    // everything is; nullopt before anything was fetched. THREAD: any.
+    std::optional<int64_t> committable() const;
+    // Events admitted and not finished (backpressure, draining, and when a revoked partition may be freed).
+    int64_t unfinished() const { return unfinished_.load(std::memory_order_acquire); }
+
+    // The commit (consumer thread, except the confirmations). Whether `target` should go to the broker now: it
+    // passes what the broker confirmed and, unless `sync`, what was sent already and is not answered yet. When
+    // it should, it is recorded as sent.
+    bool should_commit(int64_t target, bool sync);
+    int64_t commit_sent() const { return commit_sent_; }
+    // The broker confirmed the group's offset (a commit's report, or the group's offset read at assignment).
+    void confirmed(int64_t offset);
+    // The commit of `offset` failed: the next tick sends it again.
+    void commit_failed(int64_t offset);
+    int64_t committed() const { return committed_.load(std::memory_order_acquire); }
+
+    // Once revoked, channel events this partition caused are dropped (its next owner reads their cause again).
+    void mark_revoked() { revoked_.store(true, std::memory_order_relaxed); }
+    bool revoked() const { return revoked_.load(std::memory_order_relaxed); }
+
+private:
+    friend void finish(InFlight* event, int completed);
+    void finished(const InFlight& event);  // the last share of an event went
+
+    mutable std::mutex mu_;  // guards tracker_
+    OffsetTracker tracker_;
+    std::atomic<int64_t> unfinished_{0};
+    std::atomic<bool> revoked_{false};
+    int64_t commit_sent_ = -1;  // consumer thread only
+    std::atomic<int64_t> committed_{-1};
+};
+
+}  // namespace mephisto

@@ -1,0 +1,96 @@
+// What the admin API reads of a running pipeline: committed offsets, partitions and their lag, recoveries, and
+// table lookups on the partitions this host serves. THREAD: any.
+#include "engine/pipeline.hpp"
+
+#include <algorithm>
+
+namespace mephisto {
+
+std::map<std::string, int64_t> Pipeline::committed_offsets() const {
+    std::map<std::string, int64_t> out;
+    std::lock_guard lock(partitions_mutex_);
+    for (const auto& [key, ps] : partitions_)
+        out[key.first + "/" + std::to_string(key.second)] = ps->committed();
+    return out;
+}
+
+size_t Pipeline::assigned_partitions() const {
+    std::lock_guard lock(partitions_mutex_);
+    return partitions_.size();
+}
+
+std::vector<PartitionStatus> Pipeline::partition_status() const {
+    std::vector<PartitionStatus> out;
+    std::lock_guard lock(partitions_mutex_);
+    for (const auto& [key, ps] : partitions_) {
+        PartitionStatus st;
+        st.topic = ps->topic;
+        st.partition = ps->partition;
+        st.committed = ps->committed();
+        st.recovering = ps->recovering && !ps->recovered;
+        st.refused = ps->table_failed;
+        int64_t low = 0, high = 0;
+        if (consumer_ &&
+            rd_kafka_get_watermark_offsets(consumer_.get(), ps->topic.c_str(), ps->partition, &low, &high) ==
+                RD_KAFKA_RESP_ERR_NO_ERROR &&
+            high >= 0) {
+            st.end = high;
+            st.lag = std::max<int64_t>(0, high - (st.committed >= 0 ? st.committed : std::max<int64_t>(0, low)));
+        }
+        out.push_back(std::move(st));
+    }
+    return out;
+}
+
+std::vector<RecoveryStatus> Pipeline::recovery_status() const {
+    std::lock_guard lock(recovery_status_mutex_);
+    std::vector<RecoveryStatus> out;
+    for (const auto& [key, remaining] : recovery_remaining_) out.push_back({key.first, key.second, remaining});
+    return out;
+}
+
+Result<std::optional<std::pair<int32_t, std::string>>> Pipeline::read_table(const std::string& table,
+                                                                            const std::string& key) {
+    auto it = tables_.find(table);
+    if (it == tables_.end()) return std::optional<std::pair<int32_t, std::string>>{};
+    TableStore& store = *it->second;
+    std::vector<TableShard*> shards;
+    if (store.spec().global) {
+        if (!followers_.count(table) || !followers_.at(table)->caught_up())
+            return make_error("global table " + table + " is still catching up");
+        shards = store.shards();
+    } else {
+        std::lock_guard lock(partitions_mutex_);
+        for (const auto& [k, ps] : partitions_)
+            for (TableShard* shard : ps->shards) {
+                if (&shard->store() != &store) continue;
+                if (ps->recovering || ps->table_failed)
+                    return make_error("table " + table + "[" + std::to_string(ps->partition) + "] is not serving yet");
+                if (std::find(shards.begin(), shards.end(), shard) == shards.end()) shards.push_back(shard);
+            }
+    }
+    for (TableShard* shard : shards)
+        if (auto value = shard->get(key)) return std::optional(std::make_pair(shard->partition(), std::move(*value)));
+    return std::optional<std::pair<int32_t, std::string>>{};
+}
+
+std::pair<std::vector<int32_t>, int> Pipeline::served_partitions(const std::string& table) const {
+    auto it = tables_.find(table);
+    if (it == tables_.end()) return {{}, 0};
+    const int count = table_partitions_.count(table) ? table_partitions_.at(table) : 0;
+    std::vector<int32_t> served;
+    if (it->second->spec().global) {
+        for (int32_t p = 0; p < count; ++p) served.push_back(p);
+        return {served, count};
+    }
+    std::lock_guard lock(partitions_mutex_);
+    for (const auto& [key, ps] : partitions_)
+        for (const TableShard* shard : ps->shards)
+            if (&shard->store() == it->second.get() &&
+                std::find(served.begin(), served.end(), shard->partition()) == served.end())
+                served.push_back(shard->partition());
+    std::sort(served.begin(), served.end());
+    return {served, count};
+}
+
+}  // namespace mephisto

@@ -1,0 +1,222 @@
+// Assignment and revocation (Kafka Streams' TaskManager): an assigned partition gets a lane per agent reading it
+// (per concurrency slot), bound to its table shards; a revoke stops the lanes, lets the instances say goodbye,
+// waits for outputs and changelog flushes, commits what finished and releases the rest for the next owner.
+// THREAD: the consumer thread (rebalance callbacks), or the stopping thread once the consumer thread left.
+#include "engine/pipeline.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <set>
+
+#include "common/logging.hpp"
+
+namespace mephisto {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+}  // namespace
+
+void Pipeline::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
+    std::lock_guard swap_lock(swap_mutex_);
+    const bool cooperative = !strcmp(rd_kafka_rebalance_protocol(consumer_.get()), "COOPERATIVE");
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        assign(partitions);
+        joined_ = true;
+        if (cooperative) rd_kafka_error_destroy(rd_kafka_incremental_assign(consumer_.get(), partitions));
+        else rd_kafka_assign(consumer_.get(), partitions);
+        // Partitions with tables wait, paused, until their tables are recovered; the others start at once.
+        std::vector<PartitionState*> to_recover;
+        {
+            std::lock_guard lock(partitions_mutex_);
+            for (auto& [key, ps] : partitions_)
+                if (ps->recovering) to_recover.push_back(ps.get());
+        }
+        if (!to_recover.empty()) {
+            rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(to_recover.size()));
+            for (auto* ps : to_recover) rd_kafka_topic_partition_list_add(list, ps->topic.c_str(), ps->partition);
+            rd_kafka_pause_partitions(consumer_.get(), list);
+            rd_kafka_topic_partition_list_destroy(list);
+            if (recovery_thread_.joinable()) recovery_thread_.join();  // an incremental assignment's earlier one
+            cancel_recovery_ = false;
+            recovery_thread_ = std::thread([this, to_recover] { recovery_loop(to_recover); });
+        }
+    } else {
+        if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
+            log_->warn("rebalance error: {}; dropping the assignment", rd_kafka_err2str(err));
+        revoke_all(config_.shutdown_timeout);
+        if (cooperative) rd_kafka_error_destroy(rd_kafka_incremental_unassign(consumer_.get(), partitions));
+        else rd_kafka_assign(consumer_.get(), nullptr);
+    }
+}
+
+void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
+    std::string list;
+    std::lock_guard lock(partitions_mutex_);
+    for (int i = 0; i < partitions->cnt; ++i) {
+        const auto& tp = partitions->elems[i];
+        auto ps = std::make_unique<PartitionState>();
+        ps->topic = tp.topic;
+        ps->partition = tp.partition;
+        if (const TopicSpec* spec = config_.topic(tp.topic)) ps->spec = *spec;
+        if (auto it = topic_codecs_.find(ps->topic); it != topic_codecs_.end()) ps->value_codec = it->second;
+        for (auto& agent : agents_) {
+            const auto& from = agent->spec->from;
+            if (std::find(from.begin(), from.end(), ps->topic) == from.end()) continue;
+            for (auto& lane : make_lanes(*agent, *ps)) ps->lanes.push_back(std::move(lane));
+        }
+        ps->recovering = !ps->shards.empty();
+        if (ps->topic == config_.leader_topic() && ps->partition == 0 && config_.has_leader_timers() && !leader_.exchange(true))
+            log_->info("this host now leads {} (it owns {}[0]): on_leader timers fire here", config_.app_id,
+                       config_.leader_topic());
+        list += (list.empty() ? "" : " ") + ps->topic + "[" + std::to_string(ps->partition) + "]";
+        partitions_[{ps->topic, ps->partition}] = std::move(ps);
+    }
+    last_rkt_ = nullptr;
+    if (partitions->cnt == 0) log_->info("no partitions assigned: this host idles until a rebalance gives it some");
+    else log_->info("assigned {} partition(s): {}", partitions->cnt, list);
+}
+
+std::vector<std::unique_ptr<Lane>> Pipeline::make_lanes(AgentRuntime& agent, PartitionState& ps) {
+    std::vector<std::unique_ptr<Lane>> lanes;
+    for (int slot = 0; slot < agent.spec->concurrency; ++slot) {
+        lanes.push_back(make_lane(agent, ps));
+        lanes.back()->slot = slot;
+        lanes.back()->slots = agent.spec->concurrency;
+    }
+    return lanes;
+}
+
+std::unique_ptr<Lane> Pipeline::make_lane(AgentRuntime& agent, PartitionState& ps) {
+    auto lane = std::make_unique<Lane>();
+    lane->agent = &agent;
+    lane->partition = &ps;
+    lane->ctx.pipeline = this;
+    lane->ctx.agent_name = agent.spec->name;
+    lane->ctx.params = agent.params;
+    lane->ctx.sinks = &agent.spec->sinks;
+    lane->ctx.log = agent.log;
+    lane->ctx.partition = ps.partition;
+    lane->ctx.stats = &agent.stats;
+    lane->ctx.lane = lane.get();
+    lane->mailbox = std::make_shared<LaneMailbox>();
+    lane->mailbox->lane = lane.get();
+    for (const auto& name : agent.spec->tables) {
+        TableStore* store = tables_.at(name).get();
+        auto shard = store->shard(ps.partition);
+        if (!shard) {
+            fail(shard.error());
+            continue;
+        }
+        lane->ctx.tables.push_back(TableBinding{name, store, *shard});
+        if (store->spec().window) lane->windowed = true;
+        if (std::find(ps.shards.begin(), ps.shards.end(), *shard) == ps.shards.end()) ps.shards.push_back(*shard);
+    }
+    return lane;
+}
+
+void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
+    const auto deadline = Clock::now() + budget;
+    std::set<const Lane*> left;  // lanes whose callback outlived the budget (only with `abandoned`)
+    std::vector<std::unique_ptr<PartitionState>> revoked;
+    {
+        std::lock_guard lock(partitions_mutex_);
+        if (partitions_.empty()) return;
+    }
+    // 0. A recovery in progress is abandoned: the next owner recovers from what was persisted.
+    if (recovery_thread_.joinable()) {
+        cancel_recovery_ = true;
+        recovery_thread_.join();
+    }
+    // 1. Stop handing events to lanes and wait for the event each worker is running to finish. Then instances
+    //    say goodbye (on_revoked) before anything is committed: what they acknowledge or send there counts.
+    {
+        std::lock_guard lock(partitions_mutex_);
+        for (auto& [key, ps] : partitions_)
+            for (auto& lane : ps->lanes) {
+                if (!abandoned) {
+                    stop_lane(*lane);
+                } else if (!stop_lane(*lane, deadline)) {
+                    left.insert(lane.get());
+                    abandoned->push_back(lane.get());
+                }
+            }
+        for (auto& [key, ps] : partitions_)
+            for (auto& lane : ps->lanes)
+                if (!left.count(lane.get())) revoke_instance(*lane);
+    }
+    // 2. Outputs of finished events must be acknowledged before their inputs are committed; so must the
+    //    table changes they made: a last changelog flush of every table partition, then wait for both.
+    auto half_remaining = [&] {
+        return std::max(milliseconds(1), std::chrono::duration_cast<milliseconds>((deadline - Clock::now()) / 2));
+    };
+    if (producer_ && !producer_->flush(half_remaining()))
+        log_->warn("outputs still unacknowledged at revoke; their inputs stay uncommitted");
+    {
+        std::lock_guard lock(partitions_mutex_);
+        for (auto& [key, ps] : partitions_) {
+            if (ps->shards.empty() || ps->recovering || ps->table_failed) continue;
+            const std::optional<int64_t> next = ps->committable();
+            // A flush in progress stays in ps->flushes, beside the last one: the commit below waits for both,
+            // and a change either one did not get into the changelog blocks it (table_gate).
+            for (auto& f : ps->flushes) f->shard->flush_in_progress = false;
+            if (next && !ps->changelog_lost) start_flush(*ps, *next);
+        }
+    }
+    if (producer_ && !producer_->flush(half_remaining()))
+        log_->warn("table changes still unacknowledged at revoke; their inputs stay uncommitted");
+    // 3. Commit the finished prefix of every partition.
+    commit(true, std::max(milliseconds(100), std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
+    // 4. Drop what was fetched but not finished (or not acknowledged, or waiting for a reply): it was not
+    //    committed, so the next owner of the partition reads it again.
+    {
+        std::lock_guard lock(partitions_mutex_);
+        for (auto& [key, ps] : partitions_) {
+            // Flushes whose delivery reports may still come (the waits above can time out) stay alive.
+            for (auto& f : ps->flushes)
+                if (!f->done) abandoned_flushes_.push_back(std::move(f));
+            ps->flushes.clear();
+            for (auto& lane : ps->lanes) {
+                if (left.count(lane.get())) continue;  // still in its callback: what it holds stays uncommitted
+                lane->ctx.tables.clear();
+                release_lane(*lane, 0);
+            }
+            // Another host may own the partition next; what it writes arrives through the changelog when the
+            // partition comes back, so the cache must not outlive the assignment.
+            for (TableShard* shard : ps->shards) {
+                shard->drop_cache();
+                if (auto it = followers_.find(shard->store().spec().name); it != followers_.end())
+                    it->second->release(shard->partition());
+            }
+            ps->mark_revoked();
+            revoked.push_back(std::move(ps));
+        }
+        partitions_.clear();
+        last_rkt_ = nullptr;
+    }
+    log_->info("revoked {} partition(s)", revoked.size());
+    if (leader_.exchange(false)) log_->info("this host no longer leads {}: its on_leader timers stop", config_.app_id);
+    // A revoked partition is kept while something still points at it: its unfinished events (an output's
+    // delivery report, an ask's answer, a channel event caused by it); its lanes were stopped and released.
+    // Without this sweep every eager rebalance would keep the old partitions until the host stops.
+    std::erase_if(retired_, [](const auto& ps) { return ps->unfinished() == 0; });
+    for (auto& ps : revoked) retired_.push_back(std::move(ps));
+}
+
+bool Pipeline::stop_lane(Lane& lane, std::optional<std::chrono::steady_clock::time_point> deadline) {
+    lane.stopping = true;
+    if (scheduler_.remove(&lane)) {
+        std::lock_guard lock(lane.mu);
+        lane.scheduled = false;
+    }
+    std::unique_lock lock(lane.mu);
+    auto idle = [&] { return !lane.scheduled; };
+    if (deadline) return lane.idle.wait_until(lock, *deadline, idle);
+    while (!lane.idle.wait_for(lock, std::chrono::seconds(5), idle))
+        lane.agent->log->warn("still waiting for agent {} on {}[{}] to return from its callback", lane.agent->spec->name,
+                              lane.partition->topic, lane.partition->partition);
+    return true;
+}
+
+}  // namespace mephisto
