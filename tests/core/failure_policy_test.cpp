@@ -84,7 +84,7 @@ TEST_CASE("failure policy: any verdict but OK and RETRY restarts the instance, a
     CHECK_FALSE(restarts_instance(MPH_RETRY));
 }
 
-TEST_CASE("failure policy: restarts past max_restarts within the window quarantine; outside it they do not") {
+TEST_CASE("failure policy: restarts past max_restarts within the window quarantine, outside it they do not") {
     RestartPolicy restarts(intensity(2, 10s));
     AttemptCount count;
     CHECK(fail(retries(100), restarts, MPH_FATAL, 0, count, t0).delay == 100ms);
@@ -125,7 +125,7 @@ TEST_CASE("failure policy: a failed create counts a restart but no attempt at an
     CHECK(count.attempts() == 0);
 }
 
-TEST_CASE("failure policy: each event has its own count; earlier events succeeding do not reset it") {
+TEST_CASE("failure policy: each event has its own count, earlier events succeeding do not reset it") {
     AttemptCount count;
     count.failed(10);
     count.failed(10);

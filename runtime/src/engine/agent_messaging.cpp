@@ -149,14 +149,10 @@ void Pipeline::route_answer(Answer&& answer) {
     if (auto box = std::static_pointer_cast<LaneMailbox>(answer.waiter)) {
         std::lock_guard box_lock(box->mu);
         if (Lane* lane = box->lane) {
-            bool schedule;
-            {
-                std::lock_guard lock(lane->mu);
+            lane->give([&] {
                 lane->replies.push_back(std::move(answer));
                 lane->has_replies.store(true, std::memory_order_release);
-                schedule = lane->claim_turn();
-            }
-            if (schedule) scheduler_.push(lane);
+            });
             return;
         }
         completed = box->released_as;
@@ -251,6 +247,10 @@ void Pipeline::revoke_instance(Lane& lane) {
 }
 
 void Pipeline::release_lane(Lane& lane, int completed) {
+    for (auto& [name, channel] : channels_) {  // a lane held back by a full channel waits no more
+        std::lock_guard lock(channel->held_writers_mu);
+        std::erase(channel->held_writers, &lane);
+    }
     if (lane.mailbox) {
         std::lock_guard lock(lane.mailbox->mu);
         lane.mailbox->lane = nullptr;

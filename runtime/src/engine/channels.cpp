@@ -3,12 +3,20 @@
 // they were sent, are the ChannelEvents agents send to it. Each holds a share of the event that sent it, so
 // that one is committed only after every agent reading the channel finished: a crash loses what was in the
 // channel, never its cause, which is read and sent again.
+#include <algorithm>
 #include <chrono>
 #include <set>
 
 #include "engine/pipeline.hpp"
 
 namespace mephisto {
+namespace {
+
+// A full channel holds its writers back until its unfinished events drop below this.
+int64_t low_mark(const PartitionState& channel) { return std::max<int64_t>(1, channel.maxsize / 4 * 3); }
+
+}  // namespace
+
 
 void Pipeline::open_channels() {
     std::lock_guard lock(partitions_mutex_);
@@ -18,6 +26,8 @@ void Pipeline::open_channels() {
         ps->partition = 0;
         ps->channel = true;
         ps->maxsize = spec.maxsize;
+        if (ps->maxsize > 0)  // the agents a full channel holds back go on as soon as it drained
+            ps->on_drained_to(low_mark(*ps) - 1, [this, channel = ps.get()] { wake_held_writers(*channel); });
         std::lock_guard agents_lock(agents_mutex_);
         for (auto& agent : agents_)
             if (agent->spec->from.size() == 1 && agent->spec->from.front() == spec.name)
@@ -61,7 +71,7 @@ mph_status Pipeline::send_to_channel(mph_agent_ctx& ctx, PartitionState& channel
     // The event that sent it stays unfinished until every agent of the channel finished this one.
     InFlight* f = channel.admit_sent(std::move(event), ctx.inflight, receivers);
     for (auto& lane : channel.lanes)
-        if (lane->takes(key_hash)) enqueue(*lane, f);
+        if (lane->takes(key_hash)) lane->offer(f);
     return MPH_OK;
 }
 
@@ -89,6 +99,22 @@ size_t Pipeline::drop_revoked_channel_events(Lane& lane) {
     return dropped;
 }
 
+bool Pipeline::channel_full(PartitionState& channel) {
+    const int64_t unfinished = channel.unfinished();
+    if (channel.full.load(std::memory_order_relaxed)) {
+        if (unfinished >= low_mark(channel)) return true;
+        if (channel.full.exchange(false))
+            log_->info("channel {} drained ({} unfinished): the agents writing to it go on", channel.topic, unfinished);
+        return false;
+    }
+    if (unfinished <= channel.maxsize) return false;
+    if (!channel.full.exchange(true))
+        log_->info("channel {} is full ({} unfinished, maxsize {}): the agents writing to it wait until it drained "
+                   "below {}",
+                   channel.topic, unfinished, channel.maxsize, low_mark(channel));
+    return true;
+}
+
 bool Pipeline::writes_to_full_channel(Lane& lane) {
     if (lane.channel_sinks_of != lane.ctx.sinks) {
         lane.channel_sinks.clear();
@@ -99,23 +125,25 @@ bool Pipeline::writes_to_full_channel(Lane& lane) {
     }
     bool full = false;
     for (PartitionState* channel : lane.channel_sinks) {
-        const int64_t unfinished = channel->unfinished();
-        if (channel->full.load(std::memory_order_relaxed)) {
-            if (unfinished >= channel->maxsize / 4 * 3) {
-                full = true;
-            } else if (channel->full.exchange(false)) {
-                log_->info("channel {} drained ({} unfinished): the agents writing to it go on", channel->topic,
-                           unfinished);
-            }
-        } else if (unfinished > channel->maxsize) {
-            full = true;
-            if (!channel->full.exchange(true))
-                log_->info("channel {} is full ({} unfinished, maxsize {}): the agents writing to it wait until it "
-                           "drained below {}",
-                           channel->topic, unfinished, channel->maxsize, channel->maxsize / 4 * 3);
+        if (!channel_full(*channel)) continue;
+        {
+            std::lock_guard lock(channel->held_writers_mu);
+            auto& held = channel->held_writers;
+            if (std::find(held.begin(), held.end(), &lane) == held.end()) held.push_back(&lane);
         }
+        // Looked at again once listed: a drain in between did not find it in the list.
+        full = full || channel_full(*channel);
     }
     return full;
+}
+
+void Pipeline::wake_held_writers(PartitionState& channel) {
+    std::lock_guard lock(channel.held_writers_mu);
+    // Each waits in the scheduler's timed line (its fallback look); a lane still in its turn is not there, and
+    // looks again at the turn's end. Under the lock: release_lane takes a lane off the list before it goes.
+    for (Lane* lane : channel.held_writers)
+        if (scheduler_.remove(lane)) scheduler_.push(lane);
+    channel.held_writers.clear();
 }
 
 std::vector<ChannelStatus> Pipeline::channel_status() const {
@@ -133,7 +161,7 @@ void Pipeline::close_channels(std::chrono::steady_clock::time_point deadline, st
     std::set<const Lane*> left;
     for (auto& [name, channel] : channels_)
         for (auto& lane : channel->lanes)
-            if (!stop_lane(*lane, deadline)) {
+            if (!lane->stop(deadline)) {
                 left.insert(lane.get());
                 abandoned.push_back(lane.get());
             }

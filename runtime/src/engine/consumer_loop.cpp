@@ -86,31 +86,7 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
     InFlight* f = ps->admit(msg, msg->offset, receivers);
     if (!f) return;  // nobody reads it here
     for (auto& lane : ps->lanes)
-        if (lane->takes(key_hash)) enqueue(*lane, f);
-}
-
-bool Lane::claim_turn() {
-    // A partition whose tables are recovering holds its events until they are (finish_recoveries). A stopped
-    // lane (a plugin swap in progress) keeps its events until it resumes. `local` is the worker's, but no
-    // worker runs a lane that is not scheduled.
-    if (scheduled || stopping.load(std::memory_order_relaxed) || partition->recovering) return false;
-    if (!has_work()) return false;
-    scheduled = true;
-    return true;
-}
-
-void Pipeline::enqueue(Lane& lane, InFlight* f) {
-    bool schedule, batch_full = false;
-    {
-        std::lock_guard lock(lane.mu);
-        lane.queue.push_back(f);
-        schedule = lane.claim_turn();
-        // A lane gathering a batch (take) waits for `within` at most; a full batch goes at once.
-        if (!schedule && lane.batch_waiting > 0 && lane.agent->spec->take)
-            batch_full = lane.batch_waiting + lane.queue.size() >= static_cast<size_t>(lane.agent->spec->take->max);
-    }
-    if (schedule) scheduler_.push(&lane);
-    else if (batch_full && scheduler_.remove(&lane)) scheduler_.push(&lane);
+        if (lane->takes(key_hash)) lane->offer(f);
 }
 
 bool Pipeline::apply_backpressure() {

@@ -22,7 +22,9 @@ using std::chrono::milliseconds;
 
 constexpr int kLaneBudget = 256;   // events a worker runs on one lane before giving others a turn
 constexpr size_t kMaxBatch = 500;  // events handed to on_batch at once
-constexpr milliseconds kFullChannelWait{1};  // a lane writing to a full channel looks again this much later
+// A lane held back by a full channel is woken when the channel drained; should that wake-up meet the lane still
+// in its turn, it looks again this much later.
+constexpr milliseconds kFullChannelRecheck{100};
 
 mph_event make_event(const PartitionState& ps, const InFlight* f, std::vector<mph_header>& headers) {
     if (f->message) return mephisto::make_event(ps.topic.c_str(), f->message, headers);
@@ -127,7 +129,7 @@ void Pipeline::run_lane(Lane& lane) {
             break;
         }
         if (!channels_.empty() && !lane.partition->channel && writes_to_full_channel(lane)) {
-            delay = kFullChannelWait;  // its events wait in its queue (the partition's marks bound them)
+            delay = kFullChannelRecheck;  // its events wait in its queue (the partition's marks bound them)
             outcome = Outcome::delay;
             break;
         }
@@ -176,19 +178,10 @@ void Pipeline::run_lane(Lane& lane) {
         }
         if (outcome != Outcome::done) break;
     }
-    if (outcome == Outcome::delay && !lane.stopping) {
-        scheduler_.push_after(&lane, delay);
-        return;
-    }
-    {
-        std::lock_guard lock(lane.mu);
-        if (outcome == Outcome::park || lane.stopping || !lane.has_work()) {
-            lane.scheduled = false;
-            lane.idle.notify_all();
-            return;
-        }
-    }
-    scheduler_.push(&lane);  // more work: to the back, so other lanes get a turn
+    lane.end_turn(outcome == Outcome::delay  ? Lane::TurnEnd::later
+                  : outcome == Outcome::park ? Lane::TurnEnd::park
+                                             : Lane::TurnEnd::done,
+                  delay);
 }
 
 bool Pipeline::ensure_instance(Lane& lane, std::string& error) {

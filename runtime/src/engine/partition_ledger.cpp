@@ -98,8 +98,9 @@ void finish(InFlight* f, int completed) {
             batch.swap(f->channel_event->batch);
         }
         // (release: a revoked partition may be freed once this reaches 0, see Pipeline::revoke_all)
-        if (!f->channel_event || !f->channel_event->batch_token)
-            ledger->unfinished_.fetch_sub(1, std::memory_order_release);
+        if ((!f->channel_event || !f->channel_event->batch_token) &&
+            ledger->unfinished_.fetch_sub(1, std::memory_order_release) - 1 == ledger->drain_mark_ && ledger->drained_)
+            ledger->drained_();
         if (f->message) rd_kafka_message_destroy(f->message);
         delete f;
         completed = abandoned ? 0 : 1;

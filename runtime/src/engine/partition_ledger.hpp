@@ -114,6 +114,13 @@ public:
     void commit_failed(int64_t offset);
     int64_t committed() const { return committed_.load(std::memory_order_acquire); }
 
+    // Calls `drained` whenever the unfinished events drop to `mark` (a channel below its maxsize's low mark: the
+    // agents held back by it go on). Set before any event is admitted; `drained` runs on the finishing thread.
+    void on_drained_to(int64_t mark, std::function<void()> drained) {
+        drain_mark_ = mark;
+        drained_ = std::move(drained);
+    }
+
     // Once revoked, channel events this partition caused are dropped (its next owner reads their cause again).
     void mark_revoked() { revoked_.store(true, std::memory_order_relaxed); }
     bool revoked() const { return revoked_.load(std::memory_order_relaxed); }
@@ -128,6 +135,8 @@ private:
     std::atomic<bool> revoked_{false};
     int64_t commit_sent_ = -1;  // consumer thread only
     std::atomic<int64_t> committed_{-1};
+    int64_t drain_mark_ = -1;  // fixed before traffic
+    std::function<void()> drained_;
 };
 
 }  // namespace mephisto

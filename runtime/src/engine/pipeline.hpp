@@ -169,16 +169,47 @@ struct Lane {
     PartitionState* partition = nullptr;
     mph_agent_ctx ctx;
 
+    LaneScheduler<Lane>* scheduler = nullptr;  // the pipeline's: where a lane waits for a worker
+
     std::mutex mu;                 // guards queue and scheduled
     std::condition_variable idle;  // signalled when scheduled turns false
     std::deque<InFlight*> queue;   // filled by the consumer thread
     bool scheduled = false;        // in the scheduler or running on a worker
     std::atomic<bool> stopping{false};
-    // Under mu, by whoever gave the lane work (an event, a reply, a resume, a recovery's end): when the lane
-    // should take a turn now, marks it scheduled and returns true, and the caller pushes it to the scheduler
-    // (outside mu). It takes a turn when it is neither scheduled already nor stopped, its partition's tables
-    // are not recovering, and it has something to do. The one place that decides it.
+
+    // The scheduling state machine (engine/lane.cpp), the one place that decides when the lane runs:
+    //   idle -> scheduled: work arrives (offer, give) or it resumes, and claim_turn() says so;
+    //   scheduled -> idle: end_turn(), once it parked, was stopped or ran out of work; else to the back of the queue;
+    //   stop(): it takes no more turns, and the turn in progress (a callback) ends, waited for until a deadline;
+    //   resume(): it takes turns again.
+    // Under mu: whether the lane should take a turn now; if so marks it scheduled, and the caller pushes it to the
+    // scheduler (outside mu). It takes one when it is neither scheduled already nor stopped, its partition's
+    // tables are not recovering, and it has something to do.
     bool claim_turn();
+    // An event for the lane (the consumer thread, a channel's sender). A lane gathering a batch (take) that is
+    // now full goes at once instead of waiting for `within`.
+    void offer(InFlight* event);
+    // Something else to do, given under mu by `add` (an answer to an ask), or nothing (its tables recovered).
+    template <typename Add>
+    void give(Add&& add) {
+        bool schedule;
+        {
+            std::lock_guard lock(mu);
+            add();
+            schedule = claim_turn();
+        }
+        if (schedule) scheduler->push(this);
+    }
+    void wake() { give([] {}); }
+    // The worker's turn ended: `park` (quarantined, failed), or `later` (a retry, a restart, a batch gathering)
+    // after `delay`, or done.
+    enum class TurnEnd { done, later, park };
+    void end_turn(TurnEnd how, std::chrono::milliseconds delay = {});
+    // It takes no more turns, and the turn in progress, if any, ends. Without a deadline it waits as long as that
+    // takes (saying so every 5 s); with one (a plugin swap, a topology edit, a revoke's budget), false when the
+    // callback had not returned by then: the lane stays marked stopping, and resume() undoes that.
+    bool stop(std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
+    void resume();
     // Under mu (or on the worker running it): events, replies or orphans wait for it.
     bool has_work() const { return !local.empty() || !queue.empty() || !replies.empty() || !orphans.empty(); }
 
@@ -245,6 +276,9 @@ struct PartitionState : PartitionLedger {
     bool closed = false;  // a channel at stop: sends to it are refused (guarded by lanes_mu)
     int64_t maxsize = 0;            // a channel: its spec's maxsize (fixed)
     std::atomic<bool> full{false};  // a channel past maxsize, until it drained below three quarters of it
+    // A channel: the lanes waiting for it to drain (writes_to_full_channel); woken when it did.
+    std::mutex held_writers_mu;
+    std::vector<Lane*> held_writers;
     std::atomic<int64_t> channel_sequence{0};
     std::optional<TopicSpec> spec;  // its declaration, when the YAML declares it (a copy: reloads replace the YAML)
     const mph_codec_descriptor* value_codec = nullptr;  // a plugin's codec for the values, when the topic names one
@@ -401,8 +435,6 @@ private:
     // consumer thread
     void consume_loop();
     void dispatch(rd_kafka_message_t* msg);
-    // Queues `f` on the lane and schedules it (or wakes a lane gathering a batch that is now full).
-    void enqueue(Lane& lane, InFlight* f);
     PartitionState* find_partition(rd_kafka_message_t* msg);
     void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
     void assign(const rd_kafka_topic_partition_list_t* partitions);
@@ -466,11 +498,6 @@ private:
     Status ensure_reply_router();
     // The topic an agent of this pipeline reads (cast and ask go there); empty when there is no such agent.
     std::string agent_topic(const std::string& agent) const;
-    // Stops a lane: it takes no more turns, and the callback in progress, if any, returns. Without a deadline it
-    // waits as long as that takes (saying so every 5 s); with one (a plugin swap, a topology edit, a revoke's
-    // budget), false when the callback had not returned by then: the lane stays marked stopping, and
-    // resume_lane undoes that.
-    bool stop_lane(Lane& lane, std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
     // Runs beside the consumer: reports callbacks running past hung_callback_after (again as often).
     void watch_loop();
     void watch_hung_calls();
@@ -481,7 +508,6 @@ private:
     // The watch thread: the group's committed offsets of newly assigned partitions, so lag is right before
     // this host commits anything.
     void fetch_committed_offsets();
-    void resume_lane(Lane& lane);  // takes events again; schedules the lane if it has some
     // A lane of `agent` on `ps`, bound to the agent's table shards for that partition. Caller holds
     // partitions_mutex_.
     std::unique_ptr<Lane> make_lane(AgentRuntime& agent, PartitionState& ps);
@@ -512,9 +538,12 @@ private:
     size_t drop_revoked_channel_events(Lane& lane);
     // Faust's channel maxsize: a lane reading a topic whose sinks include a channel holding more than its
     // maxsize unfinished events waits (its lane is delayed, its events stay queued) until the channel drained
-    // below three quarters of it. Lanes reading channels never wait: two channels feeding each other would
+    // below three quarters of it, when the last event finished wakes it (wake_held_writers). Lanes reading channels never wait: two channels feeding each other would
     // stop for good; what they send is bounded by what reached their own channel. THREAD: the lane's worker.
     bool writes_to_full_channel(Lane& lane);
+    bool channel_full(PartitionState& channel);  // past maxsize, until drained below three quarters of it
+    // A channel drained: the lanes it held back take their turn now. THREAD: the one that finished its event.
+    void wake_held_writers(PartitionState& channel);
 
     // timers
     void timer_loop();

@@ -329,14 +329,7 @@ void Pipeline::finish_recoveries() {
         rd_kafka_resume_partitions(consumer_.get(), list);
         rd_kafka_topic_partition_list_destroy(list);
         ps->paused = false;
-        for (auto& lane : ps->lanes) {
-            bool schedule;
-            {
-                std::lock_guard l(lane->mu);
-                schedule = lane->claim_turn();  // a stopped one: the swap resumes it
-            }
-            if (schedule) scheduler_.push(lane.get());
-        }
+        for (auto& lane : ps->lanes) lane->wake();  // a stopped one: the swap resumes it
     }
     if (all_done && recovery_thread_.joinable()) recovery_thread_.join();
 }

@@ -9,16 +9,6 @@ namespace {
 constexpr std::chrono::milliseconds kSwapStopBudget{10'000};
 }
 
-void Pipeline::resume_lane(Lane& lane) {
-    bool schedule;
-    {
-        std::lock_guard lock(lane.mu);
-        lane.stopping = false;
-        schedule = lane.claim_turn();
-    }
-    if (schedule) scheduler_.push(&lane);
-}
-
 size_t Pipeline::restart_instances(AgentRuntime& agent, const std::vector<Lane*>& lanes,
                                    const std::shared_ptr<Plugin>& plugin, const AgentInfo* info, const AgentSpec* spec) {
     size_t destroyed = 0;
@@ -42,7 +32,7 @@ size_t Pipeline::restart_instances(AgentRuntime& agent, const std::vector<Lane*>
             lane->batch_waiting = 0;
             lane->batch_since = {};
         }
-        resume_lane(*lane);  // create and on_assigned run on the worker, by the new code
+        lane->resume();  // create and on_assigned run on the worker, by the new code
     }
     return destroyed;
 }
@@ -114,8 +104,8 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
         // budget the swap is refused and the lanes stopped so far resume on the old code.
         const auto deadline = started + kSwapStopBudget;
         for (size_t i = 0; i < lanes.size(); ++i) {
-            if (stop_lane(*lanes[i], deadline)) continue;
-            for (size_t j = 0; j <= i; ++j) resume_lane(*lanes[j]);
+            if (lanes[i]->stop(deadline)) continue;
+            for (size_t j = 0; j <= i; ++j) lanes[j]->resume();
             return make_error("agents." + agent->spec->name + ": the callback on " + lanes[i]->partition->topic + "[" +
                               std::to_string(lanes[i]->partition->partition) + "] did not return within " +
                               std::to_string(kSwapStopBudget.count()) + " ms; the swap is refused" +

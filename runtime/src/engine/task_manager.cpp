@@ -100,6 +100,7 @@ std::unique_ptr<Lane> Pipeline::make_lane(AgentRuntime& agent, PartitionState& p
     lane->ctx.partition = ps.partition;
     lane->ctx.stats = &agent.stats;
     lane->ctx.lane = lane.get();
+    lane->scheduler = &scheduler_;
     lane->mailbox = std::make_shared<LaneMailbox>();
     lane->mailbox->lane = lane.get();
     for (const auto& name : agent.spec->tables) {
@@ -136,8 +137,8 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
         for (auto& [key, ps] : partitions_)
             for (auto& lane : ps->lanes) {
                 if (!abandoned) {
-                    stop_lane(*lane);
-                } else if (!stop_lane(*lane, deadline)) {
+                    lane->stop();
+                } else if (!lane->stop(deadline)) {
                     left.insert(lane.get());
                     abandoned->push_back(lane.get());
                 }
@@ -202,21 +203,6 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
     // Without this sweep every eager rebalance would keep the old partitions until the host stops.
     std::erase_if(retired_, [](const auto& ps) { return ps->unfinished() == 0; });
     for (auto& ps : revoked) retired_.push_back(std::move(ps));
-}
-
-bool Pipeline::stop_lane(Lane& lane, std::optional<std::chrono::steady_clock::time_point> deadline) {
-    lane.stopping = true;
-    if (scheduler_.remove(&lane)) {
-        std::lock_guard lock(lane.mu);
-        lane.scheduled = false;
-    }
-    std::unique_lock lock(lane.mu);
-    auto idle = [&] { return !lane.scheduled; };
-    if (deadline) return lane.idle.wait_until(lock, *deadline, idle);
-    while (!lane.idle.wait_for(lock, std::chrono::seconds(5), idle))
-        lane.agent->log->warn("still waiting for agent {} on {}[{}] to return from its callback", lane.agent->spec->name,
-                              lane.partition->topic, lane.partition->partition);
-    return true;
 }
 
 }  // namespace mephisto

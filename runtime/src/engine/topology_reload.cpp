@@ -139,8 +139,8 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     for (auto& [agent, lanes] : lanes_of)
         for (Lane* lane : lanes) {
             stopped.push_back(lane);
-            if (stop_lane(*lane, deadline)) continue;
-            for (Lane* l : stopped) resume_lane(*l);
+            if (lane->stop(deadline)) continue;
+            for (Lane* l : stopped) l->resume();
             return make_error("agents." + agent->spec->name + ": the callback on " + lane->partition->topic + "[" +
                               std::to_string(lane->partition->partition) +
                               "] did not return within 10000 ms; the reload is refused and nothing changed");
