@@ -27,8 +27,8 @@ InFlight* consume(PartitionLedger& ledger, int64_t offset, int receivers = 1) {
 // What `cause`'s callback sent to `channel`, for `receivers` agents reading it.
 InFlight* send(PartitionLedger& channel, InFlight* cause, int receivers = 1) {
     static std::atomic<int64_t> sequence{0};
-    auto event = std::make_unique<ChannelEvent>();
-    event->sequence = sequence++;
+    ChannelEvent event;
+    event.sequence = sequence++;
     return channel.admit_sent(std::move(event), cause, receivers);
 }
 
@@ -130,7 +130,7 @@ TEST_CASE("ledger: a channel event holds its cause until every agent of the chan
     PartitionLedger topic, channel;
     InFlight* m = consume(topic, 0);
     InFlight* e = send(channel, m, 2);  // the callback of m sent e to a channel read by two agents
-    CHECK(e->channel_event->root == m);
+    CHECK(e->channel_event->origin == &topic);
     finish(m);                          // m's callback returned
     CHECK(topic.committable() == 0);    // e is not finished
     CHECK(channel.unfinished() == 1);
@@ -148,7 +148,7 @@ TEST_CASE("ledger: a long chain through a channel finishes without recursion, an
     // An agent writing back to the channel it reads: each event causes the next (100,000 links deep).
     std::vector<InFlight*> chain{m};
     for (int i = 0; i < 100'000; ++i) chain.push_back(send(channel, chain.back()));
-    CHECK(chain.back()->channel_event->root == m);
+    CHECK(chain.back()->channel_event->origin == &topic);
     for (size_t i = 0; i + 1 < chain.size(); ++i) finish(chain[i]);  // every callback but the last returned
     CHECK(topic.committable() == 0);
     finish(chain.back());
@@ -190,9 +190,9 @@ TEST_CASE("ledger: a revoked partition is seen from the channel events it caused
     InFlight* m = consume(topic, 0);
     InFlight* e = send(channel, m);
     InFlight* f = send(channel, e);  // two links away
-    CHECK_FALSE(f->channel_event->root->ledger->revoked());
+    CHECK_FALSE(f->channel_event->origin->revoked());
     topic.mark_revoked();
-    CHECK(f->channel_event->root->ledger->revoked());
+    CHECK(f->channel_event->origin->revoked());
     finish(f, 0);
     finish(e);
     finish(m);
@@ -248,4 +248,28 @@ TEST_CASE("ledger: shares finished from many threads commit exactly what was fet
     CHECK(topic.committable() == kEvents);
     CHECK(topic.unfinished() == 0);
     CHECK(channel.unfinished() == 0);
+}
+
+TEST_CASE("ledger: a channel event tells an absent key, an empty value and a tombstone apart") {
+    ChannelEvent both;
+    both.bytes = "keyvalue";
+    both.key_len = 3;
+    both.value_len = 5;
+    CHECK(both.key() == "key");
+    CHECK(both.value() == "value");
+    ChannelEvent keyless;
+    keyless.bytes = "value";
+    keyless.value_len = 5;
+    CHECK_FALSE(keyless.key());
+    CHECK(keyless.value() == "value");
+    ChannelEvent tombstone;
+    tombstone.bytes = "k";
+    tombstone.key_len = 1;
+    CHECK(tombstone.key() == "k");
+    CHECK_FALSE(tombstone.value());
+    ChannelEvent empty;
+    empty.key_len = 0;
+    empty.value_len = 0;
+    CHECK(empty.key() == "");
+    CHECK(empty.value() == "");
 }

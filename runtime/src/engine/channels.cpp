@@ -41,23 +41,30 @@ void Pipeline::open_channels() {
 mph_status Pipeline::send_to_channel(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,
                                      const void* value, size_t value_len, rd_kafka_headers_t* headers,
                                      int64_t timestamp_ms) {
-    auto event = std::make_unique<ChannelEvent>();
-    if (key) event->key.emplace(static_cast<const char*>(key), key_len);
-    if (value) event->value.emplace(static_cast<const char*>(value), value_len);
+    ChannelEvent event;
+    event.bytes.reserve((key ? key_len : 0) + (value ? value_len : 0));
+    if (key) {
+        event.bytes.append(static_cast<const char*>(key), key_len);
+        event.key_len = static_cast<int64_t>(key_len);
+    }
+    if (value) {
+        event.bytes.append(static_cast<const char*>(value), value_len);
+        event.value_len = static_cast<int64_t>(value_len);
+    }
     if (headers) {
         const char* name;
         const void* v;
         size_t size;
         for (size_t i = 0; rd_kafka_header_get_all(headers, i, &name, &v, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
-            event->headers.emplace_back(name, v ? std::optional<std::string>(std::string(static_cast<const char*>(v), size))
+            event.headers.emplace_back(name, v ? std::optional<std::string>(std::string(static_cast<const char*>(v), size))
                                                 : std::nullopt);
         rd_kafka_headers_destroy(headers);
     }
-    event->timestamp_ms = timestamp_ms > 0 ? timestamp_ms
+    event.timestamp_ms = timestamp_ms > 0 ? timestamp_ms
                                            : std::chrono::duration_cast<std::chrono::milliseconds>(
                                                  std::chrono::system_clock::now().time_since_epoch()).count();
-    event->sequence = channel.channel_sequence.fetch_add(1, std::memory_order_relaxed);
-    const size_t key_hash = event->key ? std::hash<std::string_view>{}(*event->key) : static_cast<size_t>(event->sequence);
+    event.sequence = channel.channel_sequence.fetch_add(1, std::memory_order_relaxed);
+    const size_t key_hash = event.key() ? std::hash<std::string_view>{}(*event.key()) : static_cast<size_t>(event.sequence);
     if (ctx.stats) ctx.stats->outputs.fetch_add(1, std::memory_order_relaxed);
 
     std::unique_lock lanes_lock(channel.lanes_mu);
@@ -78,8 +85,8 @@ mph_status Pipeline::send_to_channel(mph_agent_ctx& ctx, PartitionState& channel
 namespace {
 // Whether the consumed message at the start of `f`'s chain of causes was read from a partition since revoked.
 bool caused_by_revoked(const InFlight* f) {
-    const InFlight* root = f->channel_event->root;
-    return root && root->ledger->revoked();
+    const PartitionLedger* origin = f->channel_event->origin;
+    return origin && origin->revoked();
 }
 }  // namespace
 

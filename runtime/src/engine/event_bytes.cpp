@@ -21,10 +21,11 @@ EventBytes bytes_of(const InFlight* f) {
         return b;
     }
     const ChannelEvent& c = *f->channel_event;
-    b.key = c.key ? c.key->data() : nullptr;
-    b.key_len = c.key ? c.key->size() : 0;
-    b.value = c.value ? c.value->data() : nullptr;
-    b.value_len = c.value ? c.value->size() : 0;
+    const auto key = c.key(), value = c.value();
+    b.key = key ? key->data() : nullptr;
+    b.key_len = key ? key->size() : 0;
+    b.value = value ? value->data() : nullptr;
+    b.value_len = value ? value->size() : 0;
     b.timestamp_ms = c.timestamp_ms;
     return b;
 }

@@ -38,10 +38,11 @@ mph_event make_event(const PartitionState& ps, const InFlight* f, std::vector<mp
     ev.partition = 0;
     ev.offset = c.sequence;
     ev.timestamp_ms = c.timestamp_ms;
-    ev.key = c.key ? c.key->data() : nullptr;
-    ev.key_len = c.key ? c.key->size() : 0;
-    ev.value = c.value ? c.value->data() : nullptr;
-    ev.value_len = c.value ? c.value->size() : 0;
+    const auto key = c.key(), value = c.value();
+    ev.key = key ? key->data() : nullptr;
+    ev.key_len = key ? key->size() : 0;
+    ev.value = value ? value->data() : nullptr;
+    ev.value_len = value ? value->size() : 0;
     ev.headers = headers.empty() ? nullptr : headers.data();
     ev.header_count = headers.size();
     return ev;

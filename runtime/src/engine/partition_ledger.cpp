@@ -22,14 +22,15 @@ InFlight* PartitionLedger::admit(rd_kafka_message_t* message, int64_t offset, in
     return nullptr;
 }
 
-InFlight* PartitionLedger::admit_sent(std::unique_ptr<ChannelEvent> event, InFlight* cause, int receivers) {
-    if ((event->cause = cause)) {
+InFlight* PartitionLedger::admit_sent(ChannelEvent&& event, InFlight* cause, int receivers) {
+    auto* f = new ChannelInFlight;
+    f->event = std::move(event);
+    f->channel_event = &f->event;
+    if ((f->event.cause = cause)) {
         add_share(cause);
-        event->root = cause->channel_event ? cause->channel_event->root : cause;
+        f->event.origin = cause->channel_event ? cause->channel_event->origin : cause->ledger;
     }
-    auto* f = new InFlight;
-    f->position = event->sequence;
-    f->channel_event = std::move(event);
+    f->position = f->event.sequence;
     f->ledger = this;
     f->pending.store(receivers, std::memory_order_relaxed);
     unfinished_.fetch_add(1, std::memory_order_relaxed);
@@ -37,11 +38,11 @@ InFlight* PartitionLedger::admit_sent(std::unique_ptr<ChannelEvent> event, InFli
 }
 
 InFlight* PartitionLedger::hold_batch(const std::vector<InFlight*>& events) {
-    auto* token = new InFlight;
-    token->channel_event = std::make_unique<ChannelEvent>();
-    token->channel_event->batch_token = true;
-    token->position = token->channel_event->sequence = events.front()->offset();
-    if (events.front()->channel_event) token->channel_event->root = events.front()->channel_event->root;
+    auto* token = new ChannelInFlight;
+    token->channel_event = &token->event;
+    token->event.batch_token = true;
+    token->position = token->event.sequence = events.front()->offset();
+    if (events.front()->channel_event) token->event.origin = events.front()->channel_event->origin;
     token->ledger = this;
     token->pending.store(1, std::memory_order_relaxed);  // the caller's
     for (InFlight* f : events) {
@@ -102,7 +103,8 @@ void finish(InFlight* f, int completed) {
             ledger->unfinished_.fetch_sub(1, std::memory_order_release) - 1 == ledger->drain_mark_ && ledger->drained_)
             ledger->drained_();
         if (f->message) rd_kafka_message_destroy(f->message);
-        delete f;
+        if (f->channel_event) delete static_cast<ChannelInFlight*>(f);
+        else delete f;
         completed = abandoned ? 0 : 1;
         for (InFlight* held : batch) finish(held, completed);  // a batch token: one level per token in the chain
         f = cause;  // the event that sent it is done with it too

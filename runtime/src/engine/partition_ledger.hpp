@@ -9,6 +9,7 @@
 //    confirmed.
 // Threads: the consumer thread admits messages and commits; any thread finishes shares. Nothing here knows
 // Kafka beyond owning the consumed message, so tests/core drives it in-process.
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -16,6 +17,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -38,15 +40,26 @@ struct DeliveryTag {
 // carry. It holds a share of the event whose callback sent it, so that one is not committed before every
 // agent reading the channel finished this one: a crash loses the channel's contents, never their cause.
 struct ChannelEvent {
-    std::optional<std::string> key;
-    std::optional<std::string> value;  // nullopt: a tombstone
+    // Key and value in one buffer (one allocation): the key's bytes, then the value's.
+    std::string bytes;
+    int64_t key_len = -1;    // -1: no key
+    int64_t value_len = -1;  // -1: no value (a tombstone)
+    std::optional<std::string_view> key() const {
+        if (key_len < 0) return std::nullopt;
+        return std::string_view(bytes.data(), static_cast<size_t>(key_len));
+    }
+    std::optional<std::string_view> value() const {
+        if (value_len < 0) return std::nullopt;
+        return std::string_view(bytes.data() + std::max<int64_t>(key_len, 0), static_cast<size_t>(value_len));
+    }
     std::vector<std::pair<std::string, std::optional<std::string>>> headers;
     int64_t timestamp_ms = 0;
     int64_t sequence = 0;       // its position in the channel: the event's offset
     InFlight* cause = nullptr;  // null when a timer sent it
-    // The consumed message at the start of the chain of causes (null: a timer started it). The chain keeps it
-    // alive: each link holds a share of its cause.
-    const InFlight* root = nullptr;
+    // The ledger of the consumed message at the start of the chain of causes (null: a timer started it): once
+    // that partition is revoked, the chain's events are dropped. The chain keeps the message alive: each link
+    // holds a share of its cause.
+    const PartitionLedger* origin = nullptr;
     // A batch token (PartitionLedger::hold_batch) is not an event: it holds a share of each event of a batch, so
     // what the callback sent is tracked against all of them.
     bool batch_token = false;
@@ -56,8 +69,8 @@ struct ChannelEvent {
 // One consumed message (or channel event) on its way through the agents that read it.
 struct InFlight : DeliveryTag {
     InFlight() : DeliveryTag{Kind::input} {}
-    rd_kafka_message_t* message = nullptr;        // a consumed message (owned; null in the core tests), or null for:
-    std::unique_ptr<ChannelEvent> channel_event;  // an event sent to a channel
+    rd_kafka_message_t* message = nullptr;  // a consumed message (owned; null in the core tests), or null for:
+    ChannelEvent* channel_event = nullptr;  // an event sent to a channel (allocated with it: ChannelInFlight)
     int64_t position = -1;                        // the message's offset, or the channel event's sequence
     int64_t offset() const { return position; }
     PartitionLedger* ledger = nullptr;  // of its partition (or channel)
@@ -68,6 +81,11 @@ struct InFlight : DeliveryTag {
     // Run when the event is finished (not abandoned), before its offset may be committed: what must be stored
     // only once everything the event produced is acknowledged (a window close mark). Rarely set.
     std::unique_ptr<std::vector<std::function<void()>>> on_finished;
+};
+
+// A channel event and its tracking, in one allocation (channel events are as many as the messages).
+struct ChannelInFlight : InFlight {
+    ChannelEvent event;
 };
 
 // Takes one more share of `event`: something it caused (an output, an ask, a dead letter) is on its way.
@@ -91,7 +109,7 @@ public:
     InFlight* admit(rd_kafka_message_t* message, int64_t offset, int receivers);
     // A channel event sent by the callback holding `cause` (null: a timer's), for `receivers` agents of this
     // channel: it holds a share of its cause until it is finished. THREAD: the sender's.
-    InFlight* admit_sent(std::unique_ptr<ChannelEvent> event, InFlight* cause, int receivers);
+    InFlight* admit_sent(ChannelEvent&& event, InFlight* cause, int receivers);
     // A channel lane's batch mixes causes, and only the lowest offset of a topic's batch holds its commit back: a
     // token holding a share of each of `events`, to track a callback's outputs against all of them. The caller
     // owns one share of the token (finish it once the callback returned). THREAD: the lane's worker.
