@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
     const mephisto::AgentInfo* call_host = (*plugin)->find_agent("call_host");
     if (!noop || !call_host) die("passthrough.so lacks the noop or call_host agent");
 
-    // A context as the host builds it for a lane (pipeline.cpp, Pipeline::assign), with one param.
+    // A context as the host builds it for a lane (engine/task_manager.cpp, Pipeline::make_lane), with one param.
     mph_agent_ctx ctx;
     ctx.agent_name = "noop";
     ctx.partition = 3;

@@ -75,7 +75,7 @@ std::map<std::string, std::string> producer_props(const std::string& bootstrap) 
             {"queue.buffering.max.messages", "1000000"}, {"queue.buffering.max.kbytes", "1048576"}};
 }
 
-// The host's consumer prefetch settings (runtime/src/engine/pipeline.cpp).
+// The host's consumer prefetch settings (Pipeline::start, runtime/src/engine/pipeline.cpp).
 std::map<std::string, std::string> consumer_props(const std::string& bootstrap, const std::string& group) {
     return {{"bootstrap.servers", bootstrap},   {"group.id", group},
             {"enable.auto.commit", "false"},    {"enable.auto.offset.store", "false"},

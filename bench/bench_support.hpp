@@ -51,7 +51,7 @@ void count_delivery(rd_kafka_t*, const rd_kafka_message_t* m, void* opaque);
 
 // The host's producer settings (runtime/src/kafka/producer.cpp), so the raw loop is not handicapped.
 std::map<std::string, std::string> producer_props(const std::string& bootstrap);
-// The host's consumer prefetch settings (runtime/src/engine/pipeline.cpp).
+// The host's consumer prefetch settings (Pipeline::start, runtime/src/engine/pipeline.cpp).
 std::map<std::string, std::string> consumer_props(const std::string& bootstrap, const std::string& group);
 
 // Sum of the end offsets of `topic`, partitions 0..n-1; -1 when the query failed.
