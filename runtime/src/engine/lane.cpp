@@ -1,5 +1,7 @@
-// One lane's scheduling state machine (Lane in engine/pipeline.hpp): when it takes a turn on a worker, when it
+// One lane's scheduling state machine (Lane in engine/lane.hpp): when it takes a turn on a worker, when it
 // stops and resumes. Every wake-up goes through claim_turn, under the lane's lock.
+#include "engine/lane.hpp"
+
 #include "engine/pipeline.hpp"
 
 namespace mephisto {
