@@ -347,8 +347,12 @@ private:
     Status open_tables();
     Status start_followers();
     Status check_copartitioning();
+    // The recovery thread: brings the shards of newly assigned `partitions` up to their changelogs' ends, with one
+    // reader for all of them (engine/table_recovery.cpp); each partition is marked recovered once its shards are.
     void recovery_loop(std::vector<PartitionState*> partitions);
-    Status recover(TableShard& shard, const std::string& changelog);
+    struct ShardRestore;
+    void restore_shards(std::vector<ShardRestore>& restores,
+                        const std::function<void(ShardRestore&, const Status&)>& settle);
     void finish_recoveries();
     bool apply_backpressure();  // true while some partition stays paused
 

@@ -1,22 +1,13 @@
 // The pipeline's table bookkeeping: opening stores, the copartitioning check, changelog flushes that gate
-// input commits, and recovery of a partition's tables before its events are processed.
-#include <chrono>
-#include <thread>
+// input commits, and resuming a partition once its tables are recovered (the recovery: table_recovery.cpp).
+#include <algorithm>
+#include <set>
 
 #include "common/logging.hpp"
 #include "engine/pipeline.hpp"
 #include "tables/codec.hpp"
 
 namespace mephisto {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-using std::chrono::milliseconds;
-
-constexpr size_t kRecoveryBatch = 10'000;  // changelog records applied per RocksDB write batch
-constexpr auto kProgressEvery = std::chrono::seconds(3);
-
-}  // namespace
 
 Status Pipeline::check_copartitioning() {
     // A table shard is the partition of its agents' source topics; if those have different partition counts,
@@ -179,138 +170,6 @@ void Pipeline::on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, con
     flush->changes.shrink_to_fit();
     flush->done = true;
     flush_completed_ = true;
-}
-
-void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
-    std::set<TableShard*> recovered;
-    for (PartitionState* ps : partitions) {
-        for (TableShard* shard : ps->shards) {
-            if (cancel_recovery_) return;
-            if (!recovered.insert(shard).second) continue;  // shared by two copartitioned topics
-            // A global table's follower already reads this partition: it hands it over once current.
-            auto follower = followers_.find(shard->store().spec().name);
-            auto st = follower != followers_.end()
-                          ? follower->second->take_ownership(shard->partition(), cancel_recovery_)
-                          : recover(*shard, shard->store().spec().changelog_topic);
-            if (cancel_recovery_) return;
-            if (!st) {
-                // A store that cannot be written (a full disk) stops the pipeline: every partition needs it.
-                if (shard->store().write_failed()) fail(st.error());
-                else log_->error("{}", st.error());
-                ps->table_failed = true;
-                break;
-            }
-        }
-        ps->recovered = true;
-    }
-}
-
-Status Pipeline::recover(TableShard& shard, const std::string& changelog) {
-    const std::string name = shard.store().spec().name + "[" + std::to_string(shard.partition()) + "]";
-    const int64_t persisted = shard.persisted_offset();
-    const std::map<std::string, std::string> props = {{"bootstrap.servers", bootstrap_},
-                                                      {"group.id", config_.app_id + "-recovery"},
-                                                      {"enable.auto.commit", "false"},
-                                                      {"enable.partition.eof", "true"},
-                                                      {"queued.min.messages", "500000"},
-                                                      {"client.id", "mephisto-" + config_.app_id + "-recovery"}};
-    auto conf = make_conf({&props, &config_.broker.properties});
-    if (!conf) return make_error(conf.error());
-    route_logs(conf->get());
-    auto consumer = make_client(RD_KAFKA_CONSUMER, std::move(*conf));
-    if (!consumer) return make_error(consumer.error());
-    rd_kafka_t* rk = consumer->get();
-
-    // The end is captured once, at assignment: what was written before this host took the partition over.
-    int64_t low = 0, high = 0;
-    rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-    const auto deadline = Clock::now() + std::chrono::seconds(30);
-    while ((err = rd_kafka_query_watermark_offsets(rk, changelog.c_str(), shard.partition(), &low, &high, 2000)) &&
-           Clock::now() < deadline && !cancel_recovery_)
-        std::this_thread::sleep_for(milliseconds(100));
-    if (err) return make_error("table " + name + ": cannot read the end of " + changelog + ": " + rd_kafka_err2str(err));
-    const int64_t start = persisted + 1;
-    if (start > high)
-        return make_error("table " + name + ": the store says it holds changelog " + changelog + " up to offset " +
-                          std::to_string(persisted) + ", but the changelog ends at " + std::to_string(high) +
-                          ". The local state is from another changelog (a reset or recreated topic?); the table "
-                          "will not serve until it is reset: mephisto reset --table " + shard.store().spec().name +
-                          " <pipeline.yaml>");
-    int64_t from = std::max(start, low);
-    if (from >= high) {
-        log_->info("table {}: up to date (changelog offset {})", name, persisted);
-        return {};
-    }
-    const int64_t total = high - from;
-    log_->info("table {}: recovering {} changelog record(s) from offset {}", name, total, from);
-    {
-        std::lock_guard lock(recovery_status_mutex_);
-        recovery_remaining_[{shard.store().spec().name, shard.partition()}] = total;
-    }
-    struct Done {  // the partition leaves the recovery list however recovery ends
-        Pipeline& p;
-        std::pair<std::string, int32_t> key;
-        ~Done() {
-            std::lock_guard lock(p.recovery_status_mutex_);
-            p.recovery_remaining_.erase(key);
-        }
-    } done{*this, {shard.store().spec().name, shard.partition()}};
-
-    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(list, changelog.c_str(), shard.partition())->offset = from;
-    rd_kafka_assign(rk, list);
-    rd_kafka_topic_partition_list_destroy(list);
-
-    const auto started = Clock::now();
-    auto last_report = started;
-    std::vector<TableChange> batch;
-    int64_t last = from - 1, applied = 0;
-    Status result;
-    while (last < high - 1 && !cancel_recovery_) {
-        rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100);
-        if (m) {
-            if (!m->err && m->offset < high) {
-                TableChange c;
-                c.key.assign(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
-                if (m->payload) c.value.emplace(static_cast<const char*>(m->payload), m->len);
-                batch.push_back(std::move(c));
-                last = m->offset;
-            } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-                last = std::max(last, m->offset - 1);  // gaps (aborted transactions, compaction) end here
-            } else if (m->err) {
-                log_->warn("table {}: recovery: {}", name, rd_kafka_message_errstr(m));
-            }
-            rd_kafka_message_destroy(m);
-        }
-        if (batch.size() >= kRecoveryBatch || (!batch.empty() && last >= high - 1)) {
-            if (result = shard.apply(batch, last); !result) break;
-            applied += static_cast<int64_t>(batch.size());
-            batch.clear();
-        }
-        const auto now = Clock::now();
-        if (now - last_report >= kProgressEvery) {
-            const double secs = std::chrono::duration<double>(now - started).count();
-            const double rate = secs > 0 ? (last - from + 1) / secs : 0;
-            const int64_t left = high - 1 - last;
-            log_->info("table {}: recovering, {} record(s) left, {:.0f} records/s, ETA {:.0f} s", name, left, rate,
-                       rate > 0 ? left / rate : 0.0);
-            std::lock_guard lock(recovery_status_mutex_);
-            recovery_remaining_[{shard.store().spec().name, shard.partition()}] = left;
-            last_report = now;
-        }
-    }
-    if (result && !batch.empty() && !cancel_recovery_) {
-        result = shard.apply(batch, last);
-        applied += static_cast<int64_t>(batch.size());
-    }
-    rd_kafka_assign(rk, nullptr);
-    if (!result) return result;
-    if (!cancel_recovery_) {
-        const double secs = std::chrono::duration<double>(Clock::now() - started).count();
-        log_->info("table {}: recovered {} record(s) in {:.2f} s ({:.0f} records/s)", name, applied, secs,
-                   secs > 0 ? applied / secs : 0.0);
-    }
-    return {};
 }
 
 void Pipeline::finish_recoveries() {

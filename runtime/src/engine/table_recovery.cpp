@@ -1,0 +1,255 @@
+// Recovery of the tables of newly assigned partitions (Kafka Streams' StoreChangelogReader): one consumer reads
+// every changelog partition to restore at once, from the offset after what the local store persisted up to the
+// end captured at assignment, and applies each shard's records in RocksDB write batches. A partition takes events
+// again as soon as all of its shards are current (finish_recoveries, on the consumer thread); a global table's
+// partitions are handed over by its follower instead. THREAD: the recovery thread.
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "common/logging.hpp"
+#include "engine/pipeline.hpp"
+
+namespace mephisto {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+constexpr size_t kRecoveryBatch = 10'000;  // changelog records applied per RocksDB write batch
+constexpr auto kProgressEvery = std::chrono::seconds(3);
+
+}  // namespace
+
+// One shard to bring up to its changelog's end.
+struct Pipeline::ShardRestore {
+    TableShard* shard = nullptr;
+    std::string name;  // "table[p]"
+    std::vector<PartitionState*> waiting;  // the assigned partitions that use it
+    int64_t from = 0, high = 0;            // [from, high): what to apply
+    int64_t last = -1;                     // the last offset read (or skipped, at a gap)
+    int64_t applied = 0;
+    std::vector<TableChange> batch;
+    bool done = false;
+};
+
+void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
+    std::vector<ShardRestore> restores;
+    std::map<TableShard*, size_t> index;
+    std::map<PartitionState*, int> pending;  // shards each partition still waits for
+    for (PartitionState* ps : partitions) {
+        pending[ps] = 0;
+        for (TableShard* shard : ps->shards) {
+            if (cancel_recovery_) return;
+            if (auto it = index.find(shard); it != index.end()) {  // shared by two copartitioned topics
+                restores[it->second].waiting.push_back(ps);
+                ++pending[ps];
+                continue;
+            }
+            // A global table's follower already reads this partition: it hands it over once current.
+            if (auto follower = followers_.find(shard->store().spec().name); follower != followers_.end()) {
+                if (auto st = follower->second->take_ownership(shard->partition(), cancel_recovery_); !st) {
+                    if (cancel_recovery_) return;
+                    log_->error("{}", st.error());
+                    ps->table_failed = true;
+                }
+                continue;
+            }
+            ShardRestore r;
+            r.shard = shard;
+            r.name = shard->store().spec().name + "[" + std::to_string(shard->partition()) + "]";
+            r.waiting.push_back(ps);
+            index[shard] = restores.size();
+            restores.push_back(std::move(r));
+            ++pending[ps];
+        }
+    }
+    // A partition is recovered once each of its shards is (or one failed: it then stays paused).
+    auto settle = [&](ShardRestore& r, const Status& st) {
+        r.done = true;
+        if (!st) {
+            // A store that cannot be written (a full disk) stops the pipeline: every partition needs it.
+            if (r.shard->store().write_failed()) fail(st.error());
+            else log_->error("{}", st.error());
+        }
+        for (PartitionState* ps : r.waiting) {
+            if (!st) ps->table_failed = true;
+            if (--pending[ps] == 0 || !st) ps->recovered = true;
+        }
+    };
+    for (auto& [ps, count] : pending)
+        if (count == 0) ps->recovered = true;
+    if (!restores.empty()) restore_shards(restores, settle);
+}
+
+void Pipeline::restore_shards(std::vector<ShardRestore>& restores,
+                              const std::function<void(ShardRestore&, const Status&)>& settle) {
+    const std::map<std::string, std::string> props = {{"bootstrap.servers", bootstrap_},
+                                                      {"group.id", config_.app_id + "-recovery"},
+                                                      {"enable.auto.commit", "false"},
+                                                      {"enable.partition.eof", "true"},
+                                                      {"queued.min.messages", "500000"},
+                                                      {"client.id", "mephisto-" + config_.app_id + "-recovery"}};
+    auto conf = make_conf({&props, &config_.broker.properties});
+    std::string refused = conf ? "" : conf.error();
+    KafkaPtr consumer;
+    if (conf) {
+        if (auto made = make_client(RD_KAFKA_CONSUMER, std::move(*conf))) consumer = std::move(*made);
+        else refused = made.error();
+    }
+    if (!consumer) {
+        for (auto& r : restores) settle(r, make_error("table " + r.name + ": recovery: " + refused));
+        return;
+    }
+    rd_kafka_t* rk = consumer.get();
+
+    // Where each starts and ends. The end is captured once, at assignment: what was written before this host took
+    // the partition over.
+    rd_kafka_topic_partition_list_t* assignment = rd_kafka_topic_partition_list_new(static_cast<int>(restores.size()));
+    std::map<std::pair<std::string, int32_t>, ShardRestore*> by_partition;
+    int64_t total = 0;
+    for (auto& r : restores) {
+        if (cancel_recovery_) break;
+        const std::string& changelog = r.shard->store().spec().changelog_topic;
+        const int32_t partition = r.shard->partition();
+        const int64_t persisted = r.shard->persisted_offset();
+        int64_t low = 0, high = 0;
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        const auto deadline = Clock::now() + std::chrono::seconds(30);
+        while ((err = rd_kafka_query_watermark_offsets(rk, changelog.c_str(), partition, &low, &high, 2000)) &&
+               Clock::now() < deadline && !cancel_recovery_)
+            std::this_thread::sleep_for(milliseconds(100));
+        if (cancel_recovery_) break;
+        if (err) {
+            settle(r, make_error("table " + r.name + ": cannot read the end of " + changelog + ": " + rd_kafka_err2str(err)));
+            continue;
+        }
+        if (persisted + 1 > high) {
+            settle(r, make_error("table " + r.name + ": the store says it holds changelog " + changelog + " up to offset " +
+                                 std::to_string(persisted) + ", but the changelog ends at " + std::to_string(high) +
+                                 ". The local state is from another changelog (a reset or recreated topic?); the table "
+                                 "will not serve until it is reset: mephisto reset --table " +
+                                 r.shard->store().spec().name + " <pipeline.yaml>"));
+            continue;
+        }
+        r.from = std::max(persisted + 1, low);
+        r.high = high;
+        r.last = r.from - 1;
+        if (r.from >= high) {
+            log_->info("table {}: up to date (changelog offset {})", r.name, persisted);
+            settle(r, {});
+            continue;
+        }
+        log_->info("table {}: recovering {} changelog record(s) from offset {}", r.name, high - r.from, r.from);
+        total += high - r.from;
+        {
+            std::lock_guard lock(recovery_status_mutex_);
+            recovery_remaining_[{r.shard->store().spec().name, partition}] = high - r.from;
+        }
+        rd_kafka_topic_partition_list_add(assignment, changelog.c_str(), partition)->offset = r.from;
+        by_partition[{changelog, partition}] = &r;
+    }
+    rd_kafka_assign(rk, assignment);
+    rd_kafka_topic_partition_list_destroy(assignment);
+
+    auto apply = [&](ShardRestore& r) -> Status {
+        if (r.batch.empty()) return {};
+        auto st = r.shard->apply(r.batch, r.last);
+        r.applied += static_cast<int64_t>(r.batch.size());
+        r.batch.clear();
+        return st;
+    };
+    const auto started = Clock::now();
+    auto finish_one = [&](ShardRestore& r, Status st) {
+        if (st) st = apply(r);
+        {
+            std::lock_guard lock(recovery_status_mutex_);
+            recovery_remaining_.erase({r.shard->store().spec().name, r.shard->partition()});
+        }
+        if (st) {
+            const double secs = std::chrono::duration<double>(Clock::now() - started).count();
+            log_->info("table {}: recovered {} record(s) in {:.2f} s ({:.0f} records/s)", r.name, r.applied, secs,
+                       secs > 0 ? static_cast<double>(r.applied) / secs : 0.0);
+        }
+        settle(r, st);
+    };
+    auto last_report = started;
+    size_t active = by_partition.size();
+    const rd_kafka_topic_t* last_rkt = nullptr;  // most messages come in runs of one partition
+    int32_t last_partition = -1;
+    ShardRestore* current = nullptr;
+    while (active > 0 && !cancel_recovery_) {
+        if (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100)) {
+            if (!m->rkt) {  // a client error, not a partition's
+                if (m->err) log_->warn("tables: recovery: {}", rd_kafka_message_errstr(m));
+                rd_kafka_message_destroy(m);
+                continue;
+            }
+            if (m->rkt != last_rkt || m->partition != last_partition) {
+                auto it = by_partition.find({rd_kafka_topic_name(m->rkt), m->partition});
+                current = it == by_partition.end() ? nullptr : it->second;
+                last_rkt = m->rkt;
+                last_partition = m->partition;
+            }
+            ShardRestore* r = current;
+            if (r && !r->done) {
+                if (!m->err && m->offset < r->high) {
+                    TableChange c;
+                    c.key.assign(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
+                    if (m->payload) c.value.emplace(static_cast<const char*>(m->payload), m->len);
+                    r->batch.push_back(std::move(c));
+                    r->last = m->offset;
+                } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                    r->last = std::max(r->last, m->offset - 1);  // gaps (aborted transactions, compaction) end here
+                } else if (m->err) {
+                    log_->warn("table {}: recovery: {}", r->name, rd_kafka_message_errstr(m));
+                }
+                if (r->last >= r->high - 1) {
+                    finish_one(*r, {});
+                    --active;
+                    // Its changelog may go on (another owner's writes before the revoke): fetch no more of it.
+                    rd_kafka_topic_partition_list_t* done = rd_kafka_topic_partition_list_new(1);
+                    rd_kafka_topic_partition_list_add(done, rd_kafka_topic_name(m->rkt), m->partition);
+                    rd_kafka_pause_partitions(rk, done);
+                    rd_kafka_topic_partition_list_destroy(done);
+                } else if (r->batch.size() >= kRecoveryBatch) {
+                    if (auto st = apply(*r); !st) {
+                        finish_one(*r, st);
+                        --active;
+                    }
+                }
+            }
+            rd_kafka_message_destroy(m);
+        }
+        const auto now = Clock::now();
+        if (now - last_report >= kProgressEvery) {
+            int64_t left = 0;
+            std::lock_guard lock(recovery_status_mutex_);
+            for (auto& [key, r] : by_partition) {
+                if (r->done) continue;
+                const int64_t remaining = r->high - 1 - r->last;
+                left += remaining;
+                recovery_remaining_[{r->shard->store().spec().name, r->shard->partition()}] = remaining;
+            }
+            const double secs = std::chrono::duration<double>(now - started).count();
+            const double rate = secs > 0 ? static_cast<double>(total - left) / secs : 0;
+            log_->info("tables: recovering {} partition(s), {} record(s) left, {:.0f} records/s, ETA {:.0f} s", active,
+                       left, rate, rate > 0 ? static_cast<double>(left) / rate : 0.0);
+            last_report = now;
+        }
+    }
+    rd_kafka_assign(rk, nullptr);
+    if (cancel_recovery_) {  // abandoned (a revoke): what was read but not applied is read again next time
+        std::lock_guard lock(recovery_status_mutex_);
+        for (auto& r : restores) recovery_remaining_.erase({r.shard->store().spec().name, r.shard->partition()});
+        return;
+    }
+    if (total > 0) {
+        const double secs = std::chrono::duration<double>(Clock::now() - started).count();
+        log_->info("tables: restored {} changelog record(s) of {} partition(s) in {:.2f} s ({:.0f} records/s)", total,
+                   by_partition.size(), secs, secs > 0 ? static_cast<double>(total) / secs : 0.0);
+    }
+}
+
+}  // namespace mephisto
