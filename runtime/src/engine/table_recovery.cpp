@@ -3,8 +3,12 @@
 // end captured at assignment, and applies each shard's records in RocksDB write batches. A partition takes events
 // again as soon as all of its shards are current (finish_recoveries, on the consumer thread); a global table's
 // partitions are handed over by its follower instead. THREAD: the recovery thread.
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -29,9 +33,14 @@ struct Pipeline::ShardRestore {
     std::vector<PartitionState*> waiting;  // the assigned partitions that use it
     int64_t from = 0, high = 0;            // [from, high): what to apply
     int64_t last = -1;                     // the last offset read (or skipped, at a gap)
-    int64_t applied = 0;
-    std::vector<TableChange> batch;
-    bool done = false;
+    std::vector<TableChange> batch;        // the reader's, until handed to the applier
+    bool ended = false;                    // the reader read to `high`
+    std::atomic<bool> failed{false};       // the applier could not write it: the reader skips it
+    int64_t applied = 0;                   // the applier's
+    ShardRestore() = default;
+    ShardRestore(ShardRestore&& o) noexcept
+        : shard(o.shard), name(std::move(o.name)), waiting(std::move(o.waiting)), from(o.from), high(o.high), last(o.last),
+          batch(std::move(o.batch)), ended(o.ended), failed(o.failed.load()), applied(o.applied) {}
 };
 
 void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
@@ -67,7 +76,6 @@ void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
     }
     // A partition is recovered once each of its shards is (or one failed: it then stays paused).
     auto settle = [&](ShardRestore& r, const Status& st) {
-        r.done = true;
         if (!st) {
             // A store that cannot be written (a full disk) stops the pipeline: every partition needs it.
             if (r.shard->store().write_failed()) fail(st.error());
@@ -153,26 +161,62 @@ void Pipeline::restore_shards(std::vector<ShardRestore>& restores,
     rd_kafka_assign(rk, assignment);
     rd_kafka_topic_partition_list_destroy(assignment);
 
-    auto apply = [&](ShardRestore& r) -> Status {
-        if (r.batch.empty()) return {};
-        auto st = r.shard->apply(r.batch, r.last);
-        r.applied += static_cast<int64_t>(r.batch.size());
-        r.batch.clear();
-        return st;
+    // The applier: RocksDB's writes (their memtable insert is the cost) on a thread of their own while the reader
+    // fetches. A shard's batches are applied in order; a short queue bounds what is held in memory.
+    struct Job {
+        ShardRestore* restore;
+        std::vector<TableChange> batch;
+        int64_t last;
+        bool final;
     };
+    constexpr size_t kQueuedBatches = 4;
+    std::mutex jobs_mu;
+    std::condition_variable jobs_cv;
+    std::deque<Job> jobs;
+    bool closed = false;
     const auto started = Clock::now();
-    auto finish_one = [&](ShardRestore& r, Status st) {
-        if (st) st = apply(r);
-        {
-            std::lock_guard lock(recovery_status_mutex_);
-            recovery_remaining_.erase({r.shard->store().spec().name, r.shard->partition()});
-        }
+    auto settle_one = [&](ShardRestore& r, const Status& st) {  // the applier's
         if (st) {
             const double secs = std::chrono::duration<double>(Clock::now() - started).count();
             log_->info("table {}: recovered {} record(s) in {:.2f} s ({:.0f} records/s)", r.name, r.applied, secs,
                        secs > 0 ? static_cast<double>(r.applied) / secs : 0.0);
         }
         settle(r, st);
+    };
+    std::thread applier([&] {
+        for (;;) {
+            Job job;
+            {
+                std::unique_lock lock(jobs_mu);
+                jobs_cv.wait(lock, [&] { return !jobs.empty() || closed; });
+                if (jobs.empty()) return;
+                job = std::move(jobs.front());
+                jobs.pop_front();
+            }
+            jobs_cv.notify_all();  // room for the reader
+            ShardRestore& r = *job.restore;
+            if (r.failed || cancel_recovery_) continue;
+            Status st;
+            if (!job.batch.empty()) {
+                st = r.shard->apply(job.batch, job.last);
+                r.applied += static_cast<int64_t>(job.batch.size());
+            }
+            if (!st) {
+                r.failed = true;
+                settle_one(r, st);
+            } else if (job.final) {
+                settle_one(r, {});
+            }
+        }
+    });
+    auto submit = [&](ShardRestore& r, bool final) {
+        {
+            std::unique_lock lock(jobs_mu);
+            jobs_cv.wait(lock, [&] { return jobs.size() < kQueuedBatches; });  // the applier always drains
+            jobs.push_back(Job{&r, std::move(r.batch), r.last, final});
+        }
+        r.batch.clear();
+        jobs_cv.notify_all();
     };
     auto last_report = started;
     size_t active = by_partition.size();
@@ -193,7 +237,7 @@ void Pipeline::restore_shards(std::vector<ShardRestore>& restores,
                 last_partition = m->partition;
             }
             ShardRestore* r = current;
-            if (r && !r->done) {
+            if (r && !r->ended && !r->failed) {
                 if (!m->err && m->offset < r->high) {
                     TableChange c;
                     c.key.assign(static_cast<const char*>(m->key), m->key ? m->key_len : 0);
@@ -206,7 +250,8 @@ void Pipeline::restore_shards(std::vector<ShardRestore>& restores,
                     log_->warn("table {}: recovery: {}", r->name, rd_kafka_message_errstr(m));
                 }
                 if (r->last >= r->high - 1) {
-                    finish_one(*r, {});
+                    r->ended = true;
+                    submit(*r, true);
                     --active;
                     // Its changelog may go on (another owner's writes before the revoke): fetch no more of it.
                     rd_kafka_topic_partition_list_t* done = rd_kafka_topic_partition_list_new(1);
@@ -214,10 +259,7 @@ void Pipeline::restore_shards(std::vector<ShardRestore>& restores,
                     rd_kafka_pause_partitions(rk, done);
                     rd_kafka_topic_partition_list_destroy(done);
                 } else if (r->batch.size() >= kRecoveryBatch) {
-                    if (auto st = apply(*r); !st) {
-                        finish_one(*r, st);
-                        --active;
-                    }
+                    submit(*r, false);
                 }
             }
             rd_kafka_message_destroy(m);
@@ -227,7 +269,7 @@ void Pipeline::restore_shards(std::vector<ShardRestore>& restores,
             int64_t left = 0;
             std::lock_guard lock(recovery_status_mutex_);
             for (auto& [key, r] : by_partition) {
-                if (r->done) continue;
+                if (r->ended || r->failed) continue;
                 const int64_t remaining = r->high - 1 - r->last;
                 left += remaining;
                 recovery_remaining_[{r->shard->store().spec().name, r->shard->partition()}] = remaining;
@@ -240,11 +282,17 @@ void Pipeline::restore_shards(std::vector<ShardRestore>& restores,
         }
     }
     rd_kafka_assign(rk, nullptr);
-    if (cancel_recovery_) {  // abandoned (a revoke): what was read but not applied is read again next time
+    {
+        std::lock_guard lock(jobs_mu);
+        closed = true;
+    }
+    jobs_cv.notify_all();
+    applier.join();  // every batch read is applied (or, at a cancel, dropped)
+    {
         std::lock_guard lock(recovery_status_mutex_);
         for (auto& r : restores) recovery_remaining_.erase({r.shard->store().spec().name, r.shard->partition()});
-        return;
     }
+    if (cancel_recovery_) return;  // abandoned (a revoke): what was read but not applied is read again next time
     if (total > 0) {
         const double secs = std::chrono::duration<double>(Clock::now() - started).count();
         log_->info("tables: restored {} changelog record(s) of {} partition(s) in {:.2f} s ({:.0f} records/s)", total,
