@@ -201,8 +201,9 @@ TEST_CASE("ledger: a revoked partition is seen from the channel events it caused
 
 TEST_CASE("ledger: the commit sends an offset once, again after a failure, and never what the broker confirmed") {
     PartitionLedger ledger;
+    CHECK(ledger.needs_commit(5, false));
     CHECK(ledger.should_commit(5, false));
-    CHECK(ledger.commit_sent() == 5);
+    CHECK_FALSE(ledger.needs_commit(5, false));
     CHECK_FALSE(ledger.should_commit(5, false));  // sent, not answered yet: not again at the next tick
     CHECK(ledger.should_commit(5, true));          // a synchronous commit (a revoke) sends it regardless
     ledger.commit_failed(5);

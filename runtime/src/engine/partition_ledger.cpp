@@ -58,7 +58,7 @@ std::optional<int64_t> PartitionLedger::committable() const {
 }
 
 bool PartitionLedger::should_commit(int64_t target, bool sync) {
-    if (target <= committed() || (!sync && target == commit_sent_)) return false;
+    if (!needs_commit(target, sync)) return false;
     commit_sent_ = target;
     return true;
 }

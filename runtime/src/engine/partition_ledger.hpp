@@ -122,10 +122,12 @@ public:
     int64_t unfinished() const { return unfinished_.load(std::memory_order_acquire); }
 
     // The commit (consumer thread, except the confirmations). Whether `target` should go to the broker now: it
-    // passes what the broker confirmed and, unless `sync`, what was sent already and is not answered yet. When
-    // it should, it is recorded as sent.
+    // passes what the broker confirmed and, unless `sync`, what was sent already and is not answered yet.
+    bool needs_commit(int64_t target, bool sync) const {
+        return target > committed() && (sync || target != commit_sent_);
+    }
+    // needs_commit, and when it does, `target` is recorded as sent.
     bool should_commit(int64_t target, bool sync);
-    int64_t commit_sent() const { return commit_sent_; }
     // The broker confirmed the group's offset (a commit's report, or the group's offset read at assignment).
     void confirmed(int64_t offset);
     // The commit of `offset` failed: the next tick sends it again.

@@ -351,7 +351,7 @@ private:
     // reader for all of them (engine/table_recovery.cpp); each partition is marked recovered once its shards are.
     void recovery_loop(std::vector<PartitionState*> partitions);
     struct ShardRestore;
-    void restore_shards(std::vector<ShardRestore>& restores,
+    void restore_shards(std::deque<ShardRestore>& restores,
                         const std::function<void(ShardRestore&, const Status&)>& settle);
     void finish_recoveries();
     bool apply_backpressure();  // true while some partition stays paused

@@ -107,7 +107,7 @@ std::optional<int64_t> Pipeline::table_gate(PartitionState& ps, int64_t next, bo
         }
         return ps.flush_commit;
     }
-    if (!start_flushes || next <= ps.committed() || next == ps.commit_sent()) return std::nullopt;
+    if (!start_flushes || !ps.needs_commit(next, false)) return std::nullopt;
     for (TableShard* shard : ps.shards)
         if (shard->flush_in_progress) return std::nullopt;  // another topic's flush of a shared shard
     start_flush(ps, next);

@@ -37,14 +37,10 @@ struct Pipeline::ShardRestore {
     bool ended = false;                    // the reader read to `high`
     std::atomic<bool> failed{false};       // the applier could not write it: the reader skips it
     int64_t applied = 0;                   // the applier's
-    ShardRestore() = default;
-    ShardRestore(ShardRestore&& o) noexcept
-        : shard(o.shard), name(std::move(o.name)), waiting(std::move(o.waiting)), from(o.from), high(o.high), last(o.last),
-          batch(std::move(o.batch)), ended(o.ended), failed(o.failed.load()), applied(o.applied) {}
 };
 
 void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
-    std::vector<ShardRestore> restores;
+    std::deque<ShardRestore> restores;  // a deque: the reader and the applier hold pointers into it
     std::map<TableShard*, size_t> index;
     std::map<PartitionState*, int> pending;  // shards each partition still waits for
     for (PartitionState* ps : partitions) {
@@ -65,12 +61,11 @@ void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
                 }
                 continue;
             }
-            ShardRestore r;
+            index[shard] = restores.size();
+            ShardRestore& r = restores.emplace_back();
             r.shard = shard;
             r.name = shard->store().spec().name + "[" + std::to_string(shard->partition()) + "]";
             r.waiting.push_back(ps);
-            index[shard] = restores.size();
-            restores.push_back(std::move(r));
             ++pending[ps];
         }
     }
@@ -91,7 +86,7 @@ void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
     if (!restores.empty()) restore_shards(restores, settle);
 }
 
-void Pipeline::restore_shards(std::vector<ShardRestore>& restores,
+void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
                               const std::function<void(ShardRestore&, const Status&)>& settle) {
     const std::map<std::string, std::string> props = {{"bootstrap.servers", bootstrap_},
                                                       {"group.id", config_.app_id + "-recovery"},
