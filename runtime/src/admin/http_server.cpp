@@ -1,5 +1,7 @@
 #include "admin/http_server.hpp"
 
+#include "common/thread_name.hpp"
+
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -344,6 +346,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::listen_unix(const std::filesyste
 void HttpServer::run() {
     Impl& impl = *impl_;
     thread_ = std::thread([&impl] {
+        name_this_thread("admin");
         crash_report::prepare_thread();  // POST /reload loads plugins on this thread
         impl.io.run();
     });

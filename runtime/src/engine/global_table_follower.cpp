@@ -1,5 +1,7 @@
 #include "engine/global_table_follower.hpp"
 
+#include "common/thread_name.hpp"
+
 #include <chrono>
 #include <thread>
 
@@ -68,7 +70,10 @@ Status GlobalTableFollower::start() {
         if (!shard) return make_error(shard.error());
         shards_[p] = *shard;
     }
-    thread_ = std::thread([this] { follow(); });
+    thread_ = std::thread([this] {
+        name_this_thread("global");
+        follow();
+    });
     return {};
 }
 

@@ -2,6 +2,7 @@
 // producer, the stores and the consumer and starts the threads; stop drains, revokes, commits and closes within
 // shutdown_timeout. The parts: consumer_loop, task_manager, lane_runner, record_collector, partition_ledger,
 // failure_policy, window_driver, pipeline_tables (the state manager), pipeline_timers.
+#include "common/thread_name.hpp"
 #include "engine/pipeline.hpp"
 
 #include <algorithm>
@@ -310,7 +311,8 @@ Status Pipeline::start() {
     // Threads that call plugins get an alternate signal stack: a plugin's stack overflow is still reported.
     workers_running_ = config_.workers;
     for (int i = 0; i < config_.workers; ++i)
-        workers_.emplace_back([this] {
+        workers_.emplace_back([this, i] {
+            name_this_thread("worker-" + std::to_string(i));
             crash_report::prepare_thread();
             worker_loop();
             workers_running_.fetch_sub(1);
@@ -318,11 +320,15 @@ Status Pipeline::start() {
     consuming_ = true;
     consumer_running_ = true;
     consumer_thread_ = std::thread([this] {
+        name_this_thread("consumer");
         crash_report::prepare_thread();  // revokes call on_revoked and destroy
         consume_loop();
         consumer_running_ = false;
     });
-    watch_thread_ = std::thread([this] { watch_loop(); });
+    watch_thread_ = std::thread([this] {
+        name_this_thread("watch");
+        watch_loop();
+    });
     if (!timers_.empty()) start_timer_thread();
 
     std::string agents;

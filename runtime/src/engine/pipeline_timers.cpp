@@ -2,6 +2,7 @@
 // fire at a time; a timer whose callback fails is supervised like an agent.
 #include <algorithm>
 
+#include "common/thread_name.hpp"
 #include "common/cron.hpp"
 #include "common/logging.hpp"
 #include "engine/clocked_call.hpp"
@@ -18,6 +19,7 @@ using std::chrono::milliseconds;
 void Pipeline::start_timer_thread() {
     timer_running_ = true;
     timer_thread_ = std::thread([this] {
+        name_this_thread("timers");
         crash_report::prepare_thread();
         timer_loop();
         timer_running_ = false;

@@ -2,6 +2,7 @@
 // (per concurrency slot), bound to its table shards; a revoke stops the lanes, lets the instances say goodbye,
 // waits for outputs and changelog flushes, commits what finished and releases the rest for the next owner.
 // THREAD: the consumer thread (rebalance callbacks), or the stopping thread once the consumer thread left.
+#include "common/thread_name.hpp"
 #include "engine/pipeline.hpp"
 
 #include <algorithm>
@@ -40,7 +41,10 @@ void Pipeline::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
             rd_kafka_topic_partition_list_destroy(list);
             if (recovery_thread_.joinable()) recovery_thread_.join();  // an incremental assignment's earlier one
             cancel_recovery_ = false;
-            recovery_thread_ = std::thread([this, to_recover] { recovery_loop(to_recover); });
+            recovery_thread_ = std::thread([this, to_recover] {
+                name_this_thread("recovery");
+                recovery_loop(to_recover);
+            });
         }
     } else {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)

@@ -1,5 +1,7 @@
 #include "kafka/producer.hpp"
 
+#include "common/thread_name.hpp"
+
 #include <chrono>
 
 #include "common/logging.hpp"
@@ -43,6 +45,7 @@ Result<std::unique_ptr<Producer>> Producer::create(const std::map<std::string, s
     p->rk_ = std::move(*rk);
     Producer* raw = p.get();
     p->poller_ = std::thread([raw] {
+        name_this_thread("deliveries");
         while (raw->running_.load(std::memory_order_relaxed)) rd_kafka_poll(raw->rk_.get(), 50);
     });
     return p;
