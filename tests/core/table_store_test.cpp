@@ -85,7 +85,7 @@ TEST_CASE("a changelog batch applies as the log says: the last change of a key w
     }
 }
 
-TEST_CASE("a flush persists what the cache took, with its changelog offset; a dropped cache fences a late flush") {
+TEST_CASE("a flush persists what the cache took, with its changelog offset, and a dropped cache fences a late flush") {
     TempDir dir;
     {
         auto store = TableStore::open(spec(StoreKind::rocksdb), dir.path);

@@ -14,21 +14,45 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-// Backpressure: a partition whose unfinished messages pass the high mark is paused on the consumer and
-// resumed below the low mark, so a slow agent never makes the host buffer without bound (RELIABILITY 33).
+// Backpressure (RELIABILITY 33). The pipeline's lanes hold at most kDispatchBudget (pipeline.hpp): above it the
+// consumer waits, kBudgetWait at a time. A partition whose unfinished messages pass kPauseAbove alone is paused
+// on the consumer and resumed below kResumeBelow, and so is the one holding the most once the budget stayed full
+// for kFullBeforePause (slow lanes on a few partitions must not starve the others).
 constexpr int64_t kPauseAbove = 20'000;
 constexpr int64_t kResumeBelow = 5'000;
+constexpr auto kBudgetWait = milliseconds(10);
+constexpr auto kFullBeforePause = milliseconds(500);
+constexpr auto kIdleCommitAfter = milliseconds(100);  // at most so often when the input stops and starts again
 constexpr int kPollBurst = 5'000;  // messages taken from librdkafka per loop before housekeeping
 
 }  // namespace
 
 void Pipeline::consume_loop() {
     auto last_commit = Clock::now();
+    std::optional<Clock::time_point> full_since;  // since when the lanes have held the whole budget
     std::set<std::string> missing_topics_reported;
     bool any_paused = false;
     while (consuming_) {
-        // While a partition is paused, come back quickly to resume it: a 100 ms wait lets the lanes run dry.
-        rd_kafka_message_t* msg = rd_kafka_consumer_poll(consumer_.get(), any_paused ? 1 : 100);
+        rd_kafka_message_t* msg = nullptr;
+        if (dispatch_budget_.full(paused_hold_)) {
+            // The lanes hold enough: let the workers bring it down rather than pause partitions (see
+            // dispatch_budget.hpp). Still one message per wait, as the group's callbacks come through the same
+            // queue; and when the budget stays full, the partition holding the most of it pauses.
+            if (dispatch_budget_.wait_for_room(paused_hold_, kBudgetWait)) {
+                full_since.reset();
+            } else if (!full_since) {
+                full_since = Clock::now();
+            } else if (Clock::now() - *full_since >= kFullBeforePause) {
+                pause_largest();
+                full_since = Clock::now();
+            }
+            msg = rd_kafka_consumer_poll(consumer_.get(), 0);
+        } else {
+            full_since.reset();
+            // While a partition is paused, come back quickly to resume it: a 100 ms wait lets the lanes run dry.
+            msg = rd_kafka_consumer_poll(consumer_.get(), any_paused ? 1 : 100);
+        }
+        const bool idle = !msg;  // nothing came within the wait
         for (int n = 0; msg; ++n) {
             if (msg->err) {
                 if (msg->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART || msg->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC) {
@@ -43,12 +67,17 @@ void Pipeline::consume_loop() {
             } else {
                 dispatch(msg);
             }
-            if (n >= kPollBurst) break;
+            if (n >= kPollBurst || dispatch_budget_.full(paused_hold_)) break;
             msg = rd_kafka_consumer_poll(consumer_.get(), 0);
         }
         if (recovery_thread_.joinable()) finish_recoveries();
         any_paused = apply_backpressure();
-        if (Clock::now() - last_commit >= config_.commit_interval) {
+        // The tick; or sooner once the input has stopped and every event taken is finished: a pipeline that has
+        // caught up commits what it did (and flushes its tables) within kIdleCommitAfter rather than up to
+        // commit_interval later, so a quiet moment leaves nothing to process again after a crash.
+        const auto since_commit = Clock::now() - last_commit;
+        if (since_commit >= config_.commit_interval ||
+            (idle && since_commit >= kIdleCommitAfter && dispatch_budget_.held().events == 0)) {
             flush_completed_ = false;
             commit(false, milliseconds(0));
             last_commit = Clock::now();
@@ -92,6 +121,7 @@ void Pipeline::dispatch(rd_kafka_message_t* msg) {
 bool Pipeline::apply_backpressure() {
     std::lock_guard lock(partitions_mutex_);
     bool any_paused = false;
+    DispatchBudget::Amount paused_hold;
     for (auto& [key, ps] : partitions_) {
         if (ps->recovering) {
             any_paused = true;  // paused for recovery; finish_recoveries resumes it
@@ -99,18 +129,39 @@ bool Pipeline::apply_backpressure() {
         }
         const int64_t unfinished = ps->unfinished();
         const bool pause = !ps->paused && unfinished > kPauseAbove;
-        const bool resume = ps->paused && unfinished < kResumeBelow;
-        any_paused = any_paused || (ps->paused && !resume) || pause;
-        if (!pause && !resume) continue;
-        rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(list, key.first.c_str(), key.second);
-        if (pause) rd_kafka_pause_partitions(consumer_.get(), list);
-        else rd_kafka_resume_partitions(consumer_.get(), list);
-        rd_kafka_topic_partition_list_destroy(list);
-        ps->paused = pause;
-        log_->debug("{} {}[{}]: {} unfinished", pause ? "paused" : "resumed", key.first, key.second, unfinished);
+        const bool resume = ps->paused && unfinished < ps->resume_below;
+        if (pause) ps->resume_below = kResumeBelow;
+        if (pause || resume) set_paused(*ps, pause);
+        if (ps->paused) {
+            any_paused = true;
+            paused_hold.events += unfinished;
+            paused_hold.bytes += ps->unfinished_bytes();
+        }
     }
+    paused_hold_ = paused_hold;
     return any_paused;
+}
+
+void Pipeline::pause_largest() {
+    std::lock_guard lock(partitions_mutex_);
+    PartitionState* largest = nullptr;
+    for (auto& [key, ps] : partitions_)
+        if (!ps->paused && !ps->recovering && (!largest || ps->unfinished() > largest->unfinished())) largest = ps.get();
+    if (!largest || largest->unfinished() == 0) return;
+    largest->resume_below = std::max<int64_t>(largest->unfinished() / 2, 1);
+    set_paused(*largest, true);
+    paused_hold_.events += largest->unfinished();
+    paused_hold_.bytes += largest->unfinished_bytes();
+}
+
+void Pipeline::set_paused(PartitionState& ps, bool pause) {
+    rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, ps.topic.c_str(), ps.partition);
+    if (pause) rd_kafka_pause_partitions(consumer_.get(), list);
+    else rd_kafka_resume_partitions(consumer_.get(), list);
+    rd_kafka_topic_partition_list_destroy(list);
+    ps.paused = pause;
+    log_->debug("{} {}[{}]: {} unfinished", pause ? "paused" : "resumed", ps.topic, ps.partition, ps.unfinished());
 }
 
 void Pipeline::commit(bool sync, milliseconds timeout, bool start_flushes) {

@@ -3,6 +3,13 @@
 #include <algorithm>
 
 namespace mephisto {
+namespace {
+
+int64_t message_bytes(const rd_kafka_message_t* message) {
+    return message ? static_cast<int64_t>(message->len + message->key_len) : 0;
+}
+
+}  // namespace
 
 bool PartitionLedger::fetched(int64_t offset) {
     std::lock_guard lock(mu_);
@@ -17,6 +24,9 @@ InFlight* PartitionLedger::admit(rd_kafka_message_t* message, int64_t offset, in
     f->commits = true;
     f->pending.store(std::max(receivers, 1), std::memory_order_relaxed);
     unfinished_.fetch_add(1, std::memory_order_relaxed);
+    const int64_t bytes = message_bytes(message);
+    unfinished_bytes_.fetch_add(bytes, std::memory_order_relaxed);
+    if (budget_) budget_->taken(bytes);
     if (receivers > 0) return f;
     finish(f);  // nobody reads it here (its agents were removed): done, so the commit may pass it
     return nullptr;
@@ -97,6 +107,11 @@ void finish(InFlight* f, int completed) {
         if (f->channel_event) {
             cause = f->channel_event->cause;
             batch.swap(f->channel_event->batch);
+        }
+        if (f->commits) {  // a consumed message; before the count below, as the ledger may be gone after it
+            const int64_t bytes = message_bytes(f->message);
+            ledger->unfinished_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
+            if (ledger->budget_) ledger->budget_->released(bytes);
         }
         // (release: a revoked partition may be freed once this reaches 0, see Pipeline::revoke_all)
         if ((!f->channel_event || !f->channel_event->batch_token) &&

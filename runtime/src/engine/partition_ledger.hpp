@@ -23,6 +23,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "engine/dispatch_budget.hpp"
 #include "engine/offset_tracker.hpp"
 
 namespace mephisto {
@@ -120,6 +121,11 @@ public:
     std::optional<int64_t> committable() const;
     // Events admitted and not finished (backpressure, draining, and when a revoked partition may be freed).
     int64_t unfinished() const { return unfinished_.load(std::memory_order_acquire); }
+    // The keys and values of the consumed messages among them.
+    int64_t unfinished_bytes() const { return unfinished_bytes_.load(std::memory_order_relaxed); }
+    // The pipeline's budget the consumed messages count against (engine/dispatch_budget.hpp); set before any is
+    // admitted, and it outlives the ledger.
+    void count_against(DispatchBudget* budget) { budget_ = budget; }
 
     // The commit (consumer thread, except the confirmations). Whether `target` should go to the broker now: it
     // passes what the broker confirmed and, unless `sync`, what was sent already and is not answered yet.
@@ -152,6 +158,8 @@ private:
     mutable std::mutex mu_;  // guards tracker_
     OffsetTracker tracker_;
     std::atomic<int64_t> unfinished_{0};
+    std::atomic<int64_t> unfinished_bytes_{0};
+    DispatchBudget* budget_ = nullptr;
     std::atomic<bool> revoked_{false};
     int64_t commit_sent_ = -1;  // consumer thread only
     std::atomic<int64_t> committed_{-1};

@@ -24,6 +24,7 @@
 #include "config/topology_diff.hpp"
 #include "engine/agent_context.hpp"
 #include "engine/agent_resolver.hpp"
+#include "engine/dispatch_budget.hpp"
 #include "engine/global_table_follower.hpp"
 #include "engine/lane.hpp"
 #include "engine/lane_scheduler.hpp"
@@ -44,6 +45,10 @@ namespace mephisto {
 
 class TopicProvisioner;
 struct PartitionState;
+
+// What the lanes of a pipeline may hold before its consumer waits for them (engine/dispatch_budget.hpp): enough
+// to keep every worker busy through a poll, little enough that a host's memory does not follow its input.
+inline constexpr DispatchBudget::Amount kDispatchBudget{40'000, 32 << 20};
 
 // Counters of one agent, readable from any thread.
 struct AgentStats {
@@ -179,6 +184,7 @@ struct PartitionState : PartitionLedger {
     const mph_codec_descriptor* value_codec = nullptr;  // a plugin's codec for the values, when the topic names one
     std::atomic<bool> committed_fetched{false};  // the group's committed offset was asked for (the watch thread)
     bool paused = false;                 // consumer thread only
+    int64_t resume_below = 0;            // consumer thread only: while paused, the unfinished count it resumes at
     // The lanes of the agents reading this partition. Their shape changes in assign (consumer thread) and in
     // a topology reload, which holds partitions_mutex_ and lanes_mu; dispatch holds lanes_mu only.
     std::mutex lanes_mu;
@@ -355,6 +361,9 @@ private:
                         const std::function<void(ShardRestore&, const Status&)>& settle);
     void finish_recoveries();
     bool apply_backpressure();  // true while some partition stays paused
+    // The lanes have held the whole budget for a while: pauses the partition holding the most of it.
+    void pause_largest();
+    void set_paused(PartitionState& ps, bool pause);  // on the consumer
 
     // workers
     void worker_loop();
@@ -492,6 +501,10 @@ private:
     std::atomic<ReplyRouter*> reply_router_ready_{nullptr};
 
     // Channels by name; fixed after start (a change of them restarts the pipeline).
+    // Events consumed and not finished, over all partitions: the consumer waits above its mark (declared before the
+    // partitions, which count against it to their end). paused_hold_: what the paused partitions hold of it.
+    DispatchBudget dispatch_budget_{kDispatchBudget};
+    DispatchBudget::Amount paused_hold_;  // consumer thread
     std::map<std::string, std::unique_ptr<PartitionState>> channels_;
     mutable std::mutex partitions_mutex_;  // guards the map's shape; the consumer thread alone changes it
     std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionState>> partitions_;

@@ -183,11 +183,7 @@ void Pipeline::finish_recoveries() {
         }
         if (ps->table_failed) continue;  // stays paused: the error was logged by the recovery
         ps->recovering = false;
-        rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(1);
-        rd_kafka_topic_partition_list_add(list, ps->topic.c_str(), ps->partition);
-        rd_kafka_resume_partitions(consumer_.get(), list);
-        rd_kafka_topic_partition_list_destroy(list);
-        ps->paused = false;
+        set_paused(*ps, false);
         for (auto& lane : ps->lanes) lane->wake();  // a stopped one: the swap resumes it
     }
     if (all_done && recovery_thread_.joinable()) recovery_thread_.join();

@@ -61,6 +61,7 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
     for (int i = 0; i < partitions->cnt; ++i) {
         const auto& tp = partitions->elems[i];
         auto ps = std::make_unique<PartitionState>();
+        ps->count_against(&dispatch_budget_);
         ps->topic = tp.topic;
         ps->partition = tp.partition;
         if (const TopicSpec* spec = config_.topic(tp.topic)) ps->spec = *spec;
