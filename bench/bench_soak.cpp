@@ -3,15 +3,14 @@
 // One broker (librdkafka's mock cluster on 127.0.0.1, free port) in this process; the host is a real `mephisto
 // run` child process, so its RSS and CPU are its own. First the raw loop's capacity (bench_support's run_raw over
 // a preloaded topic, median of 3); the load is half of it unless --rate says otherwise. The host runs the word
-// count (examples/word_count, agent `count`, an int64 RocksDB table) over --words distinct words; a paced
-// producer here writes the load for --seconds. Every --every seconds: the host's RSS (VmRSS), its CPU over the
+// count (examples/word_count, agent `count`, an int64 RocksDB table) over --words distinct words, or the
+// pass-through (bench/plugins/passthrough.c) to `out`; a paced producer here writes the load for --seconds. With
+// --sink-rtt the sink (the changelog, or `out`) is led by a second broker that answers after that many ms: a slow
+// sink, whose acknowledgements hold the inputs back. Every --every seconds: the host's RSS (VmRSS), its CPU over the
 // interval, and how far the group's committed offsets are behind what was produced. Once the load stops: the
 // time until everything is committed, then the host's CPU over 10 idle seconds. Prints a markdown table on stdout;
 // progress on stderr.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -26,6 +25,7 @@
 #include <vector>
 
 #include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
 
 #include "bench_support.hpp"
 #include "common/logging.hpp"
@@ -33,6 +33,9 @@
 
 #ifndef MEPHISTO_WORD_COUNT_PLUGIN_DIR
 #define MEPHISTO_WORD_COUNT_PLUGIN_DIR "build/plugins"
+#endif
+#ifndef MEPHISTO_BENCH_PLUGIN_DIR
+#define MEPHISTO_BENCH_PLUGIN_DIR "build/bench/plugins"
 #endif
 #ifndef MEPHISTO_BENCH_BINARY
 #define MEPHISTO_BENCH_BINARY "build/mephisto"
@@ -44,7 +47,6 @@ using namespace mephisto::bench;
 using namespace std::chrono_literals;
 
 std::filesystem::path g_temp_dir;
-pid_t g_child = -1;  // killed by die()
 
 struct Options {
     long rate = 0;  // events/s; 0: half of the raw loop's capacity
@@ -53,19 +55,27 @@ struct Options {
     long words = 100'000;
     int partitions = 12;
     long capacity_events = 300'000;
-    std::string plugin_dir = MEPHISTO_WORD_COUNT_PLUGIN_DIR;
+    std::string pipeline = "word_count";  // or "passthrough"
+    int sink_rtt_ms = 0;                  // a slow sink: the round trip of the broker leading the sink's partitions
+    std::string plugin_dir;               // default: where the pipeline's plugin is built
     std::string binary = MEPHISTO_BENCH_BINARY;
+    std::string extra_yaml;  // appended to the pipeline file, e.g. "consumer: {queued.min.messages: 100000}"
 };
 
 void usage() {
     std::fprintf(stderr,
                  "usage: bench_soak [--seconds S] [--rate N] [--words W] [--every S] [--partitions P]\n"
-                 "                  [--plugin-dir DIR] [--mephisto PATH]\n"
+                 "                  [--pipeline word_count|passthrough] [--sink-rtt MS]\n"
+                 "                  [--plugin-dir DIR] [--mephisto PATH] [--yaml TEXT]\n"
                  "  --seconds S     how long the load runs (default 600)\n"
                  "  --rate N        events/s (default: half of the raw loop's capacity, measured first)\n"
                  "  --words W       distinct words, uniform (default 100000)\n"
                  "  --every S       seconds between samples (default 10)\n"
-                 "  --partitions P  partitions of the input (default 12)\n");
+                 "  --partitions P  partitions of the input (default 12)\n"
+                 "  --pipeline NAME word_count (default: the count into a RocksDB table, its changelog the sink) or\n"
+                 "                  passthrough (bench/plugins/passthrough.c: every event forwarded to `out`)\n"
+                 "  --sink-rtt MS   a slow sink: the sink's partitions are led by a second broker answering after MS\n"
+                 "  --yaml TEXT     appended to the pipeline file (a setting to compare: 'consumer: {...}')\n");
 }
 
 Options parse(int argc, char** argv) {
@@ -78,7 +88,10 @@ Options parse(int argc, char** argv) {
         else if (f == "--every") o.every = static_cast<int>(args.number(1, 3600));
         else if (f == "--partitions") o.partitions = static_cast<int>(args.number(1, 256));
         else if (f == "--plugin-dir") o.plugin_dir = args.value();
+        else if (f == "--pipeline") o.pipeline = args.value();
+        else if (f == "--sink-rtt") o.sink_rtt_ms = static_cast<int>(args.number(0, 60'000));
         else if (f == "--mephisto") o.binary = args.value();
+        else if (f == "--yaml") o.extra_yaml = args.value();
         else if (f == "--help" || f == "-h") {
             usage();
             std::exit(0);
@@ -87,86 +100,12 @@ Options parse(int argc, char** argv) {
             die("unknown flag " + f);
         }
     }
+    if (o.pipeline != "word_count" && o.pipeline != "passthrough") die("--pipeline: word_count or passthrough");
+    if (o.plugin_dir.empty())
+        o.plugin_dir = o.pipeline == "word_count" ? MEPHISTO_WORD_COUNT_PLUGIN_DIR : MEPHISTO_BENCH_PLUGIN_DIR;
     return o;
 }
 
-// The `mephisto run` child: its output is drained and the last lines kept for an error message.
-class HostProcess {
-public:
-    HostProcess(const std::string& binary, const std::filesystem::path& yaml) {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) die("pipe failed");
-        std::vector<std::string> all{binary, "run", yaml.string()};
-        std::vector<char*> argv;
-        for (auto& a : all) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        const pid_t parent = ::getpid();
-        pid_ = ::fork();
-        if (pid_ < 0) die("fork failed");
-        if (pid_ == 0) {
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // nothing outlives the benchmark
-            if (::getppid() != parent) _exit(127);
-            ::dup2(fds[1], 1);
-            ::dup2(fds[1], 2);
-            ::execv(argv[0], argv.data());
-            _exit(127);
-        }
-        g_child = pid_;
-        ::close(fds[1]);
-        reader_ = std::thread([this, fd = fds[0]] {
-            std::string pending;
-            char buffer[4096];
-            for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) {
-                pending.append(buffer, static_cast<size_t>(n));
-                for (size_t eol; (eol = pending.find('\n')) != std::string::npos; pending.erase(0, eol + 1)) {
-                    std::string line = pending.substr(0, eol);
-                    std::lock_guard lock(mu_);
-                    if (line.find("] assigned ") != std::string::npos) assigned_ = true;  // "assigned 12 partition(s): ..."
-                    last_.push_back(std::move(line));
-                    if (last_.size() > 20) last_.erase(last_.begin());
-                }
-            }
-            ::close(fd);
-        });
-    }
-    ~HostProcess() { stop(); }
-    pid_t pid() const { return pid_; }
-    bool assigned() {
-        std::lock_guard lock(mu_);
-        return assigned_;
-    }
-    std::string tail() {
-        std::lock_guard lock(mu_);
-        std::string out;
-        for (const auto& l : last_) out += l + "\n";
-        return out;
-    }
-    bool alive() { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
-    void stop() {
-        if (pid_ <= 0) return;
-        ::kill(pid_, SIGTERM);
-        int status = 0;
-        const auto deadline = Clock::now() + 60s;
-        while (::waitpid(pid_, &status, WNOHANG) == 0) {
-            if (Clock::now() > deadline) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, &status, 0);
-                break;
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        pid_ = -1;
-        g_child = -1;
-        if (reader_.joinable()) reader_.join();
-    }
-
-private:
-    pid_t pid_ = -1;
-    std::thread reader_;
-    std::mutex mu_;
-    bool assigned_ = false;
-    std::vector<std::string> last_;
-};
 
 // The resident set of `pid` in MiB (VmRSS), and its CPU seconds (user + system).
 double rss_mib(pid_t pid) {
@@ -208,12 +147,14 @@ long committed(rd_kafka_t* admin_consumer, const std::string& group, int partiti
     return sum;
 }
 
-void preload(long events, const std::string& bootstrap, const std::string& topic) {
+// `events` words of the load's shape (key = value = the word) into `topic`.
+void preload(long events, long words, const std::string& bootstrap, const std::string& topic) {
     Acks acks;
     rd_kafka_t* p = client(RD_KAFKA_PRODUCER, producer_props(bootstrap), count_delivery, &acks);
-    const std::string value(100, 'x');
     for (long i = 0; i < events; ++i) {
-        while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+        const std::string w = "w" + std::to_string(i % words);
+        while (rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_KEY(w.data(), w.size()),
+                                 RD_KAFKA_V_VALUE(const_cast<char*>(w.data()), w.size()),
                                  RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(p, 10);
     }
@@ -235,7 +176,7 @@ struct Sample {
 namespace mephisto::bench {
 void die(const std::string& what) {
     std::fprintf(stderr, "bench_soak: %s\n", what.c_str());
-    if (g_child > 0) ::kill(g_child, SIGKILL);
+    kill_child_process();
     std::error_code ec;
     if (!g_temp_dir.empty()) std::filesystem::remove_all(g_temp_dir, ec);
     std::exit(1);
@@ -245,12 +186,12 @@ void die(const std::string& what) {
 int main(int argc, char** argv) {
     Options o = parse(argc, argv);
     mephisto::setup_logging(mephisto::LogFormat::text, spdlog::level::warn);
-    if (!std::filesystem::exists(std::filesystem::path(o.plugin_dir) / "word_count.so"))
-        die(o.plugin_dir + "/word_count.so not found (build the `word_count` target, or pass --plugin-dir)");
+    if (!std::filesystem::exists(std::filesystem::path(o.plugin_dir) / (o.pipeline + ".so")))
+        die(o.plugin_dir + "/" + o.pipeline + ".so not found (build the `" + o.pipeline + "` target, or pass --plugin-dir)");
     if (::access(o.binary.c_str(), X_OK) != 0) die(o.binary + " is not an executable (build `mephisto`, or pass --mephisto)");
     ::signal(SIGPIPE, SIG_IGN);
 
-    auto broker = mephisto::EmbeddedBroker::start(0, 1);
+    auto broker = mephisto::EmbeddedBroker::start(0, o.sink_rtt_ms > 0 ? 2 : 1);
     if (!broker) die(broker.error());
     const std::string bootstrap = (*broker)->bootstrap();
 
@@ -258,11 +199,11 @@ int main(int argc, char** argv) {
     double capacity = 0;
     if (rate == 0) {
         for (const char* t : {"capacity-in", "capacity-out-0", "capacity-out-1", "capacity-out-2"})
-            if (auto st = (*broker)->create_topic(t, 8); !st) die(st.error());
-        preload(o.capacity_events, bootstrap, "capacity-in");
+            if (auto st = (*broker)->create_topic(t, o.partitions); !st) die(st.error());
+        preload(o.capacity_events, o.words, bootstrap, "capacity-in");
         std::vector<double> eps;
         for (int i = 0; i < 3; ++i) {
-            const auto r = run_raw(bootstrap, "capacity-in", 8, o.capacity_events, "capacity-out-" + std::to_string(i), i);
+            const auto r = run_raw(bootstrap, "capacity-in", o.partitions, o.capacity_events, "capacity-out-" + std::to_string(i), i);
             eps.push_back(static_cast<double>(o.capacity_events) / r.seconds);
         }
         capacity = median(eps);
@@ -275,6 +216,19 @@ int main(int argc, char** argv) {
     g_temp_dir = tmpl;
     if (auto st = (*broker)->create_topic("words", o.partitions); !st) die(st.error());
     const std::string app = "soak-" + std::to_string(::getpid());
+    // The sink: the word count's changelog (the mock has no Admin API: created here, as bench_word_count does), or
+    // the pass-through's output.
+    const std::string sink = o.pipeline == "word_count" ? app + "-word_counts-changelog" : "out";
+    if (auto st = (*broker)->create_topic(sink, o.partitions); !st) die(st.error());
+    if (o.sink_rtt_ms > 0) {
+        rd_kafka_mock_cluster_t* cluster = (*broker)->cluster();
+        for (int p = 0; p < o.partitions; ++p) {
+            if (rd_kafka_mock_partition_set_leader(cluster, "words", p, 1) ||
+                rd_kafka_mock_partition_set_leader(cluster, sink.c_str(), p, 2))
+                die("cannot move the partitions' leaders");
+        }
+        if (rd_kafka_mock_broker_set_rtt(cluster, 2, o.sink_rtt_ms)) die("cannot slow broker 2 down");
+    }
     const auto yaml = g_temp_dir / "soak.yaml";
     {
         std::ofstream f(yaml);
@@ -283,16 +237,17 @@ int main(int argc, char** argv) {
           << "broker: {bootstrap: \"" << bootstrap << "\"}\n"
           << "plugins: {dir: \"" << std::filesystem::absolute(o.plugin_dir).string() << "\"}\n"
           << "state_dir: \"" << (g_temp_dir / "state").string() << "\"\n"
-          << "topics:\n  words: {partitions: " << o.partitions << "}\n"
-          << "tables:\n  word_counts: {store: rocksdb, value: int64, default: 0, partitions: " << o.partitions << "}\n"
-          << "agents:\n  count: {plugin: word_count, agent: count, from: words, tables: [word_counts]}\n";
+          << "topics:\n  words: {partitions: " << o.partitions << "}\n";
+        if (o.pipeline == "passthrough") f << "  out: {partitions: " << o.partitions << "}\n";
+        if (o.pipeline == "word_count")
+            f << "tables:\n  word_counts: {store: rocksdb, value: int64, default: 0, partitions: " << o.partitions << "}\n"
+              << "agents:\n  count: {plugin: word_count, agent: count, from: words, tables: [word_counts]}\n";
+        else
+            f << "agents:\n  pass: {plugin: passthrough, agent: pass, from: words, sinks: [out]}\n";
+        if (!o.extra_yaml.empty()) f << o.extra_yaml << "\n";
     }
-    HostProcess host(o.binary, yaml);
-    const auto join_deadline = Clock::now() + 60s;
-    while (!host.assigned()) {
-        if (!host.alive() || Clock::now() > join_deadline) die("the host did not get its partitions:\n" + host.tail());
-        std::this_thread::sleep_for(10ms);
-    }
+    MephistoProcess host(o.binary, {"run", yaml.string()});
+    host.await("[" + app + "] assigned", 0, 60s);
     std::fprintf(stderr, "host %d has its partitions; %ld events/s for %d s over %ld words\n", host.pid(), rate, o.seconds,
                  o.words);
 
@@ -374,10 +329,13 @@ int main(int argc, char** argv) {
     std::time_t now = std::time(nullptr);
     std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S UTC", std::gmtime(&now));
     std::printf("## bench_soak — %s\n\n", date);
-    std::printf("word count (`count`, int64 RocksDB table) over %ld distinct words, %d partitions, a `mephisto run` child "
-                "process; load %ld events/s%s for %d s (achieved %.0f), librdkafka %s, embedded broker in the bench\n\n",
+    std::printf("%s over %ld distinct words, %d partitions, a `mephisto run` child process; load %ld events/s%s for %d s "
+                "(achieved %.0f)%s, librdkafka %s, embedded broker in the bench\n\n",
+                o.pipeline == "word_count" ? "word count (`count`, int64 RocksDB table)" : "pass-through (`pass` to `out`)",
                 o.words, o.partitions, rate, capacity > 0 ? (" (half of the raw loop's " + num("%.0f", capacity) + ")").c_str() : "",
-                o.seconds, achieved, rd_kafka_version_str());
+                o.seconds, achieved,
+                o.sink_rtt_ms > 0 ? (", the sink (" + sink + ") on a broker answering after " + std::to_string(o.sink_rtt_ms) + " ms").c_str() : "",
+                rd_kafka_version_str());
     std::printf("| t s | produced | committed | behind | host RSS MiB | host CPU %% of a core |\n");
     std::printf("|--:|--:|--:|--:|--:|--:|\n");
     for (const auto& s : samples)

@@ -14,10 +14,7 @@
 //    restart (kill -> the new worker runs its pipeline), group re-join (-> partitions assigned) and first
 //    event (-> the output is on the broker).
 // Prints markdown on stdout; progress on stderr.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -62,7 +59,6 @@ struct Options {
 };
 
 std::filesystem::path g_temp_dir;
-pid_t g_child = -1;  // killed by die()
 
 void usage() {
     std::printf(
@@ -138,100 +134,6 @@ void produce_one(rd_kafka_t* producer, const std::string& topic, const std::stri
     rd_kafka_flush(producer, 10'000);
 }
 
-// A `mephisto` process, its output read line by line and each line stamped on arrival.
-class Mephisto {
-public:
-    explicit Mephisto(const std::vector<std::string>& args, const std::string& binary) {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) die("pipe failed");
-        std::vector<std::string> all{binary};
-        all.insert(all.end(), args.begin(), args.end());
-        std::vector<char*> argv;
-        for (auto& a : all) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        const pid_t parent = ::getpid();
-        pid_ = ::fork();
-        if (pid_ < 0) die("fork failed");
-        if (pid_ == 0) {
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // nothing outlives the benchmark
-            if (::getppid() != parent) _exit(127);
-            ::dup2(fds[1], 1);
-            ::dup2(fds[1], 2);
-            ::execv(argv[0], argv.data());
-            _exit(127);
-        }
-        g_child = pid_;
-        ::close(fds[1]);
-        reader_ = std::thread([this, fd = fds[0]] {
-            std::string pending;
-            char buffer[4096];
-            for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) {
-                pending.append(buffer, static_cast<size_t>(n));
-                for (size_t eol; (eol = pending.find('\n')) != std::string::npos; pending.erase(0, eol + 1)) {
-                    std::lock_guard lock(mu_);
-                    lines_.push_back({Clock::now(), pending.substr(0, eol)});
-                }
-            }
-            ::close(fd);
-        });
-    }
-    ~Mephisto() { stop(); }
-
-    // The first line from `from` on containing `text`: its time and index.
-    std::optional<std::pair<Clock::time_point, size_t>> find(const std::string& text, size_t from = 0) {
-        std::lock_guard lock(mu_);
-        for (size_t i = from; i < lines_.size(); ++i)
-            if (lines_[i].second.find(text) != std::string::npos) return std::pair{lines_[i].first, i};
-        return std::nullopt;
-    }
-    std::pair<Clock::time_point, size_t> await(const std::string& text, size_t from, std::chrono::seconds timeout) {
-        const auto deadline = Clock::now() + timeout;
-        for (;;) {
-            if (auto found = find(text, from)) return *found;
-            if (Clock::now() > deadline) die("no line with '" + text + "' within " + std::to_string(timeout.count()) + " s:\n" + tail());
-            std::this_thread::sleep_for(1ms);
-        }
-    }
-    std::string last_line_with(const std::string& text) {
-        std::lock_guard lock(mu_);
-        for (size_t i = lines_.size(); i-- > 0;)
-            if (lines_[i].second.find(text) != std::string::npos) return lines_[i].second;
-        return {};
-    }
-    size_t line_count() {
-        std::lock_guard lock(mu_);
-        return lines_.size();
-    }
-    std::string tail() {
-        std::lock_guard lock(mu_);
-        std::string out;
-        for (size_t i = lines_.size() > 20 ? lines_.size() - 20 : 0; i < lines_.size(); ++i) out += lines_[i].second + "\n";
-        return out;
-    }
-    void stop() {
-        if (pid_ <= 0) return;
-        ::kill(pid_, SIGTERM);
-        int status = 0;
-        const auto deadline = Clock::now() + 60s;
-        while (::waitpid(pid_, &status, WNOHANG) == 0) {
-            if (Clock::now() > deadline) {
-                ::kill(pid_, SIGKILL);
-                ::waitpid(pid_, &status, 0);
-                break;
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        pid_ = -1;
-        g_child = -1;
-        if (reader_.joinable()) reader_.join();
-    }
-
-private:
-    pid_t pid_ = -1;
-    std::thread reader_;
-    std::mutex mu_;
-    std::vector<std::pair<Clock::time_point, std::string>> lines_;
-};
 
 std::string pipeline_yaml(const Options& o, const std::string& app, const std::string& bootstrap,
                           const std::string& out, const std::string& extra) {
@@ -260,9 +162,8 @@ HostRun run_host(const Options& o, const std::string& bootstrap, rd_kafka_t* wat
     const auto yaml = dir / "pipelines" / (app + ".yaml");
     std::ofstream(yaml) << pipeline_yaml(o, app, bootstrap, out, "state_dir: " + (dir / "state").string() + "\n");
     const auto start = Clock::now();
-    Mephisto host({"run", supervised ? (dir / "pipelines").string() : yaml.string(), "--isolation",
-                   supervised ? "process" : "none", "--broker", "kafka://" + bootstrap, "--admin", "off"},
-                  o.binary);
+    MephistoProcess host(o.binary, {"run", supervised ? (dir / "pipelines").string() : yaml.string(), "--isolation",
+                                    supervised ? "process" : "none", "--broker", "kafka://" + bootstrap, "--admin", "off"});
     HostRun r;
     std::optional<Clock::time_point> first;
     const auto deadline = start + 300s;
@@ -303,9 +204,8 @@ std::vector<RestartRun> run_restarts(const Options& o, const std::string& bootst
                          ", heartbeat.interval.ms: 300}\n"
                          "supervisor: {max_restarts: 5, within: 2s, backoff: 100ms}\n");
     rd_kafka_t* producer = client(RD_KAFKA_PRODUCER, producer_props(bootstrap));
-    Mephisto host({"run", (dir / "pipelines").string(), "--isolation", "process", "--broker", "kafka://" + bootstrap,
-                   "--admin", "off"},
-                  o.binary);
+    MephistoProcess host(o.binary, {"run", (dir / "pipelines").string(), "--isolation", "process", "--broker",
+                                    "kafka://" + bootstrap, "--admin", "off"});
     host.await("worker " + app + " (pid", 0, 60s);
     // Wait until it consumes: everything preloaded passes through first.
     const auto deadline = Clock::now() + 300s;
@@ -353,7 +253,7 @@ std::vector<RestartRun> run_restarts(const Options& o, const std::string& bootst
 namespace mephisto::bench {
 void die(const std::string& what) {
     std::fprintf(stderr, "bench_supervised: %s\n", what.c_str());
-    if (g_child > 0) ::kill(g_child, SIGKILL);
+    kill_child_process();
     std::error_code ec;
     if (!g_temp_dir.empty()) std::filesystem::remove_all(g_temp_dir, ec);
     std::exit(1);

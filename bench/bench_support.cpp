@@ -1,6 +1,10 @@
 #include "bench_support.hpp"
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -187,6 +191,107 @@ std::string num(const char* f, double v) {
     char buf[64];
     std::snprintf(buf, sizeof buf, f, v);
     return buf;
+}
+
+// ------------------------------------------------------------------------------------------ MephistoProcess
+
+namespace {
+std::atomic<pid_t> g_child{-1};
+}  // namespace
+
+void kill_child_process() {
+    if (const pid_t child = g_child.load(); child > 0) ::kill(child, SIGKILL);
+}
+
+MephistoProcess::MephistoProcess(const std::string& binary, const std::vector<std::string>& args) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) die("pipe failed");
+    std::vector<std::string> all{binary};
+    all.insert(all.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& a : all) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const pid_t parent = ::getpid();
+    pid_ = ::fork();
+    if (pid_ < 0) die("fork failed");
+    if (pid_ == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // nothing outlives the benchmark
+        if (::getppid() != parent) _exit(127);
+        ::dup2(fds[1], 1);
+        ::dup2(fds[1], 2);
+        ::execv(argv[0], argv.data());
+        _exit(127);
+    }
+    g_child = pid_;
+    ::close(fds[1]);
+    reader_ = std::thread([this, fd = fds[0]] {
+        std::string pending;
+        char buffer[4096];
+        for (ssize_t n; (n = ::read(fd, buffer, sizeof buffer)) > 0;) {
+            pending.append(buffer, static_cast<size_t>(n));
+            for (size_t eol; (eol = pending.find('\n')) != std::string::npos; pending.erase(0, eol + 1)) {
+                std::lock_guard lock(mu_);
+                lines_.push_back({Clock::now(), pending.substr(0, eol)});
+            }
+        }
+        ::close(fd);
+    });
+}
+
+bool MephistoProcess::alive() { return pid_ > 0 && ::waitpid(pid_, nullptr, WNOHANG) == 0; }
+
+std::optional<std::pair<Clock::time_point, size_t>> MephistoProcess::find(const std::string& text, size_t from) {
+    std::lock_guard lock(mu_);
+    for (size_t i = from; i < lines_.size(); ++i)
+        if (lines_[i].second.find(text) != std::string::npos) return std::pair{lines_[i].first, i};
+    return std::nullopt;
+}
+
+std::pair<Clock::time_point, size_t> MephistoProcess::await(const std::string& text, size_t from, std::chrono::seconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    for (;;) {
+        if (auto found = find(text, from)) return *found;
+        if (Clock::now() > deadline)
+            die("no line with '" + text + "' within " + std::to_string(timeout.count()) + " s:\n" + tail());
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+}
+
+std::string MephistoProcess::last_line_with(const std::string& text) {
+    std::lock_guard lock(mu_);
+    for (size_t i = lines_.size(); i-- > 0;)
+        if (lines_[i].second.find(text) != std::string::npos) return lines_[i].second;
+    return {};
+}
+
+size_t MephistoProcess::line_count() {
+    std::lock_guard lock(mu_);
+    return lines_.size();
+}
+
+std::string MephistoProcess::tail() {
+    std::lock_guard lock(mu_);
+    std::string out;
+    for (size_t i = lines_.size() > 20 ? lines_.size() - 20 : 0; i < lines_.size(); ++i) out += lines_[i].second + "\n";
+    return out;
+}
+
+void MephistoProcess::stop() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    while (::waitpid(pid_, &status, WNOHANG) == 0) {
+        if (Clock::now() > deadline) {
+            ::kill(pid_, SIGKILL);
+            ::waitpid(pid_, &status, 0);
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    pid_ = -1;
+    g_child = -1;
+    if (reader_.joinable()) reader_.join();
 }
 
 }  // namespace mephisto::bench

@@ -4,8 +4,14 @@
 #include <atomic>
 #include <chrono>
 #include <map>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
+
+#include <sys/types.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -69,5 +75,35 @@ struct RawResult {
 // from offset 0 of every partition of `in` to `out`, until `events` were consumed and acknowledged.
 RawResult run_raw(const std::string& bootstrap, const std::string& in, int partitions, long events, const std::string& out,
                   int run);
+
+
+// A `mephisto` child process (binary and arguments), its output read line by line and each line stamped on
+// arrival. It dies with the benchmark (PR_SET_PDEATHSIG), and kill_child_process() kills it from die().
+class MephistoProcess {
+public:
+    MephistoProcess(const std::string& binary, const std::vector<std::string>& args);
+    ~MephistoProcess() { stop(); }
+    MephistoProcess(const MephistoProcess&) = delete;
+    MephistoProcess& operator=(const MephistoProcess&) = delete;
+
+    pid_t pid() const { return pid_; }
+    bool alive();
+    // The first line from `from` on containing `text`: its time and index.
+    std::optional<std::pair<Clock::time_point, size_t>> find(const std::string& text, size_t from = 0);
+    // find(), awaited; dies with the last lines after `timeout`.
+    std::pair<Clock::time_point, size_t> await(const std::string& text, size_t from, std::chrono::seconds timeout);
+    std::string last_line_with(const std::string& text);
+    size_t line_count();
+    std::string tail();  // the last 20 lines
+    void stop();         // SIGTERM, then SIGKILL after 60 s
+
+private:
+    pid_t pid_ = -1;
+    std::thread reader_;
+    std::mutex mu_;
+    std::vector<std::pair<Clock::time_point, std::string>> lines_;
+};
+// For die(): kills the MephistoProcess alive, if any.
+void kill_child_process();
 
 }  // namespace mephisto::bench
