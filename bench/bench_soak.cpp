@@ -133,13 +133,13 @@ double cpu_of(pid_t pid) {
     return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
 }
 
-// Sum of the group's committed offsets over the input's partitions.
-long committed(rd_kafka_t* admin_consumer, const std::string& group, int partitions) {
-    (void)group;  // the watcher was created with the host's group id, without joining it
+// Sum of the group's committed offsets over the input's partitions; `watcher` has the host's group id and never
+// joins the group.
+long committed(rd_kafka_t* watcher, int partitions) {
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(partitions);
     for (int p = 0; p < partitions; ++p) rd_kafka_topic_partition_list_add(list, "words", p);
     long sum = -1;
-    if (rd_kafka_committed(admin_consumer, list, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (rd_kafka_committed(watcher, list, 5000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
         sum = 0;
         for (int i = 0; i < list->cnt; ++i) sum += std::max<int64_t>(list->elems[i].offset, 0);
     }
@@ -270,7 +270,7 @@ int main(int argc, char** argv) {
         Sample s;
         s.t = seconds(now - started);
         s.produced = produced;
-        s.committed = committed(watcher, app, o.partitions);
+        s.committed = committed(watcher, o.partitions);
         s.rss = rss_mib(host.pid());
         const double cpu = cpu_of(host.pid());
         const double span = seconds(now - last_cpu_at);
@@ -310,7 +310,7 @@ int main(int argc, char** argv) {
     const double achieved = static_cast<double>(produced) / seconds(load_stopped - started);
     // Everything committed: the host caught up.
     long done = 0;
-    while ((done = committed(watcher, app, o.partitions)) < produced) {
+    while ((done = committed(watcher, o.partitions)) < produced) {
         if (Clock::now() - load_stopped > 120s) die("the host did not commit every input within 120 s: " + std::to_string(done));
         std::this_thread::sleep_for(50ms);
     }

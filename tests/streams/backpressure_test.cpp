@@ -7,25 +7,10 @@
 
 #include <csignal>
 
-#include <nlohmann/json.hpp>
-
 #include "harness.hpp"
 #include "pipeline_builder.hpp"
 
 using namespace mephisto::test;
-
-namespace {
-
-int64_t processed(const std::string& admin, const std::string& agent) {
-    auto reply = http_get(admin, "/agents");
-    REQUIRE(reply.status == 200);
-    int64_t total = 0;
-    for (const auto& a : nlohmann::json::parse(reply.body))
-        if (a["agent"] == agent) total += a["processed"].get<int64_t>();
-    return total;
-}
-
-}  // namespace
 
 TEST_CASE("slow lanes holding the whole dispatch budget do not starve another agent of the pipeline") {
     Broker broker;
@@ -57,10 +42,10 @@ TEST_CASE("slow lanes holding the whole dispatch budget do not starve another ag
                                               .str());
     auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
     const std::string admin = admin_address(*host);
-    REQUIRE(await([&] { return processed(admin, "slow") > 0; }, 60s));
+    REQUIRE(await([&] { return agent_processed(admin, "slow") > 0; }, 60s));
     produce_sequence(broker.bootstrap(), "fast_in", 0, 2'000, 16);
-    CHECK(await([&] { return processed(admin, "fast") == 2'000; }, 60s));
+    CHECK(await([&] { return agent_processed(admin, "fast") == 2'000; }, 60s));
     // Not vacuous: the slow agent is far from done, so its events still hold the budget (or wait paused).
-    CHECK(processed(admin, "slow") < 20'000);
+    CHECK(agent_processed(admin, "slow") < 20'000);
     CHECK(host->stop(SIGTERM, 60s) == 0);
 }

@@ -6,24 +6,9 @@
 #include <csignal>
 #include <thread>
 
-#include <nlohmann/json.hpp>
-
 #include "harness.hpp"
 
 using namespace mephisto::test;
-
-namespace {
-
-int64_t processed(const std::string& admin, const std::string& agent) {
-    auto reply = http_get(admin, "/agents");
-    REQUIRE(reply.status == 200);
-    for (const auto& a : nlohmann::json::parse(reply.body))
-        if (a["agent"] == agent) return a["processed"].get<int64_t>();
-    FAIL("no agent " << agent);
-    return -1;
-}
-
-}  // namespace
 
 TEST_CASE("fan-out: the offset commits only after both agents finished (RELIABILITY 4)") {
     Broker broker;
@@ -39,13 +24,13 @@ TEST_CASE("fan-out: the offset commits only after both agents finished (RELIABIL
     auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
     const std::string admin = admin_address(*host);
     produce_sequence(broker.bootstrap(), "in", 0, 15, 1);
-    REQUIRE(await([&] { return processed(admin, "fast") == 15; }, 30s));
+    REQUIRE(await([&] { return agent_processed(admin, "fast") == 15; }, 30s));
     // Read the commit first, then the slow agent's count: the commit can never be ahead of what it finished.
     int checks = 0;
     bool caught_up = false;
     while (!caught_up) {
         const auto committed = committed_offsets(broker.bootstrap(), "fan", "in", 1);
-        const int64_t slow = processed(admin, "slow");
+        const int64_t slow = agent_processed(admin, "slow");
         const int64_t next = committed.count(0) ? committed.at(0) : 0;
         CHECK_MESSAGE(next <= slow, "committed up to " << next << " while the slow agent finished " << slow);
         caught_up = next == 15;

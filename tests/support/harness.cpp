@@ -23,6 +23,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 namespace mephisto::test {
 
 bool await(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
@@ -436,6 +438,15 @@ HttpReply http_raw(const std::string& address, const std::string& raw) {
     }
     reply.body = response.substr(head_end + 4);
     return reply;
+}
+
+int64_t agent_processed(const std::string& address, const std::string& agent) {
+    const HttpReply reply = http_get(address, "/agents");
+    if (reply.status != 200) return -1;
+    int64_t total = 0;
+    for (const auto& a : nlohmann::json::parse(reply.body))
+        if (a["agent"] == agent) total += a["processed"].get<int64_t>();
+    return total;
 }
 
 HttpReply http_get(const std::string& address, const std::string& path, const std::string& token) {

@@ -191,6 +191,9 @@ HttpReply http_raw(const std::string& address, const std::string& raw);
 int shell(const std::string& command, std::string& output);
 // GET `path` with Connection: close, and a bearer token when given.
 HttpReply http_get(const std::string& address, const std::string& path, const std::string& token = "");
+// The events agent `agent` processed on the host whose admin API is at `address`, over its instances (GET
+// /agents); -1 when the API did not answer 200.
+int64_t agent_processed(const std::string& address, const std::string& agent);
 
 // Consumer settings that make the mock cluster's rebalances quick (see README: the 2.0.2 mock waits
 // session.timeout.ms - 1 s on every rebalance after the first).

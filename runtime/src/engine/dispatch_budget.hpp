@@ -41,7 +41,6 @@ public:
     Amount held() const {
         return {events_.load(std::memory_order_relaxed), bytes_.load(std::memory_order_relaxed)};
     }
-    Amount high() const { return high_; }
 
 private:
     bool has_room(Amount excluded) const;

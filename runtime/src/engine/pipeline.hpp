@@ -500,11 +500,11 @@ private:
     std::chrono::steady_clock::time_point reply_router_failed_at_{};  // a failed start is retried 10 s later
     std::atomic<ReplyRouter*> reply_router_ready_{nullptr};
 
-    // Channels by name; fixed after start (a change of them restarts the pipeline).
     // Events consumed and not finished, over all partitions: the consumer waits above its mark (declared before the
     // partitions, which count against it to their end). paused_hold_: what the paused partitions hold of it.
     DispatchBudget dispatch_budget_{kDispatchBudget};
     DispatchBudget::Amount paused_hold_;  // consumer thread
+    // Channels by name; fixed after start (a change of them restarts the pipeline).
     std::map<std::string, std::unique_ptr<PartitionState>> channels_;
     mutable std::mutex partitions_mutex_;  // guards the map's shape; the consumer thread alone changes it
     std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionState>> partitions_;

@@ -12,8 +12,8 @@
 #include <set>
 #include <thread>
 
-#include "common/thread_name.hpp"
 #include "common/logging.hpp"
+#include "common/thread_name.hpp"
 #include "engine/pipeline.hpp"
 
 namespace mephisto {

@@ -1,7 +1,7 @@
 #include "tables/table_store.hpp"
 
-#include <rocksdb/convenience.h>
 #include <rocksdb/cache.h>
+#include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
@@ -341,7 +341,7 @@ Result<std::unique_ptr<TableStore>> TableStore::open(const TableSpec& spec, cons
                                ? " (the state directory's disk is full: free space, then start again)"
                                : ""));
     store->db_.reset(db);
-    store->cf_options_ = cf_options;
+    store->cf_options_ = std::make_unique<rocksdb::ColumnFamilyOptions>(cf_options);
     for (size_t i = 0; i < names.size(); ++i) {
         if (names[i] == rocksdb::kDefaultColumnFamilyName) db->DestroyColumnFamilyHandle(handles[i]);
         else store->families_[names[i]] = handles[i];
@@ -375,7 +375,7 @@ Result<TableShard*> TableStore::shard(int32_t partition) {
         if (auto it = families_.find(name); it != families_.end()) {
             cf = it->second;
         } else {
-            auto st = db_->CreateColumnFamily(cf_options_, name, &cf);  // the table's options, not RocksDB's defaults
+            auto st = db_->CreateColumnFamily(*cf_options_, name, &cf);  // the table's options, not RocksDB's defaults
             if (!st.ok()) return make_error("table " + spec_.name + ": cannot create column family " + name + ": " + st.ToString());
             families_[name] = cf;
         }

@@ -23,11 +23,10 @@
 #include "config/config.hpp"
 #include "tables/codec.hpp"
 
-#include <rocksdb/options.h>
-
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+struct ColumnFamilyOptions;
 }  // namespace rocksdb
 
 namespace mephisto {
@@ -176,7 +175,7 @@ private:
     TableTypes types_;
     std::filesystem::path dir_;
     std::unique_ptr<rocksdb::DB> db_;
-    rocksdb::ColumnFamilyOptions cf_options_;  // for the partitions' column families created later
+    std::unique_ptr<rocksdb::ColumnFamilyOptions> cf_options_;  // for the partitions' column families created later
     std::map<std::string, rocksdb::ColumnFamilyHandle*> families_;  // "p<N>" -> handle
     std::mutex mu_;
     std::map<int32_t, std::unique_ptr<TableShard>> shards_;
