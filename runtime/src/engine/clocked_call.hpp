@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "common/crash_report.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/lane.hpp"
 
 namespace mephisto {
 

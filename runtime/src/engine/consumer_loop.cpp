@@ -70,7 +70,7 @@ void Pipeline::consume_loop() {
             if (n >= kPollBurst || dispatch_budget_.full(paused_hold_)) break;
             msg = rd_kafka_consumer_poll(consumer_.get(), 0);
         }
-        if (recovery_thread_.joinable()) finish_recoveries();
+        if (state_->restorer().active()) finish_recoveries();
         any_paused = apply_backpressure();
         // The tick; or sooner once the input has stopped and every event taken is finished: a pipeline that has
         // caught up commits what it did (and flushes its tables) within kIdleCommitAfter rather than up to
@@ -78,10 +78,10 @@ void Pipeline::consume_loop() {
         const auto since_commit = Clock::now() - last_commit;
         if (since_commit >= config_.commit_interval ||
             (idle && since_commit >= kIdleCommitAfter && dispatch_budget_.held().events == 0)) {
-            flush_completed_ = false;
+            (void)state_->take_flush_completed();  // this commit covers it
             commit(false, milliseconds(0));
             last_commit = Clock::now();
-        } else if (flush_completed_.exchange(false)) {
+        } else if (state_->take_flush_completed()) {
             // A table flush finished: its inputs may be committed now. The next flush waits for the tick.
             commit(false, milliseconds(0), false);
         }
@@ -174,7 +174,7 @@ void Pipeline::commit(bool sync, milliseconds timeout, bool start_flushes) {
             int64_t target = *next;
             if (!ps->shards.empty()) {
                 // Every change must reach the changelog before the input offset that caused it is committed.
-                auto allowed = table_gate(*ps, *next, start_flushes);
+                auto allowed = state_->gate(*ps, *next, start_flushes);
                 if (!allowed) continue;
                 target = *allowed;
             }

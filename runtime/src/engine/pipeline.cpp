@@ -1,7 +1,7 @@
 // A pipeline's wiring and lifecycle: create resolves its agents, timers, codecs and tables; start opens the
 // producer, the stores and the consumer and starts the threads; stop drains, revokes, commits and closes within
 // shutdown_timeout. The parts: consumer_loop, task_manager, lane_runner, record_collector, partition_ledger,
-// failure_policy, window_driver, pipeline_tables (the state manager), pipeline_timers.
+// failure_policy, window_driver, state_manager (with changelog_restorer), pipeline_timers.
 #include "common/thread_name.hpp"
 #include "engine/pipeline.hpp"
 
@@ -70,6 +70,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
     p->bootstrap_ = bootstrap;
     p->broker_ = broker;
     p->log_ = logger(config.app_id);
+    p->broker_health_ = std::make_unique<BrokerHealth>(bootstrap, config.broker_unreachable_timeout, p->log_);
 
     for (const auto& spec : p->config_.agents) {
         if (spec.builtin == "repartition") {
@@ -114,6 +115,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         if (!closers) return make_error(closers.error());
         std::atomic_store(&p->window_closers_, *closers);
     }
+    Pipeline* self = p.get();
+    p->timers_ = std::make_unique<TimerRunner>(TimerRunner::Services{
+        [self] { return self->leader_.load(); },
+        [self](const TimerRuntime& t, const char* callback) { return self->call_record(t, callback); }});
     for (const auto& spec : p->config_.timers) {
         auto r = resolve_timer_agent(spec, plugins);
         if (!r) return make_error(r.error());
@@ -125,14 +130,18 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         t->ctx.params = effective_params(t->info, spec.params);
         t->ctx.sinks = &t->spec->sinks;
         t->ctx.log = logger(spec.name);
-        p->timers_.push_back(std::move(t));
+        p->timers_->timers().push_back(std::move(t));
     }
     // Codecs and aggregators (the codec registry): resolved now, so a missing one is a startup error.
+    std::map<std::string, TableTypes> table_types;
     for (const auto& table : p->config_.tables) {
         auto types = resolve_table_types(table, plugins);
         if (!types) return make_error(types.error());
-        p->table_types_[table.name] = *types;
+        table_types[table.name] = *types;
     }
+    p->state_ = std::make_unique<StateManager>(
+        StateManager::Services{&p->config_, bootstrap, p->log_, [self](const std::string& why) { self->fail(why); }},
+        std::move(table_types));
     for (const auto& topic : p->config_.topics) {
         auto codec = resolve_topic_codec(topic, plugins);
         if (!codec) return make_error(codec.error());
@@ -185,7 +194,7 @@ Status Pipeline::start() {
         },
         [this](rd_kafka_resp_err_t err, bool fatal, const std::string& reason) {
             if (fatal) fail(reason);
-            else on_client_error(err, reason);
+            else broker_health_->on_client_error(err, reason);
         });
     if (!producer) return make_error(config_.file.string() + ": " + producer.error());
     producer_ = std::move(*producer);
@@ -193,7 +202,7 @@ Status Pipeline::start() {
     collector_ = std::make_unique<RecordCollector>(
         *producer_, RecordCollector::Handlers{
                         [this](DeliveryTag* tag, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) {
-                            on_flush_delivery(static_cast<ShardFlush*>(tag), err, msg);
+                            state_->on_flush_delivery(static_cast<ShardFlush*>(tag), err, msg);
                         },
                         [this](DeliveryTag* tag, rd_kafka_resp_err_t err) {
                             on_dead_letter_delivery(static_cast<DeadLetter*>(tag), err);
@@ -222,9 +231,7 @@ Status Pipeline::start() {
             log_->warn("{}; relying on the broker to create it on first use", st.error());
     }
 
-    if (auto st = check_copartitioning(); !st) return st;
-    if (auto st = open_tables(); !st) return st;
-    if (auto st = start_followers(); !st) return st;
+    if (auto st = state_->open(*topic_admin_, *producer_); !st) return st;
 
     // Consumer. Offsets are stored and committed by the host alone (enable.auto.commit=false): librdkafka
     // would otherwise commit what was handed out rather than what was finished.
@@ -276,7 +283,7 @@ Status Pipeline::start() {
             rd_kafka_fatal_error(rk, buf, sizeof buf);
             self->fail(std::string("consumer fatal error: ") + buf);
         } else {
-            self->on_client_error(static_cast<rd_kafka_resp_err_t>(err),
+            self->broker_health_->on_client_error(static_cast<rd_kafka_resp_err_t>(err),
                                   std::string("consumer: ") + rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err)) +
                                       ": " + reason);
         }
@@ -329,12 +336,12 @@ Status Pipeline::start() {
         name_this_thread("watch");
         watch_loop();
     });
-    if (!timers_.empty()) start_timer_thread();
+    timers_->start();
 
     std::string agents;
     for (const auto& a : agents_) agents += (agents.empty() ? "" : ", ") + a->spec->name;
     log_->info("pipeline {} started: agents [{}], {} timer(s), {} worker(s), group {} on {}", config_.app_id, agents,
-               timers_.size(), config_.workers, config_.app_id, bootstrap_);
+               timers_->timers().size(), config_.workers, config_.app_id, bootstrap_);
     return {};
 }
 
@@ -384,19 +391,7 @@ bool Pipeline::stop() {
         watch_cv_.notify_all();
         watch_thread_.join();  // it never calls plugins
     }
-    if (timer_thread_.joinable()) {
-        // The timer thread holds timer_mutex_ while a callback runs, and that callback may never return: the
-        // lock is taken only to meet the thread between its check of stopping_ and its wait.
-        for (;;) {
-            if (timer_mutex_.try_lock()) {
-                timer_mutex_.unlock();  // it waits (and is woken below), or will see stopping_
-                break;
-            }
-            if (timer_in_call_.load()) break;  // in a callback: it sees stopping_ when (if) that returns
-            std::this_thread::yield();
-        }
-        timer_cv_.notify_all();  // joined at the end: a timer callback in progress may take its time
-    }
+    timers_->request_stop();  // joined at the end: a timer callback in progress may take its time
 
     // 1. Stop fetching. The consumer thread leaves its loop; partitions stay assigned until close.
     consuming_ = false;
@@ -470,8 +465,8 @@ bool Pipeline::stop() {
         rd_kafka_queue_destroy(q);
     }
     scheduler_.stop();
-    if (!join_until(timer_thread_, [this] { return timer_running_.load(); }, deadline)) {
-        const TimerRuntime* timer = timer_in_call_.load();
+    if (!timers_->join_until(deadline)) {
+        const TimerRuntime* timer = timers_->in_call();
         say_stuck("timer " + (timer ? timer->spec->name : std::string("?")) + " (in its callback)");
     }
     const auto workers_deadline = Clock::now() + milliseconds(200);  // the idle ones leave at once
@@ -502,18 +497,13 @@ bool Pipeline::stop() {
         log_->error("pipeline {} stopped, except what is stuck: {}", config_.app_id, fmt::join(stuck, "; "));
         return false;
     }
-    for (auto& t : timers_)
-        if (t->created && t->info->callbacks.destroy) {
-            ClockedCall call(timer_call_, call_record(*t, "destroy"));
-            t->info->callbacks.destroy(t->instance);
-        }
+    for (auto& t : timers_->timers()) timers_->destroy_instance(*t);
     // Every message was released above, so destroy does not wait on the application; the close was already
     // attempted within the budget and must not be retried without one.
     if (consumer_) rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     producer_.reset();
     retired_.clear();
-    abandoned_flushes_.clear();
-    for (auto& [name, follower] : followers_) follower->stop();
+    state_->close();
 
     for (const auto& a : agents_)
         log_->info("agent {}: {} processed, {} failures, {} restarts, {} skipped, {} dead-lettered, {} undecodable{}",

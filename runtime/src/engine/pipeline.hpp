@@ -29,12 +29,16 @@
 #include "engine/lane.hpp"
 #include "engine/lane_scheduler.hpp"
 #include "engine/partition_ledger.hpp"
+#include "engine/partition_state.hpp"
 #include "engine/record_collector.hpp"
 #include "engine/reply_router.hpp"
 #include "common/call_slots.hpp"
 #include "engine/poison_record.hpp"
 #include "engine/failure_policy.hpp"
 #include "engine/restart_policy.hpp"
+#include "engine/state_manager.hpp"
+#include "engine/timer_runner.hpp"
+#include "kafka/broker_health.hpp"
 #include "kafka/client_config.hpp"
 #include "kafka/producer.hpp"
 #include "kafka/topic_admin.hpp"
@@ -44,7 +48,6 @@
 namespace mephisto {
 
 class TopicProvisioner;
-struct PartitionState;
 
 // What the lanes of a pipeline may hold before its consumer waits for them (engine/dispatch_budget.hpp): enough
 // to keep every worker busy through a poll, little enough that a host's memory does not follow its input.
@@ -87,13 +90,6 @@ struct ChannelStatus {
     std::string name;
     int64_t sent = 0;        // events sent to it
     int64_t unfinished = 0;  // of those, not yet finished by every agent reading it
-};
-
-// A table partition's recovery in progress.
-struct RecoveryStatus {
-    std::string table;
-    int32_t partition = 0;
-    int64_t remaining = 0;
 };
 
 // A callback running longer than the pipeline's hung_callback_after (RELIABILITY 5), for the admin API.
@@ -149,82 +145,6 @@ struct DeadLetter : DeliveryTag {
     std::vector<std::pair<std::string, std::string>> headers;  // more headers (a quarantined record's crashes)
 };
 
-// The changes of one table shard on their way to its changelog. When every record is acknowledged, they are
-// persisted with the changelog offset of the last one, and the input offset the flush was started for may be
-// committed.
-struct ShardFlush : DeliveryTag {
-    ShardFlush() : DeliveryTag{Kind::flush} {}
-    TableShard* shard = nullptr;
-    uint64_t epoch = 0;  // the shard's epoch when the flush started: persisted only if still current
-    std::vector<TableChange> changes;
-    std::atomic<int> outstanding{0};
-    int64_t last_offset = -1;  // producer thread only
-    std::atomic<bool> done{false};
-    std::atomic<bool> failed{false};  // not persisted locally
-    std::atomic<bool> lost{false};    // some change did not reach the changelog (implies failed)
-};
-
-// One assigned partition (or channel): its ledger (engine/partition_ledger.hpp), its lanes and its tables.
-struct PartitionState : PartitionLedger {
-    // Its topic name may have been copied into the calls in progress (common/call_slots.hpp).
-    ~PartitionState() { call_slots::names_freed(); }
-    std::string topic;
-    int32_t partition = 0;
-    // A channel (in memory, this host only): the lanes of the agents reading it; no consumer, no offsets to
-    // commit, never revoked. Its events are numbered by `channel_sequence`.
-    bool channel = false;
-    bool closed = false;  // a channel at stop: sends to it are refused (guarded by lanes_mu)
-    int64_t maxsize = 0;            // a channel: its spec's maxsize (fixed)
-    std::atomic<bool> full{false};  // a channel past maxsize, until it drained below three quarters of it
-    // A channel: the lanes waiting for it to drain (writes_to_full_channel); woken when it did.
-    std::mutex held_writers_mu;
-    std::vector<Lane*> held_writers;
-    std::atomic<int64_t> channel_sequence{0};
-    std::optional<TopicSpec> spec;  // its declaration, when the YAML declares it (a copy: reloads replace the YAML)
-    const mph_codec_descriptor* value_codec = nullptr;  // a plugin's codec for the values, when the topic names one
-    std::atomic<bool> committed_fetched{false};  // the group's committed offset was asked for (the watch thread)
-    bool paused = false;                 // consumer thread only
-    int64_t resume_below = 0;            // consumer thread only: while paused, the unfinished count it resumes at
-    // The lanes of the agents reading this partition. Their shape changes in assign (consumer thread) and in
-    // a topology reload, which holds partitions_mutex_ and lanes_mu; dispatch holds lanes_mu only.
-    std::mutex lanes_mu;
-    std::vector<std::unique_ptr<Lane>> lanes;
-
-    // Tables (consumer thread unless noted): the shards the lanes use, the flush in progress and the input
-    // offset it was started for, and recovery. While recovering, the partition is paused and its lanes idle.
-    std::vector<TableShard*> shards;
-    std::vector<std::unique_ptr<ShardFlush>> flushes;
-    int64_t flush_commit = -1;
-    // A change of its tables never reached the changelog: nothing more of this partition is committed.
-    bool changelog_lost = false;
-    bool recovering = false;
-    std::atomic<bool> recovered{false};      // set by the recovery thread
-    std::atomic<bool> table_failed{false};   // recovery refused: the partition never resumes
-};
-
-struct TimerRuntime {
-    const TimerSpec* spec = nullptr;  // points into spec_versions, like AgentRuntime::spec
-    std::vector<std::unique_ptr<const TimerSpec>> spec_versions;
-    std::shared_ptr<Plugin> plugin;
-    const AgentInfo* info = nullptr;
-    mph_agent_ctx ctx;
-    void* instance = nullptr;
-    bool created = false;
-    bool quarantined = false;
-    RestartPolicy restarts;
-    std::chrono::steady_clock::time_point next_fire;
-    // Cron: the wall-clock minute next_fire stands for. The next one is computed after it, not after the wall
-    // clock when a tick ends (a long callback, or a wall clock behind the steady one, must not fire one twice).
-    std::chrono::system_clock::time_point next_wall{};
-    // Its next tick after `now`: `every` later, or the cron schedule's next minute (in its time zone).
-    void schedule_next(std::chrono::steady_clock::time_point now);
-    explicit TimerRuntime(const TimerSpec& s) : restarts(s.supervisor) { set_spec(s); }
-    void set_spec(const TimerSpec& s) {
-        spec_versions.push_back(std::make_unique<const TimerSpec>(s));
-        spec = spec_versions.back().get();
-    }
-};
-
 // What a plugin swap did to one pipeline.
 struct SwapReport {
     // Agents (and timers) now running the new image, each with its pause: from its first lane stopped to
@@ -256,7 +176,7 @@ public:
     std::vector<HungCall> hung_calls() const;
     // While no broker is reachable: since when and why ("no broker reachable for 12 s: <librdkafka's reason>").
     // THREAD: any.
-    std::optional<std::string> broker_problem() const;
+    std::optional<std::string> broker_problem() const { return broker_health_->problem(); }
 
     // Set when the pipeline can no longer run (a crash policy fired, a fatal Kafka error); the host then
     // stops and exits non-zero. THREAD: any.
@@ -279,7 +199,7 @@ public:
     bool joined() const { return joined_.load(); }  // an assignment was received (possibly empty)
     // Leader election (on_leader timers): this host owns partition 0 of the app's leader topic. THREAD: any.
     bool leader() const { return leader_.load(); }
-    const std::map<std::string, std::unique_ptr<TableStore>>& tables() const { return tables_; }
+    const std::map<std::string, std::unique_ptr<TableStore>>& tables() const { return state_->stores(); }
     // Looks key up in the table's partitions this host serves (all of them for a global table). nullopt:
     // not here; an error: a partition that might hold it is still recovering.
     Result<std::optional<std::pair<int32_t, std::string>>> read_table(const std::string& table, const std::string& key);
@@ -346,19 +266,7 @@ private:
     // (on the commit tick); false: commit only what finished flushes allow (when a flush completes), so flushes
     // run once per commit interval, each carrying everything a key changed since the last.
     void commit(bool sync, std::chrono::milliseconds timeout, bool start_flushes = true);
-    // Tables: the input offset of `ps` that may be committed now, starting a changelog flush when needed.
-    std::optional<int64_t> table_gate(PartitionState& ps, int64_t next, bool start_flushes = true);
-    void start_flush(PartitionState& ps, int64_t next);
-    void on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg);
-    Status open_tables();
-    Status start_followers();
-    Status check_copartitioning();
-    // The recovery thread: brings the shards of newly assigned `partitions` up to their changelogs' ends, with one
-    // reader for all of them (engine/table_recovery.cpp); each partition is marked recovered once its shards are.
-    void recovery_loop(std::vector<PartitionState*> partitions);
-    struct ShardRestore;
-    void restore_shards(std::deque<ShardRestore>& restores,
-                        const std::function<void(ShardRestore&, const Status&)>& settle);
+    // Resumes the partitions whose tables the restorer brought up to date. THREAD: the consumer's.
     void finish_recoveries();
     bool apply_backpressure();  // true while some partition stays paused
     // The lanes have held the whole budget for a while: pauses the partition holding the most of it.
@@ -409,10 +317,6 @@ private:
     // Runs beside the consumer: reports callbacks running past hung_callback_after (again as often).
     void watch_loop();
     void watch_hung_calls();
-    // librdkafka's error callbacks (consumer and producer): all brokers down, or why a connection failed.
-    void on_client_error(rd_kafka_resp_err_t err, const std::string& reason);
-    // The watch thread: is a broker reachable again; past broker_unreachable_timeout, fail.
-    void watch_broker();
     // The watch thread: the group's committed offsets of newly assigned partitions, so lag is right before
     // this host commits anything.
     void fetch_committed_offsets();
@@ -432,7 +336,6 @@ private:
     // Restarts `agent`'s instances on a new image and/or YAML: its lanes must be stopped.
     size_t restart_instances(AgentRuntime& agent, const std::vector<Lane*>& lanes, const std::shared_ptr<Plugin>& plugin,
                              const AgentInfo* info, const AgentSpec* spec);
-    void start_timer_thread();
     // Channels (engine/channels.cpp): their lanes, built at start; and an event an agent sends to one.
     void open_channels();
     mph_status send_to_channel(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,
@@ -453,10 +356,6 @@ private:
     // A channel drained: the lanes it held back take their turn now. THREAD: the one that finished its event.
     void wake_held_writers(PartitionState& channel);
 
-    // timers
-    void timer_loop();
-    void fire(TimerRuntime& timer);
-
     mph_status produce_tracked(mph_agent_ctx& ctx, const std::string& topic, const void* key, size_t key_len,
                                const void* value, size_t value_len, rd_kafka_headers_t* headers, int32_t partition,
                                int64_t timestamp_ms);
@@ -471,10 +370,8 @@ private:
     std::vector<std::unique_ptr<AgentRuntime>> agents_;
     std::vector<std::unique_ptr<AgentRuntime>> retired_agents_;  // removed by a reload; kept for stale readers
     std::vector<std::unique_ptr<Lane>> retired_lanes_;
-    std::vector<std::unique_ptr<TimerRuntime>> retired_timers_;
-    std::map<std::string, std::unique_ptr<TableStore>> tables_;
-    std::map<std::string, int> table_partitions_;  // table -> partitions of its changelog
-    std::map<std::string, TableTypes> table_types_;  // table -> its codec and aggregator
+    // The tables: stores, changelog flushes, global followers and the restorer (engine/state_manager.hpp).
+    std::unique_ptr<StateManager> state_;
     std::map<std::string, const mph_codec_descriptor*> topic_codecs_;  // topics with a plugin's value codec
     std::map<std::string, const mph_key_fn_descriptor*> key_functions_;  // repartition agent -> its group_by function
     // Windowed table -> the agent that exports on_window_close for it (at most one). A table without one has
@@ -483,13 +380,7 @@ private:
     std::shared_ptr<const std::map<std::string, std::string>> window_closers_ =
         std::make_shared<const std::map<std::string, std::string>>();
     std::vector<std::shared_ptr<Plugin>> item_plugins_;  // keeps those codecs' and functions' images loaded
-    // Global tables' followers; declared after tables_ so they stop before the stores close.
-    std::map<std::string, std::unique_ptr<GlobalTableFollower>> followers_;
-    std::thread recovery_thread_;
-    std::atomic<bool> cancel_recovery_{false};
-    // Set when a changelog flush completes: its input offsets are committed at once, not a tick later.
-    std::atomic<bool> flush_completed_{false};
-    std::vector<std::unique_ptr<TimerRuntime>> timers_;
+    std::unique_ptr<TimerRunner> timers_;  // engine/timer_runner.hpp
     std::unique_ptr<Producer> producer_;
     std::unique_ptr<RecordCollector> collector_;
     std::unique_ptr<TopicAdmin> topic_admin_;  // internal topics, through producer_ (kafka/topic_admin.hpp)  // outputs tracked against their inputs, over producer_
@@ -509,7 +400,6 @@ private:
     mutable std::mutex partitions_mutex_;  // guards the map's shape; the consumer thread alone changes it
     std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionState>> partitions_;
     std::vector<std::unique_ptr<PartitionState>> retired_;  // revoked; kept while events of theirs are unfinished
-    std::vector<std::unique_ptr<ShardFlush>> abandoned_flushes_;  // unfinished at revoke; kept for late reports
     rd_kafka_topic_t* last_rkt_ = nullptr;  // dispatch cache: most messages come in runs of one partition
     int32_t last_partition_ = -1;
     PartitionState* last_state_ = nullptr;
@@ -517,32 +407,18 @@ private:
     LaneScheduler<Lane> scheduler_;
     std::vector<std::thread> workers_;
     std::thread consumer_thread_;
-    std::thread timer_thread_;
     // Each thread says when it left its loop: a stop joins only those, and leaves one stuck in a plugin.
     std::atomic<int> workers_running_{0};
     std::atomic<bool> consumer_running_{false};
-    std::atomic<bool> timer_running_{false};
-    // The timer callback in progress (one timer thread: one at a time), for the hung-callback watch.
-    CallClock timer_call_;
-    std::atomic<const TimerRuntime*> timer_in_call_{nullptr};
-    // Broker health: when the clients last said no broker is reachable (steady ns; 0: reachable) and why.
-    std::atomic<int64_t> broker_down_since_ns_{0};
-    mutable std::mutex broker_mutex_;
-    std::string broker_reason_;      // guarded by broker_mutex_
-    int64_t broker_probed_ns_ = 0;  // watch thread only
+    std::unique_ptr<BrokerHealth> broker_health_;  // can the clients reach a broker (kafka/broker_health.hpp)
     std::thread watch_thread_;
     std::mutex watch_mutex_;
     std::condition_variable watch_cv_;
     bool watch_stop_ = false;  // guarded by watch_mutex_
-    std::mutex timer_mutex_;
-    std::condition_variable timer_cv_;
-    bool timers_changed_ = false;  // guarded by timer_mutex_: a reload changed timers_, wake the timer thread
 
     std::atomic<bool> joined_{false};
     std::atomic<bool> leader_{false};
     std::mutex swap_mutex_;  // a plugin swap and a rebalance never interleave
-    mutable std::mutex recovery_status_mutex_;
-    std::map<std::pair<std::string, int32_t>, int64_t> recovery_remaining_;  // (table, partition) -> records left
     std::atomic<bool> consuming_{false};
     std::atomic<bool> stopping_{false};
     std::atomic<bool> failed_{false};

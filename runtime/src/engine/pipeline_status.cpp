@@ -42,21 +42,16 @@ std::vector<PartitionStatus> Pipeline::partition_status() const {
     return out;
 }
 
-std::vector<RecoveryStatus> Pipeline::recovery_status() const {
-    std::lock_guard lock(recovery_status_mutex_);
-    std::vector<RecoveryStatus> out;
-    for (const auto& [key, remaining] : recovery_remaining_) out.push_back({key.first, key.second, remaining});
-    return out;
-}
+std::vector<RecoveryStatus> Pipeline::recovery_status() const { return state_->restorer().status(); }
 
 Result<std::optional<std::pair<int32_t, std::string>>> Pipeline::read_table(const std::string& table,
                                                                             const std::string& key) {
-    auto it = tables_.find(table);
-    if (it == tables_.end()) return std::optional<std::pair<int32_t, std::string>>{};
-    TableStore& store = *it->second;
+    TableStore* found = state_->store(table);
+    if (!found) return std::optional<std::pair<int32_t, std::string>>{};
+    TableStore& store = *found;
     std::vector<TableShard*> shards;
     if (store.spec().global) {
-        if (!followers_.count(table) || !followers_.at(table)->caught_up())
+        if (GlobalTableFollower* f = state_->follower(table); !f || !f->caught_up())
             return make_error("global table " + table + " is still catching up");
         shards = store.shards();
     } else {
@@ -75,18 +70,18 @@ Result<std::optional<std::pair<int32_t, std::string>>> Pipeline::read_table(cons
 }
 
 std::pair<std::vector<int32_t>, int> Pipeline::served_partitions(const std::string& table) const {
-    auto it = tables_.find(table);
-    if (it == tables_.end()) return {{}, 0};
-    const int count = table_partitions_.count(table) ? table_partitions_.at(table) : 0;
+    const TableStore* store = state_->store(table);
+    if (!store) return {{}, 0};
+    const int count = state_->partitions(table);
     std::vector<int32_t> served;
-    if (it->second->spec().global) {
+    if (store->spec().global) {
         for (int32_t p = 0; p < count; ++p) served.push_back(p);
         return {served, count};
     }
     std::lock_guard lock(partitions_mutex_);
     for (const auto& [key, ps] : partitions_)
         for (const TableShard* shard : ps->shards)
-            if (&shard->store() == it->second.get() &&
+            if (&shard->store() == store &&
                 std::find(served.begin(), served.end(), shard->partition()) == served.end())
                 served.push_back(shard->partition());
     std::sort(served.begin(), served.end());

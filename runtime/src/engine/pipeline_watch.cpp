@@ -3,9 +3,9 @@
 //    the callback and the event, again as often as the threshold, counted in /metrics, and shown in /agents,
 //    /ready and `mephisto status`. It holds back its partition's commit and cannot be stopped from inside the
 //    process; saying so is what the host can do.
-//  - the broker (RELIABILITY 12): while librdkafka says no broker is reachable, /ready says so and why, a
-//    metadata request every second tells when one is back, and past broker_unreachable_timeout the pipeline
-//    fails (the host exits non-zero for its service manager).
+//  - the broker (RELIABILITY 12, kafka/broker_health.hpp): while librdkafka says no broker is reachable, /ready
+//    says so and why, a metadata request every second tells when one is back, and past
+//    broker_unreachable_timeout the pipeline fails (the host exits non-zero for its service manager).
 //  - the group's committed offsets of newly assigned partitions, so that the lag shown is right before this
 //    host commits anything.
 #include <fmt/format.h>
@@ -57,77 +57,14 @@ void Pipeline::watch_loop() {
     while (!watch_cv_.wait_for(lock, kWatchInterval, [&] { return watch_stop_; })) {
         lock.unlock();
         watch_hung_calls();
-        watch_broker();
+        if (auto why = broker_health_->probe(producer_ ? producer_->handle() : nullptr)) fail(*why);
         fetch_committed_offsets();
         lock.lock();
     }
 }
 
-void Pipeline::on_client_error(rd_kafka_resp_err_t err, const std::string& reason) {
-    switch (err) {
-        case RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN: {
-            int64_t expected = 0;
-            if (broker_down_since_ns_.compare_exchange_strong(expected, steady_ns())) {
-                std::string why;
-                {
-                    std::lock_guard lock(broker_mutex_);
-                    why = broker_reason_.empty() ? reason : broker_reason_;
-                }
-                log_->error("no broker of {} is reachable: {}; the pipeline waits for one (/ready says so{})",
-                            bootstrap_, why,
-                            config_.broker_unreachable_timeout.count() > 0
-                                ? ", and it fails after " + format_duration(config_.broker_unreachable_timeout)
-                                : "");
-            }
-            return;
-        }
-        case RD_KAFKA_RESP_ERR__TRANSPORT:
-        case RD_KAFKA_RESP_ERR__RESOLVE:
-        case RD_KAFKA_RESP_ERR__AUTHENTICATION:
-        case RD_KAFKA_RESP_ERR__SSL: {
-            std::lock_guard lock(broker_mutex_);
-            broker_reason_ = reason;  // the latest word on why a connection failed
-            break;
-        }
-        default: break;
-    }
-    log_->warn("{}", reason);
-}
-
-std::optional<std::string> Pipeline::broker_problem() const {
-    const int64_t since = broker_down_since_ns_.load();
-    if (since == 0) return std::nullopt;
-    std::lock_guard lock(broker_mutex_);
-    return "no broker of " + bootstrap_ + " reachable for " +
-           seconds(std::chrono::milliseconds((steady_ns() - since) / 1'000'000)) +
-           (broker_reason_.empty() ? "" : ": " + broker_reason_);
-}
-
-void Pipeline::watch_broker() {
-    const int64_t since = broker_down_since_ns_.load();
-    if (since == 0 || !producer_) return;
-    const int64_t now = steady_ns();
-    if (now - broker_probed_ns_ < 1'000'000'000) return;
-    broker_probed_ns_ = now;
-    // A metadata request that gets an answer: some broker is back (librdkafka has no event for that).
-    const rd_kafka_metadata_t* md = nullptr;
-    if (rd_kafka_metadata(producer_->handle(), 0, nullptr, &md, 1000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        if (md) rd_kafka_metadata_destroy(md);
-        if (broker_down_since_ns_.exchange(0) != 0)
-            log_->info("a broker of {} is reachable again, after {}", bootstrap_,
-                       seconds(std::chrono::milliseconds((steady_ns() - since) / 1'000'000)));
-        std::lock_guard lock(broker_mutex_);
-        broker_reason_.clear();
-        return;
-    }
-    const auto down = std::chrono::milliseconds((steady_ns() - since) / 1'000'000);
-    if (config_.broker_unreachable_timeout.count() > 0 && down >= config_.broker_unreachable_timeout)
-        fail(*broker_problem() + " (broker_unreachable_timeout " + format_duration(config_.broker_unreachable_timeout) +
-             "): stopping, so that a service manager can act");
-}
-
 void Pipeline::fetch_committed_offsets() {
-    if (!consumer_ || broker_down_since_ns_.load() != 0) return;
+    if (!consumer_ || broker_health_->down()) return;
     std::vector<std::pair<std::string, int32_t>> unknown;
     {
         std::lock_guard lock(partitions_mutex_);
@@ -181,8 +118,8 @@ void Pipeline::watch_hung_calls() {
         std::lock_guard lanes(channel->lanes_mu);
         for (auto& lane : channel->lanes) check(lane->call, &lane->agent->stats, lane->agent->spec->name, name, -1);
     }
-    const TimerRuntime* timer = timer_in_call_.load();
-    check(timer_call_, nullptr, timer ? timer->spec->name : std::string("(a timer)"), "", -1);
+    const TimerRuntime* timer = timers_->in_call();
+    check(timers_->call_clock(), nullptr, timer ? timer->spec->name : std::string("(a timer)"), "", -1);
 }
 
 std::vector<HungCall> Pipeline::hung_calls() const {
@@ -204,8 +141,8 @@ std::vector<HungCall> Pipeline::hung_calls() const {
         std::lock_guard lanes(channel->lanes_mu);
         for (const auto& lane : channel->lanes) add(lane->call, lane->agent->spec->name, name, -1);
     }
-    const TimerRuntime* timer = timer_in_call_.load();
-    add(timer_call_, timer ? timer->spec->name : std::string("(a timer)"), "", -1);
+    const TimerRuntime* timer = timers_->in_call();
+    add(timers_->call_clock(), timer ? timer->spec->name : std::string("(a timer)"), "", -1);
     return out;
 }
 

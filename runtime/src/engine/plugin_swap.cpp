@@ -41,7 +41,7 @@ bool Pipeline::uses_plugin(const std::string& name) const {
     std::lock_guard lock(agents_mutex_);
     for (const auto& a : agents_)
         if (a->spec->builtin.empty() && a->spec->plugin == name) return true;
-    for (const auto& t : timers_)
+    for (const auto& t : timers_->timers())
         if (t->spec->plugin == name) return true;
     return false;
 }
@@ -61,7 +61,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
         if (!r) return make_error(r.error());
         agents.emplace_back(a.get(), r->second);
     }
-    for (auto& t : timers_) {
+    for (auto& t : timers_->timers()) {
         if (t->spec->plugin != name) continue;
         auto r = resolve_timer_agent(*t->spec, offered);
         if (!r) return make_error(r.error());
@@ -117,15 +117,9 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
     }
     std::atomic_store(&window_closers_, closers_after_swap);
     if (!timers.empty()) {
-        std::lock_guard lock(timer_mutex_);  // no timer fires while its image changes
+        auto lock = timers_->lock();  // no timer fires while its image changes
         for (auto& [timer, info] : timers) {
-            if (timer->created && timer->info->callbacks.destroy) {
-                ClockedCall call(timer_call_, call_record(*timer, "destroy"));
-                timer->info->callbacks.destroy(timer->instance);
-            }
-            if (timer->created) ++report.instances;
-            timer->instance = nullptr;
-            timer->created = false;
+            if (timers_->destroy_instance(*timer)) ++report.instances;
             timer->quarantined = false;
             timer->restarts.reset(timer->spec->supervisor);
             timer->plugin = replacement;
@@ -133,8 +127,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
             timer->ctx.params = effective_params(info, timer->spec->params);
             report.agents.emplace_back(timer->spec->name, std::chrono::microseconds(0));
         }
-        timers_changed_ = true;
-        timer_cv_.notify_all();
+        timers_->changed();
     }
     return report;
 }

@@ -1,8 +1,8 @@
 // Assignment and revocation (Kafka Streams' TaskManager): an assigned partition gets a lane per agent reading it
 // (per concurrency slot), bound to its table shards; a revoke stops the lanes, lets the instances say goodbye,
-// waits for outputs and changelog flushes, commits what finished and releases the rest for the next owner.
+// waits for outputs and changelog flushes, commits what finished and releases the rest for the next owner; a
+// partition whose tables are restored resumes (finish_recoveries).
 // THREAD: the consumer thread (rebalance callbacks), or the stopping thread once the consumer thread left.
-#include "common/thread_name.hpp"
 #include "engine/pipeline.hpp"
 
 #include <algorithm>
@@ -39,12 +39,7 @@ void Pipeline::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
             for (auto* ps : to_recover) rd_kafka_topic_partition_list_add(list, ps->topic.c_str(), ps->partition);
             rd_kafka_pause_partitions(consumer_.get(), list);
             rd_kafka_topic_partition_list_destroy(list);
-            if (recovery_thread_.joinable()) recovery_thread_.join();  // an incremental assignment's earlier one
-            cancel_recovery_ = false;
-            recovery_thread_ = std::thread([this, to_recover] {
-                name_this_thread("recovery");
-                recovery_loop(to_recover);
-            });
+            state_->restorer().start(std::move(to_recover));
         }
     } else {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
@@ -83,6 +78,23 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
     else log_->info("assigned {} partition(s): {}", partitions->cnt, list);
 }
 
+void Pipeline::finish_recoveries() {
+    bool all_done = true;
+    std::lock_guard lock(partitions_mutex_);
+    for (auto& [key, ps] : partitions_) {
+        if (!ps->recovering) continue;
+        if (!ps->recovered) {
+            all_done = false;
+            continue;
+        }
+        if (ps->table_failed) continue;  // stays paused: the error was logged by the recovery
+        ps->recovering = false;
+        set_paused(*ps, false);
+        for (auto& lane : ps->lanes) lane->wake();  // a stopped one: the swap resumes it
+    }
+    if (all_done) state_->restorer().join();
+}
+
 std::vector<std::unique_ptr<Lane>> Pipeline::make_lanes(AgentRuntime& agent, PartitionState& ps) {
     std::vector<std::unique_ptr<Lane>> lanes;
     for (int slot = 0; slot < agent.spec->concurrency; ++slot) {
@@ -109,7 +121,7 @@ std::unique_ptr<Lane> Pipeline::make_lane(AgentRuntime& agent, PartitionState& p
     lane->mailbox = std::make_shared<LaneMailbox>();
     lane->mailbox->lane = lane.get();
     for (const auto& name : agent.spec->tables) {
-        TableStore* store = tables_.at(name).get();
+        TableStore* store = state_->store(name);
         auto shard = store->shard(ps.partition);
         if (!shard) {
             fail(shard.error());
@@ -131,10 +143,7 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
         if (partitions_.empty()) return;
     }
     // 0. A recovery in progress is abandoned: the next owner recovers from what was persisted.
-    if (recovery_thread_.joinable()) {
-        cancel_recovery_ = true;
-        recovery_thread_.join();
-    }
+    state_->restorer().cancel();
     // 1. Stop handing events to lanes and wait for the event each worker is running to finish. Then instances
     //    say goodbye (on_revoked) before anything is committed: what they acknowledge or send there counts.
     {
@@ -165,9 +174,9 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
             if (ps->shards.empty() || ps->recovering || ps->table_failed) continue;
             const std::optional<int64_t> next = ps->committable();
             // A flush in progress stays in ps->flushes, beside the last one: the commit below waits for both,
-            // and a change either one did not get into the changelog blocks it (table_gate).
+            // and a change either one did not get into the changelog blocks it (StateManager::gate).
             for (auto& f : ps->flushes) f->shard->flush_in_progress = false;
-            if (next && !ps->changelog_lost) start_flush(*ps, *next);
+            if (next && !ps->changelog_lost) state_->start_flush(*ps, *next);
         }
     }
     if (producer_ && !producer_->flush(half_remaining()))
@@ -181,7 +190,7 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
         for (auto& [key, ps] : partitions_) {
             // Flushes whose delivery reports may still come (the waits above can time out) stay alive.
             for (auto& f : ps->flushes)
-                if (!f->done) abandoned_flushes_.push_back(std::move(f));
+                if (!f->done) state_->keep_abandoned(std::move(f));
             ps->flushes.clear();
             for (auto& lane : ps->lanes) {
                 if (left.count(lane.get())) continue;  // still in its callback: what it holds stays uncommitted
@@ -190,11 +199,7 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
             }
             // Another host may own the partition next; what it writes arrives through the changelog when the
             // partition comes back, so the cache must not outlive the assignment.
-            for (TableShard* shard : ps->shards) {
-                shard->drop_cache();
-                if (auto it = followers_.find(shard->store().spec().name); it != followers_.end())
-                    it->second->release(shard->partition());
-            }
+            state_->release(*ps);
             ps->mark_revoked();
             revoked.push_back(std::move(ps));
         }

@@ -221,8 +221,9 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
 
     // 5. Timers.
     if (!diff.timers_added.empty() || !diff.timers_removed.empty() || !diff.timers_changed.empty()) {
-        std::lock_guard lock(timer_mutex_);  // no timer fires while the set changes
-        for (auto it = timers_.begin(); it != timers_.end();) {
+        auto lock = timers_->lock();  // no timer fires while the set changes
+        auto& timers = timers_->timers();
+        for (auto it = timers.begin(); it != timers.end();) {
             TimerRuntime& t = **it;
             const bool removed = contains(diff.timers_removed, t.spec->name);
             const bool changed = contains(diff.timers_changed, t.spec->name);
@@ -230,18 +231,12 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
                 ++it;
                 continue;
             }
-            if (t.created && t.info->callbacks.destroy) {
-                ClockedCall call(timer_call_, call_record(t, "destroy"));
-                t.info->callbacks.destroy(t.instance);
-            }
-            if (t.created) ++report.instances;
-            t.instance = nullptr;
-            t.created = false;
+            if (timers_->destroy_instance(t)) ++report.instances;
             if (removed) {
                 t.plugin.reset();
                 t.info = nullptr;
-                retired_timers_.push_back(std::move(*it));
-                it = timers_.erase(it);
+                timers_->retire(std::move(*it));
+                it = timers.erase(it);
             } else {
                 ++it;
             }
@@ -249,11 +244,11 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
         const auto now = std::chrono::steady_clock::now();
         for (const auto& s : timers_starting) {
             TimerRuntime* t = nullptr;
-            for (auto& existing : timers_)
+            for (auto& existing : timers)
                 if (existing->spec->name == s.spec->name) t = existing.get();
             if (!t) {
-                timers_.push_back(std::make_unique<TimerRuntime>(*s.spec));
-                t = timers_.back().get();
+                timers.push_back(std::make_unique<TimerRuntime>(*s.spec));
+                t = timers.back().get();
                 t->ctx.pipeline = this;
                 t->ctx.agent_name = s.spec->name;
                 t->ctx.log = logger(s.spec->name);
@@ -269,9 +264,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
             t->schedule_next(now);
             report.agents.emplace_back(t->spec->name, std::chrono::microseconds(0));
         }
-        timers_changed_ = true;
-        timer_cv_.notify_all();
-        if (!timers_.empty() && !timer_thread_.joinable()) start_timer_thread();
+        timers_->changed();
     }
 
     // 6. The running file is now the edited one (settings outside agents, timers and topics are equal).

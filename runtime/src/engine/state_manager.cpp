@@ -1,24 +1,68 @@
-// The pipeline's table bookkeeping: opening stores, the copartitioning check, changelog flushes that gate
-// input commits, and resuming a partition once its tables are recovered (the recovery: table_recovery.cpp).
+// The state manager (engine/state_manager.hpp): opening stores, the copartitioning check, and the changelog
+// flushes that gate input commits (the restore of newly assigned partitions: changelog_restorer.cpp).
+#include "engine/state_manager.hpp"
+
 #include <algorithm>
 #include <set>
 
 #include "common/logging.hpp"
-#include "engine/pipeline.hpp"
-#include "tables/codec.hpp"
+#include "kafka/producer.hpp"
+#include "kafka/topic_admin.hpp"
 
 namespace mephisto {
 
-Status Pipeline::check_copartitioning() {
+StateManager::StateManager(Services services, std::map<std::string, TableTypes> types)
+    : s_(std::move(services)), types_(std::move(types)) {
+    restorer_ = std::make_unique<ChangelogRestorer>(ChangelogRestorer::Services{
+        s_.bootstrap, s_.config->app_id, s_.config->broker.properties, s_.log, s_.fail,
+        [this](const std::string& table) { return follower(table); }});
+}
+
+Status StateManager::open(TopicAdmin& topics, Producer& producer) {
+    producer_ = &producer;
+    if (auto st = check_copartitioning(topics); !st) return st;
+    if (auto st = open_stores(topics); !st) return st;
+    return start_followers();
+}
+
+void StateManager::close() {
+    restorer_->cancel();
+    abandoned_flushes_.clear();
+    for (auto& [name, follower] : followers_) follower->stop();
+}
+
+TableStore* StateManager::store(const std::string& table) const {
+    auto it = stores_.find(table);
+    return it == stores_.end() ? nullptr : it->second.get();
+}
+
+int StateManager::partitions(const std::string& table) const {
+    auto it = partitions_.find(table);
+    return it == partitions_.end() ? 0 : it->second;
+}
+
+GlobalTableFollower* StateManager::follower(const std::string& table) const {
+    auto it = followers_.find(table);
+    return it == followers_.end() ? nullptr : it->second.get();
+}
+
+void StateManager::release(PartitionState& ps) {
+    for (TableShard* shard : ps.shards) {
+        shard->drop_cache();
+        if (GlobalTableFollower* f = follower(shard->store().spec().name)) f->release(shard->partition());
+    }
+}
+
+Status StateManager::check_copartitioning(TopicAdmin& topics) {
     // A table shard is the partition of its agents' source topics; if those have different partition counts,
     // keys would meet their state on the wrong shard. Refused before the group is joined (RELIABILITY 20).
-    for (const auto& table : config_.tables) {
+    for (const auto& table : s_.config->tables) {
         std::map<std::string, int> counts;
-        for (const auto& a : config_.agents) {
+        for (const auto& a : s_.config->agents) {
             if (std::find(a.tables.begin(), a.tables.end(), table.name) == a.tables.end()) continue;
             for (const auto& topic : a.from) {
-                int partitions = topic_admin_->partitions_of(topic);
-                if (partitions == 0 && config_.topic(topic)) partitions = config_.topic(topic)->partitions;
+                int partitions = topics.partitions_of(topic);
+                if (partitions == 0 && s_.config->topic(topic)) partitions = s_.config->topic(topic)->partitions;
                 if (partitions > 0) counts[topic] = partitions;
             }
         }
@@ -38,57 +82,57 @@ Status Pipeline::check_copartitioning() {
                               " is shared by topics with different partition counts: " + list +
                               "; copartitioned topics and tables need equal counts");
         const int partitions = distinct.empty() ? 1 : *distinct.begin();
-        table_partitions_[table.name] = partitions;
+        partitions_[table.name] = partitions;
     }
     return {};
 }
 
-Status Pipeline::open_tables() {
-    for (const auto& table : config_.tables) {
-        auto store = TableStore::open(table, config_.state_dir / table.name);
+Status StateManager::open_stores(TopicAdmin& topics) {
+    for (const auto& table : s_.config->tables) {
+        auto store = TableStore::open(table, s_.config->state_dir / table.name);
         if (!store) return make_error(store.error());
-        const int partitions = table_partitions_[table.name];
-        if (auto st = topic_admin_->ensure(table.changelog_topic, partitions); !st)
-            log_->warn("{}; relying on the broker to create it on first use", st.error());
+        const int partitions = partitions_[table.name];
+        if (auto st = topics.ensure(table.changelog_topic, partitions); !st)
+            s_.log->warn("{}; relying on the broker to create it on first use", st.error());
         // Partition p of the table is partition p of its changelog: too few cannot hold the table; more (a
         // broker's auto-created default) leave the extra ones unused.
-        if (int existing = topic_admin_->partitions_of(table.changelog_topic); existing > 0 && existing < partitions)
+        if (int existing = topics.partitions_of(table.changelog_topic); existing > 0 && existing < partitions)
             return make_error(table.mark.str() + ": table " + table.name + ": its changelog " + table.changelog_topic +
                               " has " + std::to_string(existing) + " partitions, the table " + std::to_string(partitions));
         else if (existing > partitions)
-            log_->info("table {}: its changelog {} has {} partitions; the table uses the first {}", table.name,
+            s_.log->info("table {}: its changelog {} has {} partitions; the table uses the first {}", table.name,
                        table.changelog_topic, existing, partitions);
-        log_->info("table {}: {} store{}, changelog {} ({} partitions)", table.name,
+        s_.log->info("table {}: {} store{}, changelog {} ({} partitions)", table.name,
                    table.store == StoreKind::rocksdb ? "rocksdb" : "memory",
-                   table.store == StoreKind::rocksdb ? " at " + (config_.state_dir / table.name).string() : "",
-                   table.changelog_topic, table_partitions_[table.name]);
-        (*store)->bind_types(table_types_.at(table.name));
+                   table.store == StoreKind::rocksdb ? " at " + (s_.config->state_dir / table.name).string() : "",
+                   table.changelog_topic, partitions_[table.name]);
+        (*store)->bind_types(types_.at(table.name));
         // A changelog record must fit what the producer sends: a larger write is refused where it is made.
         size_t max_message = 1'000'000;  // librdkafka's default message.max.bytes
-        for (const auto* props : {&config_.broker.properties, &config_.producer_properties})
+        for (const auto* props : {&s_.config->broker.properties, &s_.config->producer_properties})
             if (auto it = props->find("message.max.bytes"); it != props->end())
                 max_message = static_cast<size_t>(std::max(1024LL, std::atoll(it->second.c_str())));
         (*store)->set_max_record_bytes(max_message - 512);
-        tables_[table.name] = std::move(*store);
+        stores_[table.name] = std::move(*store);
     }
     return {};
 }
 
-Status Pipeline::start_followers() {
-    for (const auto& table : config_.tables) {
+Status StateManager::start_followers() {
+    for (const auto& table : s_.config->tables) {
         if (!table.global) continue;
-        std::map<std::string, std::string> props = config_.broker.properties;
-        props["bootstrap.servers"] = bootstrap_;
-        props["client.id"] = "mephisto-" + config_.app_id + "-global";
-        auto follower = std::make_unique<GlobalTableFollower>(*tables_.at(table.name), table_partitions_.at(table.name),
-                                                              std::move(props), log_);
+        std::map<std::string, std::string> props = s_.config->broker.properties;
+        props["bootstrap.servers"] = s_.bootstrap;
+        props["client.id"] = "mephisto-" + s_.config->app_id + "-global";
+        auto follower = std::make_unique<GlobalTableFollower>(*stores_.at(table.name), partitions_.at(table.name),
+                                                              std::move(props), s_.log);
         if (auto st = follower->start(); !st) return st;
         followers_[table.name] = std::move(follower);
     }
     return {};
 }
 
-std::optional<int64_t> Pipeline::table_gate(PartitionState& ps, int64_t next, bool start_flushes) {
+std::optional<int64_t> StateManager::gate(PartitionState& ps, int64_t next, bool start_flushes) {
     if (!ps.flushes.empty()) {
         for (const auto& f : ps.flushes)
             if (!f->done) return std::nullopt;
@@ -113,10 +157,10 @@ std::optional<int64_t> Pipeline::table_gate(PartitionState& ps, int64_t next, bo
     start_flush(ps, next);
     for (const auto& f : ps.flushes)
         if (!f->done) return std::nullopt;
-    return table_gate(ps, next);  // nothing to send: the commit may go ahead now
+    return gate(ps, next);  // nothing to send: the commit may go ahead now
 }
 
-void Pipeline::start_flush(PartitionState& ps, int64_t next) {
+void StateManager::start_flush(PartitionState& ps, int64_t next) {
     ps.flush_commit = next;
     for (TableShard* shard : ps.shards) {
         auto flush = std::make_unique<ShardFlush>();
@@ -125,7 +169,7 @@ void Pipeline::start_flush(PartitionState& ps, int64_t next) {
         flush->changes = shard->take_changes();
         shard->flush_in_progress = true;
         const std::string& topic = shard->store().spec().changelog_topic;
-        log_->debug("table {}[{}]: flushing {} change(s) for input offset {}", shard->store().spec().name,
+        s_.log->debug("table {}[{}]: flushing {} change(s) for input offset {}", shard->store().spec().name,
                     shard->partition(), flush->changes.size(), next);
         flush->outstanding = static_cast<int>(flush->changes.size()) + 1;  // +1: held until all are sent
         for (const auto& change : flush->changes) {
@@ -135,7 +179,7 @@ void Pipeline::start_flush(PartitionState& ps, int64_t next) {
                                                change.value ? change.value->size() : 0, nullptr, shard->partition(), 0,
                                                static_cast<DeliveryTag*>(flush.get()), &why);
             if (st != MPH_OK) {
-                fail("table " + shard->store().spec().name + ": " + why);
+                s_.fail("table " + shard->store().spec().name + ": " + why);
                 flush->failed = true;
                 flush->lost = true;
                 flush->outstanding--;
@@ -148,12 +192,12 @@ void Pipeline::start_flush(PartitionState& ps, int64_t next) {
     }
 }
 
-void Pipeline::on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) {
+void StateManager::on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) {
     if (err) {
         flush->failed = true;
         flush->lost = true;
         if (err != RD_KAFKA_RESP_ERR__PURGE_QUEUE && err != RD_KAFKA_RESP_ERR__PURGE_INFLIGHT)
-            fail("changelog " + flush->shard->store().spec().changelog_topic + "[" +
+            s_.fail("changelog " + flush->shard->store().spec().changelog_topic + "[" +
                  std::to_string(flush->shard->partition()) + "]: delivery failed: " + rd_kafka_err2str(err) +
                  "; the inputs that changed the table stay uncommitted");
     } else if (msg.rkt) {
@@ -163,30 +207,13 @@ void Pipeline::on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, con
     if (!flush->failed && !flush->changes.empty()) {
         if (auto st = flush->shard->persist(flush->changes, flush->last_offset, flush->epoch); !st) {
             flush->failed = true;
-            fail(st.error());
+            s_.fail(st.error());
         }
     }
     flush->changes.clear();
     flush->changes.shrink_to_fit();
     flush->done = true;
     flush_completed_ = true;
-}
-
-void Pipeline::finish_recoveries() {
-    bool all_done = true;
-    std::lock_guard lock(partitions_mutex_);
-    for (auto& [key, ps] : partitions_) {
-        if (!ps->recovering) continue;
-        if (!ps->recovered) {
-            all_done = false;
-            continue;
-        }
-        if (ps->table_failed) continue;  // stays paused: the error was logged by the recovery
-        ps->recovering = false;
-        set_paused(*ps, false);
-        for (auto& lane : ps->lanes) lane->wake();  // a stopped one: the swap resumes it
-    }
-    if (all_done && recovery_thread_.joinable()) recovery_thread_.join();
 }
 
 }  // namespace mephisto

@@ -1,8 +1,8 @@
-// Recovery of the tables of newly assigned partitions (Kafka Streams' StoreChangelogReader): one consumer reads
-// every changelog partition to restore at once, from the offset after what the local store persisted up to the
-// end captured at assignment, and applies each shard's records in RocksDB write batches. A partition takes events
-// again as soon as all of its shards are current (finish_recoveries, on the consumer thread); a global table's
-// partitions are handed over by its follower instead. THREAD: the recovery thread.
+// The changelog restorer (engine/changelog_restorer.hpp): one consumer reads every changelog partition to restore
+// at once, from the offset after what the local store persisted up to the end captured at assignment, and an
+// applier writes each shard's records in RocksDB write batches. A partition takes events again as soon as all of
+// its shards are current (Pipeline::finish_recoveries, on the consumer thread); a global table's partitions are
+// handed over by its follower instead. THREAD: the recovery thread, except start, cancel and status.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -14,7 +14,9 @@
 
 #include "common/logging.hpp"
 #include "common/thread_name.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/changelog_restorer.hpp"
+#include "engine/global_table_follower.hpp"
+#include "kafka/client_config.hpp"
 
 namespace mephisto {
 namespace {
@@ -33,7 +35,7 @@ constexpr auto kProgressEvery = std::chrono::seconds(3);
 }  // namespace
 
 // One shard to bring up to its changelog's end.
-struct Pipeline::ShardRestore {
+struct ChangelogRestorer::ShardRestore {
     TableShard* shard = nullptr;
     std::string name;  // "table[p]"
     std::vector<PartitionState*> waiting;  // the assigned partitions that use it
@@ -46,24 +48,46 @@ struct Pipeline::ShardRestore {
     int64_t applied = 0;                   // the applier's
 };
 
-void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
+void ChangelogRestorer::start(std::vector<PartitionState*> partitions) {
+    join();  // an incremental assignment's earlier restore
+    cancel_ = false;
+    thread_ = std::thread([this, partitions = std::move(partitions)] {
+        name_this_thread("recovery");
+        run(partitions);
+    });
+}
+
+void ChangelogRestorer::cancel() {
+    if (!thread_.joinable()) return;
+    cancel_ = true;
+    thread_.join();
+}
+
+std::vector<RecoveryStatus> ChangelogRestorer::status() const {
+    std::lock_guard lock(status_mu_);
+    std::vector<RecoveryStatus> out;
+    for (const auto& [key, remaining] : remaining_) out.push_back({key.first, key.second, remaining});
+    return out;
+}
+
+void ChangelogRestorer::run(std::vector<PartitionState*> partitions) {
     std::deque<ShardRestore> restores;  // a deque: the reader and the applier hold pointers into it
     std::map<TableShard*, size_t> index;
     std::map<PartitionState*, int> pending;  // shards each partition still waits for
     for (PartitionState* ps : partitions) {
         pending[ps] = 0;
         for (TableShard* shard : ps->shards) {
-            if (cancel_recovery_) return;
+            if (cancel_) return;
             if (auto it = index.find(shard); it != index.end()) {  // shared by two copartitioned topics
                 restores[it->second].waiting.push_back(ps);
                 ++pending[ps];
                 continue;
             }
             // A global table's follower already reads this partition: it hands it over once current.
-            if (auto follower = followers_.find(shard->store().spec().name); follower != followers_.end()) {
-                if (auto st = follower->second->take_ownership(shard->partition(), cancel_recovery_); !st) {
-                    if (cancel_recovery_) return;
-                    log_->error("{}", st.error());
+            if (GlobalTableFollower* follower = s_.follower(shard->store().spec().name)) {
+                if (auto st = follower->take_ownership(shard->partition(), cancel_); !st) {
+                    if (cancel_) return;
+                    s_.log->error("{}", st.error());
                     ps->table_failed = true;
                 }
                 continue;
@@ -80,8 +104,8 @@ void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
     auto settle = [&](ShardRestore& r, const Status& st) {
         if (!st) {
             // A store that cannot be written (a full disk) stops the pipeline: every partition needs it.
-            if (r.shard->store().write_failed()) fail(st.error());
-            else log_->error("{}", st.error());
+            if (r.shard->store().write_failed()) s_.fail(st.error());
+            else s_.log->error("{}", st.error());
         }
         for (PartitionState* ps : r.waiting) {
             if (!st) ps->table_failed = true;
@@ -93,15 +117,15 @@ void Pipeline::recovery_loop(std::vector<PartitionState*> partitions) {
     if (!restores.empty()) restore_shards(restores, settle);
 }
 
-void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
+void ChangelogRestorer::restore_shards(std::deque<ShardRestore>& restores,
                               const std::function<void(ShardRestore&, const Status&)>& settle) {
-    const std::map<std::string, std::string> props = {{"bootstrap.servers", bootstrap_},
-                                                      {"group.id", config_.app_id + "-recovery"},
+    const std::map<std::string, std::string> props = {{"bootstrap.servers", s_.bootstrap},
+                                                      {"group.id", s_.app_id + "-recovery"},
                                                       {"enable.auto.commit", "false"},
                                                       {"enable.partition.eof", "true"},
                                                       {"queued.min.messages", "500000"},
-                                                      {"client.id", "mephisto-" + config_.app_id + "-recovery"}};
-    auto conf = make_conf({&props, &config_.broker.properties});
+                                                      {"client.id", "mephisto-" + s_.app_id + "-recovery"}};
+    auto conf = make_conf({&props, &s_.client_properties});
     std::string refused = conf ? "" : conf.error();
     KafkaPtr consumer;
     if (conf) {
@@ -120,7 +144,7 @@ void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
     std::map<std::pair<std::string, int32_t>, ShardRestore*> by_partition;
     int64_t total = 0;
     for (auto& r : restores) {
-        if (cancel_recovery_) break;
+        if (cancel_) break;
         const std::string& changelog = r.shard->store().spec().changelog_topic;
         const int32_t partition = r.shard->partition();
         const int64_t persisted = r.shard->persisted_offset();
@@ -128,9 +152,9 @@ void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
         const auto deadline = Clock::now() + std::chrono::seconds(30);
         while ((err = rd_kafka_query_watermark_offsets(rk, changelog.c_str(), partition, &low, &high, 2000)) &&
-               Clock::now() < deadline && !cancel_recovery_)
+               Clock::now() < deadline && !cancel_)
             std::this_thread::sleep_for(milliseconds(100));
-        if (cancel_recovery_) break;
+        if (cancel_) break;
         if (err) {
             settle(r, make_error("table " + r.name + ": cannot read the end of " + changelog + ": " + rd_kafka_err2str(err)));
             continue;
@@ -147,15 +171,15 @@ void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
         r.high = high;
         r.last = r.from - 1;
         if (r.from >= high) {
-            log_->info("table {}: up to date (changelog offset {})", r.name, persisted);
+            s_.log->info("table {}: up to date (changelog offset {})", r.name, persisted);
             settle(r, {});
             continue;
         }
-        log_->info("table {}: recovering {} changelog record(s) from offset {}", r.name, high - r.from, r.from);
+        s_.log->info("table {}: recovering {} changelog record(s) from offset {}", r.name, high - r.from, r.from);
         total += high - r.from;
         {
-            std::lock_guard lock(recovery_status_mutex_);
-            recovery_remaining_[{r.shard->store().spec().name, partition}] = high - r.from;
+            std::lock_guard lock(status_mu_);
+            remaining_[{r.shard->store().spec().name, partition}] = high - r.from;
         }
         rd_kafka_topic_partition_list_add(assignment, changelog.c_str(), partition)->offset = r.from;
         by_partition[{changelog, partition}] = &r;
@@ -180,7 +204,7 @@ void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
     auto settle_one = [&](ShardRestore& r, const Status& st) {  // the applier's
         if (st) {
             const double secs = std::chrono::duration<double>(Clock::now() - started).count();
-            log_->info("table {}: recovered {} record(s) in {:.2f} s ({:.0f} records/s)", r.name, r.applied, secs,
+            s_.log->info("table {}: recovered {} record(s) in {:.2f} s ({:.0f} records/s)", r.name, r.applied, secs,
                        secs > 0 ? static_cast<double>(r.applied) / secs : 0.0);
         }
         settle(r, st);
@@ -198,7 +222,7 @@ void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
             }
             jobs_cv.notify_all();  // room for the reader
             ShardRestore& r = *job.restore;
-            if (r.failed || cancel_recovery_) continue;
+            if (r.failed || cancel_) continue;
             Status st;
             if (!job.batch.empty()) {
                 st = r.shard->apply(job.batch, job.last);
@@ -230,10 +254,10 @@ void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
     const rd_kafka_topic_t* last_rkt = nullptr;  // most messages come in runs of one partition
     int32_t last_partition = -1;
     ShardRestore* current = nullptr;
-    while (active > 0 && !cancel_recovery_) {
+    while (active > 0 && !cancel_) {
         if (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100)) {
             if (!m->rkt) {  // a client error, not a partition's
-                if (m->err) log_->warn("tables: recovery: {}", rd_kafka_message_errstr(m));
+                if (m->err) s_.log->warn("tables: recovery: {}", rd_kafka_message_errstr(m));
                 rd_kafka_message_destroy(m);
                 continue;
             }
@@ -258,7 +282,7 @@ void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
                 } else if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                     r->last = std::max(r->last, m->offset - 1);  // gaps (aborted transactions, compaction) end here
                 } else if (m->err) {
-                    log_->warn("table {}: recovery: {}", r->name, rd_kafka_message_errstr(m));
+                    s_.log->warn("table {}: recovery: {}", r->name, rd_kafka_message_errstr(m));
                 }
                 if (r->last >= r->high - 1) {
                     r->ended = true;
@@ -279,16 +303,16 @@ void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
         const auto now = Clock::now();
         if (now - last_report >= kProgressEvery) {
             int64_t left = 0;
-            std::lock_guard lock(recovery_status_mutex_);
+            std::lock_guard lock(status_mu_);
             for (auto& [key, r] : by_partition) {
                 if (r->ended || r->failed) continue;
                 const int64_t remaining = r->high - 1 - r->last;
                 left += remaining;
-                recovery_remaining_[{r->shard->store().spec().name, r->shard->partition()}] = remaining;
+                remaining_[{r->shard->store().spec().name, r->shard->partition()}] = remaining;
             }
             const double secs = std::chrono::duration<double>(now - started).count();
             const double rate = secs > 0 ? static_cast<double>(total - left) / secs : 0;
-            log_->info("tables: recovering {} partition(s), {} record(s) left, {:.0f} records/s, ETA {:.0f} s", active,
+            s_.log->info("tables: recovering {} partition(s), {} record(s) left, {:.0f} records/s, ETA {:.0f} s", active,
                        left, rate, rate > 0 ? static_cast<double>(left) / rate : 0.0);
             last_report = now;
         }
@@ -301,13 +325,13 @@ void Pipeline::restore_shards(std::deque<ShardRestore>& restores,
     jobs_cv.notify_all();
     applier.join();  // every batch read is applied (or, at a cancel, dropped)
     {
-        std::lock_guard lock(recovery_status_mutex_);
-        for (auto& r : restores) recovery_remaining_.erase({r.shard->store().spec().name, r.shard->partition()});
+        std::lock_guard lock(status_mu_);
+        for (auto& r : restores) remaining_.erase({r.shard->store().spec().name, r.shard->partition()});
     }
-    if (cancel_recovery_) return;  // abandoned (a revoke): what was read but not applied is read again next time
+    if (cancel_) return;  // abandoned (a revoke): what was read but not applied is read again next time
     if (total > 0) {
         const double secs = std::chrono::duration<double>(Clock::now() - started).count();
-        log_->info("tables: restored {} changelog record(s) of {} partition(s) in {:.2f} s ({:.0f} records/s)", total,
+        s_.log->info("tables: restored {} changelog record(s) of {} partition(s) in {:.2f} s ({:.0f} records/s)", total,
                    by_partition.size(), secs, secs > 0 ? static_cast<double>(total) / secs : 0.0);
     }
 }

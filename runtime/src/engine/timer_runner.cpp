@@ -1,12 +1,13 @@
-// A pipeline's timers (Faust's @app.timer and @app.crontab): one thread runs them, each at its next time, a
-// fire at a time; a timer whose callback fails is supervised like an agent.
+// The timer runner (engine/timer_runner.hpp). THREAD: the timer thread, except where a function says.
+#include "engine/timer_runner.hpp"
+
 #include <algorithm>
 
-#include "common/thread_name.hpp"
 #include "common/cron.hpp"
 #include "common/logging.hpp"
+#include "common/thread_name.hpp"
 #include "engine/clocked_call.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/failure_policy.hpp"
 
 namespace mephisto {
 namespace {
@@ -16,18 +17,63 @@ using std::chrono::milliseconds;
 
 }  // namespace
 
-void Pipeline::start_timer_thread() {
-    timer_running_ = true;
-    timer_thread_ = std::thread([this] {
+void TimerRunner::start() {
+    if (timers_.empty() || thread_.joinable()) return;
+    running_ = true;
+    thread_ = std::thread([this] {
         name_this_thread("timers");
         crash_report::prepare_thread();
-        timer_loop();
-        timer_running_ = false;
+        loop();
+        running_ = false;
     });
 }
 
-void Pipeline::timer_loop() {
-    std::unique_lock lock(timer_mutex_);
+void TimerRunner::changed() {
+    changed_ = true;
+    cv_.notify_all();
+    start();
+}
+
+void TimerRunner::request_stop() {
+    stopping_ = true;
+    if (!thread_.joinable()) return;
+    // The thread holds mu_ while a callback runs, and that callback may never return: the lock is taken only
+    // to meet the thread between its check of stopping_ and its wait.
+    for (;;) {
+        if (mu_.try_lock()) {
+            mu_.unlock();  // it waits (and is woken below), or will see stopping_
+            break;
+        }
+        if (in_call_.load()) break;  // in a callback: it sees stopping_ when (if) that returns
+        std::this_thread::yield();
+    }
+    cv_.notify_all();
+}
+
+bool TimerRunner::join_until(std::chrono::steady_clock::time_point deadline) {
+    if (!thread_.joinable()) return true;
+    while (running_ && Clock::now() < deadline) std::this_thread::sleep_for(milliseconds(5));
+    if (running_) {
+        thread_.detach();
+        return false;
+    }
+    thread_.join();
+    return true;
+}
+
+bool TimerRunner::destroy_instance(TimerRuntime& t) {
+    if (!t.created) return false;
+    if (t.info->callbacks.destroy) {
+        ClockedCall call(call_, s_.call_record(t, "destroy"));
+        t.info->callbacks.destroy(t.instance);
+    }
+    t.instance = nullptr;
+    t.created = false;
+    return true;
+}
+
+void TimerRunner::loop() {
+    std::unique_lock lock(mu_);
     const auto start = Clock::now();
     for (auto& t : timers_)
         if (t->next_fire == Clock::time_point{}) t->schedule_next(start);
@@ -35,11 +81,11 @@ void Pipeline::timer_loop() {
         auto next = Clock::time_point::max();
         for (auto& t : timers_)
             if (!t->quarantined) next = std::min(next, t->next_fire);
-        auto woken = [&] { return stopping_.load() || timers_changed_; };
-        if (next == Clock::time_point::max()) timer_cv_.wait(lock, woken);
-        else timer_cv_.wait_until(lock, next, woken);
+        auto woken = [&] { return stopping_.load() || changed_; };
+        if (next == Clock::time_point::max()) cv_.wait(lock, woken);
+        else cv_.wait_until(lock, next, woken);
         if (stopping_) break;
-        if (std::exchange(timers_changed_, false)) continue;  // a reload added or changed timers: new schedule
+        if (std::exchange(changed_, false)) continue;  // a reload added or changed timers: new schedule
         const auto now = Clock::now();
         for (auto& t : timers_)
             if (!t->quarantined && t->next_fire <= now) fire(*t);
@@ -66,10 +112,10 @@ void TimerRuntime::schedule_next(std::chrono::steady_clock::time_point now) {
     next_fire = steady + std::chrono::duration_cast<Clock::duration>(*next - wall);
 }
 
-void Pipeline::fire(TimerRuntime& t) {
+void TimerRunner::fire(TimerRuntime& t) {
     const auto& cb = t.info->callbacks;
     const auto now = Clock::now();
-    if (t.spec->on_leader && !leader_) {  // another host leads: its timer fires, this one waits for its turn
+    if (t.spec->on_leader && !s_.leader()) {  // another host leads: its timer fires, this one waits for its turn
         t.schedule_next(now);
         return;
     }
@@ -77,14 +123,14 @@ void Pipeline::fire(TimerRuntime& t) {
     struct InCall {
         std::atomic<const TimerRuntime*>& slot;
         ~InCall() { slot.store(nullptr); }
-    } in_call{timer_in_call_};
-    timer_in_call_.store(&t);
+    } in_call{in_call_};
+    in_call_.store(&t);
     mph_status verdict = MPH_OK;
     std::string error;
     if (!t.created) {
         t.ctx.error.clear();
         void* instance = nullptr;
-        ClockedCall call(timer_call_, call_record(t, "create"));
+        ClockedCall call(call_, s_.call_record(t, "create"));
         verdict = cb.create ? cb.create(&t.ctx, &instance) : MPH_OK;
         if (verdict == MPH_OK) {
             t.instance = instance;
@@ -98,7 +144,7 @@ void Pipeline::fire(TimerRuntime& t) {
         t.ctx.views.clear();
         const int64_t wall = std::chrono::duration_cast<milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch()).count();
-        ClockedCall call(timer_call_, call_record(t, "on_timer"));
+        ClockedCall call(call_, s_.call_record(t, "on_timer"));
         verdict = cb.on_timer(t.instance, &t.ctx, t.spec->name.c_str(), wall);
         error = t.ctx.error;
     }
@@ -113,12 +159,7 @@ void Pipeline::fire(TimerRuntime& t) {
     // The agents' supervisor decides (engine/failure_policy.hpp); a timer has no event to retry or dead-letter.
     std::optional<RestartPolicy::Decision> restart;
     if (restarts_instance(verdict)) {
-        if (t.created && cb.destroy) {
-            ClockedCall call(timer_call_, call_record(t, "destroy"));
-            cb.destroy(t.instance);
-        }
-        t.instance = nullptr;
-        t.created = false;
+        destroy_instance(t);
         restart = t.restarts.on_failure(now);
     }
     AttemptCount no_event;
