@@ -79,6 +79,8 @@ private:
     Status ensure_embedded_broker(const PipelineConfig& c);
     void spawn(Worker& w);
     void set_state(Worker& w, std::string state, std::string reason = {});
+    // A worker's state: the thread of its channel sets it too (when the worker says it runs). Not under mu_.
+    std::string state_of(const Worker& w) const;
     // The status's pipelines and files, from `apps`; the caller holds mu_.
     static void list_pipelines(Worker& w);
     // SIGTERM to a running worker, killed if it outlasts its shutdown_timeout; started again once down when
@@ -163,6 +165,11 @@ bool Supervisor::take_settings(Worker& w, const PipelineConfig& c) {
     w.memory_limit = memory;
     w.cpu_limit = cpu;
     return changed;
+}
+
+std::string Supervisor::state_of(const Worker& w) const {
+    std::lock_guard lock(mu_);
+    return w.status.state;
 }
 
 void Supervisor::set_state(Worker& w, std::string state, std::string reason) {
@@ -262,10 +269,14 @@ void Supervisor::spawn(Worker& w) {
             return st ? std::string() : st.error();
         };
     }
-    handlers.ready = [this, self] {
+    handlers.ready = [this, self] {  // on the channel's thread: what the main thread writes is read under mu_
         set_state(*self, "running");
-        log_->info("worker {} (pid {}) runs pipeline(s) {}", self->status.name, self->status.pid,
-                   fmt::join(self->status.pipelines, ", "));
+        std::unique_lock lock(mu_);
+        const std::string name = self->status.name;
+        const int pid = self->status.pid;
+        const auto pipelines = self->status.pipelines;
+        lock.unlock();
+        log_->info("worker {} (pid {}) runs pipeline(s) {}", name, pid, fmt::join(pipelines, ", "));
     };
     std::error_code made;  // the state directory, as a host makes it for its tables
     std::filesystem::create_directories(w.dir.parent_path().parent_path(), made);
@@ -304,14 +315,15 @@ void Supervisor::spawn(Worker& w) {
         set_state(w, "restarting", pid.error());
         return;
     }
-    (*channel)->start();
-    w.channel = std::move(*channel);
     if (!w.policy) w.policy = std::make_unique<RestartPolicy>(w.restart);
     {
         std::lock_guard lock(mu_);
         w.status.pid = *pid;
     }
+    // "starting" before the channel listens: the worker's "ready" (on the channel's thread) must come after it.
     set_state(w, "starting");
+    (*channel)->start();
+    w.channel = std::move(*channel);
     log_->info("worker {} started (pid {}) for {}", w.status.name, *pid, fmt::join(w.status.files, ", "));
 }
 
@@ -347,7 +359,7 @@ void Supervisor::on_exit(Worker& w, int wait_status) {
         w.status.pid = -1;
         w.status.last_exit = cause;
     }
-    if (w.status.state == "stopping") {
+    if (state_of(w) == "stopping") {
         if (w.files.empty()) {
             log_->info("worker {} stopped ({}); its files are gone", w.status.name, cause);
             forget(w.status.name);
@@ -424,7 +436,7 @@ void Supervisor::count_crash(Worker& w, int wait_status, const std::string& kill
 
 void Supervisor::watch_for_hang(Worker& w) {
     if (w.callback_timeout.count() <= 0 || w.status.pid <= 0 || w.hung) return;
-    if (w.status.state != "running" && w.status.state != "starting") return;
+    if (state_of(w) != "running" && state_of(w) != "starting") return;
     const int64_t started_before =
         call_slots::now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(w.callback_timeout).count();
     auto hung = call_slots::culprit(call_slots::read(w.dir / "calls", true), started_before);
@@ -500,7 +512,7 @@ void Supervisor::sync_files() {
             log_->info("pipeline file {} added: pipeline {} goes to worker {}", file.string(), config->app_id, w.status.name);
             if (w.status.pid > 0) {  // the shared worker: restarted with the new file
                 ask_to_stop(w, "a pipeline joins it", true);
-            } else if (w.status.state != "stopping") {
+            } else if (state_of(w) != "stopping") {
                 spawn(w);
             }
             continue;
@@ -510,17 +522,17 @@ void Supervisor::sync_files() {
             std::lock_guard lock(mu_);
             owner->files[file] = sha1;
         }
-        if (take_settings(*owner, *config) && owner->status.pid > 0 && owner->status.state == "running") {
+        if (take_settings(*owner, *config) && owner->status.pid > 0 && state_of(*owner) == "running") {
             log_->info("pipeline file {} changed its limits: worker {} restarts with them", file.string(), owner->status.name);
             ask_to_stop(*owner, "its limits changed", true);
             continue;
         }
-        if (owner->status.state == "failed" || owner->status.state == "stopped") {
+        if (state_of(*owner) == "failed" || state_of(*owner) == "stopped") {
             log_->info("pipeline file {} changed: starting worker {} again", file.string(), owner->status.name);
             owner->policy = std::make_unique<RestartPolicy>(config->worker_restart);
             owner->restart = config->worker_restart;
             spawn(*owner);
-        } else if (owner->status.pid > 0 && owner->status.state == "running") {
+        } else if (owner->status.pid > 0 && state_of(*owner) == "running") {
             log_->info("pipeline file {} changed: worker {} reloads it", file.string(), owner->status.name);
             ::kill(owner->status.pid, SIGHUP);
         }
@@ -530,7 +542,7 @@ void Supervisor::sync_files() {
 
 void Supervisor::restart_failed(const std::string& why) {
     for (auto& [name, w] : workers_)
-        if (w->status.state == "failed" || w->status.state == "stopped") {
+        if (state_of(*w) == "failed" || state_of(*w) == "stopped") {
             log_->info("{}: starting worker {} again", why, name);
             w->policy = std::make_unique<RestartPolicy>(w->restart);
             spawn(*w);
@@ -539,7 +551,7 @@ void Supervisor::restart_failed(const std::string& why) {
 
 void Supervisor::forward(int sig) {
     for (auto& [name, w] : workers_)
-        if (w->status.pid > 0 && (w->status.state == "running" || w->status.state == "starting")) ::kill(w->status.pid, sig);
+        if (w->status.pid > 0 && (state_of(*w) == "running" || state_of(*w) == "starting")) ::kill(w->status.pid, sig);
 }
 
 int Supervisor::stop(const std::string& why) {
@@ -670,9 +682,9 @@ int Supervisor::run() {
         if (files_changed_.exchange(false)) sync_files();
         const auto now = Clock::now();
         for (auto& [name, w] : workers_) {
-            if (w->status.state == "restarting" && now >= w->restart_at) spawn(*w);
+            if (state_of(*w) == "restarting" && now >= w->restart_at) spawn(*w);
             watch_for_hang(*w);
-            if (w->status.state == "stopping" && w->status.pid > 0 && now > w->stop_deadline) {
+            if (state_of(*w) == "stopping" && w->status.pid > 0 && now > w->stop_deadline) {
                 log_->error("worker {} did not stop within its shutdown_timeout; killing it", name);
                 ::kill(w->status.pid, SIGKILL);
                 w->stop_deadline = now + std::chrono::hours(1);
