@@ -114,3 +114,53 @@ TEST_CASE("a flush persists what the cache took, with its changelog offset, and 
     CHECK(stored.count("k5") == 0);
     CHECK(stored.count("late") == 0);
 }
+
+TEST_CASE("a large recovery batch goes in as a table file, ordered with the memtable's writes as the log says") {
+    TempDir dir;
+    auto sst_files = [&] {
+        size_t n = 0;
+        for (const auto& f : std::filesystem::directory_iterator(dir.path)) n += f.path().extension() == ".sst";
+        return n;
+    };
+    std::map<std::string, std::string> expected;
+    {
+        auto store = TableStore::open(spec(StoreKind::rocksdb), dir.path);
+        REQUIRE(store.ok());
+        auto shard = *(*store)->shard(0);
+        // Older values through the memtable (a flush).
+        for (int i = 0; i < 1'000; ++i) shard->put("k" + std::to_string(i), "old");
+        REQUIRE(shard->persist(shard->take_changes(), 10, shard->epoch()).ok());
+        for (int i = 0; i < 1'000; ++i) expected["k" + std::to_string(i)] = "old";
+        CHECK(sst_files() == 0);  // all of it still in the memtable
+
+        shard->drop_cache();  // revoked, then assigned again: recovery starts from the store
+        // A recovery batch of 40,000 distinct keys, with repeats and deletions: it becomes a table file.
+        std::vector<TableChange> batch;
+        std::mt19937 random(11);
+        for (int i = 0; i < 60'000; ++i) {
+            std::string key = "k" + std::to_string(i < 40'000 ? i : random() % 40'000);
+            if (random() % 7 == 0) {
+                batch.push_back(TableChange{key, std::nullopt});
+                expected.erase(key);
+            } else {
+                batch.push_back(TableChange{key, "r" + std::to_string(i)});
+                expected[key] = "r" + std::to_string(i);
+            }
+        }
+        REQUIRE(shard->apply(batch, 70'000).ok());
+        CHECK(sst_files() >= 1);  // ingested, not written through the memtable
+        CHECK(shard->persisted_offset() == 70'000);
+
+        // Newer writes through the memtable win over the file.
+        for (int i = 0; i < 10; ++i) shard->put("k" + std::to_string(i), "new");
+        REQUIRE(shard->persist(shard->take_changes(), 70'001, shard->epoch()).ok());
+        for (int i = 0; i < 10; ++i) expected["k" + std::to_string(i)] = "new";
+        CHECK(contents(**store, 0) == expected);
+    }
+    for (const auto& f : std::filesystem::directory_iterator(dir.path))
+        CHECK_FALSE(f.path().filename().string().starts_with("ingest-"));  // RocksDB took the file
+    auto reopened = TableStore::open(spec(StoreKind::rocksdb), dir.path);
+    REQUIRE(reopened.ok());
+    CHECK(contents(**reopened, 0) == expected);
+    CHECK((*(*reopened)->shard(0))->persisted_offset() == 70'001);
+}

@@ -31,6 +31,7 @@ constexpr size_t kRecoveryBatch = 100'000;
 constexpr size_t kRecoveryBuffered = 200'000;        // records read and not yet handed to the applier
 constexpr size_t kRecoveryBufferedBytes = 64 << 20;  // their keys and values
 constexpr auto kProgressEvery = std::chrono::seconds(3);
+constexpr size_t kReadBatch = 4096;  // messages taken from librdkafka's queue at a time
 
 }  // namespace
 
@@ -124,6 +125,12 @@ void ChangelogRestorer::restore_shards(std::deque<ShardRestore>& restores,
                                                       {"enable.auto.commit", "false"},
                                                       {"enable.partition.eof", "true"},
                                                       {"queued.min.messages", "500000"},
+                                                      // When its prefetch queue is full librdkafka backs a fetch off
+                                                      // by this (default 500 ms): half of some recoveries was that.
+                                                      {"fetch.error.backoff.ms", "10"},
+                                                      // Everything to read is there already: a broker (the mock
+                                                      // does) holding a fetch to its wait only stalls the restore.
+                                                      {"fetch.wait.max.ms", "10"},
                                                       {"client.id", "mephisto-" + s_.app_id + "-recovery"}};
     auto conf = make_conf({&props, &s_.client_properties});
     std::string refused = conf ? "" : conf.error();
@@ -254,8 +261,13 @@ void ChangelogRestorer::restore_shards(std::deque<ShardRestore>& restores,
     const rd_kafka_topic_t* last_rkt = nullptr;  // most messages come in runs of one partition
     int32_t last_partition = -1;
     ShardRestore* current = nullptr;
+    // Messages come in batches: one queue lock and wake-up per batch, not per record (and one clock read).
+    rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(rk);
+    std::vector<rd_kafka_message_t*> fetched(kReadBatch);
     while (active > 0 && !cancel_) {
-        if (rd_kafka_message_t* m = rd_kafka_consumer_poll(rk, 100)) {
+        const ssize_t count = rd_kafka_consume_batch_queue(queue, 100, fetched.data(), fetched.size());
+        for (ssize_t i = 0; i < count; ++i) {
+            rd_kafka_message_t* m = fetched[i];
             if (!m->rkt) {  // a client error, not a partition's
                 if (m->err) s_.log->warn("tables: recovery: {}", rd_kafka_message_errstr(m));
                 rd_kafka_message_destroy(m);
@@ -317,6 +329,7 @@ void ChangelogRestorer::restore_shards(std::deque<ShardRestore>& restores,
             last_report = now;
         }
     }
+    rd_kafka_queue_destroy(queue);
     rd_kafka_assign(rk, nullptr);
     {
         std::lock_guard lock(jobs_mu);

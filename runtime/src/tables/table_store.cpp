@@ -3,6 +3,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/convenience.h>
 #include <rocksdb/db.h>
+#include <rocksdb/sst_file_writer.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
@@ -35,6 +36,11 @@ public:
 private:
     std::string table_;
 };
+
+// A recovery batch with at least this many keys goes into the store as a table file of its own (ingest_locked)
+// instead of through the memtable, whose skip-list insert is what limits recovery: fewer keys are not worth a
+// file, its sync and a version edit.
+constexpr size_t kIngestFrom = 20'000;
 
 // Clean cache entries kept per shard; dirty ones are kept until the next commit regardless.
 constexpr size_t kCleanCacheLimit = 200'000;
@@ -213,10 +219,11 @@ bool TableShard::contains(std::string_view key) {
 
 Status TableShard::apply(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache) {
     std::lock_guard lock(mu_);
-    return apply_locked(records, last_offset, invalidate_cache);
+    return apply_locked(records, last_offset, invalidate_cache, true);
 }
 
-Status TableShard::apply_locked(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache) {
+Status TableShard::apply_locked(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache,
+                                bool may_ingest) {
     if (invalidate_cache)
         for (const auto& r : records)
             if (auto it = cache_.find(std::string_view(r.key)); it != cache_.end() && !it->second.dirty) cache_.erase(it);
@@ -234,14 +241,24 @@ Status TableShard::apply_locked(const std::vector<TableChange>& records, int64_t
     std::vector<const TableChange*> in_order;
     in_order.reserve(records.size());
     for (const auto& r : records) in_order.push_back(&r);
-    std::stable_sort(in_order.begin(), in_order.end(),
-                     [](const TableChange* a, const TableChange* b) { return a->key < b->key; });
-    rocksdb::WriteBatch batch;
+    // Equal keys keep their log order by address (the pointers go up with it): std::sort, which needs no merge
+    // buffer, instead of a stable sort.
+    std::sort(in_order.begin(), in_order.end(), [](const TableChange* a, const TableChange* b) {
+        const int c = a->key.compare(b->key);
+        return c < 0 || (c == 0 && a < b);
+    });
+    size_t last = 0;  // keeps only the last change of each key, in place
     for (size_t i = 0; i < in_order.size(); ++i) {
-        const TableChange& r = *in_order[i];
-        if (i + 1 < in_order.size() && in_order[i + 1]->key == r.key) continue;  // a later change of it follows
-        if (r.value) batch.Put(cf_, r.key, *r.value);
-        else batch.Delete(cf_, r.key);
+        if (i + 1 < in_order.size() && in_order[i + 1]->key == in_order[i]->key) continue;  // a later one follows
+        in_order[last++] = in_order[i];
+    }
+    in_order.resize(last);
+    rocksdb::WriteBatch batch;
+    if (!may_ingest || in_order.size() < kIngestFrom || !ingest_locked(in_order)) {
+        for (const TableChange* r : in_order) {
+            if (r->value) batch.Put(cf_, r->key, *r->value);
+            else batch.Delete(cf_, r->key);
+        }
     }
     batch.Put(store_.db_->DefaultColumnFamily(), offset_key(partition_), std::to_string(last_offset));
     auto st = store_.db_->Write(rocksdb::WriteOptions(), &batch);
@@ -256,12 +273,40 @@ Status TableShard::apply_locked(const std::vector<TableChange>& records, int64_t
     return {};
 }
 
+bool TableShard::ingest_locked(const std::vector<const TableChange*>& in_order) {
+    // The file gets a sequence number above everything in the store (RocksDB assigns it at ingestion), so its
+    // values win over older ones exactly as the same writes through the memtable would. The changelog offset is
+    // written after it: a crash between the two applies these records again, which leaves the same values.
+    static std::atomic<uint64_t> files{0};
+    const std::filesystem::path path =
+        store_.dir_ / ("ingest-" + family_name(partition_) + "-" + std::to_string(files.fetch_add(1)) + ".sst");
+    const rocksdb::Options options(store_.db_->GetDBOptions(), *store_.cf_options_);
+    rocksdb::SstFileWriter writer(rocksdb::EnvOptions(), options, cf_);
+    auto st = writer.Open(path.string());
+    for (size_t i = 0; st.ok() && i < in_order.size(); ++i) {
+        const TableChange& r = *in_order[i];
+        st = r.value ? writer.Put(r.key, *r.value) : writer.Delete(r.key);
+    }
+    if (st.ok()) st = writer.Finish();
+    if (st.ok()) {
+        rocksdb::IngestExternalFileOptions ingest;
+        ingest.move_files = true;  // a hard link: nothing is copied
+        st = store_.db_->IngestExternalFile(cf_, {path.string()}, ingest);
+    }
+    std::error_code ignored;
+    std::filesystem::remove(path, ignored);  // moved into the store, or failed: either way not ours any more
+    if (!st.ok())
+        logger("tables")->warn("table {}[{}]: cannot ingest {} recovered records as a file ({}); writing them one by one",
+                               store_.spec_.name, partition_, in_order.size(), st.ToString());
+    return st.ok();
+}
+
 Status TableShard::persist(const std::vector<TableChange>& changes, int64_t changelog_offset, uint64_t epoch) {
     // Cached entries that changed again since the take stay dirty and reach the store with the next flush;
     // the store only ever holds what the changelog holds.
     std::lock_guard lock(mu_);
     if (epoch != epoch_.load()) return {};  // fenced by drop_cache: the changelog is the authority now
-    auto st = apply_locked(changes, changelog_offset, false);
+    auto st = apply_locked(changes, changelog_offset, false, false);  // the memtable: a file would flush it
     for (const auto& change : changes)  // the store has them now: the cached copies may be evicted again
         if (auto it = cache_.find(change.key); it != cache_.end() && it->second.unpersisted > 0) --it->second.unpersisted;
     return st;
@@ -298,6 +343,11 @@ Result<std::unique_ptr<TableStore>> TableStore::open(const TableSpec& spec, cons
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     if (ec) return make_error("table " + spec.name + ": cannot create " + dir.string() + ": " + ec.message());
+    // A recovery's table file left behind by a crash before RocksDB took it (TableShard::ingest_locked): RocksDB
+    // does not know its name, so it would never remove it.
+    for (const auto& f : std::filesystem::directory_iterator(dir, ec))
+        if (f.path().filename().string().starts_with("ingest-") && f.path().extension() == ".sst")
+            std::filesystem::remove(f.path(), ec);
 
     rocksdb::DBOptions db_options;
     rocksdb::ColumnFamilyOptions cf_options;

@@ -109,7 +109,13 @@ private:
         // value, so the entry must stay cached (trim skips it).
         uint32_t unpersisted = 0;
     };
-    Status apply_locked(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache);
+    // `may_ingest`: a large batch may go in as a table file (recovery); a flush's goes through the memtable,
+    // which a file overlapping it would flush.
+    Status apply_locked(const std::vector<TableChange>& records, int64_t last_offset, bool invalidate_cache,
+                        bool may_ingest);
+    // Writes `in_order` (sorted by key, one change per key) as a table file and hands it to RocksDB whole; false
+    // when it could not (the caller then writes them through the memtable). Mutex held.
+    bool ingest_locked(const std::vector<const TableChange*>& in_order);
     std::optional<std::string> load(std::string_view key);  // from the store, mutex held
     Entry& entry(std::string_view key);                      // cached entry, loaded on miss, mutex held
     void trim();                                             // bounds the clean part of the cache
