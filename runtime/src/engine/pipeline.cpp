@@ -71,6 +71,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
     p->broker_ = broker;
     p->log_ = logger(config.app_id);
     p->broker_health_ = std::make_unique<BrokerHealth>(bootstrap, config.broker_unreachable_timeout, p->log_);
+    {
+        Pipeline* self = p.get();
+        p->dead_letters_ = std::make_unique<DeadLetterQueue>([self](const std::string& why) { self->fail(why); });
+    }
 
     for (const auto& spec : p->config_.agents) {
         if (spec.builtin == "repartition") {
@@ -199,13 +203,14 @@ Status Pipeline::start() {
     if (!producer) return make_error(config_.file.string() + ": " + producer.error());
     producer_ = std::move(*producer);
     topic_admin_ = std::make_unique<TopicAdmin>(producer_->handle(), broker_, log_);
+    dead_letters_->set_producer(*producer_);
     collector_ = std::make_unique<RecordCollector>(
         *producer_, RecordCollector::Handlers{
                         [this](DeliveryTag* tag, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg) {
                             state_->on_flush_delivery(static_cast<ShardFlush*>(tag), err, msg);
                         },
                         [this](DeliveryTag* tag, rd_kafka_resp_err_t err) {
-                            on_dead_letter_delivery(static_cast<DeadLetter*>(tag), err);
+                            dead_letters_->on_delivery(static_cast<DeadLetter*>(tag), err);
                         },
                         [this](const std::string& reason) { fail(reason); }});
 

@@ -24,6 +24,7 @@
 #include "config/topology_diff.hpp"
 #include "engine/agent_context.hpp"
 #include "engine/agent_resolver.hpp"
+#include "engine/dead_letter_queue.hpp"
 #include "engine/dispatch_budget.hpp"
 #include "engine/global_table_follower.hpp"
 #include "engine/lane.hpp"
@@ -126,23 +127,6 @@ struct AgentRuntime {
         spec_versions.push_back(std::make_unique<const AgentSpec>(s));
         spec = spec_versions.back().get();
     }
-};
-
-// A dead letter on its way (engine/dead_letter.cpp). It holds a share of its event until the broker took it.
-// An event too large to be produced whole, for the producer or for the broker, goes again with less of itself
-// (`level`): without its value, then also without its key and headers. Its coordinates and the reason always
-// go, so the error policy never stops the host for an event's size.
-struct DeadLetter : DeliveryTag {
-    DeadLetter() : DeliveryTag{Kind::dead_letter} {}
-    InFlight* event = nullptr;
-    AgentRuntime* agent = nullptr;
-    std::string source;  // "topic[partition]@offset"
-    std::string error;   // why the agent's policy sent it here
-    int attempts = 0;
-    int level = 0;       // 0: whole; 1: without its value; 2: only its coordinates and the reason
-    std::string refusal; // why the previous level was refused ("Broker: Message size too large")
-    std::string topic;   // where it goes; empty: the agent's on_error topic
-    std::vector<std::pair<std::string, std::string>> headers;  // more headers (a quarantined record's crashes)
 };
 
 // What a plugin swap did to one pipeline.
@@ -289,15 +273,10 @@ private:
     // What a worker is about to run of the lane's plugin, for the crash report (common/crash_report.hpp).
     PluginCallRecord call_record(const Lane& lane, const char* callback, int64_t offset = -1) const;
     PluginCallRecord call_record(const TimerRuntime& timer, const char* callback) const;
-    // Produces `letter` at its level, or at a lower one when it is refused as too large; false, with the
-    // reason, when even its coordinates could not be produced (engine/dead_letter.cpp).
-    bool produce_dead_letter(std::unique_ptr<DeadLetter> letter, std::string& why);
-    // Dead-letters a quarantined record instead of giving it to the agent (engine/dead_letter.cpp).
+    // Dead-letters a quarantined record instead of giving it to the agent (engine/error_policy.cpp).
     void dead_letter_poison(Lane& lane, InFlight* f, const PoisonRecord& poison);
     // Where an agent's quarantined records go: its on_error topic, else "<app>-<agent>-dead-letter".
     std::string poison_topic(const AgentRuntime& agent) const;
-    // A dead letter's delivery report: done, sent again with less of its event, or the pipeline fails.
-    void on_dead_letter_delivery(DeadLetter* letter, rd_kafka_resp_err_t err);
     bool ensure_instance(Lane& lane, std::string& error);
     void destroy_instance(Lane& lane);
     // An event the lane's agent finished: done, or with `ack: manual` held until the agent acknowledges it.
@@ -383,6 +362,7 @@ private:
     std::unique_ptr<TimerRunner> timers_;  // engine/timer_runner.hpp
     std::unique_ptr<Producer> producer_;
     std::unique_ptr<RecordCollector> collector_;
+    std::unique_ptr<DeadLetterQueue> dead_letters_;  // engine/dead_letter_queue.hpp, over producer_
     std::unique_ptr<TopicAdmin> topic_admin_;  // internal topics, through producer_ (kafka/topic_admin.hpp)  // outputs tracked against their inputs, over producer_
     KafkaPtr consumer_;
     // ask: started at the first ask, or at start when some agent can receive replies.
