@@ -74,6 +74,8 @@ TEST_CASE("a full disk under a table stops the host naming the state directory a
     // With room to write (the same, now empty, directory on the real disk), the table recovers from its
     // changelog and the host processes the rest: every input ends up in the table, none was lost.
     auto second = start_host(yaml, broker.bootstrap(), dir.path() / "second.log");
+    // Its table recovered first: the inputs may all be committed already, and a stop would cancel the recovery.
+    CHECK(second->await_log("table blobs[0]: recovered", 60s));
     CHECK(await_caught_up(broker.bootstrap(), "full", "in", 1, 60s));
     CHECK(second->stop(SIGTERM, 30s) == 0);
     TopicReader changelog(broker.bootstrap(), "full-blobs-changelog", 1);
