@@ -125,11 +125,9 @@ void ChangelogRestorer::restore_shards(std::deque<ShardRestore>& restores,
                                                       {"enable.auto.commit", "false"},
                                                       {"enable.partition.eof", "true"},
                                                       {"queued.min.messages", "500000"},
-                                                      // When its prefetch queue is full librdkafka backs a fetch off
-                                                      // by this (default 500 ms): half of some recoveries was that.
-                                                      {"fetch.error.backoff.ms", "10"},
-                                                      // Everything to read is there already: a broker (the mock
-                                                      // does) holding a fetch to its wait only stalls the restore.
+                                                      // Everything to read is there already: a broker holding a
+                                                      // fetch to the end of its wait (the embedded one does) only
+                                                      // stalls the restore.
                                                       {"fetch.wait.max.ms", "10"},
                                                       {"client.id", "mephisto-" + s_.app_id + "-recovery"}};
     auto conf = make_conf({&props, &s_.client_properties});
