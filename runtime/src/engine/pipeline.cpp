@@ -1,7 +1,8 @@
 // A pipeline's wiring and lifecycle: create resolves its agents, timers, codecs and tables; start opens the
 // producer, the stores and the consumer and starts the threads; stop drains, revokes, commits and closes within
 // shutdown_timeout. The parts: consumer_loop, task_manager, lane_runner, record_collector, partition_ledger,
-// failure_policy, window_driver, state_manager (with changelog_restorer), pipeline_timers.
+// failure_policy, dead_letter_queue, window_driver, state_manager (with changelog_restorer), timer_runner, and
+// kafka/broker_health.
 #include "common/thread_name.hpp"
 #include "engine/pipeline.hpp"
 

@@ -7,7 +7,6 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -18,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/call_slots.hpp"
 #include "common/crash_report.hpp"
 #include "common/histogram.hpp"
 #include "config/config.hpp"
@@ -26,16 +26,15 @@
 #include "engine/agent_resolver.hpp"
 #include "engine/dead_letter_queue.hpp"
 #include "engine/dispatch_budget.hpp"
+#include "engine/failure_policy.hpp"
 #include "engine/global_table_follower.hpp"
 #include "engine/lane.hpp"
 #include "engine/lane_scheduler.hpp"
 #include "engine/partition_ledger.hpp"
 #include "engine/partition_state.hpp"
+#include "engine/poison_record.hpp"
 #include "engine/record_collector.hpp"
 #include "engine/reply_router.hpp"
-#include "common/call_slots.hpp"
-#include "engine/poison_record.hpp"
-#include "engine/failure_policy.hpp"
 #include "engine/restart_policy.hpp"
 #include "engine/state_manager.hpp"
 #include "engine/timer_runner.hpp"
