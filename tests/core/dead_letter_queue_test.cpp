@@ -4,57 +4,18 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <deque>
-#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "common/logging.hpp"
 #include "engine/dead_letter_queue.hpp"
+#include "fake_producer.hpp"
 
 using namespace mephisto;
+using mephisto::testing_support::FakeProducer;
 
 namespace {
-
-class FakeProducer : public RecordProducer {
-public:
-    struct Record {
-        std::string topic, key, value;
-        std::map<std::string, std::string> headers;
-        void* opaque;
-    };
-    size_t max_bytes = 1'000'000;  // what the producer takes (key + value), like message.max.bytes
-    std::deque<Record> outstanding;
-    std::vector<Record> produced;
-
-    mph_status produce(const std::string& topic, const void* key, size_t key_len, const void* value, size_t value_len,
-                       rd_kafka_headers_t* headers, int32_t, int64_t, void* opaque, std::string* why,
-                       rd_kafka_resp_err_t* code) override {
-        Record r{topic, std::string(static_cast<const char*>(key), key_len),
-                 std::string(static_cast<const char*>(value), value_len), {}, opaque};
-        const char* name = nullptr;
-        const void* v = nullptr;
-        size_t len = 0;
-        for (size_t i = 0; headers && rd_kafka_header_get_all(headers, i, &name, &v, &len) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i)
-            r.headers[name] = std::string(static_cast<const char*>(v), len);
-        if (headers) rd_kafka_headers_destroy(headers);
-        if (key_len + value_len > max_bytes) {
-            if (why) *why = "Broker: Message size too large";
-            if (code) *code = RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE;
-            return MPH_ERR_INVALID;
-        }
-        produced.push_back(r);
-        outstanding.push_back(r);
-        return MPH_OK;
-    }
-    void report(DeadLetterQueue& queue, rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR) {
-        REQUIRE(!outstanding.empty());
-        Record r = outstanding.front();
-        outstanding.pop_front();
-        queue.on_delivery(static_cast<DeadLetter*>(static_cast<DeliveryTag*>(r.opaque)), err);
-    }
-};
 
 struct Fixture {
     FakeProducer producer;
@@ -89,6 +50,10 @@ struct Fixture {
         if (!sent) failures.push_back(why);
         return sent;
     }
+    // The broker's answer to the oldest outstanding letter.
+    void report(rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR) {
+        queue.on_delivery(static_cast<DeadLetter*>(static_cast<DeliveryTag*>(producer.next().opaque)), err);
+    }
     bool committable() { return consumed.committable() == std::optional<int64_t>(1); }
 };
 
@@ -107,7 +72,7 @@ TEST_CASE_FIXTURE(Fixture, "dead letters: a letter holds its event until the bro
     CHECK(letter.headers.at("mephisto.error") == "boom");
     CHECK(letter.headers.at("mephisto.agent") == "a");
     CHECK(letter.headers.at("mephisto.source") == "ch@0");
-    producer.report(queue);
+    report();
     CHECK(committable());
     CHECK(failures.empty());
 }
@@ -135,12 +100,12 @@ TEST_CASE_FIXTURE(Fixture, "dead letters: too large for the producer, a letter g
 TEST_CASE_FIXTURE(Fixture, "dead letters: the broker's refusal sends the next level, which then holds the event") {
     REQUIRE(send());
     finish(event);
-    producer.report(queue, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    report(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
     REQUIRE(producer.produced.size() == 2);
     CHECK(producer.produced[1].value.empty());
     CHECK(producer.produced[1].headers.at("mephisto.value-dropped").find("Message size too large") != std::string::npos);
     CHECK_FALSE(committable());  // the second letter holds the event
-    producer.report(queue);
+    report();
     CHECK(committable());
     CHECK(failures.empty());
 }
@@ -148,7 +113,7 @@ TEST_CASE_FIXTURE(Fixture, "dead letters: the broker's refusal sends the next le
 TEST_CASE_FIXTURE(Fixture, "dead letters: a failed delivery fails the pipeline and the event is never committed") {
     REQUIRE(send());
     finish(event);
-    producer.report(queue, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+    report(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
     REQUIRE(failures.size() == 1);
     CHECK(failures[0].find("cannot dead-letter ch@0 to dead") != std::string::npos);
     CHECK_FALSE(committable());

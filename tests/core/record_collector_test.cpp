@@ -4,54 +4,16 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
-#include <deque>
 #include <string>
 #include <vector>
 
 #include "engine/record_collector.hpp"
+#include "fake_producer.hpp"
 
 using namespace mephisto;
+using mephisto::testing_support::FakeProducer;
 
 namespace {
-
-// Keeps what was produced, in order, until the test answers for it.
-class FakeProducer : public RecordProducer {
-public:
-    struct Record {
-        std::string topic, key, value;
-        int32_t partition;
-        void* opaque;
-    };
-    mph_status refuse = MPH_OK;  // what produce answers (a full queue: MPH_ERR_FULL)
-    std::deque<Record> outstanding;
-    std::vector<Record> produced;
-
-    mph_status produce(const std::string& topic, const void* key, size_t key_len, const void* value, size_t value_len,
-                       rd_kafka_headers_t* headers, int32_t partition, int64_t, void* opaque, std::string* why,
-                       rd_kafka_resp_err_t*) override {
-        if (refuse != MPH_OK) {
-            if (headers) rd_kafka_headers_destroy(headers);
-            if (why) *why = "Local: Queue full";
-            return refuse;
-        }
-        if (headers) rd_kafka_headers_destroy(headers);
-        Record r{topic, std::string(static_cast<const char*>(key), key_len),
-                 std::string(static_cast<const char*>(value), value_len), partition, opaque};
-        produced.push_back(r);
-        outstanding.push_back(r);
-        return MPH_OK;
-    }
-    // The broker's answer to the oldest outstanding record.
-    void report(RecordCollector& collector, rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR) {
-        REQUIRE(!outstanding.empty());
-        Record r = outstanding.front();
-        outstanding.pop_front();
-        rd_kafka_message_t msg{};
-        msg.err = err;
-        msg.partition = r.partition;
-        collector.on_delivery(r.opaque, err, msg);
-    }
-};
 
 struct Fixture {
     FakeProducer producer;
@@ -65,6 +27,14 @@ struct Fixture {
                                             [this](const std::string& why) { failures.push_back(why); }}};
     PartitionLedger ledger;
 
+    // The broker's answer to the oldest outstanding record.
+    void report(rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR) {
+        const auto r = producer.next();
+        rd_kafka_message_t msg{};
+        msg.err = err;
+        msg.partition = r.partition;
+        collector.on_delivery(r.opaque, err, msg);
+    }
     InFlight* consume(int64_t offset) {
         REQUIRE(ledger.fetched(offset));
         return ledger.admit(nullptr, offset, 1);
@@ -83,9 +53,9 @@ TEST_CASE_FIXTURE(Fixture, "record collector: an input commits only once all its
     REQUIRE(send(f, "b") == MPH_OK);
     finish(f);  // the callback returned
     CHECK(ledger.committable() == 0);
-    producer.report(collector);
+    report();
     CHECK(ledger.committable() == 0);
-    producer.report(collector);
+    report();
     CHECK(ledger.committable() == 1);
     CHECK(collector.sent() == 2);
     CHECK(failures.empty());
@@ -99,7 +69,7 @@ TEST_CASE_FIXTURE(Fixture, "record collector: records go to the producer in the 
     for (int i = 0; i < 5; ++i) CHECK(producer.produced[static_cast<size_t>(i)].value == std::to_string(i));
     finish(a);
     finish(b);
-    while (!producer.outstanding.empty()) producer.report(collector);
+    while (!producer.outstanding.empty()) report();
     CHECK(ledger.committable() == 2);
 }
 
@@ -122,8 +92,8 @@ TEST_CASE_FIXTURE(Fixture, "record collector: a failed delivery abandons the inp
     REQUIRE(send(g, "kept") == MPH_OK);
     finish(f);
     finish(g);
-    producer.report(collector, RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
-    producer.report(collector);
+    report(RD_KAFKA_RESP_ERR__MSG_TIMED_OUT);
+    report();
     CHECK(ledger.committable() == 0);  // 0 is never committed: after a restart it is processed again
     CHECK(ledger.unfinished() == 0);
     REQUIRE(failures.size() == 1);
@@ -136,16 +106,16 @@ TEST_CASE_FIXTURE(Fixture, "record collector: a purge at shutdown abandons the i
     InFlight* f = consume(0);
     REQUIRE(send(f, "x") == MPH_OK);
     finish(f);
-    producer.report(collector, RD_KAFKA_RESP_ERR__PURGE_QUEUE);
+    report(RD_KAFKA_RESP_ERR__PURGE_QUEUE);
     CHECK(ledger.committable() == 0);
     CHECK(failures.empty());
 }
 
 TEST_CASE_FIXTURE(Fixture, "record collector: a timer's output is tracked by nobody, and failing it still fails") {
     REQUIRE(send(nullptr, "tick") == MPH_OK);
-    producer.report(collector);
+    report();
     REQUIRE(send(nullptr, "tock") == MPH_OK);
-    producer.report(collector, RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
+    report(RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE);
     CHECK(failures.size() == 1);
 }
 

@@ -269,14 +269,11 @@ void Supervisor::spawn(Worker& w) {
             return st ? std::string() : st.error();
         };
     }
-    handlers.ready = [this, self] {  // on the channel's thread: what the main thread writes is read under mu_
+    handlers.ready = [this, self] {  // on the channel's thread
         set_state(*self, "running");
-        std::unique_lock lock(mu_);
-        const std::string name = self->status.name;
-        const int pid = self->status.pid;
-        const auto pipelines = self->status.pipelines;
-        lock.unlock();
-        log_->info("worker {} (pid {}) runs pipeline(s) {}", name, pid, fmt::join(pipelines, ", "));
+        std::lock_guard lock(mu_);  // the main thread writes the status
+        log_->info("worker {} (pid {}) runs pipeline(s) {}", self->status.name, self->status.pid,
+                   fmt::join(self->status.pipelines, ", "));
     };
     std::error_code made;  // the state directory, as a host makes it for its tables
     std::filesystem::create_directories(w.dir.parent_path().parent_path(), made);
@@ -436,7 +433,7 @@ void Supervisor::count_crash(Worker& w, int wait_status, const std::string& kill
 
 void Supervisor::watch_for_hang(Worker& w) {
     if (w.callback_timeout.count() <= 0 || w.status.pid <= 0 || w.hung) return;
-    if (state_of(w) != "running" && state_of(w) != "starting") return;
+    if (const auto state = state_of(w); state != "running" && state != "starting") return;
     const int64_t started_before =
         call_slots::now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(w.callback_timeout).count();
     auto hung = call_slots::culprit(call_slots::read(w.dir / "calls", true), started_before);
@@ -527,12 +524,12 @@ void Supervisor::sync_files() {
             ask_to_stop(*owner, "its limits changed", true);
             continue;
         }
-        if (state_of(*owner) == "failed" || state_of(*owner) == "stopped") {
+        if (const auto state = state_of(*owner); state == "failed" || state == "stopped") {
             log_->info("pipeline file {} changed: starting worker {} again", file.string(), owner->status.name);
             owner->policy = std::make_unique<RestartPolicy>(config->worker_restart);
             owner->restart = config->worker_restart;
             spawn(*owner);
-        } else if (owner->status.pid > 0 && state_of(*owner) == "running") {
+        } else if (owner->status.pid > 0 && state == "running") {
             log_->info("pipeline file {} changed: worker {} reloads it", file.string(), owner->status.name);
             ::kill(owner->status.pid, SIGHUP);
         }
@@ -542,7 +539,7 @@ void Supervisor::sync_files() {
 
 void Supervisor::restart_failed(const std::string& why) {
     for (auto& [name, w] : workers_)
-        if (state_of(*w) == "failed" || state_of(*w) == "stopped") {
+        if (const auto state = state_of(*w); state == "failed" || state == "stopped") {
             log_->info("{}: starting worker {} again", why, name);
             w->policy = std::make_unique<RestartPolicy>(w->restart);
             spawn(*w);
@@ -551,7 +548,8 @@ void Supervisor::restart_failed(const std::string& why) {
 
 void Supervisor::forward(int sig) {
     for (auto& [name, w] : workers_)
-        if (w->status.pid > 0 && (state_of(*w) == "running" || state_of(*w) == "starting")) ::kill(w->status.pid, sig);
+        if (const auto state = state_of(*w); w->status.pid > 0 && (state == "running" || state == "starting"))
+            ::kill(w->status.pid, sig);
 }
 
 int Supervisor::stop(const std::string& why) {
