@@ -19,7 +19,7 @@ int64_t low_mark(const PartitionState& channel) { return std::max<int64_t>(1, ch
 
 
 void Pipeline::open_channels() {
-    std::lock_guard lock(partitions_mutex_);
+    const auto held = partitions_.lock();  // make_lanes' rule, though a channel is no assigned partition
     for (const auto& spec : config_.channels) {
         auto ps = std::make_unique<PartitionState>();
         ps->topic = spec.name;

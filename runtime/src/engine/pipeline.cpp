@@ -268,19 +268,8 @@ Status Pipeline::start() {
     });
     rd_kafka_conf_set_offset_commit_cb(conf->get(), [](rd_kafka_t*, rd_kafka_resp_err_t err,
                                                        rd_kafka_topic_partition_list_t* offsets, void* opaque) {
-        auto* self = static_cast<Pipeline*>(opaque);
-        if (err != RD_KAFKA_RESP_ERR_NO_ERROR && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-            // Not marked committed locally: the next interval sends it again (RELIABILITY 6).
-            self->log_->warn("offset commit failed: {}; will retry", rd_kafka_err2str(err));
-        }
-        std::lock_guard lock(self->partitions_mutex_);
-        for (int i = 0; offsets && i < offsets->cnt; ++i) {
-            const auto& tp = offsets->elems[i];
-            auto it = self->partitions_.find({tp.topic, tp.partition});
-            if (it == self->partitions_.end()) continue;
-            if (tp.err == RD_KAFKA_RESP_ERR_NO_ERROR && err == RD_KAFKA_RESP_ERR_NO_ERROR) it->second->confirmed(tp.offset);
-            else it->second->commit_failed(tp.offset);
-        }
+        // Reports come through the consumer's poll, so only once the committer exists.
+        static_cast<Pipeline*>(opaque)->committer_->on_report(err, offsets);
     });
     rd_kafka_conf_set_error_cb(conf->get(), [](rd_kafka_t* rk, int err, const char* reason, void* opaque) {
         auto* self = static_cast<Pipeline*>(opaque);
@@ -297,6 +286,7 @@ Status Pipeline::start() {
     auto consumer = make_client(RD_KAFKA_CONSUMER, std::move(*conf));
     if (!consumer) return make_error(consumer.error());
     consumer_ = std::move(*consumer);
+    committer_ = std::make_unique<OffsetCommitter>(consumer_.get(), partitions_, *state_, log_);
     rd_kafka_poll_set_consumer(consumer_.get());  // errors and commit reports arrive through consumer_poll
 
     auto sources = config_.source_topics();
@@ -330,12 +320,22 @@ Status Pipeline::start() {
             worker_loop();
             workers_running_.fetch_sub(1);
         });
+    ConsumerLoopServices loop;
+    loop.consumer = consumer_.get();
+    loop.partitions = &partitions_;
+    loop.budget = &dispatch_budget_;
+    loop.committer = committer_.get();
+    loop.state = state_.get();
+    loop.commit_interval = config_.commit_interval;
+    loop.log = log_;
+    loop.finish_recoveries = [this] { finish_recoveries(); };
+    consumer_loop_ = std::make_unique<ConsumerLoop>(std::move(loop));
     consuming_ = true;
     consumer_running_ = true;
     consumer_thread_ = std::thread([this] {
         name_this_thread("consumer");
         crash_report::prepare_thread();  // revokes call on_revoked and destroy
-        consume_loop();
+        consumer_loop_->run(consuming_);
         consumer_running_ = false;
     });
     watch_thread_ = std::thread([this] {
@@ -418,8 +418,8 @@ bool Pipeline::stop() {
         for (;;) {
             bool busy = false;
             {
-                std::lock_guard lock(partitions_mutex_);
-                for (auto& [key, ps] : partitions_) busy = busy || working(*ps);
+                auto partitions = partitions_.lock();
+                for (auto& [key, ps] : *partitions) busy = busy || working(*ps);
             }
             for (auto& [name, ch] : channels_) busy = busy || working(*ch);
             if (asks_waiting() > 0) busy = true;  // an ask ends with its reply or its timeout
@@ -508,7 +508,7 @@ bool Pipeline::stop() {
     // attempted within the budget and must not be retried without one.
     if (consumer_) rd_kafka_destroy_flags(consumer_.release(), RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     producer_.reset();
-    retired_.clear();
+    partitions_.clear_retired();
     state_->close();
 
     for (const auto& a : agents_)

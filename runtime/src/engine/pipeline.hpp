@@ -24,13 +24,16 @@
 #include "config/topology_diff.hpp"
 #include "engine/agent_context.hpp"
 #include "engine/agent_resolver.hpp"
+#include "engine/consumer_loop.hpp"
 #include "engine/dead_letter_queue.hpp"
 #include "engine/dispatch_budget.hpp"
 #include "engine/failure_policy.hpp"
 #include "engine/global_table_follower.hpp"
 #include "engine/lane.hpp"
 #include "engine/lane_scheduler.hpp"
+#include "engine/offset_committer.hpp"
 #include "engine/partition_ledger.hpp"
+#include "engine/partition_registry.hpp"
 #include "engine/partition_state.hpp"
 #include "engine/poison_record.hpp"
 #include "engine/record_collector.hpp"
@@ -236,25 +239,14 @@ public:
 private:
     explicit Pipeline(const PipelineConfig& config) : config_(config) {}
 
-    // consumer thread
-    void consume_loop();
-    void dispatch(rd_kafka_message_t* msg);
-    PartitionState* find_partition(rd_kafka_message_t* msg);
+    // The task manager (engine/task_manager.cpp), on the consumer thread.
     void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
     void assign(const rd_kafka_topic_partition_list_t* partitions);
     // Revokes every partition within `budget`. With `abandoned`, a lane whose callback does not return by then
     // is left as it is (its events stay uncommitted) and listed there; without, the revoke waits for it.
     void revoke_all(std::chrono::milliseconds budget, std::vector<Lane*>* abandoned = nullptr);
-    // `start_flushes`: partitions with tables may start a changelog flush for what finished since the last one
-    // (on the commit tick); false: commit only what finished flushes allow (when a flush completes), so flushes
-    // run once per commit interval, each carrying everything a key changed since the last.
-    void commit(bool sync, std::chrono::milliseconds timeout, bool start_flushes = true);
     // Resumes the partitions whose tables the restorer brought up to date. THREAD: the consumer's.
     void finish_recoveries();
-    bool apply_backpressure();  // true while some partition stays paused
-    // The lanes have held the whole budget for a while: pauses the partition holding the most of it.
-    void pause_largest();
-    void set_paused(PartitionState& ps, bool pause);  // on the consumer
 
     // workers
     void worker_loop();
@@ -298,8 +290,8 @@ private:
     // The watch thread: the group's committed offsets of newly assigned partitions, so lag is right before
     // this host commits anything.
     void fetch_committed_offsets();
-    // A lane of `agent` on `ps`, bound to the agent's table shards for that partition. Caller holds
-    // partitions_mutex_.
+    // A lane of `agent` on `ps`, bound to the agent's table shards for that partition. Caller holds the
+    // partitions' lock (PartitionRegistry::lock).
     std::unique_ptr<Lane> make_lane(AgentRuntime& agent, PartitionState& ps);
     std::vector<std::unique_ptr<Lane>> make_lanes(AgentRuntime& agent, PartitionState& ps);  // one per concurrency slot
     // What an agent's YAML asks of its code that the loader cannot see: take needs on_batch, windowed tables
@@ -371,17 +363,13 @@ private:
     std::atomic<ReplyRouter*> reply_router_ready_{nullptr};
 
     // Events consumed and not finished, over all partitions: the consumer waits above its mark (declared before the
-    // partitions, which count against it to their end). paused_hold_: what the paused partitions hold of it.
+    // partitions, which count against it to their end).
     DispatchBudget dispatch_budget_{kDispatchBudget};
-    DispatchBudget::Amount paused_hold_;  // consumer thread
     // Channels by name; fixed after start (a change of them restarts the pipeline).
     std::map<std::string, std::unique_ptr<PartitionState>> channels_;
-    mutable std::mutex partitions_mutex_;  // guards the map's shape; the consumer thread alone changes it
-    std::map<std::pair<std::string, int32_t>, std::unique_ptr<PartitionState>> partitions_;
-    std::vector<std::unique_ptr<PartitionState>> retired_;  // revoked; kept while events of theirs are unfinished
-    rd_kafka_topic_t* last_rkt_ = nullptr;  // dispatch cache: most messages come in runs of one partition
-    int32_t last_partition_ = -1;
-    PartitionState* last_state_ = nullptr;
+    PartitionRegistry partitions_;  // the assigned partitions (engine/partition_registry.hpp)
+    std::unique_ptr<OffsetCommitter> committer_;  // over consumer_ (engine/offset_committer.hpp)
+    std::unique_ptr<ConsumerLoop> consumer_loop_;  // runs on consumer_thread_ (engine/consumer_loop.hpp)
 
     LaneScheduler<Lane> scheduler_;
     std::vector<std::thread> workers_;

@@ -8,21 +8,20 @@ namespace mephisto {
 
 std::map<std::string, int64_t> Pipeline::committed_offsets() const {
     std::map<std::string, int64_t> out;
-    std::lock_guard lock(partitions_mutex_);
-    for (const auto& [key, ps] : partitions_)
+    auto partitions = partitions_.lock();
+    for (const auto& [key, ps] : *partitions)
         out[key.first + "/" + std::to_string(key.second)] = ps->committed();
     return out;
 }
 
 size_t Pipeline::assigned_partitions() const {
-    std::lock_guard lock(partitions_mutex_);
     return partitions_.size();
 }
 
 std::vector<PartitionStatus> Pipeline::partition_status() const {
     std::vector<PartitionStatus> out;
-    std::lock_guard lock(partitions_mutex_);
-    for (const auto& [key, ps] : partitions_) {
+    auto partitions = partitions_.lock();
+    for (const auto& [key, ps] : *partitions) {
         PartitionStatus st;
         st.topic = ps->topic;
         st.partition = ps->partition;
@@ -55,8 +54,8 @@ Result<std::optional<std::pair<int32_t, std::string>>> Pipeline::read_table(cons
             return make_error("global table " + table + " is still catching up");
         shards = store.shards();
     } else {
-        std::lock_guard lock(partitions_mutex_);
-        for (const auto& [k, ps] : partitions_)
+        auto partitions = partitions_.lock();
+        for (const auto& [k, ps] : *partitions)
             for (TableShard* shard : ps->shards) {
                 if (&shard->store() != &store) continue;
                 if (ps->recovering || ps->table_failed)
@@ -78,8 +77,8 @@ std::pair<std::vector<int32_t>, int> Pipeline::served_partitions(const std::stri
         for (int32_t p = 0; p < count; ++p) served.push_back(p);
         return {served, count};
     }
-    std::lock_guard lock(partitions_mutex_);
-    for (const auto& [key, ps] : partitions_)
+    auto partitions = partitions_.lock();
+    for (const auto& [key, ps] : *partitions)
         for (const TableShard* shard : ps->shards)
             if (&shard->store() == store &&
                 std::find(served.begin(), served.end(), shard->partition()) == served.end())

@@ -67,20 +67,20 @@ void Pipeline::fetch_committed_offsets() {
     if (!consumer_ || broker_health_->down()) return;
     std::vector<std::pair<std::string, int32_t>> unknown;
     {
-        std::lock_guard lock(partitions_mutex_);
-        for (const auto& [key, ps] : partitions_)
+        auto partitions = partitions_.lock();
+        for (const auto& [key, ps] : *partitions)
             if (!ps->committed_fetched.load() && ps->committed() < 0) unknown.push_back(key);
     }
     if (unknown.empty()) return;
     rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(static_cast<int>(unknown.size()));
     for (const auto& [topic, partition] : unknown) rd_kafka_topic_partition_list_add(list, topic.c_str(), partition);
     if (rd_kafka_committed(consumer_.get(), list, 2000) == RD_KAFKA_RESP_ERR_NO_ERROR) {
-        std::lock_guard lock(partitions_mutex_);
+        auto partitions = partitions_.lock();
         for (int i = 0; i < list->cnt; ++i) {
             const auto& tp = list->elems[i];
-            auto it = partitions_.find({tp.topic, tp.partition});
-            if (it == partitions_.end() || tp.err) continue;
-            PartitionState& ps = *it->second;
+            PartitionState* found = partitions.find(tp.topic, tp.partition);
+            if (!found || tp.err) continue;
+            PartitionState& ps = *found;
             if (tp.offset >= 0) ps.confirmed(tp.offset);
             ps.committed_fetched = true;  // none committed yet (-1001) counts as known too
         }
@@ -107,8 +107,8 @@ void Pipeline::watch_hung_calls() {
                    topic.empty() ? "" : "; the commit of its partition waits for it");
     };
     {
-        std::lock_guard lock(partitions_mutex_);
-        for (auto& [key, ps] : partitions_) {
+        auto partitions = partitions_.lock();
+        for (auto& [key, ps] : *partitions) {
             std::lock_guard lanes(ps->lanes_mu);
             for (auto& lane : ps->lanes)
                 check(lane->call, &lane->agent->stats, lane->agent->spec->name, ps->topic, ps->partition);
@@ -131,8 +131,8 @@ std::vector<HungCall> Pipeline::hung_calls() const {
         if (auto call = hung_call(clock, now, threshold, who, topic, partition)) out.push_back(std::move(*call));
     };
     {
-        std::lock_guard lock(partitions_mutex_);
-        for (const auto& [key, ps] : partitions_) {
+        auto partitions = partitions_.lock();
+        for (const auto& [key, ps] : *partitions) {
             std::lock_guard lanes(ps->lanes_mu);
             for (const auto& lane : ps->lanes) add(lane->call, lane->agent->spec->name, ps->topic, ps->partition);
         }

@@ -92,8 +92,8 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
         const auto started = std::chrono::steady_clock::now();
         std::vector<Lane*> lanes;
         {
-            std::lock_guard lock(partitions_mutex_);
-            for (auto& [key, ps] : partitions_)
+            auto partitions = partitions_.lock();
+            for (auto& [key, ps] : *partitions)
                 for (auto& lane : ps->lanes)
                     if (lane->agent == agent) lanes.push_back(lane.get());
             for (auto& [name, ps] : channels_)

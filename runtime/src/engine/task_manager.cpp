@@ -30,8 +30,8 @@ void Pipeline::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
         // Partitions with tables wait, paused, until their tables are recovered; the others start at once.
         std::vector<PartitionState*> to_recover;
         {
-            std::lock_guard lock(partitions_mutex_);
-            for (auto& [key, ps] : partitions_)
+            auto assigned = partitions_.lock();
+            for (auto& [key, ps] : *assigned)
                 if (ps->recovering) to_recover.push_back(ps.get());
         }
         if (!to_recover.empty()) {
@@ -52,7 +52,6 @@ void Pipeline::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_li
 
 void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
     std::string list;
-    std::lock_guard lock(partitions_mutex_);
     for (int i = 0; i < partitions->cnt; ++i) {
         const auto& tp = partitions->elems[i];
         auto ps = std::make_unique<PartitionState>();
@@ -71,17 +70,16 @@ void Pipeline::assign(const rd_kafka_topic_partition_list_t* partitions) {
             log_->info("this host now leads {} (it owns {}[0]): on_leader timers fire here", config_.app_id,
                        config_.leader_topic());
         list += (list.empty() ? "" : " ") + ps->topic + "[" + std::to_string(ps->partition) + "]";
-        partitions_[{ps->topic, ps->partition}] = std::move(ps);
+        partitions_.add(std::move(ps));
     }
-    last_rkt_ = nullptr;
     if (partitions->cnt == 0) log_->info("no partitions assigned: this host idles until a rebalance gives it some");
     else log_->info("assigned {} partition(s): {}", partitions->cnt, list);
 }
 
 void Pipeline::finish_recoveries() {
     bool all_done = true;
-    std::lock_guard lock(partitions_mutex_);
-    for (auto& [key, ps] : partitions_) {
+    auto partitions = partitions_.lock();
+    for (auto& [key, ps] : *partitions) {
         if (!ps->recovering) continue;
         if (!ps->recovered) {
             all_done = false;
@@ -89,7 +87,7 @@ void Pipeline::finish_recoveries() {
         }
         if (ps->table_failed) continue;  // stays paused: the error was logged by the recovery
         ps->recovering = false;
-        set_paused(*ps, false);
+        set_paused(consumer_.get(), *ps, false, *log_);
         for (auto& lane : ps->lanes) lane->wake();  // a stopped one: the swap resumes it
     }
     if (all_done) state_->restorer().join();
@@ -138,17 +136,14 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
     const auto deadline = Clock::now() + budget;
     std::set<const Lane*> left;  // lanes whose callback outlived the budget (only with `abandoned`)
     std::vector<std::unique_ptr<PartitionState>> revoked;
-    {
-        std::lock_guard lock(partitions_mutex_);
-        if (partitions_.empty()) return;
-    }
+    if (partitions_.empty()) return;
     // 0. A recovery in progress is abandoned: the next owner recovers from what was persisted.
     state_->restorer().cancel();
     // 1. Stop handing events to lanes and wait for the event each worker is running to finish. Then instances
     //    say goodbye (on_revoked) before anything is committed: what they acknowledge or send there counts.
     {
-        std::lock_guard lock(partitions_mutex_);
-        for (auto& [key, ps] : partitions_)
+        auto partitions = partitions_.lock();
+        for (auto& [key, ps] : *partitions)
             for (auto& lane : ps->lanes) {
                 if (!abandoned) {
                     lane->stop();
@@ -157,7 +152,7 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
                     abandoned->push_back(lane.get());
                 }
             }
-        for (auto& [key, ps] : partitions_)
+        for (auto& [key, ps] : *partitions)
             for (auto& lane : ps->lanes)
                 if (!left.count(lane.get())) revoke_instance(*lane);
     }
@@ -169,8 +164,8 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
     if (producer_ && !producer_->flush(half_remaining()))
         log_->warn("outputs still unacknowledged at revoke; their inputs stay uncommitted");
     {
-        std::lock_guard lock(partitions_mutex_);
-        for (auto& [key, ps] : partitions_) {
+        auto partitions = partitions_.lock();
+        for (auto& [key, ps] : *partitions) {
             if (ps->shards.empty() || ps->recovering || ps->table_failed) continue;
             const std::optional<int64_t> next = ps->committable();
             // A flush in progress stays in ps->flushes, beside the last one: the commit below waits for both,
@@ -182,37 +177,30 @@ void Pipeline::revoke_all(milliseconds budget, std::vector<Lane*>* abandoned) {
     if (producer_ && !producer_->flush(half_remaining()))
         log_->warn("table changes still unacknowledged at revoke; their inputs stay uncommitted");
     // 3. Commit the finished prefix of every partition.
-    commit(true, std::max(milliseconds(100), std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
+    committer_->commit(true, std::max(milliseconds(100), std::chrono::duration_cast<milliseconds>(deadline - Clock::now())));
     // 4. Drop what was fetched but not finished (or not acknowledged, or waiting for a reply): it was not
     //    committed, so the next owner of the partition reads it again.
-    {
-        std::lock_guard lock(partitions_mutex_);
-        for (auto& [key, ps] : partitions_) {
-            // Flushes whose delivery reports may still come (the waits above can time out) stay alive.
-            for (auto& f : ps->flushes)
-                if (!f->done) state_->keep_abandoned(std::move(f));
-            ps->flushes.clear();
-            for (auto& lane : ps->lanes) {
-                if (left.count(lane.get())) continue;  // still in its callback: what it holds stays uncommitted
-                lane->ctx.tables.clear();
-                release_lane(*lane, 0);
-            }
-            // Another host may own the partition next; what it writes arrives through the changelog when the
-            // partition comes back, so the cache must not outlive the assignment.
-            state_->release(*ps);
-            ps->mark_revoked();
-            revoked.push_back(std::move(ps));
+    revoked = partitions_.take_all();
+    for (auto& ps : revoked) {
+        // Flushes whose delivery reports may still come (the waits above can time out) stay alive.
+        for (auto& f : ps->flushes)
+            if (!f->done) state_->keep_abandoned(std::move(f));
+        ps->flushes.clear();
+        for (auto& lane : ps->lanes) {
+            if (left.count(lane.get())) continue;  // still in its callback: what it holds stays uncommitted
+            lane->ctx.tables.clear();
+            release_lane(*lane, 0);
         }
-        partitions_.clear();
-        last_rkt_ = nullptr;
+        // Another host may own the partition next; what it writes arrives through the changelog when the
+        // partition comes back, so the cache must not outlive the assignment.
+        state_->release(*ps);
+        ps->mark_revoked();
     }
     log_->info("revoked {} partition(s)", revoked.size());
     if (leader_.exchange(false)) log_->info("this host no longer leads {}: its on_leader timers stop", config_.app_id);
     // A revoked partition is kept while something still points at it: its unfinished events (an output's
     // delivery report, an ask's answer, a channel event caused by it); its lanes were stopped and released.
-    // Without this sweep every eager rebalance would keep the old partitions until the host stops.
-    std::erase_if(retired_, [](const auto& ps) { return ps->unfinished() == 0; });
-    for (auto& ps : revoked) retired_.push_back(std::move(ps));
+    partitions_.retire(std::move(revoked));
 }
 
 }  // namespace mephisto

@@ -129,8 +129,8 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     for (AgentRuntime* a : stopping) lanes_of[a];
     for (const auto& s : restarting) lanes_of[running.at(s.spec->name)];
     {
-        std::lock_guard lock(partitions_mutex_);
-        for (auto& [key, ps] : partitions_)
+        auto partitions = partitions_.lock();
+        for (auto& [key, ps] : *partitions)
             for (auto& lane : ps->lanes)
                 if (auto it = lanes_of.find(lane->agent); it != lanes_of.end()) it->second.push_back(lane.get());
     }
@@ -186,8 +186,8 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     }
     std::vector<std::unique_ptr<Lane>> removed_lanes;
     {
-        std::lock_guard lock(partitions_mutex_);
-        for (auto& [key, ps] : partitions_) {
+        auto partitions = partitions_.lock();
+        for (auto& [key, ps] : *partitions) {
             std::vector<std::unique_ptr<Lane>> fresh;
             for (AgentRuntime* agent : added)
                 if (contains(agent->spec->from, ps->topic))
