@@ -1,7 +1,7 @@
 // The changelog restorer (engine/changelog_restorer.hpp): one consumer reads every changelog partition to restore
 // at once, from the offset after what the local store persisted up to the end captured at assignment, and an
 // applier writes each shard's records in RocksDB write batches. A partition takes events again as soon as all of
-// its shards are current (Pipeline::finish_recoveries, on the consumer thread); a global table's partitions are
+// its shards are current (TaskManager::finish_recoveries, on the consumer thread); a global table's partitions are
 // handed over by its follower instead. THREAD: the recovery thread, except start, cancel and status.
 #include <atomic>
 #include <chrono>

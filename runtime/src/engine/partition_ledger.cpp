@@ -113,7 +113,7 @@ void finish(InFlight* f, int completed) {
             ledger->unfinished_bytes_.fetch_sub(bytes, std::memory_order_relaxed);
             if (ledger->budget_) ledger->budget_->released(bytes);
         }
-        // (release: a revoked partition may be freed once this reaches 0, see Pipeline::revoke_all)
+        // (release: a revoked partition may be freed once this reaches 0, see TaskManager::revoke_all and PartitionRegistry::retire)
         if ((!f->channel_event || !f->channel_event->batch_token) &&
             ledger->unfinished_.fetch_sub(1, std::memory_order_release) - 1 == ledger->drain_mark_ && ledger->drained_)
             ledger->drained_();

@@ -264,7 +264,9 @@ Status Pipeline::start() {
     route_logs(conf->get());
     rd_kafka_conf_set_rebalance_cb(conf->get(), [](rd_kafka_t*, rd_kafka_resp_err_t err,
                                                    rd_kafka_topic_partition_list_t* parts, void* opaque) {
-        static_cast<Pipeline*>(opaque)->on_rebalance(err, parts);
+        auto* self = static_cast<Pipeline*>(opaque);
+        std::lock_guard swap_lock(self->swap_mutex_);  // never during a plugin swap or a topology reload
+        self->task_manager_->on_rebalance(err, parts);
     });
     rd_kafka_conf_set_offset_commit_cb(conf->get(), [](rd_kafka_t*, rd_kafka_resp_err_t err,
                                                        rd_kafka_topic_partition_list_t* offsets, void* opaque) {
@@ -287,6 +289,25 @@ Status Pipeline::start() {
     if (!consumer) return make_error(consumer.error());
     consumer_ = std::move(*consumer);
     committer_ = std::make_unique<OffsetCommitter>(consumer_.get(), partitions_, *state_, log_);
+    TaskManagerServices tasks;  // before the first poll, which may call the rebalance callback
+    tasks.consumer = consumer_.get();
+    tasks.partitions = &partitions_;
+    tasks.budget = &dispatch_budget_;
+    tasks.committer = committer_.get();
+    tasks.state = state_.get();
+    tasks.producer = producer_.get();
+    tasks.config = &config_;
+    tasks.log = log_;
+    tasks.joined = &joined_;
+    tasks.leader = &leader_;
+    tasks.lanes_for = [this](PartitionState& ps) { return lanes_for(ps); };
+    tasks.value_codec = [this](const std::string& topic) -> const mph_codec_descriptor* {
+        auto it = topic_codecs_.find(topic);
+        return it == topic_codecs_.end() ? nullptr : it->second;
+    };
+    tasks.revoke_instance = [this](Lane& lane) { revoke_instance(lane); };
+    tasks.release_lane = [this](Lane& lane, int completed) { release_lane(lane, completed); };
+    task_manager_ = std::make_unique<TaskManager>(std::move(tasks));
     rd_kafka_poll_set_consumer(consumer_.get());  // errors and commit reports arrive through consumer_poll
 
     auto sources = config_.source_topics();
@@ -328,7 +349,7 @@ Status Pipeline::start() {
     loop.state = state_.get();
     loop.commit_interval = config_.commit_interval;
     loop.log = log_;
-    loop.finish_recoveries = [this] { finish_recoveries(); };
+    loop.finish_recoveries = [this] { task_manager_->finish_recoveries(); };
     consumer_loop_ = std::make_unique<ConsumerLoop>(std::move(loop));
     consuming_ = true;
     consumer_running_ = true;
@@ -431,7 +452,7 @@ bool Pipeline::stop() {
         std::vector<Lane*> abandoned;
         {
             std::lock_guard swap_lock(swap_mutex_);
-            revoke_all(remaining(), &abandoned);
+            task_manager_->revoke_all(remaining(), &abandoned);
         }
         close_channels(deadline, abandoned);
         for (Lane* lane : abandoned) {

@@ -40,6 +40,7 @@
 #include "engine/reply_router.hpp"
 #include "engine/restart_policy.hpp"
 #include "engine/state_manager.hpp"
+#include "engine/task_manager.hpp"
 #include "engine/timer_runner.hpp"
 #include "kafka/broker_health.hpp"
 #include "kafka/client_config.hpp"
@@ -239,15 +240,6 @@ public:
 private:
     explicit Pipeline(const PipelineConfig& config) : config_(config) {}
 
-    // The task manager (engine/task_manager.cpp), on the consumer thread.
-    void on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions);
-    void assign(const rd_kafka_topic_partition_list_t* partitions);
-    // Revokes every partition within `budget`. With `abandoned`, a lane whose callback does not return by then
-    // is left as it is (its events stay uncommitted) and listed there; without, the revoke waits for it.
-    void revoke_all(std::chrono::milliseconds budget, std::vector<Lane*>* abandoned = nullptr);
-    // Resumes the partitions whose tables the restorer brought up to date. THREAD: the consumer's.
-    void finish_recoveries();
-
     // workers
     void worker_loop();
     void run_lane(Lane& lane);
@@ -290,8 +282,10 @@ private:
     // The watch thread: the group's committed offsets of newly assigned partitions, so lag is right before
     // this host commits anything.
     void fetch_committed_offsets();
+    // The lanes of an assigned partition: those of every agent reading its topic (engine/lane_factory.cpp).
+    std::vector<std::unique_ptr<Lane>> lanes_for(PartitionState& ps);
     // A lane of `agent` on `ps`, bound to the agent's table shards for that partition. Caller holds the
-    // partitions' lock (PartitionRegistry::lock).
+    // partitions' lock (PartitionRegistry::lock), or `ps` is not in the registry yet.
     std::unique_ptr<Lane> make_lane(AgentRuntime& agent, PartitionState& ps);
     std::vector<std::unique_ptr<Lane>> make_lanes(AgentRuntime& agent, PartitionState& ps);  // one per concurrency slot
     // What an agent's YAML asks of its code that the loader cannot see: take needs on_batch, windowed tables
@@ -370,6 +364,7 @@ private:
     PartitionRegistry partitions_;  // the assigned partitions (engine/partition_registry.hpp)
     std::unique_ptr<OffsetCommitter> committer_;  // over consumer_ (engine/offset_committer.hpp)
     std::unique_ptr<ConsumerLoop> consumer_loop_;  // runs on consumer_thread_ (engine/consumer_loop.hpp)
+    std::unique_ptr<TaskManager> task_manager_;    // assign and revoke (engine/task_manager.hpp)
 
     LaneScheduler<Lane> scheduler_;
     std::vector<std::thread> workers_;
@@ -383,8 +378,8 @@ private:
     std::condition_variable watch_cv_;
     bool watch_stop_ = false;  // guarded by watch_mutex_
 
-    std::atomic<bool> joined_{false};
-    std::atomic<bool> leader_{false};
+    std::atomic<bool> joined_{false};  // set by the task manager
+    std::atomic<bool> leader_{false};  // set by the task manager
     std::mutex swap_mutex_;  // a plugin swap and a rebalance never interleave
     std::atomic<bool> consuming_{false};
     std::atomic<bool> stopping_{false};
