@@ -346,9 +346,9 @@ private:
     std::vector<std::shared_ptr<Plugin>> item_plugins_;  // keeps those codecs' and functions' images loaded
     std::unique_ptr<TimerRunner> timers_;  // engine/timer_runner.hpp
     std::unique_ptr<Producer> producer_;
-    std::unique_ptr<RecordCollector> collector_;
+    std::unique_ptr<RecordCollector> collector_;  // outputs tracked against their inputs, over producer_
     std::unique_ptr<DeadLetterQueue> dead_letters_;  // engine/dead_letter_queue.hpp, over producer_
-    std::unique_ptr<TopicAdmin> topic_admin_;  // internal topics, through producer_ (kafka/topic_admin.hpp)  // outputs tracked against their inputs, over producer_
+    std::unique_ptr<TopicAdmin> topic_admin_;  // internal topics, through producer_ (kafka/topic_admin.hpp)
     KafkaPtr consumer_;
     // ask: started at the first ask, or at start when some agent can receive replies.
     std::mutex reply_router_mutex_;
