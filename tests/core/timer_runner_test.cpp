@@ -68,12 +68,7 @@ struct Fixture {
     }
     void start() {
         runner = std::make_unique<TimerRunner>(TimerRunner::Services{
-            [this] { return leader.load(); },
-            [](const TimerRuntime&, const char* callback) {
-                mephisto::PluginCallRecord r;
-                r.callback = callback;
-                return r;
-            }});
+            [this] { return leader.load(); }, "timer-test"});
         auto t = std::make_unique<TimerRuntime>(spec);
         t->info = &info;
         t->ctx.agent_name = spec.name;

@@ -163,60 +163,6 @@ void Pipeline::route_answer(Answer&& answer) {
     finish(f, completed);
 }
 
-bool Pipeline::deliver_replies(Lane& lane, std::string& error) {
-    std::deque<Answer> answers;
-    {
-        std::lock_guard lock(lane.mu);
-        answers.swap(lane.replies);
-        lane.has_replies.store(false, std::memory_order_relaxed);
-    }
-    if (!ensure_instance(lane, error)) {
-        std::lock_guard lock(lane.mu);
-        for (auto it = answers.rbegin(); it != answers.rend(); ++it) lane.replies.push_front(std::move(*it));
-        lane.has_replies.store(true, std::memory_order_relaxed);
-        return false;
-    }
-    const auto on_reply = lane.agent->info->callbacks.on_reply;
-    for (Answer& a : answers) {
-        auto* f = static_cast<InFlight*>(a.token);
-        (a.status == MPH_OK ? lane.agent->stats.replies : lane.agent->stats.ask_timeouts)
-            .fetch_add(1, std::memory_order_relaxed);
-        if (on_reply) {  // a swap to code without on_reply drops the answer
-            std::vector<mph_header> headers;
-            mph_event ev{};
-            if (a.message) ev = make_event(rd_kafka_topic_name(a.message->rkt), a.message, headers);
-            lane.ctx.inflight = f;
-            lane.ctx.error.clear();
-            lane.ctx.views.clear();
-            ClockedCall call(lane.call, call_record(lane, "on_reply", f ? f->offset() : -1));
-            const mph_status st = on_reply(lane.instance, &lane.ctx, a.id, a.status, a.message ? &ev : nullptr);
-            lane.ctx.inflight = nullptr;
-            if (st != MPH_OK) {
-                lane.agent->stats.failures.fetch_add(1, std::memory_order_relaxed);
-                lane.agent->log->warn("on_reply for request {} returned {}: {}", a.id, st, lane.ctx.error);
-            }
-        }
-        if (a.message) rd_kafka_message_destroy(a.message);
-        finish(f);
-    }
-    return true;
-}
-
-void Pipeline::finished_by_agent(Lane& lane, InFlight* f) {
-    if (!lane.agent->spec->manual_ack) {
-        finish(f);
-        return;
-    }
-    const int64_t offset = f->offset();
-    if (auto it = std::find(lane.early_acks.begin(), lane.early_acks.end(), offset); it != lane.early_acks.end()) {
-        lane.early_acks.erase(it);  // acknowledged inside its own callback
-        finish(f);
-        return;
-    }
-    lane.held.emplace(offset, f);
-    lane.agent->stats.unacked.fetch_add(1, std::memory_order_relaxed);
-}
-
 mph_status Pipeline::ack(mph_agent_ctx& ctx, int64_t offset) {
     Lane* lane = ctx.lane;
     if (!lane || !lane->agent->spec->manual_ack) return MPH_ERR_STATE;
@@ -234,48 +180,6 @@ mph_status Pipeline::ack(mph_agent_ctx& ctx, int64_t offset) {
             return MPH_OK;
         }
     return MPH_ERR_NOT_FOUND;
-}
-
-void Pipeline::revoke_instance(Lane& lane) {
-    if (lane.created && lane.agent->info->callbacks.on_revoked) {
-        lane.ctx.error.clear();
-        ClockedCall call(lane.call, call_record(lane, "on_revoked"));
-        const mph_status st = lane.agent->info->callbacks.on_revoked(lane.instance, &lane.ctx, lane.partition->partition);
-        if (st != MPH_OK) lane.agent->log->warn("on_revoked returned {}: {}", st, lane.ctx.error);
-    }
-    destroy_instance(lane);
-}
-
-void Pipeline::release_lane(Lane& lane, int completed) {
-    for (auto& [name, channel] : channels_) {  // a lane held back by a full channel waits no more
-        std::lock_guard lock(channel->held_writers_mu);
-        std::erase(channel->held_writers, &lane);
-    }
-    if (lane.mailbox) {
-        std::lock_guard lock(lane.mailbox->mu);
-        lane.mailbox->lane = nullptr;
-        lane.mailbox->released_as = completed;
-    }
-    std::deque<InFlight*> events;
-    std::deque<Answer> answers;
-    {
-        std::lock_guard lock(lane.mu);
-        events.swap(lane.local);
-        for (InFlight* f : lane.queue) events.push_back(f);
-        lane.queue.clear();
-        answers.swap(lane.replies);
-        lane.has_replies.store(false, std::memory_order_relaxed);
-    }
-    for (auto& [offset, f] : lane.held) events.push_back(f);
-    lane.agent->stats.unacked.fetch_sub(lane.held.size(), std::memory_order_relaxed);
-    lane.held.clear();
-    for (InFlight* f : lane.orphans) events.push_back(f);
-    lane.orphans.clear();
-    for (InFlight* f : events) finish(f, completed);
-    for (Answer& a : answers) {
-        if (a.message) rd_kafka_message_destroy(a.message);
-        finish(static_cast<InFlight*>(a.token), completed);
-    }
 }
 
 }  // namespace mephisto

@@ -1,13 +1,12 @@
-// Channels (Faust's app.channel): in-memory streams between agents of one host. A channel is a PartitionState
-// without a consumer: its lanes are built at start and never revoked, and its events, numbered in the order
-// they were sent, are the ChannelEvents agents send to it. Each holds a share of the event that sent it, so
-// that one is committed only after every agent reading the channel finished: a crash loses what was in the
-// channel, never its cause, which is read and sent again.
+// Channels: their lanes, sends, the maxsize that holds writers back, and their close (engine/channels.hpp).
 #include <algorithm>
 #include <chrono>
 #include <set>
 
-#include "engine/pipeline.hpp"
+#include "engine/channels.hpp"
+
+#include "common/logging.hpp"
+#include "engine/agent_runtime.hpp"
 
 namespace mephisto {
 namespace {
@@ -18,9 +17,9 @@ int64_t low_mark(const PartitionState& channel) { return std::max<int64_t>(1, ch
 }  // namespace
 
 
-void Pipeline::open_channels() {
-    const auto held = partitions_.lock();  // make_lanes' rule, though a channel is no assigned partition
-    for (const auto& spec : config_.channels) {
+void Channels::open(const std::vector<ChannelSpec>& specs,
+                    const std::function<std::vector<std::unique_ptr<Lane>>(PartitionState& channel)>& lanes_of) {
+    for (const auto& spec : specs) {
         auto ps = std::make_unique<PartitionState>();
         ps->topic = spec.name;
         ps->partition = 0;
@@ -28,19 +27,15 @@ void Pipeline::open_channels() {
         ps->maxsize = spec.maxsize;
         if (ps->maxsize > 0)  // the agents a full channel holds back go on as soon as it drained
             ps->on_drained_to(low_mark(*ps) - 1, [this, channel = ps.get()] { wake_held_writers(*channel); });
-        std::lock_guard agents_lock(agents_mutex_);
-        for (auto& agent : agents_)
-            if (agent->spec->from.size() == 1 && agent->spec->from.front() == spec.name)
-                for (auto& lane : make_lanes(*agent, *ps)) ps->lanes.push_back(std::move(lane));
+        for (auto& lane : lanes_of(*ps)) ps->lanes.push_back(std::move(lane));
         if (ps->lanes.empty())
             log_->warn("channel {} has no agent reading it: what is sent to it is dropped", spec.name);
         channels_.emplace(spec.name, std::move(ps));
     }
 }
 
-mph_status Pipeline::send_to_channel(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,
-                                     const void* value, size_t value_len, rd_kafka_headers_t* headers,
-                                     int64_t timestamp_ms) {
+mph_status Channels::send(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,
+                          const void* value, size_t value_len, rd_kafka_headers_t* headers, int64_t timestamp_ms) {
     ChannelEvent event;
     event.bytes.reserve((key ? key_len : 0) + (value ? value_len : 0));
     if (key) {
@@ -90,7 +85,7 @@ bool caused_by_revoked(const InFlight* f) {
 }
 }  // namespace
 
-size_t Pipeline::drop_revoked_channel_events(Lane& lane) {
+size_t Channels::drop_revoked_events(Lane& lane) {
     size_t dropped = 0;
     while (!lane.local.empty() && caused_by_revoked(lane.local.front())) {
         InFlight* f = lane.local.front();
@@ -106,7 +101,7 @@ size_t Pipeline::drop_revoked_channel_events(Lane& lane) {
     return dropped;
 }
 
-bool Pipeline::channel_full(PartitionState& channel) {
+bool Channels::full(PartitionState& channel) {
     const int64_t unfinished = channel.unfinished();
     if (channel.full.load(std::memory_order_relaxed)) {
         if (unfinished >= low_mark(channel)) return true;
@@ -122,7 +117,7 @@ bool Pipeline::channel_full(PartitionState& channel) {
     return true;
 }
 
-bool Pipeline::writes_to_full_channel(Lane& lane) {
+bool Channels::holds_back(Lane& lane) {
     if (lane.channel_sinks_of != lane.ctx.sinks) {
         lane.channel_sinks.clear();
         if (lane.ctx.sinks)
@@ -130,30 +125,37 @@ bool Pipeline::writes_to_full_channel(Lane& lane) {
                 if (auto it = channels_.find(sink); it != channels_.end()) lane.channel_sinks.push_back(it->second.get());
         lane.channel_sinks_of = lane.ctx.sinks;
     }
-    bool full = false;
+    bool held_back = false;
     for (PartitionState* channel : lane.channel_sinks) {
-        if (!channel_full(*channel)) continue;
+        if (!full(*channel)) continue;
         {
             std::lock_guard lock(channel->held_writers_mu);
             auto& held = channel->held_writers;
             if (std::find(held.begin(), held.end(), &lane) == held.end()) held.push_back(&lane);
         }
         // Looked at again once listed: a drain in between did not find it in the list.
-        full = full || channel_full(*channel);
+        held_back = held_back || full(*channel);
     }
-    return full;
+    return held_back;
 }
 
-void Pipeline::wake_held_writers(PartitionState& channel) {
+void Channels::forget(Lane& lane) {
+    for (auto& [name, channel] : channels_) {
+        std::lock_guard lock(channel->held_writers_mu);
+        std::erase(channel->held_writers, &lane);
+    }
+}
+
+void Channels::wake_held_writers(PartitionState& channel) {
     std::lock_guard lock(channel.held_writers_mu);
     // Each waits in the scheduler's timed line (its fallback look); a lane still in its turn is not there, and
-    // looks again at the turn's end. Under the lock: release_lane takes a lane off the list before it goes.
+    // looks again at the turn's end. Under the lock: forget() takes a lane off the list before it goes.
     for (Lane* lane : channel.held_writers)
         if (scheduler_.remove(lane)) scheduler_.push(lane);
     channel.held_writers.clear();
 }
 
-std::vector<ChannelStatus> Pipeline::channel_status() const {
+std::vector<ChannelStatus> Channels::status() const {
     std::vector<ChannelStatus> out;
     for (const auto& [name, channel] : channels_)  // fixed after start
         out.push_back({name, channel->channel_sequence.load(std::memory_order_relaxed),
@@ -161,7 +163,8 @@ std::vector<ChannelStatus> Pipeline::channel_status() const {
     return out;
 }
 
-void Pipeline::close_channels(std::chrono::steady_clock::time_point deadline, std::vector<Lane*>& abandoned) {
+void Channels::close(std::chrono::steady_clock::time_point deadline, std::vector<Lane*>& abandoned,
+                     const std::function<void(Lane&)>& goodbye, const std::function<void(Lane&)>& release) {
     // Every lane of every channel stops before any is released: a lane still running could otherwise send to a
     // channel already released, into a queue nobody empties, holding its causes (and the consumer) forever. A
     // lane whose callback outlives `deadline` is left as it is.
@@ -178,10 +181,10 @@ void Pipeline::close_channels(std::chrono::steady_clock::time_point deadline, st
     }
     for (auto& [name, channel] : channels_)
         for (auto& lane : channel->lanes)
-            if (!left.count(lane.get())) revoke_instance(*lane);
+            if (!left.count(lane.get())) goodbye(*lane);
     for (auto& [name, channel] : channels_)
         for (auto& lane : channel->lanes)
-            if (!left.count(lane.get())) release_lane(*lane, 0);
+            if (!left.count(lane.get())) release(*lane);
 }
 
 }  // namespace mephisto

@@ -3,10 +3,11 @@
 // quarantined: dead-lettered instead of given to the agent again.
 #include "common/logging.hpp"
 #include "engine/event_bytes.hpp"
-#include "engine/pipeline.hpp"
+#include "engine/lane_runner.hpp"
+#include "engine/agent_runtime.hpp"
 
 namespace mephisto {
-void Pipeline::apply_error_policy(Lane& lane, InFlight* f, const std::string& error) {
+void LaneRunner::apply_error_policy(Lane& lane, InFlight* f, const std::string& error) {
     AgentRuntime& agent = *lane.agent;
     const auto& policy = agent.spec->on_error;
     const std::string at = where(*lane.partition, f->offset());
@@ -24,41 +25,26 @@ void Pipeline::apply_error_policy(Lane& lane, InFlight* f, const std::string& er
     letter->error = error;
     letter->attempts = lane.tries.attempts();
     std::string why;
-    if (!dead_letters_->send(std::move(letter), why)) {
-        fail("cannot dead-letter " + at + " to " + policy.dead_letter_topic + ": " + why);
+    if (!s_.dead_letters->send(std::move(letter), why)) {
+        s_.fail("cannot dead-letter " + at + " to " + policy.dead_letter_topic + ": " + why);
         return;
     }
     agent.stats.dead_lettered++;
 }
 
-std::string Pipeline::poison_topic(const AgentRuntime& agent) const {
+std::string poison_topic(const std::string& app_id, const AgentRuntime& agent) {
     const std::string& topic = agent.spec->on_error.dead_letter_topic;
-    return topic.empty() ? config_.app_id + "-" + agent.spec->name + "-dead-letter" : topic;
+    return topic.empty() ? app_id + "-" + agent.spec->name + "-dead-letter" : topic;
 }
 
-void Pipeline::quarantine(const std::vector<PoisonRecord>& records) {
-    for (const auto& r : records) {
-        if (r.pipeline != config_.app_id) continue;
-        for (auto& agent : agents_) {
-            if (agent->spec->name != r.agent || agent->spec->quarantine_after == 0 ||
-                r.crashes < agent->spec->quarantine_after)
-                continue;
-            agent->poison[r.place()] = r;
-            agent->log->warn("{} crashed the worker {} time(s) (last: {}, plugin {} sha1 {}): it goes to {} "
-                             "instead of to the agent",
-                             r.place(), r.crashes, r.fault, r.plugin, r.sha1, poison_topic(*agent));
-        }
-    }
-}
-
-void Pipeline::dead_letter_poison(Lane& lane, InFlight* f, const PoisonRecord& poison) {
+void LaneRunner::dead_letter_poison(Lane& lane, InFlight* f, const PoisonRecord& poison) {
     AgentRuntime& agent = *lane.agent;
     auto letter = std::make_unique<DeadLetter>();
     letter->event = f;
     letter->agent = agent.spec->name;
     letter->log = agent.log;
     letter->source = poison.place();
-    letter->topic = poison_topic(agent);
+    letter->topic = poison_topic(s_.app_id, agent);
     letter->attempts = poison.crashes;
     letter->error = "quarantined: it crashed the worker " + std::to_string(poison.crashes) + " time(s), last with " +
                     poison.fault + " in plugin " + poison.plugin;
@@ -69,8 +55,8 @@ void Pipeline::dead_letter_poison(Lane& lane, InFlight* f, const PoisonRecord& p
                        {"mephisto.crash.count", std::to_string(poison.crashes)},
                        {"mephisto.crash.last-ms", std::to_string(poison.last_crash_ms)}};
     std::string why;
-    if (!dead_letters_->send(std::move(letter), why)) {
-        fail("cannot dead-letter the quarantined record " + poison.place() + " to " + poison_topic(agent) + ": " + why);
+    if (!s_.dead_letters->send(std::move(letter), why)) {
+        s_.fail("cannot dead-letter the quarantined record " + poison.place() + " to " + poison_topic(s_.app_id, agent) + ": " + why);
         return;
     }
     agent.stats.poison_quarantined++;

@@ -120,7 +120,7 @@ struct Lane {
     // callback in progress (the `in_callback` events at the head of `local`), applied when it returns OK.
     std::map<int64_t, InFlight*> held;
     std::vector<InFlight*> orphans;
-    // The channels among its sinks (writes_to_full_channel), for the sinks list they were found in: a topology
+    // The channels among its sinks (Channels::holds_back), for the sinks list they were found in: a topology
     // reload that changes the agent points ctx.sinks at a new list.
     std::vector<PartitionState*> channel_sinks;
     const std::vector<std::string>* channel_sinks_of = nullptr;

@@ -1,7 +1,6 @@
-// The lane runner (Kafka Streams' StreamTask#process): a worker takes a scheduled lane and delivers its events:
-// one by one to on_event, in batches to on_batch (take: gathers them), through the agent's filter first. A
-// verdict other than OK goes to the supervisor's decision (engine/failure_policy.hpp). THREAD: a worker.
-#include "engine/pipeline.hpp"
+// The lane runner's delivery (engine/lane_runner.hpp): one by one to on_event, in batches to on_batch (take:
+// gathers them), through the agent's filter first; a verdict other than OK to on_failure. THREAD: a worker.
+#include "engine/lane_runner.hpp"
 
 #include <algorithm>
 
@@ -75,9 +74,9 @@ thread_local std::vector<mph_header> t_headers;
 
 }  // namespace
 
-PluginCallRecord Pipeline::call_record(const Lane& lane, const char* callback, int64_t offset) const {
+PluginCallRecord LaneRunner::call_record(const Lane& lane, const char* callback, int64_t offset) const {
     PluginCallRecord r;
-    r.pipeline = config_.app_id.c_str();
+    r.pipeline = s_.app_id.c_str();
     r.agent = lane.agent->spec->name.c_str();
     r.plugin = lane.agent->plugin ? lane.agent->plugin->name().c_str() : "(built into the host)";
     r.sha1 = lane.agent->plugin ? lane.agent->plugin->sha1().c_str() : nullptr;
@@ -88,21 +87,11 @@ PluginCallRecord Pipeline::call_record(const Lane& lane, const char* callback, i
     return r;
 }
 
-PluginCallRecord Pipeline::call_record(const TimerRuntime& timer, const char* callback) const {
-    PluginCallRecord r;
-    r.pipeline = config_.app_id.c_str();
-    r.agent = timer.spec->name.c_str();
-    r.plugin = timer.plugin->name().c_str();
-    r.sha1 = timer.plugin->sha1().c_str();
-    r.callback = callback;
-    return r;
+void LaneRunner::work() {
+    while (Lane* lane = s_.scheduler->pop()) run(*lane);
 }
 
-void Pipeline::worker_loop() {
-    while (Lane* lane = scheduler_.pop()) run_lane(*lane);
-}
-
-void Pipeline::run_lane(Lane& lane) {
+void LaneRunner::run(Lane& lane) {
     Outcome outcome = Outcome::done;
     milliseconds delay{0};
     int budget = kLaneBudget;
@@ -124,12 +113,12 @@ void Pipeline::run_lane(Lane& lane) {
             std::lock_guard lock(lane.mu);
             lane.local.swap(lane.queue);
         }
-        const size_t dropped = lane.partition->channel ? drop_revoked_channel_events(lane) : 0;
+        const size_t dropped = lane.partition->channel ? Channels::drop_revoked_events(lane) : 0;
         if (lane.local.empty() && lane.orphans.empty()) {
             if (dropped > 0) continue;  // all dropped: take what is queued
             break;
         }
-        if (!channels_.empty() && !lane.partition->channel && writes_to_full_channel(lane)) {
+        if (!s_.channels->empty() && !lane.partition->channel && s_.channels->holds_back(lane)) {
             delay = kFullChannelRecheck;  // its events wait in its queue (the partition's marks bound them)
             outcome = Outcome::delay;
             break;
@@ -185,61 +174,12 @@ void Pipeline::run_lane(Lane& lane) {
                   delay);
 }
 
-bool Pipeline::ensure_instance(Lane& lane, std::string& error) {
-    if (lane.created) return true;
-    const auto& cb = lane.agent->info->callbacks;
-    lane.ctx.error.clear();
-    void* instance = nullptr;
-    mph_status st = MPH_OK;
-    if (cb.create) {
-        ClockedCall call(lane.call, call_record(lane, "create"));
-        st = cb.create(&lane.ctx, &instance);
-    }
-    if (st != MPH_OK) {
-        error = lane.ctx.error.empty() ? "create returned status " + std::to_string(st) : lane.ctx.error;
-        if (instance && cb.destroy) {
-            ClockedCall call(lane.call, call_record(lane, "destroy"));
-            cb.destroy(instance);
-        }
-        return false;
-    }
-    lane.instance = instance;
-    lane.created = true;
-    lane.generation = lane.agent->generation.load();
-    // Events its predecessor processed but never acknowledged (ack: manual) come to it first, in order.
-    lane.local.insert(lane.local.begin(), lane.orphans.begin(), lane.orphans.end());
-    lane.orphans.clear();
-    if (cb.on_assigned) {
-        lane.ctx.error.clear();
-        ClockedCall call(lane.call, call_record(lane, "on_assigned"));
-        st = cb.on_assigned(instance, &lane.ctx, lane.partition->partition);
-        if (st != MPH_OK) lane.agent->log->warn("on_assigned returned {}: {}", st, lane.ctx.error);
-    }
-    return true;
-}
-
-void Pipeline::destroy_instance(Lane& lane) {
-    if (!lane.created) return;
-    // ack: manual: what it held unacknowledged goes to its successor (or, at a revoke, back to the broker).
-    for (auto& [offset, f] : lane.held) lane.orphans.push_back(f);
-    lane.agent->stats.unacked.fetch_sub(lane.held.size(), std::memory_order_relaxed);
-    lane.held.clear();
-    std::sort(lane.orphans.begin(), lane.orphans.end(),
-              [](const InFlight* a, const InFlight* b) { return a->offset() < b->offset(); });
-    if (lane.agent->info->callbacks.destroy) {
-        ClockedCall call(lane.call, call_record(lane, "destroy"));
-        lane.agent->info->callbacks.destroy(lane.instance);
-    }
-    lane.instance = nullptr;
-    lane.created = false;
-}
-
-Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay) {
+LaneRunner::Outcome LaneRunner::deliver(Lane& lane, InFlight* f, milliseconds& delay) {
     const rd_kafka_message_t* msg = f->message;  // null for a channel event
     if (!lane.agent->poison.empty() && msg)
         if (auto it = lane.agent->poison.find(where(*lane.partition, f->offset())); it != lane.agent->poison.end()) {
             dead_letter_poison(lane, f, it->second);  // never given to the agent again
-            if (failed_) return Outcome::park;
+            if (failed()) return Outcome::park;
             lane.local.pop_front();
             finish(f);
             return Outcome::done;
@@ -251,7 +191,7 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
         return on_failure(lane, 1, MPH_RETRY, *bad, delay);
     }
     if (!lane.agent->spec->echo.empty())
-        if (mph_status st = echo(lane, f); st != MPH_OK)
+        if (mph_status st = s_.echo(lane, f); st != MPH_OK)
             return on_failure(lane, 1, MPH_RETRY, "echo to " + lane.agent->spec->echo.front() + " failed", delay);
     mph_event ev = make_event(*lane.partition, f, t_headers);
     lane.ctx.message = msg;
@@ -285,7 +225,7 @@ Pipeline::Outcome Pipeline::deliver(Lane& lane, InFlight* f, milliseconds& delay
     return on_failure(lane, 1, verdict, lane.ctx.error, delay);
 }
 
-Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, milliseconds& delay) {
+LaneRunner::Outcome LaneRunner::filter_events(Lane& lane, size_t& limit, milliseconds& delay) {
     const mph_predicate_descriptor& predicate = *lane.agent->filter;
     std::string why;
     auto keep = [&](InFlight* f) {
@@ -293,8 +233,10 @@ Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, millisecond
         const mph_event ev = make_event(*lane.partition, f, headers);
         char errbuf[256] = {};
         PluginCallRecord record = call_record(lane, "the filter predicate", f->offset());
-        record.plugin = lane.agent->filter_plugin->name().c_str();
-        record.sha1 = lane.agent->filter_plugin->sha1().c_str();
+        if (const auto& image = lane.agent->filter_plugin) {  // the predicate's plugin, when not the agent's
+            record.plugin = image->name().c_str();
+            record.sha1 = image->sha1().c_str();
+        }
         ClockedCall call(lane.call, record);
         const int32_t verdict = predicate.keep(&ev, errbuf, sizeof errbuf);
         errbuf[sizeof errbuf - 1] = '\0';
@@ -329,7 +271,7 @@ Pipeline::Outcome Pipeline::filter_events(Lane& lane, size_t& limit, millisecond
     return Outcome::done;
 }
 
-Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds& delay) {
+LaneRunner::Outcome LaneRunner::deliver_batch(Lane& lane, size_t count, milliseconds& delay) {
     // Undecodable events at the head follow the error policy one by one; the batch is the decodable run.
     const PluginCallRecord in_codec = call_record(lane, "the topic's value codec");
     if (auto bad = decode_error(*lane.partition, lane.local.front(), in_codec)) {
@@ -348,7 +290,7 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     }
     if (!lane.agent->spec->echo.empty())
         for (size_t i = 0; i < n; ++i)  // each copy tracked against its own event
-            if (mph_status st = echo(lane, lane.local[i]); st != MPH_OK)
+            if (mph_status st = s_.echo(lane, lane.local[i]); st != MPH_OK)
                 return on_failure(lane, n, MPH_RETRY, "echo to " + lane.agent->spec->echo.front() + " failed", delay);
     // Outputs are tracked against the first event: the commit cannot pass it before they are acknowledged. (A
     // channel has no such order: there they are tracked against a token holding every event of the batch.)
@@ -391,8 +333,8 @@ Pipeline::Outcome Pipeline::deliver_batch(Lane& lane, size_t count, milliseconds
     return on_failure(lane, n, verdict, lane.ctx.error, delay);
 }
 
-Pipeline::Outcome Pipeline::on_failure(Lane& lane, size_t count, mph_status verdict, std::string error,
-                                       milliseconds& delay) {
+LaneRunner::Outcome LaneRunner::on_failure(Lane& lane, size_t count, mph_status verdict, std::string error,
+                                           milliseconds& delay) {
     AgentRuntime& agent = *lane.agent;
     const ErrorPolicy& policy = agent.spec->on_error;
     const SupervisorSpec& supervisor = agent.spec->supervisor;
@@ -426,12 +368,12 @@ Pipeline::Outcome Pipeline::on_failure(Lane& lane, size_t count, mph_status verd
         for (size_t i = 0; i < count; ++i) {
             InFlight* f = lane.local.front();
             if (policy.then == ThenPolicy::crash) {
-                fail("agent " + agent.spec->name + " failed at " + where(*lane.partition, f->offset()) + " after " +
+                s_.fail("agent " + agent.spec->name + " failed at " + where(*lane.partition, f->offset()) + " after " +
                      std::to_string(lane.tries.attempts()) + " attempt(s) and its policy is crash: " + error);
                 return Outcome::park;
             }
             apply_error_policy(lane, f, error);
-            if (failed_) return Outcome::park;
+            if (failed()) return Outcome::park;
             lane.local.pop_front();
             finish(f);
         }

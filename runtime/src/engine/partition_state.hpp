@@ -43,7 +43,7 @@ struct PartitionState : PartitionLedger {
     bool closed = false;  // a channel at stop: sends to it are refused (guarded by lanes_mu)
     int64_t maxsize = 0;            // a channel: its spec's maxsize (fixed)
     std::atomic<bool> full{false};  // a channel past maxsize, until it drained below three quarters of it
-    // A channel: the lanes waiting for it to drain (writes_to_full_channel); woken when it did.
+    // A channel: the lanes waiting for it to drain (Channels::holds_back); woken when it did.
     std::mutex held_writers_mu;
     std::vector<Lane*> held_writers;
     std::atomic<int64_t> channel_sequence{0};

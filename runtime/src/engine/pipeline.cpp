@@ -45,7 +45,7 @@ Status Pipeline::check_agent_features(const AgentSpec& spec, const AgentInfo* in
     return {};
 }
 
-Result<std::shared_ptr<const std::map<std::string, std::string>>> Pipeline::window_closers(
+Result<std::shared_ptr<const WindowClosers>> Pipeline::window_closers(
     const std::vector<std::pair<const AgentSpec*, const AgentInfo*>>& agents) const {
     auto closers = std::make_shared<std::map<std::string, std::string>>();
     for (const auto& table : config_.tables) {
@@ -61,7 +61,7 @@ Result<std::shared_ptr<const std::map<std::string, std::string>>> Pipeline::wind
             (*closers)[table.name] = spec->name;
         }
     }
-    return std::shared_ptr<const std::map<std::string, std::string>>(std::move(closers));
+    return std::shared_ptr<const WindowClosers>(std::move(closers));
 }
 
 Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
@@ -75,6 +75,17 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
     {
         Pipeline* self = p.get();
         p->dead_letters_ = std::make_unique<DeadLetterQueue>([self](const std::string& why) { self->fail(why); });
+        p->channels_ = std::make_unique<Channels>(p->scheduler_, p->log_);
+        LaneRunnerServices lanes;
+        lanes.app_id = config.app_id;
+        lanes.scheduler = &p->scheduler_;
+        lanes.channels = p->channels_.get();
+        lanes.dead_letters = p->dead_letters_.get();
+        lanes.failed = &p->failed_;
+        lanes.fail = [self](const std::string& why) { self->fail(why); };
+        lanes.echo = [self](Lane& lane, InFlight* event) { return self->echo(lane, event); };
+        lanes.window_closers = &p->window_closers_;
+        p->runner_ = std::make_unique<LaneRunner>(std::move(lanes));
     }
 
     for (const auto& spec : p->config_.agents) {
@@ -122,8 +133,7 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
     }
     Pipeline* self = p.get();
     p->timers_ = std::make_unique<TimerRunner>(TimerRunner::Services{
-        [self] { return self->leader_.load(); },
-        [self](const TimerRuntime& t, const char* callback) { return self->call_record(t, callback); }});
+        [self] { return self->leader_.load(); }, p->config_.app_id});
     for (const auto& spec : p->config_.timers) {
         auto r = resolve_timer_agent(spec, plugins);
         if (!r) return make_error(r.error());
@@ -181,6 +191,21 @@ void Pipeline::fail(const std::string& reason) {
     if (!failed_.exchange(true)) log_->critical("pipeline failed: {}", reason);
 }
 
+void Pipeline::quarantine(const std::vector<PoisonRecord>& records) {
+    for (const auto& r : records) {
+        if (r.pipeline != config_.app_id) continue;
+        for (auto& agent : agents_) {
+            if (agent->spec->name != r.agent || agent->spec->quarantine_after == 0 ||
+                r.crashes < agent->spec->quarantine_after)
+                continue;
+            agent->poison[r.place()] = r;
+            agent->log->warn("{} crashed the worker {} time(s) (last: {}, plugin {} sha1 {}): it goes to {} "
+                             "instead of to the agent",
+                             r.place(), r.crashes, r.fault, r.plugin, r.sha1, poison_topic(config_.app_id, *agent));
+        }
+    }
+}
+
 Status Pipeline::start() {
     started_ = true;  // from here on stop() has something to undo, even if start fails part way
     const std::map<std::string, std::string> common = {
@@ -226,7 +251,7 @@ Status Pipeline::start() {
         }
         // Quarantined records go to the dead-letter topic even when the error policy sends nothing there.
         if (!a->poison.empty() && a->spec->on_error.then != ThenPolicy::dead_letter)
-            if (auto st = topic_admin_->ensure(poison_topic(*a), 1); !st)
+            if (auto st = topic_admin_->ensure(poison_topic(config_.app_id, *a), 1); !st)
                 log_->warn("{}; relying on the broker to create it on first use", st.error());
         if (a->spec->on_error.then != ThenPolicy::dead_letter) continue;
         int partitions = 1;
@@ -305,8 +330,8 @@ Status Pipeline::start() {
         auto it = topic_codecs_.find(topic);
         return it == topic_codecs_.end() ? nullptr : it->second;
     };
-    tasks.revoke_instance = [this](Lane& lane) { revoke_instance(lane); };
-    tasks.release_lane = [this](Lane& lane, int completed) { release_lane(lane, completed); };
+    tasks.revoke_instance = [this](Lane& lane) { runner_->revoke_instance(lane); };
+    tasks.release_lane = [this](Lane& lane, int completed) { runner_->release_lane(lane, completed); };
     task_manager_ = std::make_unique<TaskManager>(std::move(tasks));
     rd_kafka_poll_set_consumer(consumer_.get());  // errors and commit reports arrive through consumer_poll
 
@@ -331,14 +356,24 @@ Status Pipeline::start() {
             break;
         }
 
-    open_channels();
+    {
+        const auto held = partitions_.lock();  // make_lanes' rule, though a channel is no assigned partition
+        channels_->open(config_.channels, [this](PartitionState& channel) {
+            std::vector<std::unique_ptr<Lane>> lanes;
+            std::lock_guard agents_lock(agents_mutex_);
+            for (auto& agent : agents_)
+                if (agent->spec->from.size() == 1 && agent->spec->from.front() == channel.topic)
+                    for (auto& lane : make_lanes(*agent, channel)) lanes.push_back(std::move(lane));
+            return lanes;
+        });
+    }
     // Threads that call plugins get an alternate signal stack: a plugin's stack overflow is still reported.
     workers_running_ = config_.workers;
     for (int i = 0; i < config_.workers; ++i)
         workers_.emplace_back([this, i] {
             name_this_thread("worker-" + std::to_string(i));
             crash_report::prepare_thread();
-            worker_loop();
+            runner_->work();
             workers_running_.fetch_sub(1);
         });
     ConsumerLoopServices loop;
@@ -442,7 +477,7 @@ bool Pipeline::stop() {
                 auto partitions = partitions_.lock();
                 for (auto& [key, ps] : *partitions) busy = busy || working(*ps);
             }
-            for (auto& [name, ch] : channels_) busy = busy || working(*ch);
+            for (auto& [name, ch] : channels_->all()) busy = busy || working(*ch);
             if (asks_waiting() > 0) busy = true;  // an ask ends with its reply or its timeout
             if (!busy || Clock::now() >= drain_deadline || failed_) break;
             std::this_thread::sleep_for(milliseconds(5));
@@ -454,7 +489,9 @@ bool Pipeline::stop() {
             std::lock_guard swap_lock(swap_mutex_);
             task_manager_->revoke_all(remaining(), &abandoned);
         }
-        close_channels(deadline, abandoned);
+        channels_->close(
+            deadline, abandoned, [this](Lane& lane) { runner_->revoke_instance(lane); },
+            [this](Lane& lane) { runner_->release_lane(lane, 0); });
         for (Lane* lane : abandoned) {
             HungCall call;
             call.agent = lane->agent->spec->name;

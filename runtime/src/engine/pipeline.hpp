@@ -23,13 +23,16 @@
 #include "config/config.hpp"
 #include "config/topology_diff.hpp"
 #include "engine/agent_context.hpp"
+#include "engine/agent_runtime.hpp"
 #include "engine/agent_resolver.hpp"
+#include "engine/channels.hpp"
 #include "engine/consumer_loop.hpp"
 #include "engine/dead_letter_queue.hpp"
 #include "engine/dispatch_budget.hpp"
 #include "engine/failure_policy.hpp"
 #include "engine/global_table_follower.hpp"
 #include "engine/lane.hpp"
+#include "engine/lane_runner.hpp"
 #include "engine/lane_scheduler.hpp"
 #include "engine/offset_committer.hpp"
 #include "engine/partition_ledger.hpp"
@@ -57,27 +60,6 @@ class TopicProvisioner;
 // to keep every worker busy through a poll, little enough that a host's memory does not follow its input.
 inline constexpr DispatchBudget::Amount kDispatchBudget{40'000, 32 << 20};
 
-// Counters of one agent, readable from any thread.
-struct AgentStats {
-    std::atomic<uint64_t> processed{0};     // events whose verdict was OK
-    std::atomic<uint64_t> failures{0};      // RETRY or FATAL verdicts (and failed creates)
-    std::atomic<uint64_t> skipped{0};       // events skipped by the error policy
-    std::atomic<uint64_t> dead_lettered{0};
-    std::atomic<uint64_t> poison_quarantined{0};  // records dead-lettered because they crashed the worker
-    std::atomic<uint64_t> undecodable{0};   // values the topic's codec rejected
-    std::atomic<uint64_t> restarts{0};
-    std::atomic<bool> quarantined{false};
-    std::atomic<uint64_t> outputs{0};       // messages produced by emit, send and forward
-    std::atomic<uint64_t> filtered{0};      // events the agent's filter predicate kept from it
-    std::atomic<uint64_t> asks{0};          // requests sent by ask
-    std::atomic<uint64_t> replies{0};       // answers delivered to on_reply
-    std::atomic<uint64_t> ask_timeouts{0};  // asks that got no reply in time
-    std::atomic<uint64_t> unacked{0};       // ack: manual: events processed and not yet acknowledged
-    std::atomic<uint64_t> hung{0};          // callbacks that ran past hung_callback_after (each counted once)
-
-    LatencyHistogram latency;  // how long on_event / on_batch calls take
-};
-
 // A snapshot of one assigned partition, for the admin API.
 struct PartitionStatus {
     std::string topic;
@@ -87,13 +69,6 @@ struct PartitionStatus {
     int64_t lag = -1;        // end minus the committed offset (or the partition's start); -1 when not known
     bool recovering = false;
     bool refused = false;    // its tables refuse to serve (a store ahead of its changelog)
-};
-
-// A channel's traffic since start.
-struct ChannelStatus {
-    std::string name;
-    int64_t sent = 0;        // events sent to it
-    int64_t unfinished = 0;  // of those, not yet finished by every agent reading it
 };
 
 // A callback running longer than the pipeline's hung_callback_after (RELIABILITY 5), for the admin API.
@@ -107,30 +82,6 @@ struct HungCall {
     std::string describe() const;  // "agent A has been in on_event of in[2]@17 for 45 s"
 };
 
-
-// One agent of the pipeline: its plugin, its policy and its supervisor.
-struct AgentRuntime {
-    // Its YAML. A topology reload that changes the agent points `spec` at a new version while the agent's
-    // lanes are stopped; earlier versions stay alive for readers that took the pointer before (the admin API).
-    const AgentSpec* spec = nullptr;
-    std::vector<std::unique_ptr<const AgentSpec>> spec_versions;
-    std::shared_ptr<Plugin> plugin;
-    const AgentInfo* info = nullptr;
-    std::map<std::string, std::string> params;
-    std::shared_ptr<spdlog::logger> log;
-    AgentStats stats;
-    RestartPolicy restarts;
-    std::atomic<uint64_t> generation{0};  // bumped by a one_for_all restart: every instance re-creates
-    const mph_predicate_descriptor* filter = nullptr;  // `filter:`, resolved from the plugins (null: none)
-    std::shared_ptr<Plugin> filter_plugin;              // the plugin that provides it
-    // Records that crashed the worker quarantine_after times, by place ("topic[p]@offset"); set before start.
-    std::map<std::string, PoisonRecord> poison;
-    explicit AgentRuntime(const AgentSpec& s) : restarts(s.supervisor) { set_spec(s); }
-    void set_spec(const AgentSpec& s) {
-        spec_versions.push_back(std::make_unique<const AgentSpec>(s));
-        spec = spec_versions.back().get();
-    }
-};
 
 // What a plugin swap did to one pipeline.
 struct SwapReport {
@@ -182,7 +133,7 @@ public:
     // For the admin API. THREAD: any.
     std::vector<PartitionStatus> partition_status() const;
     std::vector<RecoveryStatus> recovery_status() const;
-    std::vector<ChannelStatus> channel_status() const;
+    std::vector<ChannelStatus> channel_status() const { return channels_->status(); }
     bool joined() const { return joined_.load(); }  // an assignment was received (possibly empty)
     // Leader election (on_leader timers): this host owns partition 0 of the app's leader topic. THREAD: any.
     bool leader() const { return leader_.load(); }
@@ -240,39 +191,8 @@ public:
 private:
     explicit Pipeline(const PipelineConfig& config) : config_(config) {}
 
-    // workers
-    void worker_loop();
-    void run_lane(Lane& lane);
-    enum class Outcome { done, delay, park };
-    Outcome deliver(Lane& lane, InFlight* event, std::chrono::milliseconds& delay);
-    // filter: acknowledges the events at the head of the lane its predicate rejects; for a batch agent also
-    // those further on, up to `limit`, which it lowers to the first event the predicate failed on.
-    Outcome filter_events(Lane& lane, size_t& limit, std::chrono::milliseconds& delay);
-    Outcome deliver_batch(Lane& lane, size_t count, std::chrono::milliseconds& delay);
-    // A verdict other than OK on the `count` events at the head of the lane (0: the instance failed to
-    // start). Applies retry, restart, quarantine and the error policy.
-    Outcome on_failure(Lane& lane, size_t count, mph_status verdict, std::string error, std::chrono::milliseconds& delay);
-    void apply_error_policy(Lane& lane, InFlight* event, const std::string& error);
-    // What a worker is about to run of the lane's plugin, for the crash report (common/crash_report.hpp).
-    PluginCallRecord call_record(const Lane& lane, const char* callback, int64_t offset = -1) const;
-    PluginCallRecord call_record(const TimerRuntime& timer, const char* callback) const;
-    // Dead-letters a quarantined record instead of giving it to the agent (engine/error_policy.cpp).
-    void dead_letter_poison(Lane& lane, InFlight* f, const PoisonRecord& poison);
-    // Where an agent's quarantined records go: its on_error topic, else "<app>-<agent>-dead-letter".
-    std::string poison_topic(const AgentRuntime& agent) const;
-    bool ensure_instance(Lane& lane, std::string& error);
-    void destroy_instance(Lane& lane);
-    // An event the lane's agent finished: done, or with `ack: manual` held until the agent acknowledges it.
-    void finished_by_agent(Lane& lane, InFlight* event);
-    // on_revoked, then destroy: the instance's goodbye (a revoke, a swap, a removal).
-    void revoke_instance(Lane& lane);
-    // The lane leaves for good (its partition revoked, its agent removed): answers still to come are dropped,
-    // and every event it holds (queued, unacknowledged, answers waiting) is finished with `completed`.
-    void release_lane(Lane& lane, int completed);
     // ask: hands an answer to the lane that asked (router thread); on_reply runs on the lane's worker.
     void route_answer(Answer&& answer);
-    // Runs on_reply for the answers waiting on the lane; false when its instance could not be created.
-    bool deliver_replies(Lane& lane, std::string& error);
     Status ensure_reply_router();
     // The topic an agent of this pipeline reads (cast and ask go there); empty when there is no such agent.
     std::string agent_topic(const std::string& agent) const;
@@ -292,34 +212,11 @@ private:
     // need on_event and no concurrency.
     Status check_agent_features(const AgentSpec& spec, const AgentInfo* info) const;
     // Windowed table -> the one agent (of `agents`) exporting on_window_close for it; an error when two do.
-    Result<std::shared_ptr<const std::map<std::string, std::string>>> window_closers(
+    Result<std::shared_ptr<const WindowClosers>> window_closers(
         const std::vector<std::pair<const AgentSpec*, const AgentInfo*>>& agents) const;
-    // Windowed tables: after the lane's event(s), stream time moves to their time; windows that closed go to
-    // the agent's on_window_close with outputs tracked against `inflight`, and expired windows are removed.
-    void advance_windows(Lane& lane, const std::vector<const rd_kafka_message_t*>& events, InFlight* inflight);
     // Restarts `agent`'s instances on a new image and/or YAML: its lanes must be stopped.
     size_t restart_instances(AgentRuntime& agent, const std::vector<Lane*>& lanes, const std::shared_ptr<Plugin>& plugin,
                              const AgentInfo* info, const AgentSpec* spec);
-    // Channels (engine/channels.cpp): their lanes, built at start; and an event an agent sends to one.
-    void open_channels();
-    mph_status send_to_channel(mph_agent_ctx& ctx, PartitionState& channel, const void* key, size_t key_len,
-                               const void* value, size_t value_len, rd_kafka_headers_t* headers, int64_t timestamp_ms);
-    // At stop: sends are refused, instances say goodbye, what was not finished is dropped; a lane whose
-    // callback outlives `deadline` is left as it is, and listed in `abandoned`.
-    void close_channels(std::chrono::steady_clock::time_point deadline, std::vector<Lane*>& abandoned);
-    // Channel events at the head of a channel lane whose first cause was read from a partition revoked since
-    // are dropped: that cause was not committed, its next owner reads it again, so working on them here would
-    // only repeat it, on a host that no longer owns it. Returns how many. THREAD: the lane's worker.
-    size_t drop_revoked_channel_events(Lane& lane);
-    // Faust's channel maxsize: a lane reading a topic whose sinks include a channel holding more than its
-    // maxsize unfinished events waits (its lane is delayed, its events stay queued) until the channel drained
-    // below three quarters of it, when the last event finished wakes it (wake_held_writers). Lanes reading channels never wait: two channels feeding each other would
-    // stop for good; what they send is bounded by what reached their own channel. THREAD: the lane's worker.
-    bool writes_to_full_channel(Lane& lane);
-    bool channel_full(PartitionState& channel);  // past maxsize, until drained below three quarters of it
-    // A channel drained: the lanes it held back take their turn now. THREAD: the one that finished its event.
-    void wake_held_writers(PartitionState& channel);
-
     mph_status produce_tracked(mph_agent_ctx& ctx, const std::string& topic, const void* key, size_t key_len,
                                const void* value, size_t value_len, rd_kafka_headers_t* headers, int32_t partition,
                                int64_t timestamp_ms);
@@ -338,11 +235,9 @@ private:
     std::unique_ptr<StateManager> state_;
     std::map<std::string, const mph_codec_descriptor*> topic_codecs_;  // topics with a plugin's value codec
     std::map<std::string, const mph_key_fn_descriptor*> key_functions_;  // repartition agent -> its group_by function
-    // Windowed table -> the agent that exports on_window_close for it (at most one). A table without one has
-    // its windows closed and removed all the same.
+    // Windowed table -> the agent that exports on_window_close for it (engine/lane_runner.hpp).
     // Read with std::atomic_load: a reload replaces it.
-    std::shared_ptr<const std::map<std::string, std::string>> window_closers_ =
-        std::make_shared<const std::map<std::string, std::string>>();
+    std::shared_ptr<const WindowClosers> window_closers_ = std::make_shared<const WindowClosers>();
     std::vector<std::shared_ptr<Plugin>> item_plugins_;  // keeps those codecs' and functions' images loaded
     std::unique_ptr<TimerRunner> timers_;  // engine/timer_runner.hpp
     std::unique_ptr<Producer> producer_;
@@ -359,14 +254,14 @@ private:
     // Events consumed and not finished, over all partitions: the consumer waits above its mark (declared before the
     // partitions, which count against it to their end).
     DispatchBudget dispatch_budget_{kDispatchBudget};
-    // Channels by name; fixed after start (a change of them restarts the pipeline).
-    std::map<std::string, std::unique_ptr<PartitionState>> channels_;
+    std::unique_ptr<Channels> channels_;  // fixed after start (a change of them restarts the pipeline)
     PartitionRegistry partitions_;  // the assigned partitions (engine/partition_registry.hpp)
     std::unique_ptr<OffsetCommitter> committer_;  // over consumer_ (engine/offset_committer.hpp)
     std::unique_ptr<ConsumerLoop> consumer_loop_;  // runs on consumer_thread_ (engine/consumer_loop.hpp)
     std::unique_ptr<TaskManager> task_manager_;    // assign and revoke (engine/task_manager.hpp)
 
     LaneScheduler<Lane> scheduler_;
+    std::unique_ptr<LaneRunner> runner_;  // what the workers run (engine/lane_runner.hpp)
     std::vector<std::thread> workers_;
     std::thread consumer_thread_;
     // Each thread says when it left its loop: a stop joins only those, and leaves one stuck in a plugin.

@@ -9,9 +9,9 @@ namespace mephisto {
 mph_status Pipeline::produce_tracked(mph_agent_ctx& ctx, const std::string& topic, const void* key, size_t key_len,
                                      const void* value, size_t value_len, rd_kafka_headers_t* headers,
                                      int32_t partition, int64_t timestamp_ms) {
-    if (!channels_.empty())
-        if (auto it = channels_.find(topic); it != channels_.end())
-            return send_to_channel(ctx, *it->second, key, key_len, value, value_len, headers, timestamp_ms);
+    if (!channels_->empty())
+        if (PartitionState* channel = channels_->find(topic))
+            return Channels::send(ctx, *channel, key, key_len, value, value_len, headers, timestamp_ms);
     std::string why;
     const mph_status st = collector_->send(ctx.inflight, topic, key, key_len, value, value_len, headers, partition,
                                            timestamp_ms, why);

@@ -114,7 +114,7 @@ void Pipeline::watch_hung_calls() {
                 check(lane->call, &lane->agent->stats, lane->agent->spec->name, ps->topic, ps->partition);
         }
     }
-    for (auto& [name, channel] : channels_) {
+    for (auto& [name, channel] : channels_->all()) {
         std::lock_guard lanes(channel->lanes_mu);
         for (auto& lane : channel->lanes) check(lane->call, &lane->agent->stats, lane->agent->spec->name, name, -1);
     }
@@ -137,7 +137,7 @@ std::vector<HungCall> Pipeline::hung_calls() const {
             for (const auto& lane : ps->lanes) add(lane->call, lane->agent->spec->name, ps->topic, ps->partition);
         }
     }
-    for (const auto& [name, channel] : channels_) {
+    for (const auto& [name, channel] : channels_->all()) {
         std::lock_guard lanes(channel->lanes_mu);
         for (const auto& lane : channel->lanes) add(lane->call, lane->agent->spec->name, name, -1);
     }

@@ -14,7 +14,7 @@ size_t Pipeline::restart_instances(AgentRuntime& agent, const std::vector<Lane*>
     size_t destroyed = 0;
     for (Lane* lane : lanes) {
         if (!lane->created) continue;
-        revoke_instance(*lane);  // what it held unacknowledged goes to the new code's instance
+        runner_->revoke_instance(*lane);  // what it held unacknowledged goes to the new code's instance
         ++destroyed;
     }
     if (spec != agent.spec) agent.set_spec(*spec);
@@ -54,7 +54,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
     const std::map<std::string, std::shared_ptr<Plugin>> offered = {{name, replacement}};
     std::vector<std::pair<AgentRuntime*, const AgentInfo*>> agents;
     std::vector<std::pair<TimerRuntime*, const AgentInfo*>> timers;
-    std::shared_ptr<const std::map<std::string, std::string>> closers_after_swap;
+    std::shared_ptr<const WindowClosers> closers_after_swap;
     for (auto& a : agents_) {
         if (!a->spec->builtin.empty() || a->spec->plugin != name) continue;
         auto r = resolve_stream_agent(*a->spec, offered);
@@ -96,7 +96,7 @@ Result<SwapReport> Pipeline::swap_plugin(const std::string& name, const std::sha
             for (auto& [key, ps] : *partitions)
                 for (auto& lane : ps->lanes)
                     if (lane->agent == agent) lanes.push_back(lane.get());
-            for (auto& [name, ps] : channels_)
+            for (auto& [name, ps] : channels_->all())
                 for (auto& lane : ps->lanes)
                     if (lane->agent == agent) lanes.push_back(lane.get());
         }

@@ -17,6 +17,16 @@ using std::chrono::milliseconds;
 
 }  // namespace
 
+PluginCallRecord TimerRunner::call_record(const TimerRuntime& t, const char* callback) const {
+    PluginCallRecord r;
+    r.pipeline = s_.app_id.c_str();
+    r.agent = t.spec->name.c_str();
+    r.plugin = t.plugin ? t.plugin->name().c_str() : "(built into the host)";
+    r.sha1 = t.plugin ? t.plugin->sha1().c_str() : nullptr;
+    r.callback = callback;
+    return r;
+}
+
 void TimerRunner::start() {
     if (timers_.empty() || thread_.joinable()) return;
     running_ = true;
@@ -64,7 +74,7 @@ bool TimerRunner::join_until(std::chrono::steady_clock::time_point deadline) {
 bool TimerRunner::destroy_instance(TimerRuntime& t) {
     if (!t.created) return false;
     if (t.info->callbacks.destroy) {
-        ClockedCall call(call_, s_.call_record(t, "destroy"));
+        ClockedCall call(call_, call_record(t, "destroy"));
         t.info->callbacks.destroy(t.instance);
     }
     t.instance = nullptr;
@@ -130,7 +140,7 @@ void TimerRunner::fire(TimerRuntime& t) {
     if (!t.created) {
         t.ctx.error.clear();
         void* instance = nullptr;
-        ClockedCall call(call_, s_.call_record(t, "create"));
+        ClockedCall call(call_, call_record(t, "create"));
         verdict = cb.create ? cb.create(&t.ctx, &instance) : MPH_OK;
         if (verdict == MPH_OK) {
             t.instance = instance;
@@ -144,7 +154,7 @@ void TimerRunner::fire(TimerRuntime& t) {
         t.ctx.views.clear();
         const int64_t wall = std::chrono::duration_cast<milliseconds>(
                                  std::chrono::system_clock::now().time_since_epoch()).count();
-        ClockedCall call(call_, s_.call_record(t, "on_timer"));
+        ClockedCall call(call_, call_record(t, "on_timer"));
         verdict = cb.on_timer(t.instance, &t.ctx, t.spec->name.c_str(), wall);
         error = t.ctx.error;
     }

@@ -48,8 +48,7 @@ class TimerRunner {
 public:
     struct Services {
         std::function<bool()> leader;  // on_leader timers fire only while this host leads
-        // What the crash report says of a timer's call.
-        std::function<PluginCallRecord(const TimerRuntime&, const char* callback)> call_record;
+        std::string app_id;  // names the pipeline in crash reports
     };
     explicit TimerRunner(Services services) : s_(std::move(services)) {}
 
@@ -67,6 +66,8 @@ public:
     // Destroys a timer's instance, if it has one (a swap, a reload, the stop); true when it had. Clocked for
     // the hung-callback watch. Under lock(), or once the thread is gone.
     bool destroy_instance(TimerRuntime& t);
+    // What the crash report says of a timer's call.
+    PluginCallRecord call_record(const TimerRuntime& t, const char* callback) const;
 
     // Starts the thread when there are timers. THREAD: the pipeline's starting one.
     void start();

@@ -67,7 +67,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     }
     for (const auto& name : diff.agents_removed) stopping.push_back(running.at(name));
     // Who takes each windowed table's closed windows once the edit is applied (at most one agent).
-    std::shared_ptr<const std::map<std::string, std::string>> closers_after;
+    std::shared_ptr<const WindowClosers> closers_after;
     {
         std::vector<std::pair<const AgentSpec*, const AgentInfo*>> after;
         for (const auto& [name, agent] : running) {
@@ -162,7 +162,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     for (AgentRuntime* agent : stopping)
         for (Lane* lane : lanes_of.at(agent)) {
             if (lane->created) ++report.instances;
-            revoke_instance(*lane);
+            runner_->revoke_instance(*lane);
         }
     std::vector<AgentRuntime*> added;
     {
@@ -207,7 +207,7 @@ Result<SwapReport> Pipeline::apply_topology(const PipelineConfig& edited, const 
     // The events a stopped agent had not taken are done as far as it is concerned: its share of them is
     // finished, so their offsets commit once the remaining agents finish theirs.
     for (auto& lane : removed_lanes) {
-        release_lane(*lane, 1);
+        runner_->release_lane(*lane, 1);
         lane->ctx.tables.clear();
         retired_lanes_.push_back(std::move(lane));
     }

@@ -2,7 +2,7 @@
 // closed go to the one agent taking them (on_window_close), and expired windows are removed. What must be
 // stored once the closes' outputs are acknowledged rides on the event (InFlight::on_finished).
 // THREAD: the lane's worker.
-#include "engine/pipeline.hpp"
+#include "engine/lane_runner.hpp"
 
 #include <algorithm>
 
@@ -12,7 +12,7 @@
 
 namespace mephisto {
 
-void Pipeline::advance_windows(Lane& lane, const std::vector<const rd_kafka_message_t*>& events, InFlight* inflight) {
+void LaneRunner::advance_windows(Lane& lane, const std::vector<const rd_kafka_message_t*>& events, InFlight* inflight) {
     for (const TableBinding& b : lane.ctx.tables) {
         if (!b.store->spec().window) continue;
         const WindowSpec& spec = *b.store->spec().window;
@@ -23,7 +23,7 @@ void Pipeline::advance_windows(Lane& lane, const std::vector<const rd_kafka_mess
             t = std::max(t, event_time(spec, type == RD_KAFKA_TIMESTAMP_NOT_AVAILABLE ? -1 : ts,
                                        {static_cast<const char*>(msg->payload), msg->payload ? msg->len : 0}));
         }
-        const auto closers = std::atomic_load(&window_closers_);  // a reload may replace it
+        const auto closers = std::atomic_load(s_.window_closers);  // a reload may replace it
         auto closer = closers->find(b.name);
         const bool takes = closer == closers->end() || closer->second == lane.agent->spec->name;
         uint64_t expired = 0;
