@@ -16,9 +16,10 @@ declare -A may=(
   [tables]="common config plugin"
   [engine]="common config plugin kafka tables"
   [admin]="common"
-  [host]="common config plugin kafka tables engine admin"
-  [supervisor]="common config plugin kafka tables engine admin host"
-  [cli]="common config plugin kafka tables engine admin host supervisor"
+  [cluster]="common kafka"
+  [host]="common config plugin kafka tables engine admin cluster"
+  [supervisor]="common config plugin kafka tables engine admin cluster host"
+  [cli]="common config plugin kafka tables engine admin cluster host supervisor"
 )
 
 status=0

@@ -124,6 +124,37 @@ int status(const AdminOptions& o) {
     return (*ready)["ready"].get<bool>() ? 0 : 2;
 }
 
+int cluster_status(const AdminOptions& o) {
+    auto cluster = get_json(o, "/cluster");
+    if (!cluster) return 1;
+    if (o.json) {
+        std::cout << cluster->dump(2) << "\n";
+        return 0;
+    }
+    for (const auto& p : (*cluster)["pipelines"])
+        std::cout << "pipeline " << p["pipeline"].get<std::string>() << ": " << p["hosts"].get<size_t>()
+                  << " host(s) on " << p["control_topic"].get<std::string>()
+                  << (p["caught_up"].get<bool>() ? "" : " (still reading it)") << "\n";
+    std::cout << "host                               admin                       heartbeat  pipeline: active partitions\n";
+    for (const auto& h : (*cluster)["hosts"]) {
+        char line[512];
+        const std::string id = h["host"].get<std::string>() + (h["self"].get<bool>() ? " *" : "");
+        std::snprintf(line, sizeof line, "%-34s %-27s %6.1f s ago", id.c_str(),
+                      h["admin"].is_string() ? h["admin"].get<std::string>().c_str() : "-",
+                      static_cast<double>(h["age_ms"].get<int64_t>()) / 1000.0);
+        std::cout << line;
+        for (const auto& p : h["pipelines"]) {
+            std::string parts;
+            for (const auto& a : p["active"])
+                parts += (parts.empty() ? "" : " ") + a["topic"].get<std::string>() + "[" +
+                         std::to_string(a["partition"].get<int>()) + "]" + (a["recovering"].get<bool>() ? "(recovering)" : "");
+            std::cout << "  " << p["pipeline"].get<std::string>() << ": " << (parts.empty() ? "none" : parts);
+        }
+        std::cout << "\n";
+    }
+    return 0;
+}
+
 int agents(const AdminOptions& o) {
     auto list = get_json(o, "/agents");
     if (!list) return 1;

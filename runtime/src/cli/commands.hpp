@@ -57,6 +57,8 @@ struct AdminOptions {
 // Exit code 0 when the host is ready, 2 when it answers but is not ready, 1 when it cannot be reached.
 int status(const AdminOptions& options);
 int agents(const AdminOptions& options);
+// `status --cluster`: every host of the host's pipelines (GET /cluster); 0 when it answered, 1 when not.
+int cluster_status(const AdminOptions& options);
 // POST /reload: 0 when every changed plugin was swapped (or none changed), 2 when one was refused.
 int reload(const AdminOptions& options);
 

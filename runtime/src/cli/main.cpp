@@ -38,6 +38,8 @@ int main(int argc, char** argv) {
     run->add_option("--admin", run_admin, "Admin HTTP API address HOST:PORT, or off (default 127.0.0.1:6066)");
     run->add_option("--admin-token", run_admin_token, "Require this bearer token on the admin API")
         ->envname("MEPHISTO_ADMIN_TOKEN");
+    run->add_option("--host-id", run_options.host_id,
+                    "This host's id in the cluster view (default: <hostname>-<pid>-<random>, new at every start)");
     bool run_no_watch = false;
     run->add_flag("--no-watch", run_no_watch, "Do not reload plugins and pipeline files when they change (SIGHUP and POST /reload still do)");
     std::string run_isolation;
@@ -61,6 +63,8 @@ int main(int argc, char** argv) {
     worker->add_option("--plugin-dir", worker_plugin_dir);
     worker->add_option("--state-dir", worker_state_dir);
     worker->add_flag("--no-watch", worker_no_watch);
+    worker->add_option("--host-id", worker_options.host_id);
+    worker->add_option("--advertise-admin", worker_options.advertised_admin);
     std::string worker_dir;
     worker->add_option("--worker-dir", worker_dir)->required();
 
@@ -135,6 +139,9 @@ int main(int argc, char** argv) {
     };
     auto* status = app.add_subcommand("status", "Health, readiness and partitions of a running host; under a supervisor, its workers too (PID, restarts, last exit)");
     add_admin_options(status);
+    bool status_cluster = false;
+    status->add_flag("--cluster", status_cluster,
+                     "Every host of this host's pipelines (GET /cluster): admin URL, partitions held, last heartbeat");
     auto* agents = app.add_subcommand("agents", "The agents of a running host and their counters");
     add_admin_options(agents);
     auto* reload = app.add_subcommand("reload", "Reload the changed plugins of a running host now");
@@ -204,7 +211,7 @@ int main(int argc, char** argv) {
         if (*table_get) return cli::table_get(table_options, table_name, table_key);
         if (*table_dump) return cli::table_dump(table_options, table_name);
         if (*reset) return cli::reset_table(table_options, table_name);
-        if (*status) return cli::status(admin_options);
+        if (*status) return status_cluster ? cli::cluster_status(admin_options) : cli::status(admin_options);
         if (*agents) return cli::agents(admin_options);
         if (*reload) return cli::reload(admin_options);
         return 0;

@@ -287,11 +287,19 @@ Status Pipeline::start() {
     if (!conf) return make_error(config_.file.string() + ": consumer: " + conf.error());
     rd_kafka_conf_set_opaque(conf->get(), this);
     route_logs(conf->get());
-    rd_kafka_conf_set_rebalance_cb(conf->get(), [](rd_kafka_t*, rd_kafka_resp_err_t err,
+    rd_kafka_conf_set_rebalance_cb(conf->get(), [](rd_kafka_t* rk, rd_kafka_resp_err_t err,
                                                    rd_kafka_topic_partition_list_t* parts, void* opaque) {
         auto* self = static_cast<Pipeline*>(opaque);
-        std::lock_guard swap_lock(self->swap_mutex_);  // never during a plugin swap or a topology reload
-        self->task_manager_->on_rebalance(err, parts);
+        {
+            std::lock_guard swap_lock(self->swap_mutex_);  // never during a plugin swap or a topology reload
+            self->task_manager_->on_rebalance(err, parts);
+        }
+        if (char* id = rd_kafka_memberid(rk)) {  // read here, on the consumer thread that owns it
+            std::lock_guard lock(self->member_id_mutex_);
+            self->member_id_ = id;
+            rd_kafka_mem_free(rk, id);
+        }
+        self->rebalances_.fetch_add(1);
     });
     rd_kafka_conf_set_offset_commit_cb(conf->get(), [](rd_kafka_t*, rd_kafka_resp_err_t err,
                                                        rd_kafka_topic_partition_list_t* offsets, void* opaque) {

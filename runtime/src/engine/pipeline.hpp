@@ -135,6 +135,18 @@ public:
     std::vector<RecoveryStatus> recovery_status() const;
     std::vector<ChannelStatus> channel_status() const { return channels_->status(); }
     bool joined() const { return joined_.load(); }  // an assignment was received (possibly empty)
+    // The group member id at the last rebalance (empty before the first), and how many rebalances this host's
+    // consumer went through. THREAD: any.
+    std::string member_id() const;
+    uint64_t rebalances() const { return rebalances_.load(); }
+    // The partitions of this host's (not global) tables and the changelog offset each has persisted.
+    // THREAD: any.
+    struct TableOffset {
+        std::string table;
+        int32_t partition = 0;
+        int64_t offset = -1;
+    };
+    std::vector<TableOffset> table_offsets() const;
     // Leader election (on_leader timers): this host owns partition 0 of the app's leader topic. THREAD: any.
     bool leader() const { return leader_.load(); }
     const std::map<std::string, std::unique_ptr<TableStore>>& tables() const { return state_->stores(); }
@@ -274,6 +286,9 @@ private:
     bool watch_stop_ = false;  // guarded by watch_mutex_
 
     std::atomic<bool> joined_{false};  // set by the task manager
+    std::atomic<uint64_t> rebalances_{0};
+    mutable std::mutex member_id_mutex_;
+    std::string member_id_;  // guarded by member_id_mutex_
     std::atomic<bool> leader_{false};  // set by the task manager
     std::mutex swap_mutex_;  // a plugin swap and a rebalance never interleave
     std::atomic<bool> consuming_{false};

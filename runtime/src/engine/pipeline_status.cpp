@@ -3,6 +3,7 @@
 #include "engine/pipeline.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 namespace mephisto {
 
@@ -38,6 +39,27 @@ std::vector<PartitionStatus> Pipeline::partition_status() const {
         }
         out.push_back(std::move(st));
     }
+    return out;
+}
+
+std::string Pipeline::member_id() const {
+    std::lock_guard lock(member_id_mutex_);
+    return member_id_;
+}
+
+std::vector<Pipeline::TableOffset> Pipeline::table_offsets() const {
+    std::vector<TableOffset> out;
+    auto partitions = partitions_.lock();
+    for (const auto& [key, ps] : *partitions)
+        for (TableShard* shard : ps->shards) {
+            const bool listed = std::any_of(out.begin(), out.end(), [&](const TableOffset& t) {
+                return t.table == shard->store().spec().name && t.partition == shard->partition();
+            });
+            if (!listed) out.push_back({shard->store().spec().name, shard->partition(), shard->persisted_offset()});
+        }
+    std::sort(out.begin(), out.end(), [](const TableOffset& a, const TableOffset& b) {
+        return std::tie(a.table, a.partition) < std::tie(b.table, b.partition);
+    });
     return out;
 }
 

@@ -249,10 +249,11 @@ HttpResponse handle_admin_request(Host& host, const HttpRequest& request) {
     if (path == "/agents") return reply(200, agents(host));
     if (path == "/plugins") return reply(200, plugins(host));
     if (path == "/pipelines") return reply(200, pipelines(host));
+    if (path == "/cluster") return cluster_reply(host);
     if (path.rfind("/tables/", 0) == 0) return table_read(host, path.substr(8));
     return error(404, "no such endpoint: " + path +
-                          " (serving /health, /ready, /metrics, /agents, /plugins, /pipelines, /tables/NAME/KEY, "
-                          "/reloads and POST /reload)");
+                          " (serving /health, /ready, /metrics, /agents, /plugins, /pipelines, /cluster, "
+                          "/tables/NAME/KEY, /reloads and POST /reload)");
 }
 
 }  // namespace mephisto

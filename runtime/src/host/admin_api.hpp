@@ -14,6 +14,9 @@ class Host;
 // the host.)
 HttpResponse handle_admin_request(Host& host, const HttpRequest& request);
 
+// GET /cluster (cluster_api.cpp).
+HttpResponse cluster_reply(const Host& host);
+
 // The Prometheus text exposition of the host's figures (metrics.cpp).
 std::string render_metrics(const Host& host);
 

@@ -135,6 +135,7 @@ Status Host::start_pipeline(PipelineConfig c, StartupControl* control) {
     r.file_sha1 = file_sha1(c.file);
     r.config = std::move(c);
     r.plugins = std::move(*plugins);
+    r.member = join_cluster(r.config, running);
     r.pipeline = std::move(running);
     std::lock_guard lock(running_mutex_);
     running_.push_back(std::move(r));
@@ -144,6 +145,7 @@ Status Host::start_pipeline(PipelineConfig c, StartupControl* control) {
 Result<std::unique_ptr<Host>> Host::start(const HostOptions& options, StartupControl* control) {
     std::unique_ptr<Host> host(new Host());
     host->options_ = options;
+    host->host_id_ = options.host_id.empty() ? generated_host_id() : options.host_id;
     auto log = logger("host");
     std::vector<std::filesystem::path> files = options.files;
     if (files.size() == 1 && std::filesystem::is_directory(files.front())) {
@@ -204,7 +206,11 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options, StartupCon
                                         [self](const HttpRequest& r) { return handle_admin_request(*self, r); });
         if (!server) return make_error(server.error() + " (use --admin HOST:PORT to choose another, or --admin off)");
         host->admin_ = std::move(*server);
-        log->info("admin API on http://{}/ (health, ready, metrics, agents, plugins, pipelines, tables, reloads){}",
+        {
+            std::lock_guard lock(host->admin_url_mutex_);
+            host->admin_url_ = "http://" + host->admin_->address();
+        }
+        log->info("admin API on http://{}/ (health, ready, metrics, agents, plugins, pipelines, cluster, tables, reloads){}",
                   host->admin_->address(), options.admin_token.empty() ? "" : "; a bearer token is required");
     }
     if (options.admin_socket) {  // a worker's, for its supervisor: the same API without a token
@@ -399,6 +405,8 @@ std::vector<std::shared_ptr<void>>* g_abandoned = new std::vector<std::shared_pt
 }  // namespace
 
 bool Host::stop_running(Running r) {
+    if (r.member) r.member->leave(std::chrono::seconds(1));  // the other hosts see it gone at once
+    r.member.reset();
     if (r.pipeline->stop()) return true;  // `r` unloads the plugins only it used
     std::lock_guard lock(g_abandoned_mutex);
     g_abandoned->push_back(r.pipeline);

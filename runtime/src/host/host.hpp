@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "admin/http_server.hpp"
+#include "cluster/cluster_member.hpp"
 #include "config/config.hpp"
 #include "engine/pipeline.hpp"
 #include "engine/file_watcher.hpp"
@@ -49,6 +50,12 @@ struct HostOptions {
     // to the metrics that have none (the host's own: mephisto_up, the reload counters).
     std::optional<std::filesystem::path> admin_socket;
     std::string worker_name;
+    // This host's id in its pipelines' clusters (the control topics, GET /cluster); empty: "<hostname>-<pid>-<4
+    // random hex digits>", new at every start, as Kafka Streams' process id is.
+    std::string host_id;
+    // The admin URL this host gives the other hosts ("http://host:port"); empty: its own admin API's address. A
+    // worker gets its supervisor's.
+    std::string advertised_admin;
 };
 
 // Loads every plugin a pipeline names from its plugin dir, each within the file's plugins.load_timeout. Errors
@@ -79,6 +86,9 @@ private:
     mutable std::mutex mu_;
     std::string step_ = "reading the pipeline files";
 };
+
+// A new id for this host in the cluster view: "<hostname>-<pid>-<4 random hex digits>".
+std::string generated_host_id();
 
 // Loads a pipeline file with the command line's overrides applied.
 Result<PipelineConfig> load_with_overrides(const std::filesystem::path& file, const HostOptions& options);
@@ -122,6 +132,12 @@ public:
     const std::string& worker_name() const { return options_.worker_name; }
     // "host:port" of the admin API, empty when it is off.
     std::string admin_address() const { return admin_ ? admin_->address() : std::string(); }
+    // This host's id in the cluster view, and the admin URL it gives the other hosts ("http://host:port", empty
+    // when the admin API is off). THREAD: any.
+    const std::string& host_id() const { return host_id_; }
+    std::string advertised_admin() const;
+    // Each running pipeline's membership in its cluster (app id, member), for GET /cluster. THREAD: any.
+    std::vector<std::pair<std::string, std::shared_ptr<ClusterMember>>> cluster_members() const;
     // How long a stop may take: the longest shutdown_timeout (the pipelines stop at once).
     std::chrono::milliseconds shutdown_budget() const;
 
@@ -144,7 +160,10 @@ private:
         std::string file_sha1;
         std::map<std::string, std::shared_ptr<Plugin>> plugins;
         std::shared_ptr<Pipeline> pipeline;
+        std::shared_ptr<ClusterMember> member;  // null when the control topic could not be used
     };
+    // Joins the pipeline's cluster (cluster/cluster_member.hpp); a failure is logged, never fatal.
+    std::shared_ptr<ClusterMember> join_cluster(const PipelineConfig& config, const std::shared_ptr<Pipeline>& pipeline);
     HostOptions options_;
     std::optional<std::filesystem::path> pipeline_dir_;  // set: every *.yaml in it; else options_.files
     std::unique_ptr<EmbeddedBroker> broker_;
@@ -158,6 +177,9 @@ private:
     std::unique_ptr<FileWatcher> watcher_;           // plugin directories
     std::unique_ptr<FileWatcher> pipeline_watcher_;  // the pipeline directory, or the files' directories
     std::atomic<bool> abandoned_{false};
+    std::string host_id_;
+    mutable std::mutex admin_url_mutex_;
+    std::string admin_url_;  // guarded by admin_url_mutex_; set once the admin API listens
 };
 
 // `mephisto run`: starts the host and serves until SIGINT/SIGTERM or a pipeline failure. Returns the exit

@@ -39,7 +39,10 @@ int64_t wall_ms() {
 
 class Supervisor {
 public:
-    explicit Supervisor(const RunOptions& options) : options_(options), log_(logger("supervisor")) {}
+    explicit Supervisor(const RunOptions& options)
+        : options_(options),
+          log_(logger("supervisor")),
+          host_id_(options.host.host_id.empty() ? generated_host_id() : options.host.host_id) {}
     int run();
     std::vector<WorkerStatus> snapshot() const;
 
@@ -111,6 +114,7 @@ private:
 
     RunOptions options_;
     std::shared_ptr<spdlog::logger> log_;
+    const std::string host_id_;  // every worker's id in the cluster view
     std::optional<std::filesystem::path> dir_;
     std::unique_ptr<EmbeddedBroker> broker_;
     mutable std::mutex mu_;  // guards workers_ and refused_: the admin thread and the channels read them
@@ -256,6 +260,11 @@ void Supervisor::spawn(Worker& w) {
     if (h.plugin_dir) args.insert(args.end(), {"--plugin-dir", h.plugin_dir->string()});
     if (h.state_dir) args.insert(args.end(), {"--state-dir", h.state_dir->string()});
     if (!h.watch) args.push_back("--no-watch");
+    // The workers are this host to the rest of the cluster: one id, the supervisor's admin API (known here only
+    // when its port was given; with port 0 the workers advertise none).
+    args.insert(args.end(), {"--host-id", host_id_});
+    if (h.admin_listen && !h.admin_listen->ends_with(":0"))
+        args.insert(args.end(), {"--advertise-admin", "http://" + *h.admin_listen});
     args.insert(args.end(), {"--worker-dir", w.dir.string()});
     args.push_back("--");
     for (const auto& [file, sha1] : w.files) args.push_back(file.string());

@@ -1,6 +1,7 @@
 #include "supervisor/supervisor_admin.hpp"
 
 #include <future>
+#include <map>
 
 #include <nlohmann/json.hpp>
 #include <prometheus/metric_family.h>
@@ -197,6 +198,36 @@ HttpResponse reload(const SupervisorAdmin& admin, const std::vector<WorkerStatus
     return reply(refused ? 422 : 200, {{"trigger", "POST /reload"}, {"changes", changes}, {"topology", topology}});
 }
 
+// GET /cluster: each worker knows the cluster of its own pipelines; one host entry per host id, with the
+// pipelines every worker saw it run.
+HttpResponse cluster(const SupervisorAdmin& admin, const std::vector<WorkerStatus>& workers) {
+    std::map<std::string, json> hosts;
+    json pipelines = json::array();
+    json self;
+    for (const auto& a : ask_workers(admin, workers, "GET", "/cluster")) {
+        const json body = a.body();
+        if (!body.is_object()) continue;
+        if (self.is_null() && body.contains("host")) self = body["host"];
+        for (const auto& p : body.value("pipelines", json::array())) pipelines.push_back(p);
+        for (const auto& h : body.value("hosts", json::array())) {
+            if (!h.is_object() || !h.contains("host") || !h["host"].is_string()) continue;
+            json& entry = hosts[h["host"].get<std::string>()];
+            if (entry.is_null()) {
+                entry = h;
+                continue;
+            }
+            for (const auto& p : h.value("pipelines", json::array())) entry["pipelines"].push_back(p);
+            if (h.value("age_ms", int64_t{0}) < entry.value("age_ms", int64_t{0})) {
+                entry["age_ms"] = h["age_ms"];
+                entry["last_heartbeat_ms"] = h["last_heartbeat_ms"];
+            }
+        }
+    }
+    json list = json::array();
+    for (auto& [id, entry] : hosts) list.push_back(std::move(entry));
+    return reply(200, {{"host", self}, {"pipelines", pipelines}, {"hosts", list}});
+}
+
 }  // namespace
 
 HttpResponse handle_supervisor_request(const SupervisorAdmin& admin, const HttpRequest& request) {
@@ -223,12 +254,13 @@ HttpResponse handle_supervisor_request(const SupervisorAdmin& admin, const HttpR
     }
     if (path == "/metrics") return metrics(admin, workers);
     if (path == "/pipelines") return pipelines(admin, workers);
+    if (path == "/cluster") return cluster(admin, workers);
     if (path == "/agents" || path == "/plugins" || path == "/reloads")
         return reply(200, joined_lists(ask_workers(admin, workers, "GET", path)));
     if (path.rfind("/tables/", 0) == 0) return table_read(admin, workers, request);
     return error(404, "no such endpoint: " + path +
-                          " (the supervisor serves /health, /ready, /workers, /metrics, /agents, /pipelines, /plugins, "
-                          "/reloads, /tables/NAME/KEY and POST /reload)");
+                          " (the supervisor serves /health, /ready, /workers, /metrics, /agents, /pipelines, /cluster, "
+                          "/plugins, /reloads, /tables/NAME/KEY and POST /reload)");
 }
 
 }  // namespace mephisto

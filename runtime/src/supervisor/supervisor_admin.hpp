@@ -21,6 +21,7 @@ struct SupervisorAdmin {
 // GET /ready: 200 when every worker runs its pipelines and is ready itself, else 503 naming each one that is not
 //   and why.
 // GET /workers: every worker: pipelines, files, state, pid, restarts, last exit cause, since when.
+// GET /cluster: the hosts every worker knows of from its pipelines' control topics, one entry per host.
 // GET /agents, /pipelines, /plugins, /reloads: every worker's, in one list (a pipeline whose worker is down is
 //   listed with the worker's state and why); GET /metrics: every worker's series, each with its `pipeline`
 //   label, and the supervisor's own per worker; GET /tables/NAME/KEY: the worker that holds it answers;

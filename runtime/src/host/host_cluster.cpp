@@ -1,0 +1,82 @@
+// The host in its pipelines' clusters: each running pipeline has a ClusterMember (cluster/cluster_member.hpp)
+// publishing what this host holds on the pipeline's control topic and following what the other hosts hold.
+#include <unistd.h>
+
+#include <random>
+
+#include "common/logging.hpp"
+#include "host/host.hpp"
+
+namespace mephisto {
+namespace {
+
+constexpr std::chrono::milliseconds kHeartbeat{1000};
+constexpr int64_t kDefaultSessionTimeoutMs = 45'000;  // librdkafka's session.timeout.ms
+
+// A host counts as gone once silent longer than the group waits for a member: by then the group has given its
+// partitions to the others too. Two heartbeats more, so a live host's record is never judged stale in between.
+std::chrono::milliseconds stale_after(const PipelineConfig& config) {
+    int64_t session = kDefaultSessionTimeoutMs;
+    if (auto it = config.consumer_properties.find("session.timeout.ms"); it != config.consumer_properties.end()) {
+        try {
+            session = std::stoll(it->second);
+        } catch (const std::exception&) {  // librdkafka refused it already: the pipeline would not run
+        }
+    }
+    return std::chrono::milliseconds(session) + 2 * kHeartbeat;
+}
+
+}  // namespace
+
+std::string generated_host_id() {
+    char name[256] = {};
+    if (gethostname(name, sizeof name - 1) != 0 || !name[0]) std::snprintf(name, sizeof name, "host");
+    std::random_device random;
+    char id[300];
+    std::snprintf(id, sizeof id, "%s-%d-%04x", name, static_cast<int>(getpid()), random() & 0xffff);
+    return id;
+}
+
+std::string Host::advertised_admin() const {
+    if (!options_.advertised_admin.empty()) return options_.advertised_admin;
+    std::lock_guard lock(admin_url_mutex_);
+    return admin_url_;
+}
+
+std::vector<std::pair<std::string, std::shared_ptr<ClusterMember>>> Host::cluster_members() const {
+    std::vector<std::pair<std::string, std::shared_ptr<ClusterMember>>> out;
+    std::lock_guard lock(running_mutex_);
+    for (const auto& r : running_)
+        if (r.member) out.emplace_back(r.config.app_id, r.member);
+    return out;
+}
+
+std::shared_ptr<ClusterMember> Host::join_cluster(const PipelineConfig& config, const std::shared_ptr<Pipeline>& pipeline) {
+    ClusterMemberOptions o;
+    o.app_id = config.app_id;
+    o.host_id = host_id_;
+    o.client_properties = config.broker.properties;
+    TopicProvisioner* broker = config.broker.embedded ? embedded() : nullptr;
+    o.client_properties["bootstrap.servers"] = broker ? broker->bootstrap() : config.broker.bootstrap;
+    o.embedded = broker;
+    o.heartbeat = kHeartbeat;
+    o.stale_after = stale_after(config);
+    o.log = logger(config.app_id);
+    o.version = [pipeline] { return pipeline->rebalances(); };
+    o.describe = [this, pipeline] {
+        HostRecord r;
+        r.admin = advertised_admin();
+        r.member = pipeline->member_id();
+        for (const auto& p : pipeline->partition_status()) r.active.push_back({p.topic, p.partition, p.recovering});
+        for (const auto& t : pipeline->table_offsets()) r.tables.push_back({t.table, t.partition, t.offset});
+        return r;
+    };
+    auto member = ClusterMember::start(std::move(o));
+    if (!member) {
+        logger(config.app_id)->warn("{}; this host is missing from the cluster view", member.error());
+        return nullptr;
+    }
+    return std::shared_ptr<ClusterMember>(std::move(*member));
+}
+
+}  // namespace mephisto
