@@ -1,5 +1,5 @@
 // The admin API's request parsing, as the server does it (admin/http_request.hpp): Beast's parser within the
-// server's limits, the refusals, the path's percent-decoding and the bearer token.
+// server's limits, the refusals, the path's percent-decoding, the query's parameters and the bearer token.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -17,7 +17,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (parsed.request.body.size() > limits.max_body_bytes) __builtin_trap();
         (void)mephisto::bearer_token(parsed.authorization);
         (void)mephisto::percent_decode(parsed.request.target);
+        (void)mephisto::query_param(parsed.request.target, "redirect");  // the table route's options
     }
+    (void)mephisto::query_param(bytes, "forwarded");
     (void)mephisto::bearer_token(bytes);
     return 0;
 }

@@ -30,6 +30,22 @@ std::string percent_decode(std::string_view in) {
     return out;
 }
 
+std::optional<std::string> query_param(std::string_view target, std::string_view name) {
+    const auto q = target.find('?');
+    if (q == std::string_view::npos) return std::nullopt;
+    std::string_view rest = target.substr(q + 1);
+    while (!rest.empty()) {
+        const auto amp = rest.find('&');
+        const std::string_view pair = rest.substr(0, amp);
+        const auto eq = pair.find('=');
+        if (percent_decode(pair.substr(0, eq)) == name)
+            return eq == std::string_view::npos ? std::string() : percent_decode(pair.substr(eq + 1));
+        if (amp == std::string_view::npos) break;
+        rest = rest.substr(amp + 1);
+    }
+    return std::nullopt;
+}
+
 std::optional<std::string_view> bearer_token(std::string_view header) {
     constexpr std::string_view scheme = "bearer";
     if (header.size() <= scheme.size() || header[scheme.size()] != ' ') return std::nullopt;

@@ -6,6 +6,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace mephisto {
 
@@ -20,7 +22,11 @@ struct HttpResponse {
     int status = 200;
     std::string content_type = "application/json";
     std::string body;
+    std::vector<std::pair<std::string, std::string>> headers = {};  // more headers, as (name, value)
 };
+
+// The value of `name` in the query of `target` ("/path?a=1&b=x"), percent-decoded; nullopt when absent.
+std::optional<std::string> query_param(std::string_view target, std::string_view name);
 
 struct HttpLimits {
     size_t max_header_bytes = 8 * 1024;

@@ -1,5 +1,7 @@
 #include "admin/http_server.hpp"
 
+#include <algorithm>
+
 #include "common/thread_name.hpp"
 
 #include <sys/stat.h>
@@ -147,6 +149,9 @@ private:
         res_.result(static_cast<http::status>(response.status));
         res_.set(http::field::content_type, response.content_type);
         res_.set(http::field::server, "mephisto");
+        for (const auto& [name, value] : response.headers)  // a value may come from another host: no control bytes
+            if (std::none_of(value.begin(), value.end(), [](unsigned char c) { return c < 0x20 || c == 0x7f; }))
+                res_.set(name, value);
         res_.body() = std::move(response.body);
         send(keep_alive_);
     }

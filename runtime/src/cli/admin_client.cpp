@@ -1,11 +1,13 @@
 // `mephisto status`, `mephisto agents` and `mephisto reload`: a running host, through its admin API (a
 // Boost.Beast client).
+#include <cctype>
 #include <iostream>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
@@ -122,6 +124,29 @@ int status(const AdminOptions& o) {
         }
     }
     return (*ready)["ready"].get<bool>() ? 0 : 2;
+}
+
+int table_get_remote(const AdminOptions& o, const std::string& table, const std::string& key) {
+    auto encode = [](const std::string& in) {
+        std::string out;
+        for (unsigned char c : in) {
+            if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
+            else out += fmt::format("%{:02X}", c);
+        }
+        return out;
+    };
+    auto reply = request(o, http::verb::get, "/tables/" + encode(table) + "/" + encode(key));
+    if (!reply) return 1;
+    const json body = json::parse(reply->body, nullptr, false);
+    if (reply->status == 200 && body.is_object() && body.contains("value")) {
+        if (o.json) std::cout << body.dump() << "\n";
+        else std::cout << (body["value"].is_string() ? body["value"].get<std::string>() : body["value"].dump()) << "\n";
+        return 0;
+    }
+    const std::string why = body.is_object() && body.contains("error") ? body["error"].get<std::string>() : reply->body;
+    std::cerr << "table " << table << ": " << why << "\n";
+    if (reply->status == 404) return 3;
+    return reply->status == 503 ? 2 : 1;
 }
 
 int cluster_status(const AdminOptions& o) {

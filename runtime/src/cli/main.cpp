@@ -120,10 +120,16 @@ int main(int argc, char** argv) {
     add_table_options(tables);
     auto* table = app.add_subcommand("table", "Read a table's local store (host stopped)");
     table->require_subcommand(1);
-    auto* table_get = table->add_subcommand("get", "Print the value of KEY");
-    add_table_options(table_get);
-    table_get->add_option("table", table_name, "Table name")->required();
-    table_get->add_option("key", table_key, "Key")->required();
+    auto* table_get = table->add_subcommand(
+        "get", "Print the value of KEY: from a stopped host's store (FILE TABLE KEY), or from a running cluster, "
+               "whichever host holds the key (--admin HOST:PORT TABLE KEY)");
+    std::vector<std::string> table_get_args;
+    table_get->add_option("args", table_get_args, "FILE TABLE KEY, or TABLE KEY with --admin")->expected(2, 3)->required();
+    table_get->add_option("--state-dir", table_state_dir, "Override the file's state_dir");
+    cli::AdminOptions table_get_admin;
+    table_get_admin.address.clear();
+    table_get->add_option("--admin", table_get_admin.address, "Ask the running host at HOST:PORT (any host of a cluster)");
+    table_get->add_option("--admin-token", table_get_admin.token, "Bearer token")->envname("MEPHISTO_ADMIN_TOKEN");
     auto* table_dump = table->add_subcommand("dump", "Print every entry as a JSON line");
     add_table_options(table_dump);
     table_dump->add_option("table", table_name, "Table name")->required();
@@ -208,7 +214,25 @@ int main(int argc, char** argv) {
         if (*broker) return cli::broker(broker_options);
         if (!table_state_dir.empty()) table_options.state_dir = table_state_dir;
         if (*tables) return cli::list_tables(table_options);
-        if (*table_get) return cli::table_get(table_options, table_name, table_key);
+        if (*table_get) {
+            if (!table_get_admin.address.empty()) {
+                if (table_get_args.size() != 2) {
+                    std::cerr << "table get --admin HOST:PORT TABLE KEY: no pipeline file with --admin\n";
+                    return 2;
+                }
+                return cli::table_get_remote(table_get_admin, table_get_args[0], table_get_args[1]);
+            }
+            if (table_get_args.size() != 3) {
+                std::cerr << "table get FILE TABLE KEY (or --admin HOST:PORT TABLE KEY)\n";
+                return 2;
+            }
+            table_options.file = table_get_args[0];
+            if (!std::filesystem::is_regular_file(table_options.file)) {
+                std::cerr << "table get: " << table_options.file.string() << ": no such file\n";
+                return 2;
+            }
+            return cli::table_get(table_options, table_get_args[1], table_get_args[2]);
+        }
         if (*table_dump) return cli::table_dump(table_options, table_name);
         if (*reset) return cli::reset_table(table_options, table_name);
         if (*status) return status_cluster ? cli::cluster_status(admin_options) : cli::status(admin_options);

@@ -5,10 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "admin/json_reply.hpp"
-
-#include "common/json_bounds.hpp"
 #include "host/host.hpp"
-#include "tables/codec.hpp"
 
 namespace mephisto {
 namespace {
@@ -152,44 +149,6 @@ std::pair<bool, std::string> readiness(const Host& host) {
     return {true, "ready"};
 }
 
-HttpResponse table_read(const Host& host, const std::string& rest) {
-    const auto slash = rest.find('/');
-    if (slash == std::string::npos || slash == 0 || slash + 1 == rest.size())
-        return error(400, "use GET /tables/NAME/KEY");
-    const std::string table = rest.substr(0, slash), key = rest.substr(slash + 1);
-    bool declared = false;
-    for (const auto& p : host.pipelines()) {
-        if (!p->tables().count(table)) continue;
-        declared = true;
-        auto found = p->read_table(table, key);
-        if (!found) return error(503, found.error());
-        if (!*found) continue;
-        const TableStore& store = *p->tables().at(table);
-        const auto& [partition, value] = **found;
-        json shown = store.spec().value == ValueCodec::raw ? json(value) : parse_json_bounded(to_json_with(store.codec(), value));
-        // A codec whose JSON does not parse, or nests too deep to render: the bytes, as a string.
-        if (shown.is_discarded()) shown = value;
-        return reply(200, {{"table", table}, {"key", key}, {"partition", partition}, {"value", shown}});
-    }
-    if (!declared) return error(404, "no table '" + table + "' on this host");
-    // Absent: "no such key" when this host serves every partition; else it may live on another host.
-    std::vector<int32_t> served;
-    int partitions = 0;
-    for (const auto& p : host.pipelines()) {
-        if (!p->tables().count(table)) continue;
-        auto [mine, count] = p->served_partitions(table);
-        served.insert(served.end(), mine.begin(), mine.end());
-        partitions = std::max(partitions, count);
-    }
-    if (partitions > 0 && static_cast<int>(served.size()) >= partitions)
-        return error(404, "no such key '" + key + "' in table " + table);
-    std::string list;
-    for (int32_t p : served) list += (list.empty() ? "" : ", ") + std::to_string(p);
-    return error(404, "no key '" + key + "' in the partitions of table " + table + " this host serves (" +
-                          (list.empty() ? "none" : list) + " of " + std::to_string(partitions) +
-                          "); another host may hold it");
-}
-
 json reload_json(const ReloadRecord& r) {
     json changes = json::array();
     for (const auto& c : r.changes) {
@@ -250,7 +209,7 @@ HttpResponse handle_admin_request(Host& host, const HttpRequest& request) {
     if (path == "/plugins") return reply(200, plugins(host));
     if (path == "/pipelines") return reply(200, pipelines(host));
     if (path == "/cluster") return cluster_reply(host);
-    if (path.rfind("/tables/", 0) == 0) return table_read(host, path.substr(8));
+    if (path.rfind("/tables/", 0) == 0) return table_reply(host, request);
     return error(404, "no such endpoint: " + path +
                           " (serving /health, /ready, /metrics, /agents, /plugins, /pipelines, /cluster, "
                           "/tables/NAME/KEY, /reloads and POST /reload)");

@@ -14,6 +14,11 @@ class Host;
 // the host.)
 HttpResponse handle_admin_request(Host& host, const HttpRequest& request);
 
+// GET /tables/NAME/KEY, here or on the host that holds the key (table_route.cpp).
+HttpResponse table_reply(const Host& host, const HttpRequest& request);
+// The partition of `key` in a table of `partitions` partitions, as the host's producer places it (murmur2).
+int32_t key_partition(const std::string& key, int partitions);
+
 // GET /cluster (cluster_api.cpp).
 HttpResponse cluster_reply(const Host& host);
 

@@ -136,6 +136,9 @@ public:
     // when the admin API is off). THREAD: any.
     const std::string& host_id() const { return host_id_; }
     std::string advertised_admin() const;
+    // The bearer token of the admin API (empty: none); a request forwarded to another host of the cluster carries
+    // it, so the hosts of a cluster share one.
+    const std::string& admin_token() const { return options_.admin_token; }
     // Each running pipeline's membership in its cluster (app id, member), for GET /cluster. THREAD: any.
     std::vector<std::pair<std::string, std::shared_ptr<ClusterMember>>> cluster_members() const;
     // How long a stop may take: the longest shutdown_timeout (the pipelines stop at once).

@@ -8,7 +8,7 @@
 #include <prometheus/text_serializer.h>
 
 #include "admin/json_reply.hpp"
-#include "admin/unix_http_client.hpp"
+#include "admin/http_client.hpp"
 #include "supervisor/metrics_merge.hpp"
 
 namespace mephisto {

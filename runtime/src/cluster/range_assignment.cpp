@@ -1,0 +1,37 @@
+#include "cluster/range_assignment.hpp"
+
+#include <algorithm>
+
+namespace mephisto {
+
+std::optional<size_t> range_owner_index(int32_t partition, int partitions, size_t members) {
+    if (members == 0 || partition < 0 || partition >= partitions) return std::nullopt;
+    const size_t per_member = static_cast<size_t>(partitions) / members;
+    const size_t with_extra = static_cast<size_t>(partitions) % members;
+    const auto p = static_cast<size_t>(partition);
+    // The first `with_extra` members hold per_member + 1 partitions each, the others per_member.
+    const size_t in_larger = with_extra * (per_member + 1);
+    if (p < in_larger) return p / (per_member + 1);
+    return with_extra + (p - in_larger) / per_member;  // per_member > 0 here: p < partitions
+}
+
+std::string range_owner(std::vector<std::string> member_ids, int32_t partition, int partitions) {
+    std::sort(member_ids.begin(), member_ids.end());
+    member_ids.erase(std::unique(member_ids.begin(), member_ids.end()), member_ids.end());
+    const auto owner = range_owner_index(partition, partitions, member_ids.size());
+    return owner ? member_ids[*owner] : std::string();
+}
+
+std::vector<std::string> range_successors(std::vector<std::string> member_ids, int32_t partition, int partitions,
+                                          int replicas) {
+    std::vector<std::string> out;
+    std::string owner = range_owner(member_ids, partition, partitions);
+    while (!owner.empty() && static_cast<int>(out.size()) < replicas) {
+        std::erase(member_ids, owner);
+        owner = range_owner(member_ids, partition, partitions);
+        if (!owner.empty()) out.push_back(owner);
+    }
+    return out;
+}
+
+}  // namespace mephisto

@@ -1,0 +1,77 @@
+// The range assignment computed from member ids (cluster/range_assignment): it must be librdkafka's, so that any
+// host can tell who owns a partition and who takes it when its owner leaves. The group's real assignment is
+// compared with it in cluster_view_test; here its arithmetic, on librdkafka's own example and exhaustively.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cluster/range_assignment.hpp"
+
+using namespace mephisto;
+
+TEST_CASE("range assignment: librdkafka's example, two members and three partitions") {
+    // rdkafka_range_assignor.c: C0 gets p0 and p1, C1 gets p2.
+    const std::vector<std::string> members = {"C1", "C0"};  // any order: sorted by id
+    CHECK(range_owner(members, 0, 3) == "C0");
+    CHECK(range_owner(members, 1, 3) == "C0");
+    CHECK(range_owner(members, 2, 3) == "C1");
+}
+
+TEST_CASE("range assignment: members sort as bytes, the first ones get the extra partitions") {
+    const std::vector<std::string> members = {"beta", "Alpha", "alpha"};  // 'A' < 'a' < 'b'
+    std::vector<std::string> owners;
+    for (int32_t p = 0; p < 8; ++p) owners.push_back(range_owner(members, p, 8));
+    CHECK(owners == std::vector<std::string>{"Alpha", "Alpha", "Alpha", "alpha", "alpha", "alpha", "beta", "beta"});
+    // More members than partitions: the last members get none.
+    CHECK(range_owner({"a", "b", "c", "d", "e"}, 1, 2) == "b");
+    CHECK_FALSE(range_owner_index(2, 2, 5));
+    CHECK(range_owner({}, 0, 4).empty());
+}
+
+TEST_CASE("range assignment: every partition has one owner, in consecutive runs whose sizes differ by one at most") {
+    for (size_t members = 1; members <= 12; ++members)
+        for (int partitions = 0; partitions <= 40; ++partitions) {
+            std::map<size_t, std::vector<int32_t>> held;
+            for (int32_t p = 0; p < partitions; ++p) {
+                const auto owner = range_owner_index(p, partitions, members);
+                REQUIRE(owner);
+                REQUIRE(*owner < members);
+                held[*owner].push_back(p);
+            }
+            size_t smallest = partitions, largest = 0, previous_end = 0;
+            for (size_t m = 0; m < members; ++m) {
+                const auto& run = held[m];
+                smallest = std::min(smallest, run.size());
+                largest = std::max(largest, run.size());
+                if (run.empty()) continue;
+                CHECK(static_cast<size_t>(run.front()) == previous_end);  // in member order, no gaps
+                CHECK(static_cast<size_t>(run.back() - run.front() + 1) == run.size());
+                previous_end = static_cast<size_t>(run.back()) + 1;
+            }
+            CHECK(largest - smallest <= 1);
+            if (largest > smallest)  // the larger runs come first
+                for (size_t m = 1; m < members; ++m) CHECK(held[m - 1].size() >= held[m].size());
+        }
+}
+
+TEST_CASE("range assignment: a partition's successors are who owns it as its owners leave, never the owner") {
+    const std::vector<std::string> members = {"a", "b", "c"};
+    // a owns 0-1, b 2-3, c 4-5. Without a: b owns 0-2, c 3-5. Without a and b: c owns all.
+    CHECK(range_successors(members, 0, 6, 1) == std::vector<std::string>{"b"});
+    CHECK(range_successors(members, 0, 6, 5) == std::vector<std::string>{"b", "c"});
+    CHECK(range_successors(members, 3, 6, 1) == std::vector<std::string>{"c"});
+    CHECK(range_successors(members, 5, 6, 2) == std::vector<std::string>{"b", "a"});  // without c: a 0-2, b 3-5
+    CHECK(range_successors({"a"}, 0, 6, 1).empty());
+    // What the successor computes is what the owner's departure gives: the assignment over the others.
+    for (int32_t p = 0; p < 6; ++p) {
+        const std::string owner = range_owner(members, p, 6);
+        std::vector<std::string> others;
+        for (const auto& m : members)
+            if (m != owner) others.push_back(m);
+        CHECK(range_successors(members, p, 6, 1).front() == range_owner(others, p, 6));
+    }
+}

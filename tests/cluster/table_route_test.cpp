@@ -1,0 +1,178 @@
+// Tables queried from any host (Faust's table_route, Kafka Streams' interactive queries): GET /tables/NAME/KEY on
+// a host that does not hold the key is forwarded to the one that does, found through the cluster view, or
+// redirected there with ?redirect=1; `mephisto table get --admin` asks a running cluster. While a rebalance moves
+// partitions the answer is 503 with Retry-After, never a wrong value (RELIABILITY 37).
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include <librdkafka/rdkafka.h>
+#include <nlohmann/json.hpp>
+
+#include "harness.hpp"
+
+using namespace mephisto::test;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kPartitions = 4;  // the repartition topic's, as the embedded broker auto-creates it
+constexpr int kKeys = 40;
+constexpr int kRepeats = 10;  // each key's count
+
+std::string key(int i) { return "k" + std::to_string(i); }
+
+// Counts per word (test_agents' count counts values), each word re-keyed by itself (the by_value key function)
+// through the repartition topic by the host's producer (murmur2): the table's partition of a word is the one the
+// producer's partitioner gives.
+std::string pipeline() {
+    return pipeline_yaml("routed", "topics:\n  words: {partitions: 4}\n"
+                                   "tables: {counts: {value: int64}}\n"
+                                   "agents:\n  counter:\n    plugin: test_agents\n    agent: count\n    from: words\n"
+                                   "    tables: [counts]\n    group_by: {plugin: test_agents, function: by_value}\n");
+}
+
+// Each word kRepeats times, on whatever partition librdkafka's default partitioner picks.
+std::vector<Message> words() {
+    std::vector<Message> out;
+    for (int round = 0; round < kRepeats; ++round)
+        for (int i = 0; i < kKeys; ++i) {
+            Message m;
+            m.value = key(i);
+            out.push_back(m);
+        }
+    return out;
+}
+
+struct Routed : HostFixture {
+    std::map<std::string, std::unique_ptr<HostProcess>> hosts;
+    std::map<std::string, std::string> admin;
+    std::filesystem::path yaml;
+
+    Routed() {
+        broker.create_topic("words", kPartitions);
+        broker.create_topic("routed-__cluster", 1);
+        yaml = dir.write("p.yaml", pipeline());
+    }
+    void start(const std::string& id) {
+        hosts[id] = start_host(yaml, broker.bootstrap(), dir.path() / (id + ".log"),
+                               {"--host-id", id, "--state-dir", (dir.path() / id).string()}, false);
+        admin[id] = admin_address(*hosts[id]);
+    }
+    // Who holds each partition of the table, as host `id` sees the cluster; empty when some partition has no
+    // single holder, or a holder is recovering.
+    std::map<int, std::string> owners(const std::string& id, size_t hosts_expected) {
+        const HttpReply r = http_get(admin.at(id), "/cluster");
+        if (r.status != 200) return {};
+        const json v = json::parse(r.body, nullptr, false);
+        if (v["hosts"].size() != hosts_expected) return {};
+        std::map<int, std::string> out;
+        for (const auto& h : v["hosts"]) {
+            for (const auto& a : h["pipelines"][0]["active"])
+                if (a["recovering"] == true) return {};
+            for (const auto& t : h["pipelines"][0]["tables"]) {
+                const int p = t["partition"];
+                if (out.count(p)) return {};
+                out[p] = h["host"];
+            }
+        }
+        return out.size() == kPartitions ? out : std::map<int, std::string>{};
+    }
+};
+
+// A header of the reply (names lower-cased), empty when absent.
+std::string header(const HttpReply& reply, const std::string& name) {
+    auto it = reply.headers.find(name);
+    return it == reply.headers.end() ? std::string() : it->second;
+}
+
+int partition_of(const std::string& k) {
+    return rd_kafka_msg_partitioner_murmur2(nullptr, k.data(), k.size(), kPartitions, nullptr, nullptr);
+}
+
+}  // namespace
+
+TEST_CASE("a table key read on any host answers the owner's value, forwarded or redirected there") {
+    Routed r;
+    r.start("alpha");
+    r.start("beta");
+    // Both joined before anything is counted: a rebalance while counting would count some words again (at least
+    // once: the embedded broker refuses the revoke's commit), and the expected counts would not be exact.
+    REQUIRE(await([&] { return !r.owners("alpha", 2).empty(); }, 60s));
+    produce(r.broker.bootstrap(), "words", words());
+    REQUIRE(await_caught_up(r.broker.bootstrap(), "routed", "words", kPartitions, 60s));
+    REQUIRE(await_caught_up(r.broker.bootstrap(), "routed", "routed-counter-by_value-repartition", kPartitions, 60s));
+    std::map<int, std::string> owners;
+    REQUIRE(await([&] { return !(owners = r.owners("alpha", 2)).empty() && r.owners("beta", 2) == owners; }, 60s));
+    REQUIRE(std::set<std::string>{owners[0], owners[1], owners[2], owners[3]} == std::set<std::string>{"alpha", "beta"});
+
+    int forwarded = 0;
+    for (const std::string asked : {"alpha", "beta"})
+        for (int i = 0; i < kKeys; ++i) {
+            const HttpReply reply = http_get(r.admin.at(asked), "/tables/counts/" + key(i));
+            REQUIRE_MESSAGE(reply.status == 200, asked << " " << key(i) << ": " << reply.body);
+            const json body = json::parse(reply.body);
+            CHECK(body["value"] == kRepeats);
+            CHECK(body["partition"] == partition_of(key(i)));  // the producer's partitioner, computed here too
+            const std::string owner = owners.at(partition_of(key(i)));
+            CHECK(header(reply, "mephisto-served-by") == owner);
+            if (owner != asked) {
+                ++forwarded;
+                CHECK(header(reply, "mephisto-forwarded-by") == asked);
+            }
+        }
+    CHECK(forwarded > 0);
+
+    // ?redirect=1: where to ask instead.
+    int k = 0;
+    while (owners.at(partition_of(key(k))) == "alpha") ++k;
+    const HttpReply redirect = http_get(r.admin.at("alpha"), "/tables/counts/" + key(k) + "?redirect=1");
+    CHECK(redirect.status == 307);
+    CHECK(header(redirect, "location") == "http://" + r.admin.at("beta") + "/tables/counts/" + key(k) + "?forwarded=1");
+    // A key nobody has: 404 from its owner, whichever host was asked.
+    for (const std::string asked : {"alpha", "beta"}) {
+        const HttpReply missing = http_get(r.admin.at(asked), "/tables/counts/never-counted");
+        CHECK(missing.status == 404);
+        CHECK(header(missing, "mephisto-served-by") == owners.at(partition_of("never-counted")));
+    }
+    // The command line asks any host of the running cluster.
+    std::string out;
+    CHECK(run_cli({"table", "get", "--admin", r.admin.at("alpha"), "counts", key(k)}, r.dir, out) == 0);
+    CHECK(out == std::to_string(kRepeats) + "\n");
+    CHECK(run_cli({"table", "get", "--admin", r.admin.at("beta"), "counts", "never-counted"}, r.dir, out) == 3);
+}
+
+TEST_CASE("while a rebalance moves a table's partitions, a read answers 503 with Retry-After or the right value, never another") {
+    Routed r;
+    r.start("alpha");
+    r.start("beta");
+    REQUIRE(await([&] { return !r.owners("alpha", 2).empty(); }, 60s));  // joined before counting, as above
+    produce(r.broker.bootstrap(), "words", words());
+    REQUIRE(await_caught_up(r.broker.bootstrap(), "routed", "words", kPartitions, 60s));
+    REQUIRE(await_caught_up(r.broker.bootstrap(), "routed", "routed-counter-by_value-repartition", kPartitions, 60s));
+
+    r.start("gamma");  // the group rebalances; gamma restores what it is given from the changelog
+    int answered = 0, refused = 0;
+    auto sweep = [&] {  // every key from every host; true when every answer was the value
+        bool all = true;
+        for (const auto& [asked, address] : r.admin)
+            for (int i = 0; i < kKeys; ++i) {
+                const HttpReply reply = http_get(address, "/tables/counts/" + key(i));
+                if (reply.status == 503) {
+                    CHECK(header(reply, "retry-after") == "1");
+                    ++refused;
+                    all = false;
+                    continue;
+                }
+                REQUIRE_MESSAGE(reply.status == 200, asked << " " << key(i) << ": " << reply.status << " " << reply.body);
+                CHECK(json::parse(reply.body)["value"] == kRepeats);
+                ++answered;
+            }
+        return all;
+    };
+    REQUIRE(await([&] { return !r.owners("gamma", 3).empty() && sweep(); }, 90s));
+    MESSAGE(answered << " reads answered with the value, " << refused << " refused with 503 during the rebalance");
+    CHECK(answered >= 3 * kKeys);
+    for (auto& [id, host] : r.hosts) CHECK(host->stop(SIGTERM, 30s) == 0);
+}
