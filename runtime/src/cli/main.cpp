@@ -40,6 +40,9 @@ int main(int argc, char** argv) {
         ->envname("MEPHISTO_ADMIN_TOKEN");
     run->add_option("--host-id", run_options.host_id,
                     "This host's id in the cluster view (default: <hostname>-<pid>-<random>, new at every start)");
+    run->add_option("--advertise-admin", run_options.advertised_admin,
+                    "The admin URL the other hosts use to reach this one, http://IP:PORT (default: the --admin "
+                    "address; give it when that is 0.0.0.0 or not reachable from them)");
     bool run_no_watch = false;
     run->add_flag("--no-watch", run_no_watch, "Do not reload plugins and pipeline files when they change (SIGHUP and POST /reload still do)");
     std::string run_isolation;

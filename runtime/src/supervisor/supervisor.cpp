@@ -263,7 +263,9 @@ void Supervisor::spawn(Worker& w) {
     // The workers are this host to the rest of the cluster: one id, the supervisor's admin API (known here only
     // when its port was given; with port 0 the workers advertise none).
     args.insert(args.end(), {"--host-id", host_id_});
-    if (h.admin_listen && !h.admin_listen->ends_with(":0"))
+    if (!h.advertised_admin.empty())
+        args.insert(args.end(), {"--advertise-admin", h.advertised_admin});
+    else if (h.admin_listen && !h.admin_listen->ends_with(":0"))
         args.insert(args.end(), {"--advertise-admin", "http://" + *h.admin_listen});
     args.insert(args.end(), {"--worker-dir", w.dir.string()});
     args.push_back("--");
