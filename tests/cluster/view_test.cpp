@@ -244,3 +244,19 @@ TEST_CASE("copartitioned topics keep their partitions together across a random s
     }
     for (auto& [id, host] : running) CHECK(host->stop(SIGTERM, 30s) == 0);
 }
+
+TEST_CASE("a host behind another address advertises the admin URL it is given") {
+    HostFixture f;
+    f.broker.create_topic("in", kPartitions);
+    f.broker.create_topic("out", kPartitions);
+    const auto yaml = f.dir.write("p.yaml", pipeline("advertised"));
+    auto host = start_host(yaml, f.broker.bootstrap(), f.dir.path() / "host.log",
+                           {"--host-id", "nat", "--advertise-admin", "http://192.0.2.7:6066"}, false);
+    const std::string admin = admin_address(*host);  // where it really listens
+    REQUIRE(await([&] {
+        const HttpReply r = http_get(admin, "/cluster");
+        const json v = json::parse(r.body, nullptr, false);
+        return r.status == 200 && v["hosts"].size() == 1 && v["hosts"][0]["admin"] == "http://192.0.2.7:6066";
+    }, 30s));
+    CHECK(host->stop(SIGTERM, 30s) == 0);
+}
