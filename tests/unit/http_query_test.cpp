@@ -5,6 +5,8 @@
 
 #include "admin/http_request.hpp"
 
+using mephisto::percent_decode;
+using mephisto::percent_encode;
 using mephisto::query_param;
 
 TEST_CASE("query parameters: found by name, percent-decoded, absent when not there") {
@@ -17,4 +19,12 @@ TEST_CASE("query parameters: found by name, percent-decoded, absent when not the
     CHECK_FALSE(query_param("/tables/t/k?=1&&", "redirect"));
     CHECK(query_param("/x?a=1&a=2", "a") == "1");  // the first wins
     CHECK_FALSE(query_param("?", ""));
+}
+
+TEST_CASE("percent encoding: unreserved bytes stay, every other byte goes as %XX, and decodes back") {
+    CHECK(percent_encode("k-1_a.b~") == "k-1_a.b~");
+    CHECK(percent_encode("a/b c?&=%") == "a%2Fb%20c%3F%26%3D%25");
+    const std::string bytes("\x00\xff\n\x7f", 4);
+    CHECK(percent_encode(bytes) == "%00%FF%0A%7F");
+    CHECK(percent_decode(percent_encode(bytes)) == bytes);
 }

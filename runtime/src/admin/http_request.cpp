@@ -30,6 +30,21 @@ std::string percent_decode(std::string_view in) {
     return out;
 }
 
+std::string percent_encode(std::string_view in) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : in) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
 std::optional<std::string> query_param(std::string_view target, std::string_view name) {
     const auto q = target.find('?');
     if (q == std::string_view::npos) return std::nullopt;

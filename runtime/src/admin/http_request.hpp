@@ -41,6 +41,8 @@ struct HttpLimits {
 
 // `in` with %XX sequences decoded (a malformed one is kept as it is).
 std::string percent_decode(std::string_view in);
+// `in` with every byte but the unreserved ones (RFC 3986: letters, digits, - _ . ~) as %XX: for a path segment.
+std::string percent_encode(std::string_view in);
 
 // The token of an "Authorization: Bearer <token>" header; nullopt for another scheme. The scheme is
 // case-insensitive (RFC 7235: credentials = auth-scheme 1*SP token68); spaces around the token are ignored.

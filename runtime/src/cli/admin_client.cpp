@@ -1,15 +1,14 @@
 // `mephisto status`, `mephisto agents` and `mephisto reload`: a running host, through its admin API (a
 // Boost.Beast client).
-#include <cctype>
 #include <iostream>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "admin/http_request.hpp"
 #include "cli/commands.hpp"
 
 namespace mephisto::cli {
@@ -127,15 +126,7 @@ int status(const AdminOptions& o) {
 }
 
 int table_get_remote(const AdminOptions& o, const std::string& table, const std::string& key) {
-    auto encode = [](const std::string& in) {
-        std::string out;
-        for (unsigned char c : in) {
-            if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') out += static_cast<char>(c);
-            else out += fmt::format("%{:02X}", c);
-        }
-        return out;
-    };
-    auto reply = request(o, http::verb::get, "/tables/" + encode(table) + "/" + encode(key));
+    auto reply = request(o, http::verb::get, "/tables/" + percent_encode(table) + "/" + percent_encode(key));
     if (!reply) return 1;
     const json body = json::parse(reply->body, nullptr, false);
     if (reply->status == 200 && body.is_object() && body.contains("value")) {

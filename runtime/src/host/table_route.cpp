@@ -7,7 +7,6 @@
 #include <strings.h>
 
 #include <algorithm>
-#include <cctype>
 
 #include <librdkafka/rdkafka.h>
 
@@ -36,22 +35,6 @@ HttpResponse retry_later(const std::string& why) {
 HttpResponse served_by(HttpResponse r, const std::string& host) {
     r.headers.emplace_back("Mephisto-Served-By", host);
     return r;
-}
-
-// Every byte but the unreserved ones as %XX: the key goes back into a path.
-std::string percent_encode(std::string_view in) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string out;
-    for (unsigned char c : in) {
-        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-            out += static_cast<char>(c);
-        } else {
-            out += '%';
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
 }
 
 // "http://host:port" -> "host:port"; empty when the URL is not of that form.

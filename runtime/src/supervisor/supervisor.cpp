@@ -1,129 +1,9 @@
 #include "supervisor/supervisor.hpp"
 
-#include <signal.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <atomic>
-#include <set>
-
-#include "admin/http_server.hpp"
-#include "common/byte_size.hpp"
-#include "common/call_slots.hpp"
-#include "common/duration.hpp"
-#include "common/logging.hpp"
-#include "common/trusted_path.hpp"
-#include "engine/file_watcher.hpp"
-#include "engine/restart_policy.hpp"
-#include "kafka/embedded_broker.hpp"
-#include "supervisor/crash_ledger.hpp"
-#include "supervisor/process_model.hpp"
-#include "supervisor/supervisor_admin.hpp"
-#include "supervisor/worker_channel.hpp"
-#include "supervisor/worker_limits.hpp"
-#include "supervisor/worker_process.hpp"
+#include "supervisor/supervisor_process.hpp"
 
 namespace mephisto {
-
-namespace {
-
-using Clock = std::chrono::steady_clock;
-constexpr const char* kSharedWorker = "shared";  // the worker of the pipelines with isolation none
-
-int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-
-class Supervisor {
-public:
-    explicit Supervisor(const RunOptions& options)
-        : options_(options),
-          log_(logger("supervisor")),
-          host_id_(options.host.host_id.empty() ? generated_host_id() : options.host.host_id) {}
-    int run();
-    std::vector<WorkerStatus> snapshot() const;
-
-private:
-    struct Worker {
-        WorkerStatus status;
-        std::map<std::filesystem::path, std::string> files;  // file -> SHA-1 of the content it runs
-        std::map<std::filesystem::path, std::string> apps;   // file -> app id
-        // file -> the directories of its RocksDB tables (<state_dir>/<table>): no two pipelines may share one.
-        std::map<std::filesystem::path, std::vector<std::filesystem::path>> table_dirs;
-        // <state_dir>/workers/<name>: its calls in progress (call_slots) and its crash ledger.
-        std::filesystem::path dir;
-        SupervisorSpec restart;
-        std::chrono::milliseconds shutdown_timeout{30'000};
-        std::unique_ptr<RestartPolicy> policy;
-        std::unique_ptr<WorkerChannel> channel;
-        Clock::time_point restart_at{};
-        Clock::time_point stop_deadline{};
-        bool respawn_when_stopped = false;  // its files changed: start it again once it is down
-        // limits and callback_timeout, from its pipeline file(s) (the smallest set, for the shared worker).
-        Millis callback_timeout{0};
-        uint64_t memory_limit = 0;
-        double cpu_limit = 0;
-        std::unique_ptr<WorkerLimits> limits;  // made at its first start; again when the limits change
-        uint64_t oom_kills_before = 0;         // the group's count when this run started
-        // The call the supervisor killed this run for: it ran past callback_timeout.
-        std::optional<call_slots::CallInProgress> hung;
-    };
-
-    // The worker a pipeline belongs to.
-    std::string worker_name(const PipelineConfig& c) const {
-        const Isolation isolation = options_.isolation ? *options_.isolation : c.isolation.value_or(Isolation::process);
-        return isolation == Isolation::process ? c.app_id : kSharedWorker;
-    }
-    // Adds the pipeline of `file` to its worker (made if new); an error when it cannot run here.
-    Status adopt(const std::filesystem::path& file, const PipelineConfig& c, const std::string& sha1);
-    Status ensure_embedded_broker(const PipelineConfig& c);
-    void spawn(Worker& w);
-    void set_state(Worker& w, std::string state, std::string reason = {});
-    // A worker's state: the thread of its channel sets it too (when the worker says it runs). Not under mu_.
-    std::string state_of(const Worker& w) const;
-    // The status's pipelines and files, from `apps`; the caller holds mu_.
-    static void list_pipelines(Worker& w);
-    // SIGTERM to a running worker, killed if it outlasts its shutdown_timeout; started again once down when
-    // `respawn`.
-    void ask_to_stop(Worker& w, const std::string& why, bool respawn);
-    void reap();
-    void on_exit(Worker& w, int wait_status);
-    // Removes a worker whose files are gone. Its channel is destroyed outside mu_: the channel's thread may be
-    // waiting for mu_ in a handler, and destroying the channel joins it.
-    void forget(std::string name);
-    // Pins a crash on the record being processed, when the worker's calls in progress name one; `fault` names
-    // a kill by the supervisor or the kernel ("callback_timeout", "memory"), else the signal does.
-    void count_crash(Worker& w, int wait_status, const std::string& fault);
-    // Kills a worker whose callback has run past its callback_timeout.
-    void watch_for_hang(Worker& w);
-    // The directories of the pipeline's RocksDB tables.
-    static std::vector<std::filesystem::path> table_dirs(const PipelineConfig& c);
-    // An error when a table of `file` would be stored where another pipeline's is: two workers opening one
-    // RocksDB directory, the second would fail to start again and again. The caller holds mu_.
-    Status table_clash(const std::filesystem::path& file, const PipelineConfig& c) const;
-    // The worker's settings from its pipeline file(s): true when its limits changed.
-    static bool take_settings(Worker& w, const PipelineConfig& c);
-    void sync_files();
-    void restart_failed(const std::string& why);
-    void forward(int sig);
-    // Stops every worker (SIGTERM), within the longest shutdown_timeout; `why` says what asked.
-    int stop(const std::string& why);
-
-    RunOptions options_;
-    std::shared_ptr<spdlog::logger> log_;
-    const std::string host_id_;  // every worker's id in the cluster view
-    std::optional<std::filesystem::path> dir_;
-    std::unique_ptr<EmbeddedBroker> broker_;
-    mutable std::mutex mu_;  // guards workers_ and refused_: the admin thread and the channels read them
-    std::map<std::string, std::unique_ptr<Worker>> workers_;
-    std::map<std::filesystem::path, std::pair<std::string, std::string>> refused_;  // file -> (SHA-1, why)
-    std::atomic<bool> files_changed_{false};
-    std::unique_ptr<FileWatcher> watcher_;
-    std::unique_ptr<HttpServer> admin_;
-};
+namespace supervisor_detail {
 
 std::vector<WorkerStatus> Supervisor::snapshot() const {
     std::lock_guard lock(mu_);
@@ -333,130 +213,6 @@ void Supervisor::spawn(Worker& w) {
     (*channel)->start();
     w.channel = std::move(*channel);
     log_->info("worker {} started (pid {}) for {}", w.status.name, *pid, fmt::join(w.status.files, ", "));
-}
-
-void Supervisor::reap() {
-    for (;;) {
-        int status = 0;
-        const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-        if (pid <= 0) return;
-        for (auto& [name, w] : workers_)
-            if (w->status.pid == pid) {
-                on_exit(*w, status);
-                break;
-            }
-    }
-}
-
-void Supervisor::on_exit(Worker& w, int wait_status) {
-    std::string cause = describe_exit(wait_status), fault;
-    const bool sigkill = WIFSIGNALED(wait_status) && WTERMSIG(wait_status) == SIGKILL;
-    if (sigkill && w.hung) {
-        fault = "callback_timeout";
-        cause = "killed for hang: " + w.hung->agent + "'s " + w.hung->callback +
-                (w.hung->about_an_event() ? " on " + w.hung->topic + "[" + std::to_string(w.hung->partition) + "]@" +
-                                                std::to_string(w.hung->offset)
-                                          : std::string()) +
-                " ran past callback_timeout " + format_duration(w.callback_timeout);
-    } else if (sigkill && w.limits && w.limits->oom_kills() > w.oom_kills_before) {
-        fault = "memory";
-        cause = "killed for memory: past limits.memory " + format_byte_size(w.memory_limit);
-    }
-    {
-        std::lock_guard lock(mu_);
-        w.status.pid = -1;
-        w.status.last_exit = cause;
-    }
-    if (state_of(w) == "stopping") {
-        if (w.files.empty()) {
-            log_->info("worker {} stopped ({}); its files are gone", w.status.name, cause);
-            forget(w.status.name);
-            return;
-        }
-        set_state(w, "stopped", "stopped on request");
-        log_->info("worker {} stopped ({})", w.status.name, cause);
-        if (std::exchange(w.respawn_when_stopped, false)) spawn(w);
-        return;
-    }
-    const bool clean = WIFEXITED(wait_status) && WEXITSTATUS(wait_status) == 0;
-    if (clean) {  // someone stopped it on purpose (SIGTERM to the worker itself): not a crash
-        set_state(w, "stopped", "exited on its own, with code 0 (a SIGTERM sent to it?); SIGHUP the supervisor to start it");
-        log_->warn("worker {} exited with code 0 without being asked; not restarted (SIGHUP restarts it)", w.status.name);
-        return;
-    }
-    count_crash(w, wait_status, fault);
-    const auto decision = w.policy->on_failure(Clock::now());
-    if (decision.quarantine) {
-        const std::string why = cause + "; it crashed " + std::to_string(decision.restarts_in_window) + " times within " +
-                                format_duration(w.restart.within) + ", more than supervisor.max_restarts (" +
-                                std::to_string(w.restart.max_restarts) + ")";
-        set_state(w, "failed", why);
-        log_->error("pipeline(s) {} failed: {}; not restarted again until the file changes or SIGHUP; the other "
-                    "pipelines run on",
-                    fmt::join(w.status.pipelines, ", "), why);
-        return;
-    }
-    {
-        std::lock_guard lock(mu_);
-        w.status.restarts++;
-    }
-    w.restart_at = Clock::now() + decision.delay;
-    set_state(w, "restarting", cause);
-    log_->error("worker {} {}; restarting it in {} ms (restart {} within supervisor.within); the other pipelines run on",
-                w.status.name, cause, decision.delay.count(), decision.restarts_in_window);
-}
-
-void Supervisor::forget(std::string name) {
-    std::unique_ptr<Worker> gone;
-    {
-        std::lock_guard lock(mu_);
-        auto it = workers_.find(name);
-        if (it == workers_.end()) return;
-        gone = std::move(it->second);
-        workers_.erase(it);
-    }
-}
-
-void Supervisor::count_crash(Worker& w, int wait_status, const std::string& killed_for) {
-    const auto calls = call_slots::read(w.dir / "calls");
-    auto culprit = killed_for == "callback_timeout" ? w.hung : call_slots::culprit(calls);
-    // Killed for memory: the call that had run longest is the one that kept allocating (the others, a
-    // pass-through's, last microseconds); not "the only call", which another partition's lane breaks.
-    if (!culprit && killed_for == "memory") culprit = call_slots::culprit(calls, call_slots::now_ns());
-    if (!culprit || !culprit->about_an_event()) return;
-    std::string fault = killed_for;
-    if (fault.empty() && culprit->fault == call_slots::kFaultExit) {
-        fault = "exit";
-    } else if (fault.empty()) {
-        const int sig = culprit->fault != 0 ? culprit->fault : (WIFSIGNALED(wait_status) ? WTERMSIG(wait_status) : 0);
-        const char* abbrev = sig > 0 ? sigabbrev_np(sig) : nullptr;
-        fault = abbrev ? std::string("SIG") + abbrev : "unknown";
-    }
-    auto counted = crash_ledger::add_crash(w.dir / "crashes.json", *culprit, fault, wall_ms());
-    if (!counted) {
-        log_->error("worker {}: cannot count the crash of {}: {}", w.status.name, culprit->topic, counted.error());
-        return;
-    }
-    log_->error("pipeline {}, agent {}: record {} crashed the worker ({}, plugin {} sha1 {}), {} time(s) so far",
-                counted->pipeline, counted->agent, counted->place(), fault, counted->plugin, counted->sha1,
-                counted->crashes);
-}
-
-void Supervisor::watch_for_hang(Worker& w) {
-    if (w.callback_timeout.count() <= 0 || w.status.pid <= 0 || w.hung) return;
-    if (const auto state = state_of(w); state != "running" && state != "starting") return;
-    const int64_t started_before =
-        call_slots::now_ns() - std::chrono::duration_cast<std::chrono::nanoseconds>(w.callback_timeout).count();
-    auto hung = call_slots::culprit(call_slots::read(w.dir / "calls", true), started_before);
-    if (!hung) return;
-    w.hung = hung;
-    log_->error("worker {}: {}'s {} on {} has run past callback_timeout {}: killing the worker (it counts as a crash "
-                "of that record)",
-                w.status.name, hung->agent, hung->callback,
-                hung->about_an_event() ? hung->topic + "[" + std::to_string(hung->partition) + "]@" + std::to_string(hung->offset)
-                                       : std::string("no record"),
-                format_duration(w.callback_timeout));
-    ::kill(w.status.pid, SIGKILL);
 }
 
 void Supervisor::sync_files() {
@@ -702,7 +458,7 @@ int Supervisor::run() {
     }
 }
 
-}  // namespace
+}  // namespace supervisor_detail
 
 int run_supervisor(const RunOptions& options) {
     // Signals are taken with sigtimedwait by the main thread, which forks the workers (PR_SET_PDEATHSIG follows
@@ -711,7 +467,7 @@ int run_supervisor(const RunOptions& options) {
     sigemptyset(&signals);
     for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, sig);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    Supervisor supervisor(options);
+    supervisor_detail::Supervisor supervisor(options);
     return supervisor.run();
 }
 
