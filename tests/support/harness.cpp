@@ -207,9 +207,11 @@ bool TopicReader::read_until(const std::function<bool(const std::vector<Record>&
 
 bool TopicReader::read_to_end(std::chrono::milliseconds timeout) {
     const auto ends = end_offsets(bootstrap_, topic_, partitions_);
+    std::map<int32_t, int64_t> next;
+    size_t seen = 0;  // records already counted in `next`: the condition runs after every poll
     return read_until([&](const std::vector<Record>& records) {
-        std::map<int32_t, int64_t> next;
-        for (const auto& r : records) next[r.partition] = std::max(next[r.partition], r.offset + 1);
+        for (; seen < records.size(); ++seen)
+            next[records[seen].partition] = std::max(next[records[seen].partition], records[seen].offset + 1);
         for (auto [p, end] : ends)
             if (next[p] < end) return false;
         return true;

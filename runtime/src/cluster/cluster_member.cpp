@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "common/thread_name.hpp"
+#include "common/wall_clock.hpp"
 #include "kafka/topic_admin.hpp"
 
 namespace mephisto {
@@ -12,10 +13,6 @@ using std::chrono::milliseconds;
 
 // Hosts remembered at most: records under ever new keys (a misbehaving writer) cannot grow the view without bound.
 constexpr size_t kMaxHosts = 4096;
-
-int64_t wall_ms() {
-    return std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
 
 }  // namespace
 

@@ -6,6 +6,7 @@
 #include "engine/channels.hpp"
 
 #include "common/logging.hpp"
+#include "common/wall_clock.hpp"
 #include "engine/agent_runtime.hpp"
 
 namespace mephisto {
@@ -55,9 +56,7 @@ mph_status Channels::send(mph_agent_ctx& ctx, PartitionState& channel, const voi
                                                 : std::nullopt);
         rd_kafka_headers_destroy(headers);
     }
-    event.timestamp_ms = timestamp_ms > 0 ? timestamp_ms
-                                           : std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                 std::chrono::system_clock::now().time_since_epoch()).count();
+    event.timestamp_ms = timestamp_ms > 0 ? timestamp_ms : wall_ms();
     event.sequence = channel.channel_sequence.fetch_add(1, std::memory_order_relaxed);
     const size_t key_hash = event.key() ? std::hash<std::string_view>{}(*event.key()) : static_cast<size_t>(event.sequence);
     if (ctx.stats) ctx.stats->outputs.fetch_add(1, std::memory_order_relaxed);

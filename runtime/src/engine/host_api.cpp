@@ -107,7 +107,7 @@ const WindowSpec* window_of(const TableBinding& b) {
 int64_t time_for(mph_agent_ctx* ctx, const TableBinding& b, int32_t source) {
     const WindowSpec& spec = *window_of(b);
     if (source == MPH_WINDOW_NOW || (source == MPH_WINDOW_RELATIVE && spec.relative_to == TimeSource::now))
-        return wall_clock_ms();
+        return wall_ms();
     if (const rd_kafka_message_t* msg = ctx->message) {
         WindowSpec event_spec = spec;
         if (event_spec.relative_to == TimeSource::now) event_spec.relative_to = TimeSource::stream;
@@ -117,7 +117,7 @@ int64_t time_for(mph_agent_ctx* ctx, const TableBinding& b, int32_t source) {
                           {static_cast<const char*>(msg->payload), msg->payload ? msg->len : 0});
     }
     const int64_t stream = WindowedShard(*b.shard, spec).stream_time();
-    return stream >= 0 ? stream : wall_clock_ms();
+    return stream >= 0 ? stream : wall_ms();
 }
 
 // Hands `v` (or the table's default) to the plugin as the callback's view.

@@ -6,6 +6,7 @@
 #include "common/cron.hpp"
 #include "common/logging.hpp"
 #include "common/thread_name.hpp"
+#include "common/wall_clock.hpp"
 #include "engine/clocked_call.hpp"
 #include "engine/failure_policy.hpp"
 
@@ -152,8 +153,7 @@ void TimerRunner::fire(TimerRuntime& t) {
     if (t.created) {
         t.ctx.error.clear();
         t.ctx.views.clear();
-        const int64_t wall = std::chrono::duration_cast<milliseconds>(
-                                 std::chrono::system_clock::now().time_since_epoch()).count();
+        const int64_t wall = wall_ms();
         ClockedCall call(call_, call_record(t, "on_timer"));
         verdict = cb.on_timer(t.instance, &t.ctx, t.spec->name.c_str(), wall);
         error = t.ctx.error;

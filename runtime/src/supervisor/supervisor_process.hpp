@@ -16,6 +16,7 @@
 #include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "common/trusted_path.hpp"
+#include "common/wall_clock.hpp"
 #include "engine/file_watcher.hpp"
 #include "engine/restart_policy.hpp"
 #include "kafka/embedded_broker.hpp"
@@ -32,10 +33,7 @@ namespace mephisto::supervisor_detail {
 using Clock = std::chrono::steady_clock;
 inline constexpr const char* kSharedWorker = "shared";  // the worker of the pipelines with isolation none
 
-inline int64_t wall_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
+using mephisto::wall_ms;
 
 class Supervisor {
 public:

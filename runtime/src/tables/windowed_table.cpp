@@ -56,20 +56,15 @@ int64_t decode_i64(std::string_view s) {
 
 }  // namespace
 
-int64_t wall_clock_ms() {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 int64_t event_time(const WindowSpec& spec, int64_t timestamp_ms, std::string_view value) {
-    if (spec.relative_to == TimeSource::now) return wall_clock_ms();
+    if (spec.relative_to == TimeSource::now) return wall_ms();
     if (spec.relative_to == TimeSource::field && !value.empty()) {
         auto doc = parse_json_bounded(value);
         if (doc.is_object())
             if (auto it = doc.find(spec.time_field); it != doc.end() && it->is_number())
                 return it->is_number_integer() ? it->get<int64_t>() : static_cast<int64_t>(it->get<double>());
     }
-    return timestamp_ms >= 0 ? timestamp_ms : wall_clock_ms();
+    return timestamp_ms >= 0 ? timestamp_ms : wall_ms();
 }
 
 std::vector<TimeWindow> windows_containing(const WindowSpec& spec, int64_t t) {

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/wall_clock.hpp"
 #include "config/config.hpp"
 
 namespace mephisto {
@@ -44,7 +45,6 @@ bool is_window_meta_key(std::string_view stored);
 // in a JSON field of its value (relative_to field; the timestamp when the field is missing), or the wall clock
 // (relative_to now). An event without a timestamp is stamped with the wall clock.
 int64_t event_time(const WindowSpec& spec, int64_t timestamp_ms, std::string_view value);
-int64_t wall_clock_ms();
 
 // One window's final value for one key, handed to on_window_close.
 struct ClosedWindow {
