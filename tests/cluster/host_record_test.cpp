@@ -18,7 +18,7 @@ HostRecord sample() {
     r.admin = "http://127.0.0.1:6066";
     r.member = "rdkafka-6c1f";
     r.active = {{"in", 0, false}, {"in", 3, true}};
-    r.standby = {{"in", 1, false}};
+    r.standby = {{"totals", 1, 877, 12}, {"totals", 2, -1, -1}};
     r.tables = {{"totals", 0, 1234}, {"totals", 3, -1}};
     r.started_ms = 1'790'000'000'000;
     r.heartbeat_ms = 1'790'000'012'345;

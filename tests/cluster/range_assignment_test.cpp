@@ -75,3 +75,27 @@ TEST_CASE("range assignment: a partition's successors are who owns it as its own
         CHECK(range_successors(members, p, 6, 1).front() == range_owner(others, p, 6));
     }
 }
+
+TEST_CASE("range assignment: a member keeps the standbys of the partitions it would take over, never its own") {
+    const std::vector<std::string> members = {"a", "b", "c"};
+    // 8 partitions: a owns 0-2, b 3-5, c 6-7. Without a: b 0-3, c 4-7. Without b: a 0-3, c 4-7. Without c: a 0-3,
+    // b 4-7.
+    CHECK(standby_partitions(members, "a", 8, 1) == std::vector<int32_t>{3});
+    CHECK(standby_partitions(members, "b", 8, 1) == std::vector<int32_t>{0, 1, 2, 6, 7});
+    CHECK(standby_partitions(members, "c", 8, 1) == std::vector<int32_t>{4, 5});
+    // Two replicas: every partition on both other members.
+    CHECK(standby_partitions(members, "a", 8, 2) == std::vector<int32_t>{3, 4, 5, 6, 7});
+    CHECK(standby_partitions(members, "a", 8, 0).empty());
+    CHECK(standby_partitions({"a"}, "a", 8, 1).empty());  // alone: nowhere to take over from
+    // Each partition has exactly `replicas` standbys when there are enough members, none on its owner.
+    const std::vector<std::string> five = {"m1", "m2", "m3", "m4", "m5"};
+    for (int replicas = 1; replicas <= 4; ++replicas) {
+        std::map<int32_t, int> count;
+        for (const auto& m : five)
+            for (int32_t p : standby_partitions(five, m, 12, replicas)) {
+                CHECK(range_owner(five, p, 12) != m);
+                ++count[p];
+            }
+        for (int32_t p = 0; p < 12; ++p) CHECK(count[p] == replicas);
+    }
+}

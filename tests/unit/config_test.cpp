@@ -694,6 +694,26 @@ TEST_CASE("config: windowed tables parse, with the documented defaults, and bad 
             {"a global table cannot be windowed"});
 }
 
+TEST_CASE("config: standby_replicas, per pipeline and per table, default 0, none on a global table") {
+    Fixture f;
+    const std::string head = "app: shop\ntopics: {in: {}}\n";
+    const std::string agents = "agents: {a: {plugin: p, from: in, tables: [t, u, g]}}\n";
+    auto none = f.ok(head + "tables: {t: {}, u: {}, g: {global: true}}\n" + agents);
+    CHECK(none.standby_replicas == 0);
+    CHECK(none.tables[0].standby_replicas == 0);
+    auto c = f.ok(head + "standby_replicas: 1\ntables: {t: {}, u: {standby_replicas: 2}, g: {global: true}}\n" + agents);
+    CHECK(c.standby_replicas == 1);
+    CHECK(c.tables[0].standby_replicas == 1);  // the pipeline's
+    CHECK(c.tables[1].standby_replicas == 2);  // its own
+    CHECK(c.tables[2].standby_replicas == 0);  // every host holds a global table whole
+    auto off = f.ok(head + "standby_replicas: 2\ntables: {t: {standby_replicas: 0}, u: {}, g: {global: true}}\n" + agents);
+    CHECK(off.tables[0].standby_replicas == 0);
+    f.error(head + "standby_replicas: 17\ntables: {t: {}}\n" + agents, 3, 19, {"standby_replicas must be"});
+    f.error(head + "tables: {t: {standby_replicas: -1}}\n" + agents, 3, 32, {"tables.t.standby_replicas must be"});
+    f.error(head + "tables: {t: {global: true, standby_replicas: 1}}\n" + agents, 3, 46,
+            {"a global table is on every host already; standby_replicas does not apply"});
+}
+
 TEST_CASE("config: take gathers batches for on_batch") {
     Fixture f;
     auto c = f.ok("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, take: {max: 50, within: 250ms}}}\n");

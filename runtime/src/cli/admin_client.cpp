@@ -151,7 +151,7 @@ int cluster_status(const AdminOptions& o) {
         std::cout << "pipeline " << p["pipeline"].get<std::string>() << ": " << p["hosts"].get<size_t>()
                   << " host(s) on " << p["control_topic"].get<std::string>()
                   << (p["caught_up"].get<bool>() ? "" : " (still reading it)") << "\n";
-    std::cout << "host                               admin                       heartbeat  pipeline: active partitions\n";
+    std::cout << "host                               admin                       heartbeat  pipeline: active partitions; standby replicas\n";
     for (const auto& h : (*cluster)["hosts"]) {
         char line[512];
         const std::string id = h["host"].get<std::string>() + (h["self"].get<bool>() ? " *" : "");
@@ -164,7 +164,13 @@ int cluster_status(const AdminOptions& o) {
             for (const auto& a : p["active"])
                 parts += (parts.empty() ? "" : " ") + a["topic"].get<std::string>() + "[" +
                          std::to_string(a["partition"].get<int>()) + "]" + (a["recovering"].get<bool>() ? "(recovering)" : "");
+            std::string standbys;
+            for (const auto& s : p["standby"])
+                standbys += (standbys.empty() ? "" : " ") + s["table"].get<std::string>() + "[" +
+                            std::to_string(s["partition"].get<int>()) + "] lag " +
+                            (s["lag"].is_number() ? std::to_string(s["lag"].get<int64_t>()) : std::string("?"));
             std::cout << "  " << p["pipeline"].get<std::string>() << ": " << (parts.empty() ? "none" : parts);
+            if (!standbys.empty()) std::cout << "; standby " << standbys;
         }
         std::cout << "\n";
     }

@@ -50,6 +50,27 @@ bool read_partitions(const json& obj, const char* field, std::vector<HeldPartiti
     return true;
 }
 
+json standbys_json(const std::vector<StandbyReplica>& standbys) {
+    json out = json::array();
+    for (const auto& s : standbys)
+        out.push_back({{"table", s.table}, {"partition", s.partition}, {"offset", s.offset}, {"lag", s.lag}});
+    return out;
+}
+
+bool read_standbys(const json& obj, std::vector<StandbyReplica>& out, std::string& error) {
+    auto it = obj.find("standby");
+    if (it == obj.end()) return true;  // absent: none
+    if (!it->is_array()) return error = "field 'standby' is not an array", false;
+    for (const auto& s : *it) {
+        StandbyReplica replica;
+        if (!s.is_object() || !read(s, "table", replica.table, error) || !read(s, "partition", replica.partition, error) ||
+            !read(s, "offset", replica.offset, error) || !read(s, "lag", replica.lag, error))
+            return error = "an entry of 'standby': " + (error.empty() ? std::string("not an object") : error), false;
+        out.push_back(std::move(replica));
+    }
+    return true;
+}
+
 }  // namespace
 
 std::string to_json(const HostRecord& r) {
@@ -60,7 +81,7 @@ std::string to_json(const HostRecord& r) {
                 {"admin", r.admin},
                 {"member", r.member},
                 {"active", partitions_json(r.active)},
-                {"standby", partitions_json(r.standby)},
+                {"standby", standbys_json(r.standby)},
                 {"tables", tables},
                 {"started_ms", r.started_ms},
                 {"heartbeat_ms", r.heartbeat_ms}}
@@ -78,7 +99,7 @@ Result<HostRecord> parse_host_record(std::string_view key, std::string_view valu
     if (!read(obj, "host", r.host, error) || !read(obj, "pipeline", r.pipeline, error) ||
         !read(obj, "admin", r.admin, error) || !read(obj, "member", r.member, error) ||
         !read(obj, "heartbeat_ms", r.heartbeat_ms, error) || !read(obj, "started_ms", r.started_ms, error) ||
-        !read_partitions(obj, "active", r.active, error) || !read_partitions(obj, "standby", r.standby, error))
+        !read_partitions(obj, "active", r.active, error) || !read_standbys(obj, r.standby, error))
         return make_error(error);
     if (r.host != key) return make_error("the record names host '" + r.host + "' under the key '" + std::string(key) + "'");
     if (auto it = obj.find("tables"); it != obj.end()) {

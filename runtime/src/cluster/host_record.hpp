@@ -31,14 +31,23 @@ struct TablePartitionOffset {
     bool operator==(const TablePartitionOffset&) const = default;
 };
 
+// A standby replica of a table partition held here: its changelog followed, never served as active.
+struct StandbyReplica {
+    std::string table;
+    int32_t partition = 0;
+    int64_t offset = -1;  // the changelog offset applied; -1: none yet
+    int64_t lag = -1;     // changelog records behind the end it last saw; -1: not known yet
+    bool operator==(const StandbyReplica&) const = default;
+};
+
 struct HostRecord {
     std::string host;      // the host's id (the record's key)
     std::string pipeline;  // the app id
     std::string admin;     // its admin API, "http://host:port"; empty when it has none
     std::string member;    // its consumer group member id; empty before it joined
     std::vector<HeldPartition> active;
-    std::vector<HeldPartition> standby;
-    std::vector<TablePartitionOffset> tables;
+    std::vector<StandbyReplica> standby;
+    std::vector<TablePartitionOffset> tables;  // the active table partitions
     int64_t started_ms = 0;    // wall clock, when the host started the pipeline
     int64_t heartbeat_ms = 0;  // wall clock, when the host wrote this record
     bool operator==(const HostRecord&) const = default;

@@ -34,4 +34,15 @@ std::vector<std::string> range_successors(std::vector<std::string> member_ids, i
     return out;
 }
 
+std::vector<int32_t> standby_partitions(const std::vector<std::string>& member_ids, const std::string& self,
+                                        int partitions, int replicas) {
+    std::vector<int32_t> out;
+    if (replicas <= 0) return out;
+    for (int32_t p = 0; p < partitions; ++p) {
+        const auto successors = range_successors(member_ids, p, partitions, replicas);
+        if (std::find(successors.begin(), successors.end(), self) != successors.end()) out.push_back(p);
+    }
+    return out;
+}
+
 }  // namespace mephisto

@@ -26,4 +26,9 @@ std::string range_owner(std::vector<std::string> member_ids, int32_t partition, 
 std::vector<std::string> range_successors(std::vector<std::string> member_ids, int32_t partition, int partitions,
                                           int replicas);
 
+// The partitions (of a topic or table with `partitions` partitions) whose standbys member `self` keeps: those
+// where it is among the `replicas` successors of the owner. `member_ids` includes `self`.
+std::vector<int32_t> standby_partitions(const std::vector<std::string>& member_ids, const std::string& self,
+                                        int partitions, int replicas);
+
 }  // namespace mephisto

@@ -100,6 +100,9 @@ struct TableSpec {
     // an instance reads any key and writes the keys of its own partition.
     bool global = false;
     std::optional<WindowSpec> window;  // a windowed table: one value per (key, window)
+    // Hosts that keep a standby copy of each partition, following its changelog, besides its owner (Kafka
+    // Streams' num.standby.replicas): the table's `standby_replicas`, else the pipeline's; 0 for a global table.
+    int standby_replicas = 0;
     std::string changelog_topic;
     Mark mark;
 };
@@ -191,6 +194,8 @@ struct PipelineConfig {
     // With no broker reachable for this long the pipeline fails and the host exits non-zero; 0: never (off).
     Millis broker_unreachable_timeout{0};
     int workers = 2;
+    // `standby_replicas:` for the tables that do not set their own (Faust's and Kafka Streams' default: 0).
+    int standby_replicas = 0;
     // `isolation:`; unset: process when the host runs a directory or several files, none for a single file.
     std::optional<Isolation> isolation;
     // `supervisor:`: how the supervisor restarts this pipeline's worker process when it crashes (strategy aside).
@@ -219,6 +224,9 @@ struct PipelineConfig {
     std::string leader_topic() const { return app_id + "-__leader"; }
     bool has_leader_timers() const;
 };
+
+// standby_replicas beyond this are refused: each one is a host following every changelog record.
+inline constexpr int kMaxStandbyReplicas = 16;
 
 // A pipeline file larger than this is refused unread.
 inline constexpr size_t kMaxPipelineFileBytes = 1024 * 1024;

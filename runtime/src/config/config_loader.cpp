@@ -167,7 +167,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                          {"app", "broker", "processing_guarantee", "plugins", "state_dir", "commit_interval",
                           "shutdown_timeout", "workers", "consumer", "producer", "topics", "channels", "tables", "agents",
                           "timers", "hung_callback_after", "broker_unreachable_timeout", "isolation", "supervisor",
-                          "callback_timeout", "limits"});
+                          "callback_timeout", "limits", "standby_replicas"});
     YAML::Node topics_node, tables_node, agents_node, timers_node, state_node, channels_node;
     bool have_state_dir = false;  // (a default-constructed YAML::Node converts to true)
     bool have_app = false;
@@ -242,6 +242,8 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                     c.cpu_limit = cores;
                 }
             }
+        } else if (key == "standby_replicas") {
+            c.standby_replicas = static_cast<int>(r.integer(v, "standby_replicas", 0, kMaxStandbyReplicas));
         } else if (key == "workers") {
             c.workers = static_cast<int>(r.integer(v, "workers", 1, 256));
         } else if (key == "consumer") {
@@ -327,10 +329,12 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             t.mark = r.mark_of(v);
             t.changelog_topic = c.app_id + "-" + name + "-changelog";
             const std::string what = "tables." + name;
-            YAML::Node default_node;
-            bool have_default = false;  // (a default-constructed YAML::Node converts to true)
+            YAML::Node default_node, standby_node;
+            bool have_default = false, have_standby = false;  // (a default-constructed YAML::Node converts to true)
+            t.standby_replicas = c.standby_replicas;
             if (!v.IsNull()) {
-                for (auto& [k2, v2] : r.entries(v, what, {"store", "value", "default", "partitions", "options", "global", "aggregate", "window"})) {
+                for (auto& [k2, v2] : r.entries(v, what, {"store", "value", "default", "partitions", "options", "global", "aggregate", "window",
+                                                   "standby_replicas"})) {
                     if (k2 == "store")
                         t.store = r.choice<StoreKind>(v2, what + ".store",
                                                       {{"rocksdb", StoreKind::rocksdb}, {"memory", StoreKind::memory}});
@@ -346,6 +350,12 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                                                         {"json", ValueCodec::json}});
                     else if (k2 == "default") { default_node = v2; have_default = true; }
                     else if (k2 == "global") t.global = r.boolean(v2, what + ".global");
+                    else if (k2 == "standby_replicas") {
+                        standby_node = v2;
+                        have_standby = true;
+                        t.standby_replicas = static_cast<int>(
+                            r.integer(v2, what + ".standby_replicas", 0, kMaxStandbyReplicas));
+                    }
                     else if (k2 == "window") t.window = read_window(r, v2, what + ".window");
                     else if (k2 == "partitions") t.partitions = static_cast<int>(r.integer(v2, what + ".partitions", 1, 100'000));
                     else t.rocksdb_options = r.scalar_map(v2, what + ".options");
@@ -376,6 +386,12 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 t.default_value = std::string(8, '\0');
             }
             if (t.window && t.global) r.fail(v, what + ": a global table cannot be windowed");
+            if (t.global) {
+                // Every host follows every partition of a global table already.
+                if (have_standby && t.standby_replicas > 0)
+                    r.fail(standby_node, what + ": a global table is on every host already; standby_replicas does not apply");
+                t.standby_replicas = 0;
+            }
             if (t.window && t.window->kind == WindowKind::session && !t.aggregate.empty())
                 r.fail(v, what + ": session windows merge sessions, and an aggregator cannot combine two aggregates; "
                               "count with int64 (table_add), or keep the latest value (table_put)");

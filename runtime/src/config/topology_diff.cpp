@@ -23,7 +23,8 @@ bool same_window(const std::optional<WindowSpec>& a, const std::optional<WindowS
 bool same_table(const TableSpec& a, const TableSpec& b) {
     return same_window(a.window, b.window) && a.store == b.store && a.value == b.value && same_ref(a.value_codec, b.value_codec) &&
            same_ref(a.aggregate, b.aggregate) && a.default_value == b.default_value && a.partitions == b.partitions &&
-           a.rocksdb_options == b.rocksdb_options && a.global == b.global && a.changelog_topic == b.changelog_topic;
+           a.rocksdb_options == b.rocksdb_options && a.global == b.global && a.changelog_topic == b.changelog_topic &&
+           a.standby_replicas == b.standby_replicas;
 }
 
 bool same_take(const std::optional<TakeSpec>& a, const std::optional<TakeSpec>& b) {

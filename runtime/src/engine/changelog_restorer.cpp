@@ -14,8 +14,10 @@
 
 #include "common/logging.hpp"
 #include "common/thread_name.hpp"
+#include "common/wall_clock.hpp"
 #include "engine/changelog_restorer.hpp"
 #include "engine/global_table_follower.hpp"
+#include "engine/standby_follower.hpp"
 #include "kafka/client_config.hpp"
 
 namespace mephisto {
@@ -47,6 +49,7 @@ struct ChangelogRestorer::ShardRestore {
     bool ended = false;                    // the reader read to `high`
     std::atomic<bool> failed{false};       // the applier could not write it: the reader skips it
     int64_t applied = 0;                   // the applier's
+    std::optional<int64_t> standby_offset;  // what the standby here had applied, when there was one
 };
 
 void ChangelogRestorer::start(std::vector<PartitionState*> partitions) {
@@ -64,6 +67,18 @@ void ChangelogRestorer::cancel() {
     thread_.join();
 }
 
+std::vector<RecoveryRecord> ChangelogRestorer::history() const {
+    std::lock_guard lock(status_mu_);
+    return {history_.begin(), history_.end()};
+}
+
+void ChangelogRestorer::record(RecoveryRecord done) {
+    records_replayed_ += static_cast<uint64_t>(done.replayed);
+    std::lock_guard lock(status_mu_);
+    history_.push_back(std::move(done));
+    while (history_.size() > kRecoveryHistory) history_.pop_front();
+}
+
 std::vector<RecoveryStatus> ChangelogRestorer::status() const {
     std::lock_guard lock(status_mu_);
     std::vector<RecoveryStatus> out;
@@ -72,6 +87,14 @@ std::vector<RecoveryStatus> ChangelogRestorer::status() const {
 }
 
 void ChangelogRestorer::run(std::vector<PartitionState*> partitions) {
+    const int64_t started_ms = wall_ms();
+    {
+        // A standby taken over by a cancelled restore of a shard this one does not restore is history.
+        std::set<const TableShard*> now;
+        for (PartitionState* ps : partitions) now.insert(ps->shards.begin(), ps->shards.end());
+        std::lock_guard lock(status_mu_);
+        std::erase_if(standby_taken_, [&](const auto& entry) { return !now.count(entry.first); });
+    }
     std::deque<ShardRestore> restores;  // a deque: the reader and the applier hold pointers into it
     std::map<TableShard*, size_t> index;
     std::map<PartitionState*, int> pending;  // shards each partition still waits for
@@ -95,6 +118,14 @@ void ChangelogRestorer::run(std::vector<PartitionState*> partitions) {
             }
             index[shard] = restores.size();
             ShardRestore& r = restores.emplace_back();
+            // A standby of it here stops following it before its offset is read: from then on only this
+            // restore writes it, then its instances (a standby is never served as active).
+            if (StandbyFollower* standby = s_.standby ? s_.standby() : nullptr) {
+                r.standby_offset = standby->take_over(shard->store().spec().name, shard->partition());
+                std::lock_guard lock(status_mu_);
+                if (r.standby_offset) standby_taken_[shard] = *r.standby_offset;
+                else if (auto it = standby_taken_.find(shard); it != standby_taken_.end()) r.standby_offset = it->second;
+            }
             r.shard = shard;
             r.name = shard->store().spec().name + "[" + std::to_string(shard->partition()) + "]";
             r.waiting.push_back(ps);
@@ -103,6 +134,13 @@ void ChangelogRestorer::run(std::vector<PartitionState*> partitions) {
     }
     // A partition is recovered once each of its shards is (or one failed: it then stays paused).
     auto settle = [&](ShardRestore& r, const Status& st) {
+        {
+            std::lock_guard lock(status_mu_);
+            standby_taken_.erase(r.shard);
+        }
+        if (st)
+            record({r.shard->store().spec().name, r.shard->partition(), r.applied, r.from, std::max(r.from, r.high),
+                    r.standby_offset, started_ms, wall_ms() - started_ms});
         if (!st) {
             // A store that cannot be written (a full disk) stops the pipeline: every partition needs it.
             if (r.shard->store().write_failed()) s_.fail(st.error());

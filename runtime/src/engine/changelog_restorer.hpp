@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -18,16 +19,30 @@
 
 #include "common/result.hpp"
 #include "engine/partition_state.hpp"
+#include "tables/table_store.hpp"
 
 namespace mephisto {
 
 class GlobalTableFollower;
+class StandbyFollower;
 
 // A table partition's recovery in progress.
 struct RecoveryStatus {
     std::string table;
     int32_t partition = 0;
     int64_t remaining = 0;
+};
+
+// A table partition's recovery done: what it replayed, and whether a standby here had most of it already.
+struct RecoveryRecord {
+    std::string table;
+    int32_t partition = 0;
+    int64_t replayed = 0;                 // changelog records applied
+    int64_t from = 0;                     // the first changelog offset read
+    int64_t end = 0;                      // the changelog's end at assignment: [from, end) was read
+    std::optional<int64_t> standby_offset;  // the offset the standby here had applied, when there was one
+    int64_t started_ms = 0;               // wall clock, when the partition was assigned
+    int64_t duration_ms = 0;              // from then until its tables were current
 };
 
 class ChangelogRestorer {
@@ -40,6 +55,9 @@ public:
         std::function<void(const std::string&)> fail;  // the pipeline can no longer run (a store cannot be written)
         // The follower of a global table (it hands over partitions it already reads), null for the others.
         std::function<GlobalTableFollower*(const std::string& table)> follower;
+        // The standby replicas' follower (null when the pipeline keeps none): a partition it follows is taken
+        // over before its store's offset is read.
+        std::function<StandbyFollower*()> standby;
     };
     explicit ChangelogRestorer(Services services) : s_(std::move(services)) {}
     ~ChangelogRestorer() { cancel(); }
@@ -59,6 +77,11 @@ public:
     }
     // What each shard being restored has left. THREAD: any.
     std::vector<RecoveryStatus> status() const;
+    // The last recoveries done (oldest first, at most kRecoveryHistory), and the records replayed by all of
+    // them since the pipeline started. THREAD: any.
+    static constexpr size_t kRecoveryHistory = 64;
+    std::vector<RecoveryRecord> history() const;
+    uint64_t records_replayed() const { return records_replayed_.load(); }
 
 private:
     struct ShardRestore;
@@ -71,6 +94,12 @@ private:
     std::atomic<bool> cancel_{false};
     mutable std::mutex status_mu_;
     std::map<std::pair<std::string, int32_t>, int64_t> remaining_;  // (table, partition) -> records left
+    std::deque<RecoveryRecord> history_;                            // guarded by status_mu_
+    // What a standby here had applied when a restore took its shard over, kept while that restore is not done:
+    // after a cancel (a rebalance during recovery) the next one takes over no standby, the first one did.
+    std::map<const TableShard*, int64_t> standby_taken_;  // guarded by status_mu_
+    std::atomic<uint64_t> records_replayed_{0};
+    void record(RecoveryRecord done);
 };
 
 }  // namespace mephisto

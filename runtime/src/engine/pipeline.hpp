@@ -147,6 +147,25 @@ public:
         int64_t offset = -1;
     };
     std::vector<TableOffset> table_offsets() const;
+    // Standby replicas (engine/standby_follower.hpp). The host says where this host keeps them (its cluster view
+    // knows the group's other members); set before start, or later: asked about once a second. THREAD: any.
+    void set_standby_placement(std::function<std::set<TablePartition>()> placement);
+    // The tables that have standbys: their partitions and standby_replicas (fixed once started). THREAD: any.
+    struct StandbyTable {
+        std::string table;
+        int partitions = 0;
+        int replicas = 0;
+    };
+    std::vector<StandbyTable> standby_tables() const;
+    std::vector<StandbyStatus> standby_status() const;  // the standbys kept here and their lag. THREAD: any.
+    uint64_t standby_records_applied() const {  // changelog records the standbys applied. THREAD: any.
+        return state_->standby() ? state_->standby()->records_applied() : 0;
+    }
+    // Reads `key` from this host's standby of (table, partition) (`?stale=ok`); an error when it keeps none.
+    Result<StandbyFollower::StaleRead> read_standby(const std::string& table, int32_t partition, const std::string& key);
+    // The last recoveries of table partitions and what each replayed; all records replayed. THREAD: any.
+    std::vector<RecoveryRecord> recovery_history() const { return state_->restorer().history(); }
+    uint64_t records_replayed() const { return state_->restorer().records_replayed(); }
     // Leader election (on_leader timers): this host owns partition 0 of the app's leader topic. THREAD: any.
     bool leader() const { return leader_.load(); }
     const std::map<std::string, std::unique_ptr<TableStore>>& tables() const { return state_->stores(); }
@@ -290,6 +309,8 @@ private:
     mutable std::mutex member_id_mutex_;
     std::string member_id_;  // guarded by member_id_mutex_
     std::atomic<bool> leader_{false};  // set by the task manager
+    mutable std::mutex standby_placement_mutex_;
+    std::function<std::set<TablePartition>()> standby_placement_;  // guarded by standby_placement_mutex_
     std::mutex swap_mutex_;  // a plugin swap and a rebalance never interleave
     std::atomic<bool> consuming_{false};
     std::atomic<bool> stopping_{false};

@@ -65,6 +65,31 @@ std::vector<Pipeline::TableOffset> Pipeline::table_offsets() const {
 
 std::vector<RecoveryStatus> Pipeline::recovery_status() const { return state_->restorer().status(); }
 
+void Pipeline::set_standby_placement(std::function<std::set<TablePartition>()> placement) {
+    std::lock_guard lock(standby_placement_mutex_);
+    standby_placement_ = std::move(placement);
+}
+
+std::vector<Pipeline::StandbyTable> Pipeline::standby_tables() const {
+    std::vector<StandbyTable> out;
+    for (const auto& [name, store] : state_->stores())
+        if (store->spec().standby_replicas > 0 && !store->spec().global)
+            out.push_back({name, state_->partitions(name), store->spec().standby_replicas});
+    return out;
+}
+
+std::vector<StandbyStatus> Pipeline::standby_status() const {
+    const StandbyFollower* standby = state_->standby();
+    return standby ? standby->status() : std::vector<StandbyStatus>{};
+}
+
+Result<StandbyFollower::StaleRead> Pipeline::read_standby(const std::string& table, int32_t partition,
+                                                          const std::string& key) {
+    StandbyFollower* standby = state_->standby();
+    if (!standby) return make_error("table " + table + " has no standby replicas here");
+    return standby->read(table, partition, key);
+}
+
 Result<std::optional<std::pair<int32_t, std::string>>> Pipeline::read_table(const std::string& table,
                                                                             const std::string& key) {
     TableStore* found = state_->store(table);

@@ -15,20 +15,22 @@ StateManager::StateManager(Services services, std::map<std::string, TableTypes> 
     : s_(std::move(services)), types_(std::move(types)) {
     restorer_ = std::make_unique<ChangelogRestorer>(ChangelogRestorer::Services{
         s_.bootstrap, s_.config->app_id, s_.config->broker.properties, s_.log, s_.fail,
-        [this](const std::string& table) { return follower(table); }});
+        [this](const std::string& table) { return follower(table); }, [this] { return standby_.get(); }});
 }
 
 Status StateManager::open(TopicAdmin& topics, Producer& producer) {
     producer_ = &producer;
     if (auto st = check_copartitioning(topics); !st) return st;
     if (auto st = open_stores(topics); !st) return st;
-    return start_followers();
+    if (auto st = start_followers(); !st) return st;
+    return start_standbys();
 }
 
 void StateManager::close() {
     restorer_->cancel();
     abandoned_flushes_.clear();
     for (auto& [name, follower] : followers_) follower->stop();
+    if (standby_) standby_->stop();
 }
 
 TableStore* StateManager::store(const std::string& table) const {
@@ -50,6 +52,7 @@ void StateManager::release(PartitionState& ps) {
     for (TableShard* shard : ps.shards) {
         shard->drop_cache();
         if (GlobalTableFollower* f = follower(shard->store().spec().name)) f->release(shard->partition());
+        if (standby_) standby_->release(shard->store().spec().name, shard->partition());
     }
 }
 
@@ -130,6 +133,20 @@ Status StateManager::start_followers() {
         followers_[table.name] = std::move(follower);
     }
     return {};
+}
+
+Status StateManager::start_standbys() {
+    std::map<std::string, TableStore*> stores;
+    for (const auto& table : s_.config->tables)
+        if (table.standby_replicas > 0 && !table.global) stores[table.name] = stores_.at(table.name).get();
+    if (stores.empty()) return {};
+    std::map<std::string, std::string> props = s_.config->broker.properties;
+    props["bootstrap.servers"] = s_.bootstrap;
+    std::function<std::set<TablePartition>()> placement = s_.standby_placement;
+    if (!placement) placement = [] { return std::set<TablePartition>{}; };
+    standby_ = std::make_unique<StandbyFollower>(
+        StandbyFollower::Services{s_.config->app_id, std::move(props), s_.log, std::move(placement)}, std::move(stores));
+    return standby_->start();
 }
 
 std::optional<int64_t> StateManager::gate(PartitionState& ps, int64_t next, bool start_flushes) {

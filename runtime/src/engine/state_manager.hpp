@@ -18,6 +18,7 @@
 #include "engine/changelog_restorer.hpp"
 #include "engine/global_table_follower.hpp"
 #include "engine/partition_state.hpp"
+#include "engine/standby_follower.hpp"
 #include "tables/codec.hpp"
 #include "tables/table_store.hpp"
 
@@ -33,6 +34,9 @@ public:
         std::string bootstrap;
         std::shared_ptr<spdlog::logger> log;
         std::function<void(const std::string&)> fail;  // the pipeline can no longer run
+        // Where this host keeps standby replicas now (StandbyFollower::Services::placement); used when a table
+        // has standby_replicas.
+        std::function<std::set<TablePartition>()> standby_placement;
     };
     // `types`: each table's codec and aggregator, resolved from the plugins.
     StateManager(Services services, std::map<std::string, TableTypes> types);
@@ -49,6 +53,7 @@ public:
     TableStore* store(const std::string& table) const;
     int partitions(const std::string& table) const;  // of its changelog; 0 for an unknown table
     GlobalTableFollower* follower(const std::string& table) const;  // null unless a global table
+    StandbyFollower* standby() const { return standby_.get(); }    // null unless a table has standby_replicas
 
     // Changelog flushes. THREAD: the consumer's (or the stopping one once it left).
     // The input offset of `ps` that may be committed now (up to `next`), starting a changelog flush for what
@@ -62,8 +67,8 @@ public:
     void on_flush_delivery(ShardFlush* flush, rd_kafka_resp_err_t err, const rd_kafka_message_t& msg);
     // True once since a flush completed: its inputs may be committed now rather than a tick later.
     bool take_flush_completed() { return flush_completed_.exchange(false); }
-    // A revoked partition's shards: their caches go (the next owner writes through the changelog) and global
-    // followers take their partitions back.
+    // A revoked partition's shards: their caches go (the next owner writes through the changelog), and global
+    // followers and standbys take their partitions back.
     void release(PartitionState& ps);
 
     ChangelogRestorer& restorer() { return *restorer_; }
@@ -73,14 +78,16 @@ private:
     Status check_copartitioning(TopicAdmin& topics);
     Status open_stores(TopicAdmin& topics);
     Status start_followers();
+    Status start_standbys();
 
     Services s_;
     std::map<std::string, TableTypes> types_;
     Producer* producer_ = nullptr;
     std::map<std::string, std::unique_ptr<TableStore>> stores_;
     std::map<std::string, int> partitions_;  // table -> partitions of its changelog
-    // Global tables' followers, then the restorer: declared after the stores so they stop before those close.
+    // Global tables' followers, standbys, then the restorer: declared after the stores so they stop before those close.
     std::map<std::string, std::unique_ptr<GlobalTableFollower>> followers_;
+    std::unique_ptr<StandbyFollower> standby_;
     std::unique_ptr<ChangelogRestorer> restorer_;
     std::atomic<bool> flush_completed_{false};
     std::vector<std::unique_ptr<ShardFlush>> abandoned_flushes_;  // unfinished at revoke; kept for late reports

@@ -110,6 +110,22 @@ json pipelines(const Host& host) {
         json recovery = json::array();
         for (const auto& r : p->recovery_status())
             recovery.push_back({{"table", r.table}, {"partition", r.partition}, {"remaining", r.remaining}});
+        json recoveries = json::array();  // the last ones done
+        for (const auto& r : p->recovery_history())
+            recoveries.push_back({{"table", r.table},
+                                  {"partition", r.partition},
+                                  {"replayed", r.replayed},
+                                  {"from", r.from},
+                                  {"end", r.end},
+                                  {"standby_offset", r.standby_offset ? json(*r.standby_offset) : json()},
+                                  {"started_ms", r.started_ms},
+                                  {"duration_ms", r.duration_ms}});
+        json standbys = json::array();
+        for (const auto& s : p->standby_status())
+            standbys.push_back({{"table", s.table},
+                                {"partition", s.partition},
+                                {"offset", s.offset},
+                                {"lag", s.lag < 0 ? json() : json(s.lag)}});
         json channels = json::array();
         for (const auto& c : p->channel_status())
             channels.push_back({{"name", c.name}, {"sent", c.sent}, {"unfinished", c.unfinished}});
@@ -123,6 +139,10 @@ json pipelines(const Host& host) {
                        {"failure", p->failed() ? json(p->failure()) : json()},
                        {"partitions", partitions},
                        {"recovery", recovery},
+                       {"recoveries", recoveries},
+                       {"records_replayed", p->records_replayed()},
+                       {"standby", standbys},
+                       {"standby_records_applied", p->standby_records_applied()},
                        {"channels", channels},
                        {"tables", tables},
                        {"hung", hung}});

@@ -1,6 +1,6 @@
 // GET /cluster: every host of this host's pipelines, as the control topics tell it (cluster/cluster_member.hpp),
 // grouped by host: its admin URL, last heartbeat, and per pipeline its group member id, the partitions it holds
-// active and standby, and the changelog offset of each table partition it holds.
+// active, the changelog offset of each table partition it holds, and its standby replicas with their lag.
 #include <map>
 
 #include <nlohmann/json.hpp>
@@ -17,6 +17,17 @@ using nlohmann::json;
 json partitions_json(const std::vector<HeldPartition>& held) {
     json out = json::array();
     for (const auto& p : held) out.push_back({{"topic", p.topic}, {"partition", p.partition}, {"recovering", p.recovering}});
+    return out;
+}
+
+// Each standby with the changelog offset it applied and how far it is behind (null: not known yet).
+json standbys_json(const std::vector<StandbyReplica>& standbys) {
+    json out = json::array();
+    for (const auto& s : standbys)
+        out.push_back({{"table", s.table},
+                       {"partition", s.partition},
+                       {"offset", s.offset},
+                       {"lag", s.lag < 0 ? json() : json(s.lag)}});
     return out;
 }
 
@@ -53,7 +64,7 @@ HttpResponse cluster_reply(const Host& host) {
                                       {"member", record.member},
                                       {"started_ms", record.started_ms},
                                       {"active", partitions_json(record.active)},
-                                      {"standby", partitions_json(record.standby)},
+                                      {"standby", standbys_json(record.standby)},
                                       {"tables", tables}});
         }
     }

@@ -1,9 +1,11 @@
 // The host in its pipelines' clusters: each running pipeline has a ClusterMember (cluster/cluster_member.hpp)
-// publishing what this host holds on the pipeline's control topic and following what the other hosts hold.
+// publishing what this host holds on the pipeline's control topic and following what the other hosts hold; from
+// that view the pipeline learns where its standby replicas belong.
 #include <unistd.h>
 
 #include <random>
 
+#include "cluster/range_assignment.hpp"
 #include "common/logging.hpp"
 #include "host/host.hpp"
 
@@ -24,6 +26,23 @@ std::chrono::milliseconds stale_after(const PipelineConfig& config) {
         }
     }
     return std::chrono::milliseconds(session) + 2 * kHeartbeat;
+}
+
+// Where `pipeline` keeps standby replicas: the table partitions this host's consumer would take over if their
+// owner left, by the range assignor over the group's members as the control topic tells them (this host's own
+// member id as its consumer has it now). Nothing until the view is whole: a partial view would put standbys
+// where the partitions will not go.
+std::set<TablePartition> standby_placement(const Pipeline& pipeline, const ClusterMember& member) {
+    std::set<TablePartition> out;
+    const std::string self = pipeline.member_id();
+    if (self.empty() || !member.caught_up()) return out;
+    std::vector<std::string> members{self};
+    for (const auto& [record, age] : member.hosts())
+        if (record.host != member.host_id() && !record.member.empty() && record.member != self)
+            members.push_back(record.member);
+    for (const auto& table : pipeline.standby_tables())
+        for (int32_t p : standby_partitions(members, self, table.partitions, table.replicas)) out.emplace(table.table, p);
+    return out;
 }
 
 }  // namespace
@@ -69,6 +88,7 @@ std::shared_ptr<ClusterMember> Host::join_cluster(const PipelineConfig& config, 
         r.member = pipeline->member_id();
         for (const auto& p : pipeline->partition_status()) r.active.push_back({p.topic, p.partition, p.recovering});
         for (const auto& t : pipeline->table_offsets()) r.tables.push_back({t.table, t.partition, t.offset});
+        for (const auto& s : pipeline->standby_status()) r.standby.push_back({s.table, s.partition, s.offset, s.lag});
         return r;
     };
     auto member = ClusterMember::start(std::move(o));
@@ -76,7 +96,14 @@ std::shared_ptr<ClusterMember> Host::join_cluster(const PipelineConfig& config, 
         logger(config.app_id)->warn("{}; this host is missing from the cluster view", member.error());
         return nullptr;
     }
-    return std::shared_ptr<ClusterMember>(std::move(*member));
+    std::shared_ptr<ClusterMember> joined(std::move(*member));
+    // The pipeline holds the placement and the member's describe holds the pipeline: a weak reference back.
+    if (!pipeline->standby_tables().empty())
+        pipeline->set_standby_placement([p = pipeline.get(), weak = std::weak_ptr<ClusterMember>(joined)] {
+            auto m = weak.lock();
+            return m ? standby_placement(*p, *m) : std::set<TablePartition>{};
+        });
+    return joined;
 }
 
 }  // namespace mephisto

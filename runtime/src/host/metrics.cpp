@@ -139,6 +139,14 @@ std::string render_metrics(const Host& host) {
             out.gauge("mephisto_table_recovery_remaining", "Changelog records left to recover",
                       {{"pipeline", app}, {"table", r.table}, {"partition", std::to_string(r.partition)}},
                       static_cast<double>(r.remaining));
+        out.counter("mephisto_table_records_replayed_total",
+                    "Changelog records the recoveries of table partitions applied (a standby's lag, or whole changelogs)",
+                    {{"pipeline", app}}, static_cast<double>(p->records_replayed()));
+        for (const auto& s : p->standby_status())
+            if (s.lag >= 0)
+                out.gauge("mephisto_standby_lag", "Changelog records a standby replica kept here is behind",
+                          {{"pipeline", app}, {"table", s.table}, {"partition", std::to_string(s.partition)}},
+                          static_cast<double>(s.lag));
         for (const auto& [name, store] : p->tables()) {
             if (!store->spec().window) continue;
             const std::vector<ClientMetric::Label> labels = {{"pipeline", app}, {"table", name}};

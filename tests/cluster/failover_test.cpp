@@ -1,0 +1,274 @@
+// Failover of a stateful pipeline: three hosts share a table of 100,000 keys over 8 partitions under steady load,
+// and one is killed with SIGKILL. With `standby_replicas: 1` each partition has a standby copy on the host the
+// range assignor gives it to when its owner leaves (placed from the cluster view), so the moved partitions resume
+// having replayed only what their standbys had not applied (RecoveryRecord: the standby's offset, the changelog's
+// end, the records replayed). Without standbys, the same test replays the moved partitions' whole changelogs: the
+// reference. Either way the table ends equal to a model the test computes from its input, on every host that
+// holds a copy (active or standby), and in the changelog.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <set>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "common/wall_clock.hpp"
+#include "harness.hpp"
+
+using namespace mephisto::test;
+using nlohmann::json;
+
+namespace {
+
+constexpr int kPartitions = 8;
+constexpr int kKeys = 100'000;
+
+// Each event's value is put under its key (test_agents' fold): the table holds the latest value of every key, so
+// the model is exact even where at-least-once delivers an event twice after the kill.
+std::string pipeline(int standbys) {
+    return pipeline_yaml("fo", "standby_replicas: " + std::to_string(standbys) + "\n"
+                               "topics:\n  events: {partitions: 8}\n"
+                               "tables: {latest: {}}\n"
+                               "agents:\n  keeper:\n    plugin: test_agents\n    agent: fold\n    from: events\n"
+                               "    tables: [latest]\n    params: {table: latest, mode: put}\n");
+}
+
+// What the cluster view of one host says.
+struct View {
+    size_t hosts = 0;
+    std::map<int, std::string> owner;              // partition -> the host holding it active
+    std::map<int, std::set<std::string>> standby;  // partition -> the hosts keeping a standby of it
+    std::map<int, int64_t> standby_lag;            // partition -> the largest lag of its standbys (-1: unknown)
+    bool recovering = false;
+    bool ambiguous = false;  // a partition active on two hosts
+};
+
+struct Failover : HostFixture {
+    const int standbys;
+    std::map<std::string, std::unique_ptr<HostProcess>> hosts;
+    std::map<std::string, std::string> admin;
+    std::filesystem::path yaml;
+
+    explicit Failover(int standbys) : standbys(standbys) {
+        broker.create_topic("events", kPartitions);
+        broker.create_topic("fo-latest-changelog", kPartitions);
+        broker.create_topic("fo-__cluster", 1);
+        yaml = dir.write("p.yaml", pipeline(standbys));
+    }
+    std::filesystem::path state(const std::string& id) const { return dir.path() / id; }
+    void start(const std::string& id) {
+        hosts[id] = start_host(yaml, broker.bootstrap(), dir.path() / (id + ".log"),
+                               {"--host-id", id, "--state-dir", state(id).string()}, false);
+        admin[id] = admin_address(*hosts[id]);
+    }
+    View view(const std::string& id) const {
+        View v;
+        const HttpReply r = http_get(admin.at(id), "/cluster");
+        if (r.status != 200) return v;
+        const json body = json::parse(r.body, nullptr, false);
+        if (body.is_discarded()) return v;
+        v.hosts = body["hosts"].size();
+        for (const auto& h : body["hosts"]) {
+            const std::string host = h["host"];
+            for (const auto& p : h["pipelines"]) {
+                for (const auto& a : p["active"]) {
+                    const int partition = a["partition"];
+                    if (a["recovering"] == true) v.recovering = true;
+                    if (v.owner.count(partition)) v.ambiguous = true;
+                    v.owner[partition] = host;
+                }
+                for (const auto& s : p["standby"]) {
+                    const int partition = s["partition"];
+                    v.standby[partition].insert(host);
+                    const int64_t lag = s["lag"].is_number() ? s["lag"].get<int64_t>() : -1;
+                    auto [it, fresh] = v.standby_lag.emplace(partition, lag);
+                    if (!fresh) it->second = (lag < 0 || it->second < 0) ? -1 : std::max(it->second, lag);
+                }
+            }
+        }
+        return v;
+    }
+    // Every partition active on one live host, none recovering, and (with standbys) each with a standby on
+    // another live host that is `lag_at_most` behind at most.
+    bool settled(const std::string& asked, size_t live, int64_t lag_at_most = -1) const {
+        const View v = view(asked);
+        if (v.hosts != live || v.owner.size() != kPartitions || v.recovering || v.ambiguous) return false;
+        for (const auto& [p, host] : v.owner)
+            if (!admin.count(host) || !hosts.at(host)) return false;
+        if (standbys == 0) return v.standby.empty();
+        for (int p = 0; p < kPartitions; ++p) {
+            auto it = v.standby.find(p);
+            if (it == v.standby.end() || it->second.size() != static_cast<size_t>(standbys) || it->second.count(v.owner.at(p)))
+                return false;
+            if (lag_at_most >= 0 && (v.standby_lag.at(p) < 0 || v.standby_lag.at(p) > lag_at_most)) return false;
+        }
+        return true;
+    }
+    // Every standby on the live hosts applied its changelog partition to the end it has now (a standby's own lag
+    // is as of its last fetch).
+    bool standbys_at_end() const {
+        const auto ends = end_offsets(broker.bootstrap(), "fo-latest-changelog", kPartitions);
+        for (const auto& [id, address] : admin) {
+            const HttpReply r = http_get(address, "/pipelines");
+            if (r.status != 200) return false;
+            for (const auto& s : json::parse(r.body)[0]["standby"])
+                if (s["offset"] != ends.at(s["partition"].get<int>()) - 1) return false;
+        }
+        return true;
+    }
+    json pipeline_status(const std::string& id) const {
+        const HttpReply r = http_get(admin.at(id), "/pipelines");
+        REQUIRE(r.status == 200);
+        return json::parse(r.body)[0];
+    }
+    // The table as a stopped host's store holds it: partition -> key -> value.
+    std::map<int, std::map<std::string, std::string>> dump(const std::string& id) const {
+        std::string out;
+        REQUIRE(run_cli({"table", "dump", yaml.string(), "latest", "--state-dir", state(id).string()}, dir, out) == 0);
+        std::map<int, std::map<std::string, std::string>> table;
+        std::istringstream lines(out);
+        for (std::string line; std::getline(lines, line);) {
+            const json entry = json::parse(line, nullptr, false);
+            if (entry.is_discarded() || !entry.contains("partition")) continue;  // a log line
+            table[entry["partition"].get<int>()][entry["key"].get<std::string>()] = entry["value"].get<std::string>();
+        }
+        return table;
+    }
+};
+
+// The latest value of every key, as the test produced them: the fill ("seq-<i>" under "k<i>"), then the steady
+// load's `sent` values ("seq-<j>" under "k<j % kKeys>", in order).
+std::map<std::string, std::string> model(int sent) {
+    std::map<std::string, std::string> m;
+    for (int i = 0; i < kKeys; ++i) m["k" + std::to_string(i)] = "seq-" + std::to_string(i);
+    for (int j = 0; j < sent; ++j) m["k" + std::to_string(j % kKeys)] = "seq-" + std::to_string(j);
+    return m;
+}
+
+// What the moved partitions replayed on the hosts they moved to.
+struct Replay {
+    int64_t records = 0;         // over the moved partitions
+    int64_t changelog = 0;       // their changelogs' length when they were recovered
+    int with_standby = 0;        // recoveries a standby took over
+    int recoveries = 0;
+};
+
+void run_failover(int standbys) {
+    Failover f(standbys);
+    const std::vector<std::string> ids = {"alpha", "beta", "gamma"};
+    for (const auto& id : ids) f.start(id);
+    // The group settled before anything is produced (a rebalance while the table fills would only slow it).
+    REQUIRE(await([&] { return f.settled("alpha", 3); }, 90s));
+
+    produce_sequence(f.broker.bootstrap(), "events", 0, kKeys, kKeys);
+    REQUIRE(await_caught_up(f.broker.bootstrap(), "fo", "events", kPartitions, 120s));
+    if (standbys > 0)  // the standbys follow the changelogs as the owners write them
+        REQUIRE(await([&] { return f.settled("alpha", 3, 0) && f.standbys_at_end(); }, 60s));
+
+    SteadyLoad load(f.broker.bootstrap(), "events", 200, kKeys);
+    REQUIRE(await([&] { return load.sent() >= 4'000; }, 60s));
+    const View before = f.view("alpha");
+    const std::string victim = before.owner.at(0);
+    std::set<int> moved;
+    for (const auto& [p, host] : before.owner)
+        if (host == victim) moved.insert(p);
+    std::vector<std::string> survivors;
+    for (const auto& id : ids)
+        if (id != victim) survivors.push_back(id);
+    const int64_t killed_ms = mephisto::wall_ms();
+    REQUIRE(f.hosts.at(victim)->stop(SIGKILL, 10s) == 128 + SIGKILL);
+    f.hosts[victim].reset();
+    f.admin.erase(victim);
+    MESSAGE("killed " << victim << ", which held partitions " << moved.size() << " of " << kPartitions);
+
+    // The survivors take every partition over (after the session timeout), and keep counting.
+    REQUIRE(await([&] { return f.settled(survivors[0], 2); }, 90s));
+    const int sent_at_takeover = load.sent();
+    REQUIRE(await([&] { return load.sent() >= sent_at_takeover + 4'000; }, 60s));
+    const int sent = load.stop();
+    REQUIRE(await_caught_up(f.broker.bootstrap(), "fo", "events", kPartitions, 120s));
+
+    // What the moved partitions replayed where they went.
+    Replay replay;
+    for (const auto& id : survivors) {
+        const json status = f.pipeline_status(id);
+        for (const auto& r : status["recoveries"]) {
+            if (r["started_ms"].get<int64_t>() < killed_ms || !moved.count(r["partition"].get<int>())) continue;
+            const int64_t replayed = r["replayed"], from = r["from"], end = r["end"];
+            const bool took_standby = r["standby_offset"].is_number();
+            MESSAGE(id << " recovered latest[" << r["partition"] << "]: replayed " << replayed << " of a changelog of "
+                       << end << " record(s) from offset " << from << " in " << r["duration_ms"] << " ms"
+                       << (took_standby ? ", from its standby at offset " + std::to_string(r["standby_offset"].get<int64_t>())
+                                        : std::string(", with no standby")));
+            // Nothing was applied twice: exactly the records after what the store held.
+            CHECK(replayed == end - from);
+            if (took_standby) CHECK(from == r["standby_offset"].get<int64_t>() + 1);
+            replay.records += replayed;
+            replay.changelog += end;
+            replay.with_standby += took_standby ? 1 : 0;
+            ++replay.recoveries;
+        }
+    }
+    MESSAGE("moved partitions replayed " << replay.records << " changelog record(s) of " << replay.changelog
+                                         << " (standby_replicas: " << standbys << ")");
+    CHECK(replay.recoveries >= static_cast<int>(moved.size()));
+    CHECK(replay.changelog >= kKeys * static_cast<int64_t>(moved.size()) / kPartitions / 2);
+    if (standbys > 0) {
+        // Every moved partition went where its standby was, and replayed at most what that standby lacked: with
+        // no one writing the partition between the kill and the take-over, next to nothing.
+        CHECK(replay.with_standby == replay.recoveries);
+        CHECK(replay.records * 100 <= replay.changelog);
+    } else {
+        // The reference: no local state where they went, so their whole changelogs.
+        CHECK(replay.with_standby == 0);
+        CHECK(replay.records == replay.changelog);
+    }
+
+    // The table equals the model: in the changelog, on every host's store for what it holds active, and (with
+    // standbys, once they caught up again on the survivors) for what it keeps as a standby.
+    const auto expected = model(sent);
+    CHECK(int64_t(expected.size()) == kKeys);
+    {
+        TopicReader changelog(f.broker.bootstrap(), "fo-latest-changelog", kPartitions);
+        REQUIRE(changelog.read_to_end(60s));
+        std::map<std::string, std::string> latest;
+        for (const auto& rec : changelog.records())
+            if (rec.key) latest[*rec.key] = rec.value.value_or("");
+        CHECK(latest == expected);
+    }
+    if (standbys > 0) REQUIRE(await([&] { return f.settled(survivors[0], 2, 0) && f.standbys_at_end(); }, 60s));
+    const View last = f.view(survivors[0]);
+    for (const auto& id : survivors) REQUIRE(f.hosts.at(id)->stop(SIGTERM, 30s) == 0);
+    size_t active_keys = 0, standby_keys = 0;
+    for (const auto& id : survivors) {
+        const auto table = f.dump(id);
+        for (int p = 0; p < kPartitions; ++p) {
+            const bool active = last.owner.at(p) == id;
+            const bool standby = last.standby.count(p) && last.standby.at(p).count(id);
+            if (!active && !standby) continue;
+            auto it = table.find(p);
+            REQUIRE_MESSAGE(it != table.end(), id << " has nothing of partition " << p);
+            size_t wrong = 0;
+            for (const auto& [key, value] : it->second) {
+                auto e = expected.find(key);
+                if (e == expected.end() || e->second != value) ++wrong;
+            }
+            CHECK_MESSAGE(wrong == 0, id << " partition " << p << (active ? " (active)" : " (standby)"));
+            (active ? active_keys : standby_keys) += it->second.size();
+        }
+    }
+    CHECK(active_keys == static_cast<size_t>(kKeys));  // every key once among the active partitions
+    if (standbys > 0) CHECK(standby_keys == static_cast<size_t>(kKeys));
+}
+
+}  // namespace
+
+TEST_CASE("kill -9 of one of three hosts: the moved partitions resume from their standbys, replaying only their lag") {
+    run_failover(1);
+}
+
+TEST_CASE("kill -9 of one of three hosts without standbys replays the moved partitions' whole changelogs (reference)") {
+    run_failover(0);
+}
