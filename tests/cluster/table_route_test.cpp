@@ -1,7 +1,8 @@
 // Tables queried from any host (Faust's table_route, Kafka Streams' interactive queries): GET /tables/NAME/KEY on
 // a host that does not hold the key is forwarded to the one that does, found through the cluster view, or
 // redirected there with ?redirect=1; `mephisto table get --admin` asks a running cluster. While a rebalance moves
-// partitions the answer is 503 with Retry-After, never a wrong value (RELIABILITY 37).
+// partitions the answer is 503 with Retry-After, never a wrong value (RELIABILITY 37). With standby replicas,
+// ?stale=ok reads the asked host's own standby, says so and its lag, and keeps answering while the owner is down.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -26,8 +27,9 @@ std::string key(int i) { return "k" + std::to_string(i); }
 // Counts per word (test_agents' count counts values), each word re-keyed by itself (the by_value key function)
 // through the repartition topic by the host's producer (murmur2): the table's partition of a word is the one the
 // producer's partitioner gives.
-std::string pipeline() {
-    return pipeline_yaml("routed", "topics:\n  words: {partitions: 4}\n"
+std::string pipeline(int standbys) {
+    return pipeline_yaml("routed", "standby_replicas: " + std::to_string(standbys) + "\n"
+                                   "topics:\n  words: {partitions: 4}\n"
                                    "tables: {counts: {value: int64}}\n"
                                    "agents:\n  counter:\n    plugin: test_agents\n    agent: count\n    from: words\n"
                                    "    tables: [counts]\n    group_by: {plugin: test_agents, function: by_value}\n");
@@ -50,15 +52,26 @@ struct Routed : HostFixture {
     std::map<std::string, std::string> admin;
     std::filesystem::path yaml;
 
-    Routed() {
+    explicit Routed(int standbys = 0) {
         broker.create_topic("words", kPartitions);
         broker.create_topic("routed-__cluster", 1);
-        yaml = dir.write("p.yaml", pipeline());
+        yaml = dir.write("p.yaml", pipeline(standbys));
     }
     void start(const std::string& id) {
         hosts[id] = start_host(yaml, broker.bootstrap(), dir.path() / (id + ".log"),
                                {"--host-id", id, "--state-dir", (dir.path() / id).string()}, false);
         admin[id] = admin_address(*hosts[id]);
+    }
+    // alpha and beta count the words. Both joined before anything is counted: a rebalance while counting would
+    // count some words again (at least once: the embedded broker refuses the revoke's commit), and the expected
+    // counts would not be exact.
+    void count_on_two_hosts() {
+        start("alpha");
+        start("beta");
+        REQUIRE(await([&] { return !owners("alpha", 2).empty(); }, 60s));
+        produce(broker.bootstrap(), "words", words());
+        REQUIRE(await_caught_up(broker.bootstrap(), "routed", "words", kPartitions, 60s));
+        REQUIRE(await_caught_up(broker.bootstrap(), "routed", "routed-counter-by_value-repartition", kPartitions, 60s));
     }
     // Who holds each partition of the table, as host `id` sees the cluster; empty when some partition has no
     // single holder, or a holder is recovering.
@@ -95,14 +108,7 @@ int partition_of(const std::string& k) {
 
 TEST_CASE("a table key read on any host answers the owner's value, forwarded or redirected there") {
     Routed r;
-    r.start("alpha");
-    r.start("beta");
-    // Both joined before anything is counted: a rebalance while counting would count some words again (at least
-    // once: the embedded broker refuses the revoke's commit), and the expected counts would not be exact.
-    REQUIRE(await([&] { return !r.owners("alpha", 2).empty(); }, 60s));
-    produce(r.broker.bootstrap(), "words", words());
-    REQUIRE(await_caught_up(r.broker.bootstrap(), "routed", "words", kPartitions, 60s));
-    REQUIRE(await_caught_up(r.broker.bootstrap(), "routed", "routed-counter-by_value-repartition", kPartitions, 60s));
+    r.count_on_two_hosts();
     std::map<int, std::string> owners;
     REQUIRE(await([&] { return !(owners = r.owners("alpha", 2)).empty() && r.owners("beta", 2) == owners; }, 60s));
     REQUIRE(std::set<std::string>{owners[0], owners[1], owners[2], owners[3]} == std::set<std::string>{"alpha", "beta"});
@@ -145,12 +151,7 @@ TEST_CASE("a table key read on any host answers the owner's value, forwarded or 
 
 TEST_CASE("while a rebalance moves a table's partitions, a read answers 503 with Retry-After or the right value, never another") {
     Routed r;
-    r.start("alpha");
-    r.start("beta");
-    REQUIRE(await([&] { return !r.owners("alpha", 2).empty(); }, 60s));  // joined before counting, as above
-    produce(r.broker.bootstrap(), "words", words());
-    REQUIRE(await_caught_up(r.broker.bootstrap(), "routed", "words", kPartitions, 60s));
-    REQUIRE(await_caught_up(r.broker.bootstrap(), "routed", "routed-counter-by_value-repartition", kPartitions, 60s));
+    r.count_on_two_hosts();
 
     r.start("gamma");  // the group rebalances; gamma restores what it is given from the changelog
     int answered = 0, refused = 0;
@@ -175,4 +176,55 @@ TEST_CASE("while a rebalance moves a table's partitions, a read answers 503 with
     MESSAGE(answered << " reads answered with the value, " << refused << " refused with 503 during the rebalance");
     CHECK(answered >= 3 * kKeys);
     for (auto& [id, host] : r.hosts) CHECK(host->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("?stale=ok answers from the asked host's standby, with its lag, and keeps answering while the owner is down") {
+    Routed r(1);
+    r.count_on_two_hosts();
+    const std::map<int, std::string> owners = r.owners("alpha", 2);
+    REQUIRE(owners.size() == kPartitions);
+    // Each host keeps a standby of every partition the other owns, caught up once it applied its changelog to the
+    // end (its own lag is as of its last fetch: it may not have seen the last records yet).
+    const auto ends = end_offsets(r.broker.bootstrap(), "routed-counts-changelog", kPartitions);
+    auto standbys_current = [&](const std::string& id) {
+        const json status = json::parse(http_get(r.admin.at(id), "/pipelines").body)[0];
+        size_t current = 0;
+        for (const auto& s : status["standby"]) {
+            const int p = s["partition"];
+            if (owners.at(p) == id) return false;  // never a standby of its own partition
+            current += s["offset"] == ends.at(p) - 1 && s["lag"] == 0 ? 1 : 0;
+        }
+        size_t others = 0;
+        for (const auto& [p, owner] : owners) others += owner != id ? 1 : 0;
+        return current == others && status["standby"].size() == others;
+    };
+    REQUIRE(await([&] { return standbys_current("alpha") && standbys_current("beta"); }, 60s));
+
+    for (const std::string asked : {"alpha", "beta"})
+        for (int i = 0; i < kKeys; ++i) {
+            const HttpReply reply = http_get(r.admin.at(asked), "/tables/counts/" + key(i) + "?stale=ok");
+            REQUIRE_MESSAGE(reply.status == 200, asked << " " << key(i) << ": " << reply.body);
+            CHECK(json::parse(reply.body)["value"] == kRepeats);
+            // Served here, from the active copy or the standby, never forwarded.
+            CHECK(header(reply, "mephisto-served-by") == asked);
+            CHECK(header(reply, "mephisto-forwarded-by").empty());
+            const bool owned = owners.at(partition_of(key(i))) == asked;
+            CHECK(header(reply, "mephisto-replica") == (owned ? "active" : "standby"));
+            CHECK(header(reply, "mephisto-lag-records") == "0");
+        }
+    // A key nobody counted: 404 from the standby too, which says it looked there.
+    int k = 0;
+    while (owners.at(partition_of(key(k))) == "alpha") ++k;
+    CHECK(http_get(r.admin.at("alpha"), "/tables/counts/never-counted-" + std::to_string(k) + "?stale=ok").status == 404);
+
+    // The owner of some keys dies. Until the group gives its partitions to alpha, a plain read of them cannot be
+    // answered (503), a stale-ok one is, by alpha's standby.
+    REQUIRE(r.hosts.at("beta")->stop(SIGKILL, 10s) == 128 + SIGKILL);
+    const HttpReply plain = http_get(r.admin.at("alpha"), "/tables/counts/" + key(k));
+    const HttpReply stale = http_get(r.admin.at("alpha"), "/tables/counts/" + key(k) + "?stale=ok");
+    CHECK(stale.status == 200);
+    CHECK(json::parse(stale.body)["value"] == kRepeats);
+    if (plain.status == 503) CHECK(header(stale, "mephisto-replica") == "standby");
+    else CHECK(plain.status == 200);  // the group was already quicker: alpha owns it now
+    CHECK(r.hosts.at("alpha")->stop(SIGTERM, 30s) == 0);
 }
