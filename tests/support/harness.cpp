@@ -51,6 +51,11 @@ void Broker::set_down(int32_t broker_id) {
         throw std::runtime_error("set_down: " + std::string(rd_kafka_err2str(err)));
 }
 
+void Broker::set_rtt(int32_t broker_id, std::chrono::milliseconds rtt) {
+    if (auto err = rd_kafka_mock_broker_set_rtt(broker_->cluster(), broker_id, static_cast<int>(rtt.count())))
+        throw std::runtime_error("set_rtt: " + std::string(rd_kafka_err2str(err)));
+}
+
 void Broker::set_up(int32_t broker_id) {
     if (auto err = rd_kafka_mock_broker_set_up(broker_->cluster(), broker_id))
         throw std::runtime_error("set_up: " + std::string(rd_kafka_err2str(err)));

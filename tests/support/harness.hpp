@@ -43,6 +43,8 @@ public:
     // Takes broker `broker_id` down (its connections closed, new ones refused) and back up.
     void set_down(int32_t broker_id);
     void set_up(int32_t broker_id);
+    // Every request to the broker is answered `rtt` later (0: at once again).
+    void set_rtt(int32_t broker_id, std::chrono::milliseconds rtt);
     // Makes broker `broker_id` the leader of topic[partition].
     void set_leader(const std::string& topic, int32_t partition, int32_t broker_id);
     // The next `count` requests of `api_key` (the Kafka protocol's ApiKey: 0 is Produce) that broker

@@ -33,6 +33,9 @@ constexpr size_t kRecoveryBatch = 100'000;
 constexpr size_t kRecoveryBuffered = 200'000;        // records read and not yet handed to the applier
 constexpr size_t kRecoveryBufferedBytes = 64 << 20;  // their keys and values
 constexpr auto kProgressEvery = std::chrono::seconds(3);
+// A shard's records read are applied at least this often, even in small batches: a slow recovery abandoned by a
+// rebalance keeps what it did, and the next one goes on from there.
+constexpr auto kApplyAtLeastEvery = std::chrono::seconds(1);
 constexpr size_t kReadBatch = 4096;  // messages taken from librdkafka's queue at a time
 
 }  // namespace
@@ -49,7 +52,9 @@ struct ChangelogRestorer::ShardRestore {
     bool ended = false;                    // the reader read to `high`
     std::atomic<bool> failed{false};       // the applier could not write it: the reader skips it
     int64_t applied = 0;                   // the applier's
+    std::chrono::steady_clock::time_point submitted{};  // the reader's: when it last handed a batch over
     std::optional<int64_t> standby_offset;  // what the standby here had applied, when there was one
+    bool settled = false;                   // recovered or failed (settle ran)
 };
 
 void ChangelogRestorer::start(std::vector<PartitionState*> partitions) {
@@ -134,6 +139,7 @@ void ChangelogRestorer::run(std::vector<PartitionState*> partitions) {
     }
     // A partition is recovered once each of its shards is (or one failed: it then stays paused).
     auto settle = [&](ShardRestore& r, const Status& st) {
+        r.settled = true;
         {
             std::lock_guard lock(status_mu_);
             standby_taken_.erase(r.shard);
@@ -154,6 +160,11 @@ void ChangelogRestorer::run(std::vector<PartitionState*> partitions) {
     for (auto& [ps, count] : pending)
         if (count == 0) ps->recovered = true;
     if (!restores.empty()) restore_shards(restores, settle);
+    // Abandoned by a revoke: what they applied (whole batches: possibly nothing) is in the store, with its offset.
+    for (const auto& r : restores)
+        if (!r.settled && r.high > 0)
+            record({r.shard->store().spec().name, r.shard->partition(), r.applied, r.from, std::max(r.from, r.high),
+                    r.standby_offset, started_ms, wall_ms() - started_ms, false});
 }
 
 void ChangelogRestorer::restore_shards(std::deque<ShardRestore>& restores,
@@ -213,6 +224,7 @@ void ChangelogRestorer::restore_shards(std::deque<ShardRestore>& restores,
         r.from = std::max(persisted + 1, low);
         r.high = high;
         r.last = r.from - 1;
+        r.submitted = Clock::now();
         if (r.from >= high) {
             s_.log->info("table {}: up to date (changelog offset {})", r.name, persisted);
             settle(r, {});
@@ -281,6 +293,7 @@ void ChangelogRestorer::restore_shards(std::deque<ShardRestore>& restores,
     });
     size_t buffered = 0, buffered_bytes = 0;  // in the shards' open batches
     auto submit = [&](ShardRestore& r, bool final) {
+        r.submitted = Clock::now();
         buffered -= r.batch.size();
         buffered_bytes -= r.batch_bytes;
         r.batch_bytes = 0;
@@ -349,6 +362,8 @@ void ChangelogRestorer::restore_shards(std::deque<ShardRestore>& restores,
             rd_kafka_message_destroy(m);
         }
         const auto now = Clock::now();
+        for (auto& [key, r] : by_partition)
+            if (!r->ended && !r->failed && !r->batch.empty() && now - r->submitted >= kApplyAtLeastEvery) submit(*r, false);
         if (now - last_report >= kProgressEvery) {
             int64_t left = 0;
             std::lock_guard lock(status_mu_);

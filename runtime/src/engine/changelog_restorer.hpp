@@ -33,7 +33,8 @@ struct RecoveryStatus {
     int64_t remaining = 0;
 };
 
-// A table partition's recovery done: what it replayed, and whether a standby here had most of it already.
+// A table partition's recovery done, or abandoned by a revoke: what it replayed, and whether a standby here had
+// most of it already. An abandoned one's records stay applied (with their offset): the next one goes on after them.
 struct RecoveryRecord {
     std::string table;
     int32_t partition = 0;
@@ -42,7 +43,8 @@ struct RecoveryRecord {
     int64_t end = 0;                      // the changelog's end at assignment: [from, end) was read
     std::optional<int64_t> standby_offset;  // the offset the standby here had applied, when there was one
     int64_t started_ms = 0;               // wall clock, when the partition was assigned
-    int64_t duration_ms = 0;              // from then until its tables were current
+    int64_t duration_ms = 0;              // from then until its tables were current (or it was abandoned)
+    bool completed = true;                // false: abandoned (a rebalance during the recovery)
 };
 
 class ChangelogRestorer {

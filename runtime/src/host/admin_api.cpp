@@ -119,7 +119,8 @@ json pipelines(const Host& host) {
                                   {"end", r.end},
                                   {"standby_offset", r.standby_offset ? json(*r.standby_offset) : json()},
                                   {"started_ms", r.started_ms},
-                                  {"duration_ms", r.duration_ms}});
+                                  {"duration_ms", r.duration_ms},
+                                  {"completed", r.completed}});
         json standbys = json::array();
         for (const auto& s : p->standby_status())
             standbys.push_back({{"table", s.table},
