@@ -117,7 +117,7 @@ TEST_CASE("partition registry: a revoked partition lives until its events are fi
 TEST_CASE("offset committer: each finished prefix is sent once, again after a failed report, and counts once confirmed") {
     OfflineClient consumer(RD_KAFKA_CONSUMER);
     mephisto::PipelineConfig config;
-    mephisto::StateManager state({&config, "", mephisto::logger("committer-test"), [](const std::string&) {}, {}}, {});
+    mephisto::StateManager state({&config, "", mephisto::logger("committer-test"), [](const std::string&) {}, {}, {}}, {});
     PartitionRegistry registry;
     registry.add(partition("in", 0));
     registry.add(partition("in", 1));

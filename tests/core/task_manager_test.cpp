@@ -50,7 +50,7 @@ struct Fixture {
         consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof err);
         REQUIRE(consumer);
         state = std::make_unique<StateManager>(
-            StateManager::Services{&config, "", logger("task_manager_test"), [](const std::string&) {}, {}},
+            StateManager::Services{&config, "", logger("task_manager_test"), [](const std::string&) {}, {}, {}},
             std::map<std::string, TableTypes>{});
         committer = std::make_unique<OffsetCommitter>(consumer, partitions, *state, logger("task_manager_test"));
         TaskManagerServices s;

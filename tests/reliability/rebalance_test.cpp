@@ -1,6 +1,7 @@
 // Several hosts in one consumer group: a second host joining makes the first revoke (finish, commit) and
 // both share the partitions; a member killed with SIGKILL hands its partitions back after its session times
-// out. Nothing is lost; a clean revoke repeats nothing (RELIABILITY.md 1, 7, 17's basics).
+// out. Nothing is lost; a clean revoke repeats nothing (RELIABILITY.md 1, 7, 17's basics). A callback blocked far
+// longer than max.poll.interval.ms does not drop its host out of the group (RELIABILITY 16).
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -88,4 +89,46 @@ TEST_CASE("a host killed with SIGKILL: the survivor takes its partitions back an
     }, 90s));
     REQUIRE(await_caught_up(broker.bootstrap(), "survivor", "in", 4, 30s));
     CHECK(first->stop(SIGTERM, 30s) == 0);
+}
+
+TEST_CASE("a callback blocked far past max.poll.interval.ms keeps its host in the group: the consumer never waits for it (RELIABILITY 16)") {
+    Broker broker;
+    for (const auto& [topic, partitions] : std::map<std::string, int>{{"slow", 1}, {"fast", 2}, {"out", 2}})
+        broker.create_topic(topic, partitions);
+    TempDir dir;
+    // librdkafka leaves the group when the application does not poll for max.poll.interval.ms: the slow agent's one
+    // event blocks its worker for twice that.
+    auto yaml = dir.write("p.yaml",
+        "app: {id: blocked}\nplugins: {dir: " + test_plugin_dir().string() + "}\ncommit_interval: 200ms\n"
+        "consumer: {session.timeout.ms: 4000, heartbeat.interval.ms: 300, max.poll.interval.ms: 6000}\n"
+        "hung_callback_after: 1s\nworkers: 2\n"
+        "topics: {slow: {partitions: 1}, fast: {partitions: 2}, out: {partitions: 2}}\n"
+        "agents:\n"
+        "  sleeper: {plugin: test_agents, agent: forward, from: slow, sinks: [out], params: {delay_ms: 12000}}\n"
+        "  quick: {plugin: test_agents, agent: forward, from: fast, sinks: [out]}\n");
+    auto host = start_host(yaml, broker.bootstrap(), dir.path() / "host.log");
+    produce(broker.bootstrap(), "slow", {Message{"k", "asleep", {}, -1}});
+    REQUIRE(host->await_log("(hung_callback_after 1s)", 30s));  // the sleeper's callback, reported hung
+
+    // While it sleeps, the other agent's events keep flowing through the same consumer.
+    SteadyLoad load(broker.bootstrap(), "fast", 50, 8);
+    TopicReader out(broker.bootstrap(), "out", 2);
+    auto slept = [](const std::vector<Record>& records) {
+        return std::any_of(records.begin(), records.end(), [](const Record& r) { return r.value == "asleep"; });
+    };
+    size_t while_asleep = 0;
+    REQUIRE(out.read_until([&](const std::vector<Record>& records) {
+        if (slept(records)) return true;
+        while_asleep = records.size();
+        return false;
+    }, 60s));
+    const int sent = load.stop();
+    MESSAGE(while_asleep << " event(s) of the other agent came out while the callback slept 12 s");
+    CHECK(while_asleep > 0);
+    REQUIRE(out.read_until([&](const std::vector<Record>& records) { return records.size() >= static_cast<size_t>(sent) + 1; }, 60s));
+    // The host stayed in the group all along: one assignment, no revoke, no poll-interval timeout.
+    CHECK(host->count_in_log("] assigned") == 1);
+    CHECK(host->count_in_log("revoked") == 0);
+    CHECK(host->log().find("maximum poll interval") == std::string::npos);
+    CHECK(host->stop(SIGTERM, 30s) == 0);
 }

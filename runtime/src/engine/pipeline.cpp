@@ -157,13 +157,14 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
     p->state_ = std::make_unique<StateManager>(
         StateManager::Services{&p->config_, bootstrap, p->log_, [self](const std::string& why) { self->fail(why); },
                                [self] {
-                                   std::function<std::set<TablePartition>()> placement;
+                                   std::function<StandbyPlacement()> placement;
                                    {
                                        std::lock_guard lock(self->standby_placement_mutex_);
                                        placement = self->standby_placement_;
                                    }
-                                   return placement ? placement() : std::set<TablePartition>{};
-                               }},
+                                   return placement ? placement() : StandbyPlacement{};
+                               },
+                               [self] { return self->rebalances(); }},
         std::move(table_types));
     for (const auto& topic : p->config_.topics) {
         auto codec = resolve_topic_codec(topic, plugins);

@@ -149,7 +149,7 @@ public:
     std::vector<TableOffset> table_offsets() const;
     // Standby replicas (engine/standby_follower.hpp). The host says where this host keeps them (its cluster view
     // knows the group's other members); set before start, or later: asked about once a second. THREAD: any.
-    void set_standby_placement(std::function<std::set<TablePartition>()> placement);
+    void set_standby_placement(std::function<StandbyPlacement()> placement);
     // The tables that have standbys: their partitions and standby_replicas (fixed once started). THREAD: any.
     struct StandbyTable {
         std::string table;
@@ -310,7 +310,7 @@ private:
     std::string member_id_;  // guarded by member_id_mutex_
     std::atomic<bool> leader_{false};  // set by the task manager
     mutable std::mutex standby_placement_mutex_;
-    std::function<std::set<TablePartition>()> standby_placement_;  // guarded by standby_placement_mutex_
+    std::function<StandbyPlacement()> standby_placement_;  // guarded by standby_placement_mutex_
     std::mutex swap_mutex_;  // a plugin swap and a rebalance never interleave
     std::atomic<bool> consuming_{false};
     std::atomic<bool> stopping_{false};

@@ -65,7 +65,7 @@ std::vector<Pipeline::TableOffset> Pipeline::table_offsets() const {
 
 std::vector<RecoveryStatus> Pipeline::recovery_status() const { return state_->restorer().status(); }
 
-void Pipeline::set_standby_placement(std::function<std::set<TablePartition>()> placement) {
+void Pipeline::set_standby_placement(std::function<StandbyPlacement()> placement) {
     std::lock_guard lock(standby_placement_mutex_);
     standby_placement_ = std::move(placement);
 }

@@ -105,7 +105,14 @@ std::vector<StandbyStatus> StandbyFollower::status() const {
 }
 
 void StandbyFollower::reconcile(rd_kafka_t* rk) {
-    std::set<TablePartition> wanted = s_.placement();
+    StandbyPlacement placement = s_.placement();
+    const std::set<TablePartition>& wanted = placement.partitions;
+    const uint64_t generation = s_.generation ? s_.generation() : 0;
+    if (std::any_of(members_.begin(), members_.end(), [&](const std::string& m) { return !placement.members.count(m); }))
+        member_lost_in_ = generation;
+    else if (member_lost_in_ && generation > *member_lost_in_)
+        member_lost_in_.reset();  // the group has rebalanced since: the assignment knows
+    members_ = std::move(placement.members);
     std::vector<std::pair<TablePartition, TableShard*>> adding;
     {
         std::lock_guard lock(mu_);
@@ -116,7 +123,8 @@ void StandbyFollower::reconcile(rd_kafka_t* rk) {
             Replica& r = it->second;
             if (wanted.count(it->first)) r.unwanted_since.reset();
             else if (!r.unwanted_since) r.unwanted_since = now;
-            if (!active_.count(it->first) && (!r.unwanted_since || now - *r.unwanted_since < kStandbyLinger)) {
+            const bool lingers = r.unwanted_since && member_lost_in_ && now - *r.unwanted_since < kStandbyLinger;
+            if (!active_.count(it->first) && (!r.unwanted_since || lingers)) {
                 ++it;
                 continue;
             }

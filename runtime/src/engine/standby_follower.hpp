@@ -7,9 +7,10 @@
 // placement names, from the offset the local store persisted, and applies the records with their offset in
 // RocksDB write batches into the same shards the partition uses when active. Where standbys belong is the
 // host's business (the cluster view and the range assignor's successors; cluster/range_assignment.hpp): the
-// follower asks `placement` once a second. A standby the placement no longer names is followed on for a while
-// (kStandbyLinger): the placement moves as soon as a dead owner's record goes stale, which can be before the group
-// gives its partitions out, and the standby is wanted most right then.
+// follower asks `placement` once a second. A standby the placement no longer names is dropped, except when the
+// placement moved because a member left the view: a dead owner's record can go stale before the group gives its
+// partitions out, and the standby is wanted most right then. Then it is followed on until this host's consumer has
+// been through a rebalance since (or kStandbyLinger passed).
 //
 // A standby is never served as if active: the partition becomes active only through the restorer, which calls
 // take_over() before it reads the store's offset; from then on the follower leaves the partition alone, until
@@ -38,6 +39,12 @@ namespace mephisto {
 
 using TablePartition = std::pair<std::string, int32_t>;  // (table, partition)
 
+// Where this host keeps standbys, and the group's members the placement was computed from.
+struct StandbyPlacement {
+    std::set<TablePartition> partitions;
+    std::set<std::string> members;
+};
+
 struct StandbyStatus {
     std::string table;
     int32_t partition = 0;
@@ -47,8 +54,9 @@ struct StandbyStatus {
 
 class StandbyFollower {
 public:
-    // How long a standby the placement no longer names is followed on: longer than a group takes to give out a
-    // dead member's partitions after its session timed out (on the embedded broker, session.timeout.ms - 1 s more).
+    // How long at most a standby the placement no longer names is followed on after a member left the view, while
+    // no rebalance came: longer than a group takes to give out a dead member's partitions after its session timed
+    // out (on the embedded broker, session.timeout.ms - 1 s more).
     static constexpr std::chrono::seconds kStandbyLinger{60};
 
     struct Services {
@@ -58,7 +66,9 @@ public:
         std::shared_ptr<spdlog::logger> log;
         // The table partitions this host should keep standbys of now (those it owns are left out here). Called
         // on the follower's thread about once a second; must not block long.
-        std::function<std::set<TablePartition>()> placement;
+        std::function<StandbyPlacement()> placement;
+        // Counts this host's rebalances (Pipeline::rebalances).
+        std::function<uint64_t()> generation;
     };
     // `stores`: the tables that have standbys, by name.
     StandbyFollower(Services services, std::map<std::string, TableStore*> stores);
@@ -113,6 +123,10 @@ private:
     std::map<TablePartition, Replica> followed_;
     std::set<TablePartition> active_;  // owned here now: never followed
     bool changed_ = false;             // active_ changed since the last reconcile
+    // Follower thread only: the members of the last placement, and while a member is missing from the view since,
+    // the generation it went missing in (standbys no longer named linger until a rebalance came).
+    std::set<std::string> members_;
+    std::optional<uint64_t> member_lost_in_;
 };
 
 }  // namespace mephisto

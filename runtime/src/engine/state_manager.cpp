@@ -142,10 +142,11 @@ Status StateManager::start_standbys() {
     if (stores.empty()) return {};
     std::map<std::string, std::string> props = s_.config->broker.properties;
     props["bootstrap.servers"] = s_.bootstrap;
-    std::function<std::set<TablePartition>()> placement = s_.standby_placement;
-    if (!placement) placement = [] { return std::set<TablePartition>{}; };
+    std::function<StandbyPlacement()> placement = s_.standby_placement;
+    if (!placement) placement = [] { return StandbyPlacement{}; };
     standby_ = std::make_unique<StandbyFollower>(
-        StandbyFollower::Services{s_.config->app_id, std::move(props), s_.log, std::move(placement)}, std::move(stores));
+        StandbyFollower::Services{s_.config->app_id, std::move(props), s_.log, std::move(placement), s_.generation},
+        std::move(stores));
     return standby_->start();
 }
 

@@ -36,7 +36,8 @@ public:
         std::function<void(const std::string&)> fail;  // the pipeline can no longer run
         // Where this host keeps standby replicas now (StandbyFollower::Services::placement); used when a table
         // has standby_replicas.
-        std::function<std::set<TablePartition>()> standby_placement;
+        std::function<StandbyPlacement()> standby_placement;
+        std::function<uint64_t()> generation;  // counts the consumer's rebalances
     };
     // `types`: each table's codec and aggregator, resolved from the plugins.
     StateManager(Services services, std::map<std::string, TableTypes> types);

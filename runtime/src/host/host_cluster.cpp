@@ -32,8 +32,8 @@ std::chrono::milliseconds stale_after(const PipelineConfig& config) {
 // owner left, by the range assignor over the group's members as the control topic tells them (this host's own
 // member id as its consumer has it now). Nothing until the view is whole: a partial view would put standbys
 // where the partitions will not go.
-std::set<TablePartition> standby_placement(const Pipeline& pipeline, const ClusterMember& member) {
-    std::set<TablePartition> out;
+StandbyPlacement standby_placement(const Pipeline& pipeline, const ClusterMember& member) {
+    StandbyPlacement out;
     const std::string self = pipeline.member_id();
     if (self.empty() || !member.caught_up()) return out;
     std::vector<std::string> members{self};
@@ -41,7 +41,9 @@ std::set<TablePartition> standby_placement(const Pipeline& pipeline, const Clust
         if (record.host != member.host_id() && !record.member.empty() && record.member != self)
             members.push_back(record.member);
     for (const auto& table : pipeline.standby_tables())
-        for (int32_t p : standby_partitions(members, self, table.partitions, table.replicas)) out.emplace(table.table, p);
+        for (int32_t p : standby_partitions(members, self, table.partitions, table.replicas))
+            out.partitions.emplace(table.table, p);
+    out.members.insert(members.begin(), members.end());
     return out;
 }
 
@@ -101,7 +103,7 @@ std::shared_ptr<ClusterMember> Host::join_cluster(const PipelineConfig& config, 
     if (!pipeline->standby_tables().empty())
         pipeline->set_standby_placement([p = pipeline.get(), weak = std::weak_ptr<ClusterMember>(joined)] {
             auto m = weak.lock();
-            return m ? standby_placement(*p, *m) : std::set<TablePartition>{};
+            return m ? standby_placement(*p, *m) : StandbyPlacement{};
         });
     return joined;
 }
