@@ -17,6 +17,7 @@ HostRecord sample() {
     r.pipeline = "counts";
     r.admin = "http://127.0.0.1:6066";
     r.member = "rdkafka-6c1f";
+    r.instance = "counts-alpha";
     r.active = {{"in", 0, false}, {"in", 3, true}};
     r.standby = {{"totals", 1, 877, 12}, {"totals", 2, -1, -1}};
     r.tables = {{"totals", 0, 1234}, {"totals", 3, -1}};

@@ -714,6 +714,15 @@ TEST_CASE("config: standby_replicas, per pipeline and per table, default 0, none
             {"a global table is on every host already; standby_replicas does not apply"});
 }
 
+TEST_CASE("config: static_membership, and no group.instance.id shared by every host through the file") {
+    Fixture f;
+    const std::string body = "topics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n";
+    CHECK(!f.ok("app: shop\n" + body).static_membership);
+    CHECK(f.ok("app: shop\nstatic_membership: true\n" + body).static_membership);
+    f.error("app: shop\nconsumer: {group.instance.id: one}\n" + body, 2, 31,
+            {"consumer.group.instance.id would be the same on every host", "use static_membership: true"});
+}
+
 TEST_CASE("config: take gathers batches for on_batch") {
     Fixture f;
     auto c = f.ok("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, take: {max: 50, within: 250ms}}}\n");

@@ -80,6 +80,7 @@ std::string to_json(const HostRecord& r) {
                 {"pipeline", r.pipeline},
                 {"admin", r.admin},
                 {"member", r.member},
+                {"instance", r.instance},
                 {"active", partitions_json(r.active)},
                 {"standby", standbys_json(r.standby)},
                 {"tables", tables},
@@ -101,6 +102,7 @@ Result<HostRecord> parse_host_record(std::string_view key, std::string_view valu
         !read(obj, "heartbeat_ms", r.heartbeat_ms, error) || !read(obj, "started_ms", r.started_ms, error) ||
         !read_partitions(obj, "active", r.active, error) || !read_standbys(obj, r.standby, error))
         return make_error(error);
+    if (obj.contains("instance") && !read(obj, "instance", r.instance, error)) return make_error(error);
     if (r.host != key) return make_error("the record names host '" + r.host + "' under the key '" + std::string(key) + "'");
     if (auto it = obj.find("tables"); it != obj.end()) {
         if (!it->is_array()) return make_error("field 'tables' is not an array");

@@ -45,6 +45,7 @@ struct HostRecord {
     std::string pipeline;  // the app id
     std::string admin;     // its admin API, "http://host:port"; empty when it has none
     std::string member;    // its consumer group member id; empty before it joined
+    std::string instance;  // its group.instance.id under static membership; empty otherwise
     std::vector<HeldPartition> active;
     std::vector<StandbyReplica> standby;
     std::vector<TablePartitionOffset> tables;  // the active table partitions

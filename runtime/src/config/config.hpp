@@ -196,6 +196,9 @@ struct PipelineConfig {
     int workers = 2;
     // `standby_replicas:` for the tables that do not set their own (Faust's and Kafka Streams' default: 0).
     int standby_replicas = 0;
+    // `static_membership: true` (KIP-345): the consumer joins with group.instance.id `<app>-<host id>`, so a host
+    // restarted with the same --host-id within session.timeout.ms gets its partitions back without a rebalance.
+    bool static_membership = false;
     // `isolation:`; unset: process when the host runs a directory or several files, none for a single file.
     std::optional<Isolation> isolation;
     // `supervisor:`: how the supervisor restarts this pipeline's worker process when it crashes (strategy aside).

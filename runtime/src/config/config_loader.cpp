@@ -167,7 +167,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                          {"app", "broker", "processing_guarantee", "plugins", "state_dir", "commit_interval",
                           "shutdown_timeout", "workers", "consumer", "producer", "topics", "channels", "tables", "agents",
                           "timers", "hung_callback_after", "broker_unreachable_timeout", "isolation", "supervisor",
-                          "callback_timeout", "limits", "standby_replicas"});
+                          "callback_timeout", "limits", "standby_replicas", "static_membership"});
     YAML::Node topics_node, tables_node, agents_node, timers_node, state_node, channels_node;
     bool have_state_dir = false;  // (a default-constructed YAML::Node converts to true)
     bool have_app = false;
@@ -242,6 +242,8 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                     c.cpu_limit = cores;
                 }
             }
+        } else if (key == "static_membership") {
+            c.static_membership = r.boolean(v, "static_membership");
         } else if (key == "standby_replicas") {
             c.standby_replicas = static_cast<int>(r.integer(v, "standby_replicas", 0, kMaxStandbyReplicas));
         } else if (key == "workers") {
@@ -254,6 +256,10 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                 it != c.consumer_properties.end() && it->second.find("cooperative") != std::string::npos)
                 r.fail(v["partition.assignment.strategy"], "consumer.partition.assignment.strategy: cooperative rebalancing "
                        "is not supported; use range or roundrobin");
+            // One file serves every host of a cluster, and two members with one instance id fence each other.
+            if (c.consumer_properties.count("group.instance.id"))
+                r.fail(v["group.instance.id"], "consumer.group.instance.id would be the same on every host that runs "
+                       "this file; use static_membership: true (each host joins as <app>-<host id>)");
         } else if (key == "producer") {
             c.producer_properties = r.scalar_map(v, "producer");
         } else if (key == "state_dir") {

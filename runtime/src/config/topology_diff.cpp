@@ -112,6 +112,7 @@ TopologyDiff diff_topology(const PipelineConfig& running, const PipelineConfig& 
     if (running.commit_interval != edited.commit_interval) restart("the commit interval changed");
     if (running.shutdown_timeout != edited.shutdown_timeout) restart("the shutdown timeout changed");
     if (running.workers != edited.workers) restart("the worker count changed");
+    if (running.static_membership != edited.static_membership) restart("static_membership changed");
     if (running.hung_callback_after != edited.hung_callback_after) restart("hung_callback_after changed");
     if (running.broker_unreachable_timeout != edited.broker_unreachable_timeout)
         restart("broker_unreachable_timeout changed");

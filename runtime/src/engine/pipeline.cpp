@@ -292,7 +292,10 @@ Status Pipeline::start() {
         // bench_latency): 5 ms keeps p99 within 20 ms at half the raw loop's capacity.
         {"fetch.wait.max.ms", broker_ ? "5" : "100"},
     };
-    auto conf = make_conf({&common, &consumer_defaults, &config_.broker.properties, &config_.consumer_properties});
+    std::map<std::string, std::string> membership;
+    if (!group_instance_id_.empty()) membership["group.instance.id"] = group_instance_id_;
+    auto conf = make_conf({&common, &consumer_defaults, &config_.broker.properties, &config_.consumer_properties,
+                           &membership});
     if (!conf) return make_error(config_.file.string() + ": consumer: " + conf.error());
     rd_kafka_conf_set_opaque(conf->get(), this);
     route_logs(conf->get());

@@ -103,6 +103,9 @@ public:
     // Records to dead-letter instead of processing: those of `records` for this pipeline whose agent's
     // on_crash.quarantine_after they reached. Before start(). THREAD: the host's main thread.
     void quarantine(const std::vector<PoisonRecord>& records);
+    // Static membership (KIP-345): the consumer's group.instance.id; set before start. THREAD: any after start.
+    void set_group_instance_id(std::string id) { group_instance_id_ = std::move(id); }
+    const std::string& group_instance_id() const { return group_instance_id_; }
     // Starts the consumer, workers and timers. THREAD: the host's main thread.
     Status start();
     // Graceful stop (RELIABILITY 11): stop fetching, finish in-flight events within the drain budget,
@@ -254,6 +257,7 @@ private:
     void fail(const std::string& reason);
 
     PipelineConfig config_;
+    std::string group_instance_id_;  // empty: dynamic membership
     std::string bootstrap_;
     TopicProvisioner* broker_ = nullptr;
     std::shared_ptr<spdlog::logger> log_;

@@ -144,6 +144,9 @@ json pipelines(const Host& host) {
                        {"records_replayed", p->records_replayed()},
                        {"standby", standbys},
                        {"standby_records_applied", p->standby_records_applied()},
+                       {"member", p->member_id()},
+                       {"group_instance_id", p->group_instance_id().empty() ? json() : json(p->group_instance_id())},
+                       {"rebalances", p->rebalances()},
                        {"channels", channels},
                        {"tables", tables},
                        {"hung", hung}});

@@ -127,6 +127,12 @@ Status Host::start_pipeline(PipelineConfig c, StartupControl* control) {
     if (!pipeline) return make_error(pipeline.error());
     std::shared_ptr<Pipeline> running = std::move(*pipeline);
     running->quarantine(options_.poison);
+    if (c.static_membership) {
+        running->set_group_instance_id(c.app_id + "-" + host_id_);
+        if (options_.host_id.empty())
+            logger(c.app_id)->warn("static_membership: this host's id {} was generated and changes at every start; give "
+                                   "--host-id for a restart to come back as the same member", host_id_);
+    }
     if (auto st = running->start(); !st) {
         running->stop();
         return make_error(st.error());

@@ -30,16 +30,22 @@ std::chrono::milliseconds stale_after(const PipelineConfig& config) {
 
 // Where `pipeline` keeps standby replicas: the table partitions this host's consumer would take over if their
 // owner left, by the range assignor over the group's members as the control topic tells them (this host's own
-// member id as its consumer has it now). Nothing until the view is whole: a partial view would put standbys
-// where the partitions will not go.
+// member id as its consumer has it now). The range assignor orders members by group.instance.id when they all
+// have one (static membership), else by member id. Nothing until the view is whole: a partial view would put
+// standbys where the partitions will not go.
 StandbyPlacement standby_placement(const Pipeline& pipeline, const ClusterMember& member) {
     StandbyPlacement out;
-    const std::string self = pipeline.member_id();
-    if (self.empty() || !member.caught_up()) return out;
+    if (pipeline.member_id().empty() || !member.caught_up()) return out;
+    const auto hosts = member.hosts();
+    bool all_static = !pipeline.group_instance_id().empty();
+    for (const auto& [record, age] : hosts)
+        if (record.host != member.host_id() && !record.member.empty()) all_static = all_static && !record.instance.empty();
+    const std::string self = all_static ? pipeline.group_instance_id() : pipeline.member_id();
     std::vector<std::string> members{self};
-    for (const auto& [record, age] : member.hosts())
-        if (record.host != member.host_id() && !record.member.empty() && record.member != self)
-            members.push_back(record.member);
+    for (const auto& [record, age] : hosts) {
+        const std::string& id = all_static ? record.instance : record.member;
+        if (record.host != member.host_id() && !record.member.empty() && id != self) members.push_back(id);
+    }
     for (const auto& table : pipeline.standby_tables())
         for (int32_t p : standby_partitions(members, self, table.partitions, table.replicas))
             out.partitions.emplace(table.table, p);
@@ -88,6 +94,7 @@ std::shared_ptr<ClusterMember> Host::join_cluster(const PipelineConfig& config, 
         HostRecord r;
         r.admin = advertised_admin();
         r.member = pipeline->member_id();
+        r.instance = pipeline->group_instance_id();
         for (const auto& p : pipeline->partition_status()) r.active.push_back({p.topic, p.partition, p.recovering});
         for (const auto& t : pipeline->table_offsets()) r.tables.push_back({t.table, t.partition, t.offset});
         for (const auto& s : pipeline->standby_status()) r.standby.push_back({s.table, s.partition, s.offset, s.lag});
