@@ -216,9 +216,15 @@ TEST_CASE("?stale=ok answers from the asked host's standby, with its lag, and ke
     int k = 0;
     while (owners.at(partition_of(key(k))) == "alpha") ++k;
     CHECK(http_get(r.admin.at("alpha"), "/tables/counts/never-counted-" + std::to_string(k) + "?stale=ok").status == 404);
+    // The command line too: the value, and on stderr that a standby gave it.
+    std::string out;
+    CHECK(run_cli({"table", "get", "--admin", r.admin.at("alpha"), "--stale", "counts", key(k)}, r.dir, out) == 0);
+    CHECK(out.find("(from a standby replica, 0 record(s) behind)") != std::string::npos);
+    CHECK(out.find(std::to_string(kRepeats) + "\n") != std::string::npos);
 
     // The owner of some keys dies. Until the group gives its partitions to alpha, a plain read of them cannot be
-    // answered (503), a stale-ok one is, by alpha's standby.
+    // answered (503: a standby is never served as the active copy, RELIABILITY 26), a stale-ok one is, by alpha's
+    // standby.
     REQUIRE(r.hosts.at("beta")->stop(SIGKILL, 10s) == 128 + SIGKILL);
     const HttpReply plain = http_get(r.admin.at("alpha"), "/tables/counts/" + key(k));
     const HttpReply stale = http_get(r.admin.at("alpha"), "/tables/counts/" + key(k) + "?stale=ok");

@@ -125,10 +125,15 @@ int status(const AdminOptions& o) {
     return (*ready)["ready"].get<bool>() ? 0 : 2;
 }
 
-int table_get_remote(const AdminOptions& o, const std::string& table, const std::string& key) {
-    auto reply = request(o, http::verb::get, "/tables/" + percent_encode(table) + "/" + percent_encode(key));
+int table_get_remote(const AdminOptions& o, const std::string& table, const std::string& key, bool stale) {
+    auto reply = request(o, http::verb::get,
+                         "/tables/" + percent_encode(table) + "/" + percent_encode(key) + (stale ? "?stale=ok" : ""));
     if (!reply) return 1;
     const json body = json::parse(reply->body, nullptr, false);
+    if (stale && reply->status == 200 && body.is_object() && body.value("standby", false))
+        std::cerr << "(from a standby replica"
+                  << (body["lag"].is_number() ? ", " + std::to_string(body["lag"].get<int64_t>()) + " record(s) behind" : "")
+                  << ")\n";
     if (reply->status == 200 && body.is_object() && body.contains("value")) {
         if (o.json) std::cout << body.dump() << "\n";
         else std::cout << (body["value"].is_string() ? body["value"].get<std::string>() : body["value"].dump()) << "\n";

@@ -59,7 +59,8 @@ int status(const AdminOptions& options);
 int agents(const AdminOptions& options);
 // `table get --admin`: GET /tables/TABLE/KEY of a running host, which asks the host holding the key. Exit codes as
 // table_get's: 0 found, 3 no such key; 2 when the cluster cannot answer now (503: a rebalance), 1 unreachable.
-int table_get_remote(const AdminOptions& options, const std::string& table, const std::string& key);
+// `stale`: ?stale=ok, a standby may answer; who served it and its lag are said on stderr.
+int table_get_remote(const AdminOptions& options, const std::string& table, const std::string& key, bool stale = false);
 // `status --cluster`: every host of the host's pipelines (GET /cluster); 0 when it answered, 1 when not.
 int cluster_status(const AdminOptions& options);
 // POST /reload: 0 when every changed plugin was swapped (or none changed), 2 when one was refused.

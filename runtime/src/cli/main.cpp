@@ -133,6 +133,9 @@ int main(int argc, char** argv) {
     table_get_admin.address.clear();
     table_get->add_option("--admin", table_get_admin.address, "Ask the running host at HOST:PORT (any host of a cluster)");
     table_get->add_option("--admin-token", table_get_admin.token, "Bearer token")->envname("MEPHISTO_ADMIN_TOKEN");
+    bool table_get_stale = false;
+    table_get->add_flag("--stale", table_get_stale,
+                        "With --admin: a standby replica may answer (?stale=ok); its host and lag go to stderr");
     auto* table_dump = table->add_subcommand("dump", "Print every entry as a JSON line");
     add_table_options(table_dump);
     table_dump->add_option("table", table_name, "Table name")->required();
@@ -223,7 +226,7 @@ int main(int argc, char** argv) {
                     std::cerr << "table get --admin HOST:PORT TABLE KEY: no pipeline file with --admin\n";
                     return 2;
                 }
-                return cli::table_get_remote(table_get_admin, table_get_args[0], table_get_args[1]);
+                return cli::table_get_remote(table_get_admin, table_get_args[0], table_get_args[1], table_get_stale);
             }
             if (table_get_args.size() != 3) {
                 std::cerr << "table get FILE TABLE KEY (or --admin HOST:PORT TABLE KEY)\n";
