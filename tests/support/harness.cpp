@@ -36,8 +36,8 @@ bool await(const std::function<bool()>& condition, std::chrono::milliseconds tim
     }
 }
 
-Broker::Broker(int brokers) {
-    auto b = EmbeddedBroker::start(0, brokers);
+Broker::Broker(int brokers, const std::string& address) {
+    auto b = EmbeddedBroker::start(0, brokers, address);
     if (!b) throw std::runtime_error(b.error());
     broker_ = std::move(*b);
 }

@@ -35,7 +35,7 @@ bool await(const std::function<bool()>& condition, std::chrono::milliseconds tim
 // around it without losing topics or committed offsets.
 class Broker {
 public:
-    explicit Broker(int brokers = 1);  // mock broker ids are 1..brokers
+    explicit Broker(int brokers = 1, const std::string& address = "127.0.0.1");  // mock broker ids are 1..brokers
     const std::string& bootstrap() const { return broker_->bootstrap(); }
     void create_topic(const std::string& name, int partitions);
     // Stops the broker (to test a host whose broker is gone).

@@ -37,7 +37,7 @@ int broker(const BrokerOptions& o) {
         }
         topics.emplace_back(name, partitions);
     }
-    auto b = EmbeddedBroker::start(o.port, o.brokers);
+    auto b = EmbeddedBroker::start(o.port, o.brokers, o.address);
     if (!b) {
         std::cerr << b.error() << "\n";
         return 1;

@@ -35,6 +35,7 @@ int inspect_plugin(const std::filesystem::path& file, bool json);
 struct BrokerOptions {
     int port = 9092;
     int brokers = 1;
+    std::string address = "127.0.0.1";  // the IPv4 address to listen on and advertise
     std::vector<std::string> topics;  // "name" or "name:partitions"
 };
 int broker(const BrokerOptions& options);

@@ -111,6 +111,8 @@ int main(int argc, char** argv) {
     broker->add_option("-p,--port", broker_options.port, "Port of the first broker (0: any free port)")
         ->check(CLI::Range(0, 65535));
     broker->add_option("--brokers", broker_options.brokers, "Number of brokers")->check(CLI::Range(1, 16));
+    broker->add_option("--address", broker_options.address,
+                       "IPv4 address to listen on and advertise (default 127.0.0.1; one of this machine's)");
     broker->add_option("-t,--topic", broker_options.topics, "Create a topic: NAME or NAME:PARTITIONS (repeatable)");
 
     cli::TableOptions table_options;

@@ -13,6 +13,10 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+// A lost assignment's revoke: outputs and table changes acknowledged within this are kept; the rest is processed
+// again by the partitions' new owners.
+constexpr milliseconds kLostRevokeBudget{500};
+
 }  // namespace
 
 void TaskManager::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* partitions) {
@@ -39,7 +43,13 @@ void TaskManager::on_rebalance(rd_kafka_resp_err_t err, rd_kafka_topic_partition
     } else {
         if (err != RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS)
             s_.log->warn("rebalance error: {}; dropping the assignment", rd_kafka_err2str(err));
-        revoke_all(s_.config->shutdown_timeout);
+        // Lost (the session timed out: the group has given the partitions to others): their commits cannot succeed
+        // and what is unfinished is processed again by the new owners, so the revoke does not wait for the broker,
+        // which is likely out of reach (it would hold the consumer up to shutdown_timeout).
+        const bool lost = rd_kafka_assignment_lost(s_.consumer);
+        if (lost && !s_.partitions->empty())
+            s_.log->warn("the group's session timed out: this host's partitions belong to others now; stopping them");
+        revoke_all(lost ? kLostRevokeBudget : s_.config->shutdown_timeout);
         if (cooperative) rd_kafka_error_destroy(rd_kafka_incremental_unassign(s_.consumer, partitions));
         else rd_kafka_assign(s_.consumer, nullptr);
     }

@@ -24,11 +24,13 @@ class EmbeddedBroker final : public TopicProvisioner {
 public:
     ~EmbeddedBroker() override;
 
-    // Starts `brokers` mock brokers. With port 0 they listen on free loopback ports; otherwise broker i
-    // listens on 127.0.0.1:(port + i), and a port already in use is a clear error.
-    static Result<std::unique_ptr<EmbeddedBroker>> start(int port, int brokers = 1);
+    // Starts `brokers` mock brokers. With port 0 they listen on free ports; otherwise broker i listens on
+    // port + i, and a port already in use is a clear error. `address`: the IPv4 address they listen on and
+    // advertise (127.0.0.1 by default; another of this machine's, for hosts in other network namespaces).
+    static Result<std::unique_ptr<EmbeddedBroker>> start(int port, int brokers = 1,
+                                                         const std::string& address = "127.0.0.1");
 
-    // "127.0.0.1:port[,127.0.0.1:port...]"
+    // "address:port[,address:port...]"
     const std::string& bootstrap() const override { return bootstrap_; }
 
     // Creates a topic (an existing topic is left as it is). THREAD: any.
@@ -46,6 +48,7 @@ private:
     KafkaPtr owner_;  // the client handle the mock cluster lives on
     rd_kafka_mock_cluster_t* cluster_ = nullptr;
     std::string bootstrap_;
+    uint32_t address_ = 0;  // what the brokers listen on, network order
 };
 
 }  // namespace mephisto
