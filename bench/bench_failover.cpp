@@ -12,7 +12,10 @@
 // host without their state replays), and the cost of following standbys: the CPU time of the hosts' standby
 // threads (`mph-standby`, the reading and RocksDB writes; not librdkafka's own fetch threads) and the whole hosts'
 // CPU time per changelog record their standbys applied, over the same window of steady load with and without.
-// Runs alternate: standby_replicas 1, then 0. Prints markdown on stdout; progress on stderr.
+// Runs alternate: standby_replicas 1, then 0, then a scale-out: a third host joins two that keep each other's
+// partitions as standbys, and the two pauses are timed (the partitions that move to the host holding their
+// standby, and those that move to the new host, which has no state for them). Prints markdown on stdout; progress
+// on stderr.
 #include <signal.h>
 #include <unistd.h>
 
@@ -69,7 +72,7 @@ void usage() {
         "                      [--plugin-dir DIR] [--mephisto PATH]\n"
         "  --keys K        distinct keys in the table (default 100000)\n"
         "  --partitions P  partitions of the input and the table (default 8)\n"
-        "  --runs R        kills timed with standby_replicas 1, and as many with 0 (default 3)\n"
+        "  --runs R        kills timed with standby_replicas 1, as many with 0, and as many scale-outs (default 3)\n"
         "  --rate N        steady load during the kill, events/s (default 5000)\n"
         "  --session-timeout-ms MS  the consumers' session.timeout.ms (default 4000)\n"
         "  --plugin-dir D  where word_count.so is (default: the build tree's plugins/)\n"
@@ -228,11 +231,24 @@ void await(const char* what, std::chrono::seconds timeout, F condition) {
     }
 }
 
+// A scale-out: a third host joins two that share the table (each keeping the other's partitions as standbys). The
+// partitions that move between the two land on their standby; those that move to the new host have no state there.
+struct ScaleOut {
+    double rejoin = 0;  // the join -> the new host's assignment (the group's rebalance)
+    struct Move {
+        int partition = 0;
+        bool standby = false;  // a standby took it over
+        int64_t replayed = 0, changelog = 0;
+        double recovery = 0;  // assigned -> tables current
+    };
+    std::vector<Move> moves;
+};
+
 Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedBroker& broker, rd_kafka_t* watcher,
-             int standbys, int run) {
+             int standbys, int run, ScaleOut* scale_out = nullptr) {
     Run result;
     result.standbys = standbys;
-    const std::string app = "fo" + std::to_string(standbys) + "-" + std::to_string(run);
+    const std::string app = (scale_out ? "so" : "fo") + std::to_string(standbys) + "-" + std::to_string(run);
     const std::string input = app + "-in", changelog = app + "-word_counts-changelog";
     for (const auto& [topic, n] : std::map<std::string, int>{{input, o.partitions}, {changelog, o.partitions},
                                                              {app + "-__cluster", 1}})
@@ -249,7 +265,7 @@ Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedB
                         << "agents:\n  count: {plugin: word_count, agent: count, from: " << input
                         << ", tables: [word_counts]}\n";
     std::vector<Host> hosts;
-    for (const std::string id : {"alpha", "beta", "gamma"}) {
+    auto start = [&](const std::string& id) {
         Host h;
         h.id = id;
         h.process = std::make_unique<MephistoProcess>(
@@ -260,8 +276,13 @@ Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedB
         const auto start = text.find("http://") + 7;
         h.admin = text.substr(start, text.find('/', start) - start);
         hosts.push_back(std::move(h));
-    }
-    await("the group settled", 120s, [&] { return !settled_owners(hosts, "alpha", 3, o.partitions, standbys).empty(); });
+    };
+    start("alpha");
+    start("beta");
+    if (!scale_out) start("gamma");
+    const size_t first_hosts = hosts.size();
+    await("the group settled", 120s,
+          [&] { return !settled_owners(hosts, "alpha", first_hosts, o.partitions, standbys).empty(); });
 
     // The table: every key once, then the standbys current.
     {
@@ -316,6 +337,42 @@ Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedB
     result.standby_thread_cpu = cpu("mph-standby") - standby_cpu_before;
     result.host_cpu = cpu("") - host_cpu_before;
 
+    if (scale_out) {
+        const auto before = settled_owners(hosts, "alpha", 2, o.partitions, standbys);
+        if (before.empty()) die("the view was not settled before the scale-out");
+        const int64_t joined_ms = mephisto::wall_ms();
+        const auto joined = Clock::now();
+        start("gamma");
+        const auto [assigned, line] = hosts.back().process->await("] assigned", 0, 120s);
+        scale_out->rejoin = seconds(assigned - joined);
+        std::map<int, std::string> after;
+        await("the group settled with the new host", 180s, [&] {
+            return !(after = settled_owners(hosts, "alpha", 3, o.partitions, standbys)).empty();
+        });
+        for (const auto& [p, id] : after) {
+            if (before.at(p) == id) continue;
+            const Host& owner = *std::find_if(hosts.begin(), hosts.end(), [&](const Host& h) { return h.id == id; });
+            auto status = get_json(owner.admin, "/pipelines");
+            if (!status) die("no /pipelines from " + id);
+            ScaleOut::Move move;
+            move.partition = p;
+            for (const auto& r : (*status)[0]["recoveries"])
+                if (r["partition"] == p && r["completed"] == true && r["started_ms"].get<int64_t>() >= joined_ms) {
+                    move.standby = r["standby_offset"].is_number();
+                    move.replayed = r["replayed"];
+                    move.changelog = r["end"];
+                    move.recovery = static_cast<double>(r["duration_ms"].get<int64_t>()) / 1000.0;
+                }
+            std::fprintf(stderr, "scale-out, run %d: latest[%d] %s -> %s%s: replayed %lld of %lld in %.3f s\n", run, p,
+                         before.at(p).c_str(), id.c_str(), move.standby ? " (its standby)" : " (no state there)",
+                         static_cast<long long>(move.replayed), static_cast<long long>(move.changelog), move.recovery);
+            scale_out->moves.push_back(move);
+        }
+        for (auto& h : hosts) h.process.reset();
+        std::filesystem::remove_all(dir);
+        return result;
+    }
+
     // The kill.
     const auto owners = settled_owners(hosts, "alpha", 3, o.partitions, standbys);
     if (owners.empty()) die("the view was not settled before the kill");
@@ -345,7 +402,9 @@ Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedB
     });
     // Recovery: the moved partitions' tables current on their new owners.
     const auto ends_at_kill = changelog_ends(watcher, changelog, o.partitions);
-    std::map<int, json> recovered;  // partition -> its last recovery since the kill
+    // Each moved partition's recoveries since the kill, oldest first: a second rebalance (the mock's, when the dead
+    // member's session expires after a first one) can move a partition again, and what it replays then counts too.
+    std::map<int, std::vector<json>> recovered;
     std::optional<Clock::time_point> first_out;
     await("the moved partitions recovered and processed", 180s, [&] {
         if (!first_out) {
@@ -359,16 +418,22 @@ Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedB
             auto status = get_json(h.admin, "/pipelines");
             if (!status) return false;
             for (const auto& r : (*status)[0]["recoveries"])
-                if (r["started_ms"].get<int64_t>() >= killed_ms && r["completed"] == true && moved.count(r["partition"].get<int>()))
-                    recovered[r["partition"].get<int>()] = r;
+                if (r["started_ms"].get<int64_t>() >= killed_ms && moved.count(r["partition"].get<int>()))
+                    recovered[r["partition"].get<int>()].push_back(r);
         }
-        return first_out && recovered.size() == moved.size();
+        size_t done = 0;
+        for (const auto& [p, list] : recovered)
+            done += std::any_of(list.begin(), list.end(), [](const json& r) { return r["completed"] == true; }) ? 1 : 0;
+        return first_out && done == moved.size();
     });
     double recovery_ms = 0;
-    for (const auto& [p, r] : recovered) {
-        recovery_ms = std::max(recovery_ms, static_cast<double>(r["duration_ms"].get<int64_t>()));
-        result.replayed += r["replayed"].get<int64_t>();
-        result.changelog += r["end"].get<int64_t>();
+    for (auto& [p, list] : recovered) {
+        std::sort(list.begin(), list.end(),
+                  [](const json& a, const json& b) { return a["started_ms"].get<int64_t>() < b["started_ms"].get<int64_t>(); });
+        const json& first = *std::find_if(list.begin(), list.end(), [](const json& r) { return r["completed"] == true; });
+        recovery_ms = std::max(recovery_ms, static_cast<double>(first["duration_ms"].get<int64_t>()));
+        result.changelog += first["end"].get<int64_t>();
+        for (const auto& r : list) result.replayed += r["replayed"].get<int64_t>();
     }
     result.rejoin = seconds(*assigned - killed);
     result.recovery = recovery_ms / 1000.0;
@@ -411,9 +476,11 @@ int main(int argc, char** argv) {
     rd_kafka_t* watcher = client(RD_KAFKA_CONSUMER, consumer_props(bootstrap, "bench-failover-watcher"));
 
     std::vector<Run> with, without;
+    std::vector<ScaleOut> scale_outs(o.runs);
     for (int run = 0; run < o.runs; ++run) {
         with.push_back(run_once(o, bootstrap, **broker, watcher, 1, run));
         without.push_back(run_once(o, bootstrap, **broker, watcher, 0, run));
+        run_once(o, bootstrap, **broker, watcher, 1, run, &scale_outs[run]);
     }
     rd_kafka_destroy(watcher);
     std::filesystem::remove_all(g_temp_dir);
@@ -462,5 +529,23 @@ int main(int argc, char** argv) {
     if (!host_per.empty() && followed > 0)
         std::printf("| the difference per record applied | %.2f µs |\n",
                     (median(host_per) - median(host_without)) / (static_cast<double>(followed) / o.runs) * 1e6);
+    // The scale-out's two pauses.
+    std::vector<double> rejoin, standby_pause, fresh_pause, standby_replayed, fresh_replayed;
+    for (const auto& so : scale_outs) {
+        rejoin.push_back(so.rejoin);
+        for (const auto& m : so.moves) {
+            (m.standby ? standby_pause : fresh_pause).push_back(m.recovery);
+            (m.standby ? standby_replayed : fresh_replayed).push_back(static_cast<double>(m.replayed));
+        }
+    }
+    auto med = [](const std::vector<double>& v) { return v.empty() ? 0.0 : median(v); };
+    std::printf("\n### Scale-out: a third host joins two (standby_replicas 1, the same table and load)\n\n");
+    std::printf("The group's rebalance (the join -> the new host assigned): median %.3f s. Then, per moved partition "
+                "(medians over %d runs):\n\n", med(rejoin), o.runs);
+    std::printf("| moved to | partitions | recovery (assigned -> tables current) | records replayed |\n|:--|---:|---:|---:|\n");
+    std::printf("| the host keeping its standby | %zu | %.3f s | %.0f |\n", standby_pause.size(), med(standby_pause),
+                med(standby_replayed));
+    std::printf("| the new host (no state there) | %zu | %.3f s | %.0f |\n", fresh_pause.size(), med(fresh_pause),
+                med(fresh_replayed));
     return 0;
 }
