@@ -154,7 +154,7 @@ struct Replay {
     int64_t records = 0;         // over the moved partitions
     int64_t changelog = 0;       // their changelogs' length when they were recovered
     int with_standby = 0;        // recoveries a standby took over
-    int recoveries = 0;
+    int recoveries = 0;          // moved partitions recovered
 };
 
 void run_failover(int standbys) {
@@ -192,8 +192,12 @@ void run_failover(int standbys) {
     const int sent = load.stop();
     REQUIRE(await_caught_up(f.broker.bootstrap(), "fo", "events", kPartitions, 120s));
 
-    // What the moved partitions replayed where they went.
+    // What the moved partitions replayed where they went. A partition can be recovered more than once since the
+    // kill: the embedded broker rebalances again when the dead member's session expires after a first rebalance,
+    // and a partition that stays put then recovers again from its own store (nothing to replay). The first
+    // recovery of each is where it moved; every one counts in what was replayed.
     Replay replay;
+    std::map<int, std::vector<json>> recoveries;  // partition -> its recoveries since the kill
     for (const auto& id : survivors) {
         const json status = f.pipeline_status(id);
         for (const auto& r : status["recoveries"]) {
@@ -208,14 +212,19 @@ void run_failover(int standbys) {
             CHECK(replayed == end - from);
             if (took_standby) CHECK(from == r["standby_offset"].get<int64_t>() + 1);
             replay.records += replayed;
-            replay.changelog += end;
-            replay.with_standby += took_standby ? 1 : 0;
-            ++replay.recoveries;
+            recoveries[r["partition"].get<int>()].push_back(r);
         }
+    }
+    for (auto& [p, list] : recoveries) {
+        std::sort(list.begin(), list.end(),
+                  [](const json& a, const json& b) { return a["started_ms"].get<int64_t>() < b["started_ms"].get<int64_t>(); });
+        replay.changelog += list.front()["end"].get<int64_t>();
+        replay.with_standby += list.front()["standby_offset"].is_number() ? 1 : 0;
+        ++replay.recoveries;
     }
     MESSAGE("moved partitions replayed " << replay.records << " changelog record(s) of " << replay.changelog
                                          << " (standby_replicas: " << standbys << ")");
-    CHECK(replay.recoveries >= static_cast<int>(moved.size()));
+    CHECK(replay.recoveries == static_cast<int>(moved.size()));
     CHECK(replay.changelog >= kKeys * static_cast<int64_t>(moved.size()) / kPartitions / 2);
     if (standbys > 0) {
         // Every moved partition went where its standby was, and replayed at most what that standby lacked: with
@@ -223,9 +232,9 @@ void run_failover(int standbys) {
         CHECK(replay.with_standby == replay.recoveries);
         CHECK(replay.records * 100 <= replay.changelog);
     } else {
-        // The reference: no local state where they went, so their whole changelogs.
+        // The reference: no local state where they went, so their whole changelogs (again, if moved twice).
         CHECK(replay.with_standby == 0);
-        CHECK(replay.records == replay.changelog);
+        CHECK(replay.records >= replay.changelog);
     }
 
     // The table equals the model: in the changelog, on every host's store for what it holds active, and (with
