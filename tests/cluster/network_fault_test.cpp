@@ -42,6 +42,12 @@ struct Faults {
             dir.path() / ("host" + std::to_string(i) + ".log"));
         admin[i] = admin_address(*hosts[i]);
     }
+    // Both hosts in the group, two partitions each.
+    void start_both() {
+        start(1);
+        start(2);
+        REQUIRE(await([&] { return held(1) == 2 && held(2) == 2; }, 60s));
+    }
     // The partitions host i holds now, from its admin API (reached over its link); -1 when it does not answer.
     int held(int i) const {
         const HttpReply r = http_get(admin.at(i), "/pipelines");
@@ -62,12 +68,10 @@ struct Faults {
 }  // namespace
 
 TEST_CASE("a host cut off from the broker stops processing within its session timeout and rejoins when the link is back") {
-    const std::string why = NetworkLab::unavailable();
-    REQUIRE_MESSAGE(why.empty(), why << " (run the other tests with ctest -LE netns)");
+    REQUIRE_MESSAGE(NetworkLab::unavailable().empty(),
+                    NetworkLab::unavailable() << " (run the other tests with ctest -LE netns)");
     Faults f;
-    f.start(1);
-    f.start(2);
-    REQUIRE(await([&] { return f.held(1) == 2 && f.held(2) == 2; }, 60s));
+    f.start_both();
     SteadyLoad load(f.broker.bootstrap(), "in", 50, 16);
     REQUIRE(await([&] { return load.sent() >= 1'000; }, 30s));
 
@@ -89,12 +93,10 @@ TEST_CASE("a host cut off from the broker stops processing within its session ti
 }
 
 TEST_CASE("a host on a lossy, slow link keeps at-least-once") {
-    const std::string why = NetworkLab::unavailable();
-    REQUIRE_MESSAGE(why.empty(), why << " (run the other tests with ctest -LE netns)");
+    REQUIRE_MESSAGE(NetworkLab::unavailable().empty(),
+                    NetworkLab::unavailable() << " (run the other tests with ctest -LE netns)");
     Faults f;
-    f.start(1);
-    f.start(2);
-    REQUIRE(await([&] { return f.held(1) == 2 && f.held(2) == 2; }, 60s));
+    f.start_both();
     const std::string fault = f.lab.make_lossy(1);
     MESSAGE("host 1's link: " << fault);
     SteadyLoad load(f.broker.bootstrap(), "in", 50, 16);
