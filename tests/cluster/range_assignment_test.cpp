@@ -99,3 +99,34 @@ TEST_CASE("range assignment: a member keeps the standbys of the partitions it wo
         for (int32_t p = 0; p < 12; ++p) CHECK(count[p] == replicas);
     }
 }
+
+TEST_CASE("range assignment: a joining member's share, known before it joins when ids are known") {
+    // b joins a and c: a owns 0-2, b 3-5, c 6-7.
+    CHECK(owned_partitions({"a", "c", "b"}, "b", 8) == std::vector<int32_t>{3, 4, 5});
+    CHECK(owned_partitions({"a"}, "a", 3) == std::vector<int32_t>{0, 1, 2});
+    CHECK(owned_partitions({"a", "b", "c", "d"}, "d", 3).empty());  // more members than partitions
+    // Every partition has exactly one owner.
+    const std::vector<std::string> five = {"m1", "m2", "m3", "m4", "m5"};
+    std::map<int32_t, int> owners;
+    for (const auto& m : five)
+        for (int32_t p : owned_partitions(five, m, 12)) ++owners[p];
+    CHECK(owners.size() == 12);
+    for (const auto& [p, n] : owners) CHECK(n == 1);
+}
+
+TEST_CASE("range assignment: which ordering of ids explains what each member holds") {
+    // Held as the range assignor gives them by these ids.
+    CHECK(range_explains({{"a", {0, 1, 2}}, {"b", {3, 4, 5}}, {"c", {6, 7}}}));
+    CHECK(range_explains({{"solo", {0, 1, 2, 3}}}));
+    // The same holdings under ids that sort the other way round: not this ordering.
+    CHECK(!range_explains({{"z", {0, 1, 2}}, {"y", {3, 4, 5}}, {"x", {6, 7}}}));
+    // A partition held twice, one missing, one out of range, nothing held.
+    CHECK(!range_explains({{"a", {0, 1}}, {"b", {1}}}));
+    CHECK(!range_explains({{"a", {0, 2}}}));
+    CHECK(!range_explains({{"a", {0}}, {"b", {5}}}));
+    CHECK(!range_explains({}));
+    CHECK(!range_explains({{"a", {}}}));
+    // More members than partitions: the last hold none.
+    CHECK(range_explains({{"a", {0}}, {"b", {1}}, {"c", {}}}));
+    CHECK(!range_explains({{"a", {}}, {"b", {0}}, {"c", {1}}}));
+}

@@ -723,6 +723,25 @@ TEST_CASE("config: static_membership, and no group.instance.id shared by every h
             {"consumer.group.instance.id would be the same on every host", "use static_membership: true"});
 }
 
+TEST_CASE("config: warm_up is off by default, true takes the defaults, a mapping sets them") {
+    Fixture f;
+    const std::string body = "topics: {in: {}}\nagents: {a: {plugin: p, from: in}}\n";
+    CHECK(!f.ok("app: shop\n" + body).warm_up.enabled);
+    const auto on = f.ok("app: shop\nwarm_up: true\n" + body).warm_up;
+    CHECK(on.enabled);
+    CHECK(on.acceptable_lag == 10'000);  // Kafka Streams' acceptable.recovery.lag
+    CHECK(on.timeout == 600'000ms);
+    const auto set = f.ok("app: shop\nwarm_up: {acceptable_lag: 500, timeout: 2m}\n" + body).warm_up;
+    CHECK(set.enabled);
+    CHECK(set.acceptable_lag == 500);
+    CHECK(set.timeout == 120'000ms);
+    CHECK(!f.ok("app: shop\nwarm_up: false\n" + body).warm_up.enabled);
+    f.error("app: shop\nwarm_up: soon\n" + body, 2, 10, {"warm_up (true, false, or a mapping of acceptable_lag and timeout) must be true or false"});
+    f.error("app: shop\nwarm_up: {acceptable_lag: -1}\n" + body, 2, 27, {"warm_up.acceptable_lag must be"});
+    f.error("app: shop\nwarm_up: {timeout: 0s}\n" + body, 2, 20, {"warm_up.timeout must be positive"});
+    f.error("app: shop\nwarm_up: {lag: 5}\n" + body, 2, 11, {"unknown key 'lag' in warm_up"});
+}
+
 TEST_CASE("config: take gathers batches for on_batch") {
     Fixture f;
     auto c = f.ok("app: shop\ntopics: {in: {}}\nagents: {a: {plugin: p, from: in, take: {max: 50, within: 250ms}}}\n");

@@ -45,4 +45,25 @@ std::vector<int32_t> standby_partitions(const std::vector<std::string>& member_i
     return out;
 }
 
+std::vector<int32_t> owned_partitions(const std::vector<std::string>& member_ids, const std::string& self,
+                                      int partitions) {
+    std::vector<int32_t> out;
+    for (int32_t p = 0; p < partitions; ++p)
+        if (range_owner(member_ids, p, partitions) == self) out.push_back(p);
+    return out;
+}
+
+bool range_explains(const std::map<std::string, std::set<int32_t>>& held) {
+    size_t count = 0;
+    for (const auto& [id, parts] : held) count += parts.size();
+    if (count == 0) return false;
+    std::vector<std::string> ids;
+    for (const auto& [id, parts] : held) ids.push_back(id);
+    for (const auto& [id, parts] : held)
+        for (int32_t p : parts)
+            if (p < 0 || static_cast<size_t>(p) >= count || range_owner(ids, p, static_cast<int>(count)) != id)
+                return false;  // out of range, held twice (then some partition is missing), or owned by another
+    return true;
+}
+
 }  // namespace mephisto

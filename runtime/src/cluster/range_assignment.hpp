@@ -7,7 +7,9 @@
 // replica of it belongs (Kafka Streams needs its own assignor for this; librdkafka has no public way to plug
 // one in, CLUSTER.md).
 #include <cstdint>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,5 +32,16 @@ std::vector<std::string> range_successors(std::vector<std::string> member_ids, i
 // where it is among the `replicas` successors of the owner. `member_ids` includes `self`.
 std::vector<int32_t> standby_partitions(const std::vector<std::string>& member_ids, const std::string& self,
                                         int partitions, int replicas);
+
+// The partitions of a topic or table with `partitions` partitions that member `self` owns among `member_ids`
+// (which includes `self`): where a host that is about to join will get its share (a warm-up's placement).
+std::vector<int32_t> owned_partitions(const std::vector<std::string>& member_ids, const std::string& self,
+                                      int partitions);
+
+// Whether the range assignor, ordering members by the ids given here, gives each exactly the partitions of one
+// topic it holds: `held` maps each member's id to the partitions it holds, and the topic's partitions are all of
+// those (0 to their count - 1, each held once; else false). A host learns this way from the cluster view which
+// ids the group's leader orders by: group.instance.id when the broker passes them on, else member ids.
+bool range_explains(const std::map<std::string, std::set<int32_t>>& held);
 
 }  // namespace mephisto

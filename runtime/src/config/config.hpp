@@ -179,6 +179,18 @@ struct ChannelSpec {
 // so that its crash costs only itself a restart, or in the one worker the pipelines with `none` share.
 enum class Isolation { process, none };
 
+// `warm_up:` (Kafka Streams' warm-up replicas, KIP-441). A starting host first follows the changelogs of the table
+// partitions it will take when it joins the group, and joins only once each is within `acceptable_lag` records of
+// its end (or `timeout` passed): a scale-out then moves partitions without a full recovery on the way. librdkafka
+// has no pluggable assignor to keep a partition on its old owner until the new one caught up, as Kafka Streams
+// does, so the warm-up happens before joining (engine/warm_up.hpp). `warm_up: true` takes the defaults.
+struct WarmUpSpec {
+    bool enabled = false;
+    int64_t acceptable_lag = 10'000;  // Kafka Streams' acceptable.recovery.lag
+    Millis timeout{600'000};          // joins anyway after this: a warm-up that never catches up holds nothing back
+    bool operator==(const WarmUpSpec&) const = default;
+};
+
 struct PipelineConfig {
     std::filesystem::path file;
     std::string app_id;
@@ -199,6 +211,7 @@ struct PipelineConfig {
     // `static_membership: true` (KIP-345): the consumer joins with group.instance.id `<app>-<host id>`, so a host
     // restarted with the same --host-id within session.timeout.ms gets its partitions back without a rebalance.
     bool static_membership = false;
+    WarmUpSpec warm_up;
     // `isolation:`; unset: process when the host runs a directory or several files, none for a single file.
     std::optional<Isolation> isolation;
     // `supervisor:`: how the supervisor restarts this pipeline's worker process when it crashes (strategy aside).

@@ -42,6 +42,22 @@ PluginItemRef read_plugin_item(const Reader& r, const YAML::Node& n, const std::
     return ref;
 }
 
+// warm_up: true | false | {acceptable_lag: RECORDS, timeout: DURATION}
+WarmUpSpec read_warm_up(const Reader& r, const YAML::Node& n) {
+    WarmUpSpec w;
+    if (!n.IsMap()) {
+        w.enabled = r.boolean(n, "warm_up (true, false, or a mapping of acceptable_lag and timeout)");
+        return w;
+    }
+    w.enabled = true;
+    for (auto& [key, v] : r.entries(n, "warm_up", {"acceptable_lag", "timeout"})) {
+        if (key == "acceptable_lag") w.acceptable_lag = r.integer(v, "warm_up.acceptable_lag", 0, 1'000'000'000'000);
+        else w.timeout = r.duration(v, "warm_up.timeout");
+    }
+    if (w.timeout.count() <= 0) r.fail(n["timeout"], "warm_up.timeout must be positive");
+    return w;
+}
+
 // window: {tumbling: 60s | hopping: {size, step} | sliding: {before, after}, grace, expires, relative_to}
 WindowSpec read_window(const Reader& r, const YAML::Node& n, const std::string& what) {
     WindowSpec w;
@@ -167,7 +183,7 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
                          {"app", "broker", "processing_guarantee", "plugins", "state_dir", "commit_interval",
                           "shutdown_timeout", "workers", "consumer", "producer", "topics", "channels", "tables", "agents",
                           "timers", "hung_callback_after", "broker_unreachable_timeout", "isolation", "supervisor",
-                          "callback_timeout", "limits", "standby_replicas", "static_membership"});
+                          "callback_timeout", "limits", "standby_replicas", "static_membership", "warm_up"});
     YAML::Node topics_node, tables_node, agents_node, timers_node, state_node, channels_node;
     bool have_state_dir = false;  // (a default-constructed YAML::Node converts to true)
     bool have_app = false;
@@ -244,6 +260,8 @@ PipelineConfig read_pipeline(const Reader& r, const YAML::Node& root, const std:
             }
         } else if (key == "static_membership") {
             c.static_membership = r.boolean(v, "static_membership");
+        } else if (key == "warm_up") {
+            c.warm_up = read_warm_up(r, v);
         } else if (key == "standby_replicas") {
             c.standby_replicas = static_cast<int>(r.integer(v, "standby_replicas", 0, kMaxStandbyReplicas));
         } else if (key == "workers") {

@@ -113,6 +113,7 @@ TopologyDiff diff_topology(const PipelineConfig& running, const PipelineConfig& 
     if (running.shutdown_timeout != edited.shutdown_timeout) restart("the shutdown timeout changed");
     if (running.workers != edited.workers) restart("the worker count changed");
     if (running.static_membership != edited.static_membership) restart("static_membership changed");
+    if (running.warm_up != edited.warm_up) restart("warm_up changed");
     if (running.hung_callback_after != edited.hung_callback_after) restart("hung_callback_after changed");
     if (running.broker_unreachable_timeout != edited.broker_unreachable_timeout)
         restart("broker_unreachable_timeout changed");

@@ -154,16 +154,10 @@ Result<std::unique_ptr<Pipeline>> Pipeline::create(const PipelineConfig& config,
         if (!types) return make_error(types.error());
         table_types[table.name] = *types;
     }
+    p->warm_up_ = std::make_unique<WarmUp>(p->config_.warm_up, p->log_);
     p->state_ = std::make_unique<StateManager>(
         StateManager::Services{&p->config_, bootstrap, p->log_, [self](const std::string& why) { self->fail(why); },
-                               [self] {
-                                   std::function<StandbyPlacement()> placement;
-                                   {
-                                       std::lock_guard lock(self->standby_placement_mutex_);
-                                       placement = self->standby_placement_;
-                                   }
-                                   return placement ? placement() : StandbyPlacement{};
-                               },
+                               [self] { return self->standby_placement_now(); },
                                [self] { return self->rebalances(); }},
         std::move(table_types));
     for (const auto& topic : p->config_.topics) {
@@ -361,13 +355,19 @@ Status Pipeline::start() {
         if (auto st = topic_admin_->ensure(config_.leader_topic(), 1); !st) return make_error(st.error());
         sources.push_back(config_.leader_topic());
     }
-    if (!sources.empty()) {
+    auto subscribe = [this, sources]() -> Status {
+        if (sources.empty()) return {};
         rd_kafka_topic_partition_list_t* subs = rd_kafka_topic_partition_list_new(static_cast<int>(sources.size()));
         for (const auto& t : sources) rd_kafka_topic_partition_list_add(subs, t.c_str(), RD_KAFKA_PARTITION_UA);
         rd_kafka_resp_err_t err = rd_kafka_subscribe(consumer_.get(), subs);
         rd_kafka_topic_partition_list_destroy(subs);
         if (err) return make_error("subscribe: " + std::string(rd_kafka_err2str(err)));
-    }
+        return {};
+    };
+    // With a warm-up the consumer thread subscribes once the tables it will take caught up (engine/warm_up.hpp).
+    const bool warm_up_first = config_.warm_up.enabled && !sources.empty() && !warm_up_tables().empty();
+    if (!warm_up_first)
+        if (auto st = subscribe(); !st) return st;
 
     // An agent that can receive replies will ask: its first ask should not wait for the reply topic.
     for (const auto& a : agents_)
@@ -408,9 +408,14 @@ Status Pipeline::start() {
     consumer_loop_ = std::make_unique<ConsumerLoop>(std::move(loop));
     consuming_ = true;
     consumer_running_ = true;
-    consumer_thread_ = std::thread([this] {
+    consumer_thread_ = std::thread([this, warm_up_first, subscribe] {
         name_this_thread("consumer");
         crash_report::prepare_thread();  // revokes call on_revoked and destroy
+        if (warm_up_first) {
+            warm_up_->run(consuming_, [this] { return standby_placement_now(); }, [this] { return standby_status(); });
+            if (consuming_)
+                if (auto st = subscribe(); !st) fail(st.error());
+        }
         consumer_loop_->run(consuming_);
         consumer_running_ = false;
     });

@@ -44,6 +44,7 @@
 #include "engine/restart_policy.hpp"
 #include "engine/state_manager.hpp"
 #include "engine/task_manager.hpp"
+#include "engine/warm_up.hpp"
 #include "engine/timer_runner.hpp"
 #include "kafka/broker_health.hpp"
 #include "kafka/client_config.hpp"
@@ -160,6 +161,13 @@ public:
         int replicas = 0;
     };
     std::vector<StandbyTable> standby_tables() const;
+    // Warm-up before joining (`warm_up:`, engine/warm_up.hpp): the tables it warms (every table that is not
+    // global; `replicas` unused), whether it is warming now (until the first assignment), and how it went.
+    // skip_warm_up: the host has no cluster view to place it; the consumer joins at once. THREAD: any.
+    std::vector<StandbyTable> warm_up_tables() const;
+    bool warming_up() const { return warm_up_->warming(joined()); }
+    WarmUp::Status warm_up_status() const { return warm_up_->status(); }
+    void skip_warm_up(const std::string& why) { warm_up_->skip(why); }
     std::vector<StandbyStatus> standby_status() const;  // the standbys kept here and their lag. THREAD: any.
     uint64_t standby_records_applied() const {  // changelog records the standbys applied. THREAD: any.
         return state_->standby() ? state_->standby()->records_applied() : 0;
@@ -315,6 +323,8 @@ private:
     std::atomic<bool> leader_{false};  // set by the task manager
     mutable std::mutex standby_placement_mutex_;
     std::function<StandbyPlacement()> standby_placement_;  // guarded by standby_placement_mutex_
+    StandbyPlacement standby_placement_now() const;  // what standby_placement_ says now (nothing when unset)
+    std::unique_ptr<WarmUp> warm_up_;  // made with the pipeline
     std::mutex swap_mutex_;  // a plugin swap and a rebalance never interleave
     std::atomic<bool> consuming_{false};
     std::atomic<bool> stopping_{false};

@@ -78,6 +78,22 @@ std::vector<Pipeline::StandbyTable> Pipeline::standby_tables() const {
     return out;
 }
 
+std::vector<Pipeline::StandbyTable> Pipeline::warm_up_tables() const {
+    std::vector<StandbyTable> out;
+    for (const auto& [name, store] : state_->stores())
+        if (!store->spec().global) out.push_back({name, state_->partitions(name), 0});
+    return out;
+}
+
+StandbyPlacement Pipeline::standby_placement_now() const {
+    std::function<StandbyPlacement()> placement;
+    {
+        std::lock_guard lock(standby_placement_mutex_);
+        placement = standby_placement_;
+    }
+    return placement ? placement() : StandbyPlacement{};
+}
+
 std::vector<StandbyStatus> Pipeline::standby_status() const {
     const StandbyFollower* standby = state_->standby();
     return standby ? standby->status() : std::vector<StandbyStatus>{};

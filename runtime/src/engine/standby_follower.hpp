@@ -39,10 +39,12 @@ namespace mephisto {
 
 using TablePartition = std::pair<std::string, int32_t>;  // (table, partition)
 
-// Where this host keeps standbys, and the group's members the placement was computed from.
+// Where this host keeps standbys, and the group's members the placement was computed from. Before this host
+// joined the group and while it warms up (engine/warm_up.hpp), the partitions it will take.
 struct StandbyPlacement {
     std::set<TablePartition> partitions;
     std::set<std::string> members;
+    bool view_whole = false;  // computed from the whole cluster view (else `partitions` is empty for want of it)
 };
 
 struct StandbyStatus {

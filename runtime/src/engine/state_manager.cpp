@@ -138,7 +138,8 @@ Status StateManager::start_followers() {
 Status StateManager::start_standbys() {
     std::map<std::string, TableStore*> stores;
     for (const auto& table : s_.config->tables)
-        if (table.standby_replicas > 0 && !table.global) stores[table.name] = stores_.at(table.name).get();
+        if ((table.standby_replicas > 0 || s_.config->warm_up.enabled) && !table.global)
+            stores[table.name] = stores_.at(table.name).get();
     if (stores.empty()) return {};
     std::map<std::string, std::string> props = s_.config->broker.properties;
     props["bootstrap.servers"] = s_.bootstrap;

@@ -54,7 +54,8 @@ public:
     TableStore* store(const std::string& table) const;
     int partitions(const std::string& table) const;  // of its changelog; 0 for an unknown table
     GlobalTableFollower* follower(const std::string& table) const;  // null unless a global table
-    StandbyFollower* standby() const { return standby_.get(); }    // null unless a table has standby_replicas
+    // null unless a table has standby_replicas or the pipeline warms up
+    StandbyFollower* standby() const { return standby_.get(); }
 
     // Changelog flushes. THREAD: the consumer's (or the stopping one once it left).
     // The input offset of `ps` that may be committed now (up to `next`), starting a changelog flush for what

@@ -127,6 +127,15 @@ json pipelines(const Host& host) {
                                 {"partition", s.partition},
                                 {"offset", s.offset},
                                 {"lag", s.lag < 0 ? json() : json(s.lag)}});
+        const WarmUp::Status w = p->warm_up_status();
+        const json warm_up = w.state == WarmUp::State::off
+                                 ? json()
+                                 : json{{"state", WarmUp::name(w.state)},
+                                        {"partitions", w.partitions},
+                                        {"caught_up", w.caught_up},
+                                        {"started_ms", w.started_ms},
+                                        {"duration_ms", w.duration_ms < 0 ? json() : json(w.duration_ms)},
+                                        {"reason", w.reason}};
         json channels = json::array();
         for (const auto& c : p->channel_status())
             channels.push_back({{"name", c.name}, {"sent", c.sent}, {"unfinished", c.unfinished}});
@@ -136,7 +145,10 @@ json pipelines(const Host& host) {
         for (const auto& h : p->hung_calls()) hung.push_back(hung_json(h));
         out.push_back({{"app", p->config().app_id},
                        {"file", p->config().file.string()},
-                       {"state", p->failed() ? "failed" : p->joined() ? "running" : "joining"},
+                       {"state", p->failed()                                ? "failed"
+                                 : p->joined()                              ? "running"
+                                 : w.state == WarmUp::State::warming ? "warming up"
+                                                                            : "joining"},
                        {"failure", p->failed() ? json(p->failure()) : json()},
                        {"partitions", partitions},
                        {"recovery", recovery},
@@ -144,6 +156,7 @@ json pipelines(const Host& host) {
                        {"records_replayed", p->records_replayed()},
                        {"standby", standbys},
                        {"standby_records_applied", p->standby_records_applied()},
+                       {"warm_up", warm_up},
                        {"member", p->member_id()},
                        {"group_instance_id", p->group_instance_id().empty() ? json() : json(p->group_instance_id())},
                        {"rebalances", p->rebalances()},
@@ -159,6 +172,10 @@ std::pair<bool, std::string> readiness(const Host& host) {
     for (const auto& p : host.pipelines()) {
         if (p->failed()) return {false, "pipeline " + p->config().app_id + " failed: " + p->failure()};
         if (auto problem = p->broker_problem()) return {false, "pipeline " + p->config().app_id + ": " + *problem};
+        if (const auto w = p->warm_up_status(); !p->joined() && w.state == WarmUp::State::warming)
+            return {false, "pipeline " + p->config().app_id + " is warming up its tables before it joins its group (" +
+                               std::to_string(w.caught_up) + " of " + std::to_string(w.partitions) +
+                               " partition(s) caught up)"};
         if (!p->joined()) return {false, "pipeline " + p->config().app_id + " has not joined its group yet"};
         // A hung callback holds back its partition's commit, and nothing but a restart ends it.
         if (const auto hung = p->hung_calls(); !hung.empty())

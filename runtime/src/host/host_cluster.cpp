@@ -3,6 +3,8 @@
 // that view the pipeline learns where its standby replicas belong.
 #include <unistd.h>
 
+#include <algorithm>
+#include <optional>
 #include <random>
 
 #include "cluster/range_assignment.hpp"
@@ -28,11 +30,34 @@ std::chrono::milliseconds stale_after(const PipelineConfig& config) {
     return std::chrono::milliseconds(session) + 2 * kHeartbeat;
 }
 
+// Which ids the group's leader orders members by for the range assignor: group.instance.id when every member has
+// one and the broker passes them on to the leader, else member ids. A broker may read the field and not keep it
+// (the embedded broker, CLUSTER.md), so it is read from the view: the ordering that explains what every joined
+// host holds now. nullopt: the view does not tell (both explain it, or neither: between two assignments).
+std::optional<bool> ordered_by_instance(const std::vector<ClusterHost>& hosts) {
+    std::map<std::string, std::map<std::string, std::set<int32_t>>> by_instance, by_member;  // topic -> id -> held
+    for (const auto& [record, age] : hosts) {
+        if (record.member.empty()) continue;
+        if (record.instance.empty()) return false;  // one dynamic member: the group orders by member id
+        for (const auto& a : record.active) {
+            by_instance[a.topic][record.instance].insert(a.partition);
+            by_member[a.topic][record.member].insert(a.partition);
+        }
+    }
+    if (by_instance.empty()) return std::nullopt;
+    auto explains = [](const auto& topics) {
+        return std::all_of(topics.begin(), topics.end(), [](const auto& t) { return range_explains(t.second); });
+    };
+    const bool instance = explains(by_instance), member = explains(by_member);
+    if (instance == member) return std::nullopt;
+    return instance;
+}
+
 // Where `pipeline` keeps standby replicas: the table partitions this host's consumer would take over if their
 // owner left, by the range assignor over the group's members as the control topic tells them (this host's own
-// member id as its consumer has it now). The range assignor orders members by group.instance.id when they all
-// have one (static membership), else by member id. Nothing until the view is whole: a partial view would put
-// standbys where the partitions will not go.
+// member id as its consumer has it now), ordered as the group orders them (ordered_by_instance; when the view
+// does not tell, by group.instance.id if all have one, as librdkafka's assignor does). Nothing until the view is
+// whole: a partial view would put standbys where the partitions will not go.
 StandbyPlacement standby_placement(const Pipeline& pipeline, const ClusterMember& member) {
     StandbyPlacement out;
     if (pipeline.member_id().empty() || !member.caught_up()) return out;
@@ -40,16 +65,46 @@ StandbyPlacement standby_placement(const Pipeline& pipeline, const ClusterMember
     bool all_static = !pipeline.group_instance_id().empty();
     for (const auto& [record, age] : hosts)
         if (record.host != member.host_id() && !record.member.empty()) all_static = all_static && !record.instance.empty();
-    const std::string self = all_static ? pipeline.group_instance_id() : pipeline.member_id();
+    const bool by_instance = all_static && ordered_by_instance(hosts).value_or(true);
+    const std::string self = by_instance ? pipeline.group_instance_id() : pipeline.member_id();
     std::vector<std::string> members{self};
     for (const auto& [record, age] : hosts) {
-        const std::string& id = all_static ? record.instance : record.member;
+        const std::string& id = by_instance ? record.instance : record.member;
         if (record.host != member.host_id() && !record.member.empty() && id != self) members.push_back(id);
     }
     for (const auto& table : pipeline.standby_tables())
         for (int32_t p : standby_partitions(members, self, table.partitions, table.replicas))
             out.partitions.emplace(table.table, p);
     out.members.insert(members.begin(), members.end());
+    out.view_whole = true;
+    return out;
+}
+
+// What `pipeline` warms up before it joins (engine/warm_up.hpp): nothing when no other host runs it; its own
+// share when the group is seen to order members by group.instance.id (known before joining: this host's is
+// `<app>-<host id>`); else, since a member id is only known after joining, every partition of every table.
+StandbyPlacement warm_up_placement(const Pipeline& pipeline, const ClusterMember& member) {
+    StandbyPlacement out;
+    if (!member.caught_up()) return out;
+    out.view_whole = true;
+    const auto hosts = member.hosts();
+    const std::string& self = pipeline.group_instance_id();
+    const bool share = !self.empty() && ordered_by_instance(hosts) == true;
+    // The members by the ids the placement will use once joined (a member missing from them later means one left).
+    std::vector<std::string> others;
+    for (const auto& [record, age] : hosts)
+        if (record.host != member.host_id() && !record.member.empty()) others.push_back(share ? record.instance : record.member);
+    if (others.empty()) return out;
+    out.members.insert(others.begin(), others.end());
+    std::vector<std::string> instances = others;
+    instances.push_back(self);
+    for (const auto& table : pipeline.warm_up_tables()) {
+        if (share) {
+            for (int32_t p : owned_partitions(instances, self, table.partitions)) out.partitions.emplace(table.table, p);
+        } else {
+            for (int32_t p = 0; p < table.partitions; ++p) out.partitions.emplace(table.table, p);
+        }
+    }
     return out;
 }
 
@@ -103,14 +158,16 @@ std::shared_ptr<ClusterMember> Host::join_cluster(const PipelineConfig& config, 
     auto member = ClusterMember::start(std::move(o));
     if (!member) {
         logger(config.app_id)->warn("{}; this host is missing from the cluster view", member.error());
+        pipeline->skip_warm_up("no cluster view: " + member.error());
         return nullptr;
     }
     std::shared_ptr<ClusterMember> joined(std::move(*member));
     // The pipeline holds the placement and the member's describe holds the pipeline: a weak reference back.
-    if (!pipeline->standby_tables().empty())
+    if (!pipeline->standby_tables().empty() || config.warm_up.enabled)
         pipeline->set_standby_placement([p = pipeline.get(), weak = std::weak_ptr<ClusterMember>(joined)] {
             auto m = weak.lock();
-            return m ? standby_placement(*p, *m) : StandbyPlacement{};
+            if (!m) return StandbyPlacement{};
+            return p->warming_up() ? warm_up_placement(*p, *m) : standby_placement(*p, *m);
         });
     return joined;
 }
