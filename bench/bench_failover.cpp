@@ -12,10 +12,12 @@
 // host without their state replays), and the cost of following standbys: the CPU time of the hosts' standby
 // threads (`mph-standby`, the reading and RocksDB writes; not librdkafka's own fetch threads) and the whole hosts'
 // CPU time per changelog record their standbys applied, over the same window of steady load with and without.
-// Runs alternate: standby_replicas 1, then 0, then a scale-out: a third host joins two that keep each other's
-// partitions as standbys, and the two pauses are timed (the partitions that move to the host holding their
-// standby, and those that move to the new host, which has no state for them). Prints markdown on stdout; progress
-// on stderr.
+// Runs alternate: standby_replicas 1, then 0, then two of the three hosts killed at once with standby_replicas 1
+// (the survivor kept standbys only of what it would take over from one of them: the others recover from their
+// changelogs), then two scale-outs: a third host joins two that keep each other's partitions as standbys, once
+// plainly and once with `warm_up: true`, and the pauses are timed (the partitions that move to the host holding
+// their standby, and those that move to the new host, which has no state for them unless it warmed up). Prints
+// markdown on stdout; progress on stderr.
 #include <signal.h>
 #include <unistd.h>
 
@@ -72,7 +74,8 @@ void usage() {
         "                      [--plugin-dir DIR] [--mephisto PATH]\n"
         "  --keys K        distinct keys in the table (default 100000)\n"
         "  --partitions P  partitions of the input and the table (default 8)\n"
-        "  --runs R        kills timed with standby_replicas 1, as many with 0, and as many scale-outs (default 3)\n"
+        "  --runs R        runs of each: a kill with standby_replicas 1, one with 0, two hosts killed at once, a\n"
+        "                  scale-out, a scale-out with warm_up (default 3)\n"
         "  --rate N        steady load during the kill, events/s (default 5000)\n"
         "  --session-timeout-ms MS  the consumers' session.timeout.ms (default 4000)\n"
         "  --plugin-dir D  where word_count.so is (default: the build tree's plugins/)\n"
@@ -139,8 +142,17 @@ struct Host {
     std::string admin;  // host:port
 };
 
+// What one run does.
+struct Scenario {
+    int standbys = 0;
+    int kills = 1;           // hosts (of three) killed at once
+    bool scale_out = false;  // instead of a kill: a third host joins two
+    bool warm_up = false;    // `warm_up: true`: the joining host warms its tables up before it joins
+};
+
 struct Run {
     int standbys = 0;
+    int kills = 1;
     double rejoin = 0, recovery = 0, first_out = 0;
     int64_t replayed = 0, changelog = 0;
     int moved = 0;
@@ -234,10 +246,12 @@ void await(const char* what, std::chrono::seconds timeout, F condition) {
 // A scale-out: a third host joins two that share the table (each keeping the other's partitions as standbys). The
 // partitions that move between the two land on their standby; those that move to the new host have no state there.
 struct ScaleOut {
-    double rejoin = 0;  // the join -> the new host's assignment (the group's rebalance)
+    double rejoin = 0;   // the join -> the new host's assignment (its warm-up, then the group's rebalance)
+    double warm_up = 0;  // of which its warm-up
     struct Move {
         int partition = 0;
-        bool standby = false;  // a standby took it over
+        bool standby = false;      // a standby (or a warmed-up replica) took it over
+        bool to_new_host = false;  // it moved to the joining host
         int64_t replayed = 0, changelog = 0;
         double recovery = 0;  // assigned -> tables current
     };
@@ -245,10 +259,13 @@ struct ScaleOut {
 };
 
 Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedBroker& broker, rd_kafka_t* watcher,
-             int standbys, int run, ScaleOut* scale_out = nullptr) {
+             const Scenario& scenario, int run, ScaleOut* scale_out = nullptr) {
     Run result;
+    const int standbys = scenario.standbys;
     result.standbys = standbys;
-    const std::string app = (scale_out ? "so" : "fo") + std::to_string(standbys) + "-" + std::to_string(run);
+    result.kills = scenario.kills;
+    const std::string app = std::string(scale_out ? (scenario.warm_up ? "sw" : "so") : scenario.kills > 1 ? "f2" : "fo") +
+                            std::to_string(standbys) + "-" + std::to_string(run);
     const std::string input = app + "-in", changelog = app + "-word_counts-changelog";
     for (const auto& [topic, n] : std::map<std::string, int>{{input, o.partitions}, {changelog, o.partitions},
                                                              {app + "-__cluster", 1}})
@@ -260,6 +277,7 @@ Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedB
                         << "\"}\nplugins: {dir: \"" << std::filesystem::absolute(o.plugin_dir).string() << "\"}\n"
                         << "consumer: {session.timeout.ms: " << o.session_timeout_ms << ", heartbeat.interval.ms: 300}\n"
                         << "commit_interval: 200ms\nstandby_replicas: " << standbys << "\n"
+                        << (scenario.warm_up ? "warm_up: true\n" : "")
                         << "topics:\n  " << input << ": {partitions: " << o.partitions << "}\n"
                         << "tables:\n  word_counts: {value: int64}\n"
                         << "agents:\n  count: {plugin: word_count, agent: count, from: " << input
@@ -345,6 +363,13 @@ Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedB
         start("gamma");
         const auto [assigned, line] = hosts.back().process->await("] assigned", 0, 120s);
         scale_out->rejoin = seconds(assigned - joined);
+        if (scenario.warm_up) {
+            auto status = get_json(hosts.back().admin, "/pipelines");
+            if (!status || !(*status)[0]["warm_up"]["duration_ms"].is_number()) die("the new host says nothing of its warm-up");
+            scale_out->warm_up = static_cast<double>((*status)[0]["warm_up"]["duration_ms"].get<int64_t>()) / 1000.0;
+            std::fprintf(stderr, "scale-out, run %d: the new host's warm-up: %s\n", run,
+                         (*status)[0]["warm_up"].dump().c_str());
+        }
         std::map<int, std::string> after;
         await("the group settled with the new host", 180s, [&] {
             return !(after = settled_owners(hosts, "alpha", 3, o.partitions, standbys)).empty();
@@ -363,8 +388,10 @@ Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedB
                     move.changelog = r["end"];
                     move.recovery = static_cast<double>(r["duration_ms"].get<int64_t>()) / 1000.0;
                 }
+            move.to_new_host = id == hosts.back().id;
             std::fprintf(stderr, "scale-out, run %d: latest[%d] %s -> %s%s: replayed %lld of %lld in %.3f s\n", run, p,
-                         before.at(p).c_str(), id.c_str(), move.standby ? " (its standby)" : " (no state there)",
+                         before.at(p).c_str(), id.c_str(),
+                         move.standby ? (move.to_new_host ? " (warmed up there)" : " (its standby)") : " (no state there)",
                          static_cast<long long>(move.replayed), static_cast<long long>(move.changelog), move.recovery);
             scale_out->moves.push_back(move);
         }
@@ -376,21 +403,25 @@ Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedB
     // The kill.
     const auto owners = settled_owners(hosts, "alpha", 3, o.partitions, standbys);
     if (owners.empty()) die("the view was not settled before the kill");
-    const std::string victim = owners.at(0);
+    std::set<std::string> victims{owners.at(0)};  // the owner of partition 0, and the next owners while more die
+    for (const auto& [p, id] : owners)
+        if (static_cast<int>(victims.size()) < scenario.kills) victims.insert(id);
+    std::string victim;
+    for (const auto& id : victims) victim += (victim.empty() ? "" : " and ") + id;
     std::set<int> moved;
     for (const auto& [p, id] : owners)
-        if (id == victim) moved.insert(p);
+        if (victims.count(id)) moved.insert(p);
     result.moved = static_cast<int>(moved.size());
     std::map<std::string, size_t> marker;
-    Host* dead = nullptr;
+    std::vector<Host*> dead;
     for (auto& h : hosts) {
-        if (h.id == victim) dead = &h;
+        if (victims.count(h.id)) dead.push_back(&h);
         else marker[h.id] = h.process->line_count();
     }
     const int64_t killed_ms = mephisto::wall_ms();
     const auto killed = Clock::now();
-    ::kill(dead->process->pid(), SIGKILL);
-    dead->process.reset();  // reaps it
+    for (Host* h : dead) ::kill(h->process->pid(), SIGKILL);
+    for (Host* h : dead) h->process.reset();  // reaps it
 
     // Re-join: the first new assignment on a survivor.
     std::optional<Clock::time_point> assigned;
@@ -439,7 +470,7 @@ Run run_once(const Options& o, const std::string& bootstrap, mephisto::EmbeddedB
     result.recovery = recovery_ms / 1000.0;
     result.first_out = seconds(*first_out - killed);
     std::fprintf(stderr,
-                 "standby_replicas %d, run %d: %s held %d partition(s); re-join %.3f s, recovery %.3f s, first out %.3f s; "
+                 "standby_replicas %d, run %d: %s (killed) held %d partition(s); re-join %.3f s, recovery %.3f s, first out %.3f s; "
                  "replayed %lld of %lld changelog record(s); standbys followed %llu record(s) in 5 s\n",
                  standbys, run, victim.c_str(), result.moved, result.rejoin, result.recovery, result.first_out,
                  static_cast<long long>(result.replayed), static_cast<long long>(result.changelog),
@@ -475,12 +506,15 @@ int main(int argc, char** argv) {
     g_temp_dir = tmpl;
     rd_kafka_t* watcher = client(RD_KAFKA_CONSUMER, consumer_props(bootstrap, "bench-failover-watcher"));
 
-    std::vector<Run> with, without;
-    std::vector<ScaleOut> scale_outs(o.runs);
+    std::vector<Run> with, without, two_killed;
+    std::vector<ScaleOut> scale_outs(o.runs), warm_scale_outs(o.runs);
     for (int run = 0; run < o.runs; ++run) {
-        with.push_back(run_once(o, bootstrap, **broker, watcher, 1, run));
-        without.push_back(run_once(o, bootstrap, **broker, watcher, 0, run));
-        run_once(o, bootstrap, **broker, watcher, 1, run, &scale_outs[run]);
+        with.push_back(run_once(o, bootstrap, **broker, watcher, {.standbys = 1}, run));
+        without.push_back(run_once(o, bootstrap, **broker, watcher, {.standbys = 0}, run));
+        two_killed.push_back(run_once(o, bootstrap, **broker, watcher, {.standbys = 1, .kills = 2}, run));
+        run_once(o, bootstrap, **broker, watcher, {.standbys = 1, .scale_out = true}, run, &scale_outs[run]);
+        run_once(o, bootstrap, **broker, watcher, {.standbys = 1, .scale_out = true, .warm_up = true}, run,
+                 &warm_scale_outs[run]);
     }
     rd_kafka_destroy(watcher);
     std::filesystem::remove_all(g_temp_dir);
@@ -489,9 +523,10 @@ int main(int argc, char** argv) {
     std::printf("%d keys in an int64 RocksDB table over %d partitions, a steady load of %d events/s, session.timeout.ms "
                 "%d, commit_interval 200 ms; the owner of partition 0 is killed. Medians of %d runs each.\n\n",
                 o.keys, o.partitions, o.rate, o.session_timeout_ms, o.runs);
-    std::printf("| standby_replicas | re-join (kill -> assigned) | recovery (assigned -> tables current) | kill -> first out "
-                "| changelog records replayed | of the moved partitions' changelogs |\n|---:|---:|---:|---:|---:|---:|\n");
-    for (const auto* runs : {&with, &without}) {
+    std::printf("| standby_replicas | hosts killed | re-join (kill -> assigned) | recovery (assigned -> tables current) "
+                "| kill -> first out | changelog records replayed | of the moved partitions' changelogs |\n"
+                "|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (const auto* runs : {&with, &without, &two_killed}) {
         std::vector<double> rejoin, recovery, out, replayed, changelog;
         for (const auto& r : *runs) {
             rejoin.push_back(r.rejoin);
@@ -500,16 +535,17 @@ int main(int argc, char** argv) {
             replayed.push_back(static_cast<double>(r.replayed));
             changelog.push_back(static_cast<double>(r.changelog));
         }
-        std::printf("| %d | %.3f s | %.3f s | %.3f s | %.0f | %.0f |\n", runs->front().standbys, median(rejoin),
-                    median(recovery), median(out), median(replayed), median(changelog));
+        std::printf("| %d | %d | %.3f s | %.3f s | %.3f s | %.0f | %.0f |\n", runs->front().standbys,
+                    runs->front().kills, median(rejoin), median(recovery), median(out), median(replayed),
+                    median(changelog));
     }
-    std::printf("\nPer run:\n\n| standby_replicas | run | partitions moved | re-join | recovery | first out | replayed |\n"
-                "|---:|---:|---:|---:|---:|---:|---:|\n");
-    for (const auto* runs : {&with, &without})
+    std::printf("\nPer run:\n\n| standby_replicas | hosts killed | run | partitions moved | re-join | recovery | first out "
+                "| replayed |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for (const auto* runs : {&with, &without, &two_killed})
         for (size_t i = 0; i < runs->size(); ++i) {
             const Run& r = (*runs)[i];
-            std::printf("| %d | %zu | %d | %.3f s | %.3f s | %.3f s | %lld |\n", r.standbys, i + 1, r.moved, r.rejoin,
-                        r.recovery, r.first_out, static_cast<long long>(r.replayed));
+            std::printf("| %d | %d | %zu | %d | %.3f s | %.3f s | %.3f s | %lld |\n", r.standbys, r.kills, i + 1, r.moved,
+                        r.rejoin, r.recovery, r.first_out, static_cast<long long>(r.replayed));
         }
     std::vector<double> thread_per, host_per, host_without;
     for (const auto& r : with) {
@@ -529,23 +565,30 @@ int main(int argc, char** argv) {
     if (!host_per.empty() && followed > 0)
         std::printf("| the difference per record applied | %.2f µs |\n",
                     (median(host_per) - median(host_without)) / (static_cast<double>(followed) / o.runs) * 1e6);
-    // The scale-out's two pauses.
-    std::vector<double> rejoin, standby_pause, fresh_pause, standby_replayed, fresh_replayed;
-    for (const auto& so : scale_outs) {
-        rejoin.push_back(so.rejoin);
-        for (const auto& m : so.moves) {
-            (m.standby ? standby_pause : fresh_pause).push_back(m.recovery);
-            (m.standby ? standby_replayed : fresh_replayed).push_back(static_cast<double>(m.replayed));
-        }
-    }
+    // The scale-outs' pauses.
     auto med = [](const std::vector<double>& v) { return v.empty() ? 0.0 : median(v); };
     std::printf("\n### Scale-out: a third host joins two (standby_replicas 1, the same table and load)\n\n");
-    std::printf("The group's rebalance (the join -> the new host assigned): median %.3f s. Then, per moved partition "
-                "(medians over %d runs):\n\n", med(rejoin), o.runs);
-    std::printf("| moved to | partitions | recovery (assigned -> tables current) | records replayed |\n|:--|---:|---:|---:|\n");
-    std::printf("| the host keeping its standby | %zu | %.3f s | %.0f |\n", standby_pause.size(), med(standby_pause),
-                med(standby_replayed));
-    std::printf("| the new host (no state there) | %zu | %.3f s | %.0f |\n", fresh_pause.size(), med(fresh_pause),
-                med(fresh_replayed));
+    std::printf("Join -> the new host assigned (with a warm-up: the warm-up, then the group's rebalance), and per moved "
+                "partition its recovery (assigned -> tables current) and the records it replayed; medians over %d runs:"
+                "\n\n", o.runs);
+    std::printf("| the new host | join -> assigned | of which warm-up | moved to | partitions | recovery | records replayed "
+                "|\n|:--|---:|---:|:--|---:|---:|---:|\n");
+    for (const auto* runs : {&scale_outs, &warm_scale_outs}) {
+        std::vector<double> rejoin, warm_up, standby_pause, fresh_pause, standby_replayed, fresh_replayed;
+        for (const auto& so : *runs) {
+            rejoin.push_back(so.rejoin);
+            warm_up.push_back(so.warm_up);
+            for (const auto& m : so.moves) {
+                (m.to_new_host ? fresh_pause : standby_pause).push_back(m.recovery);
+                (m.to_new_host ? fresh_replayed : standby_replayed).push_back(static_cast<double>(m.replayed));
+            }
+        }
+        const bool warm = runs == &warm_scale_outs;
+        const char* how = warm ? "warms up first" : "joins at once";
+        std::printf("| %s | %.3f s | %.3f s | the host keeping its standby | %zu | %.3f s | %.0f |\n", how, med(rejoin),
+                    med(warm_up), standby_pause.size(), med(standby_pause), med(standby_replayed));
+        std::printf("| %s | | | the new host (%s) | %zu | %.3f s | %.0f |\n", how,
+                    warm ? "warmed up" : "no state there", fresh_pause.size(), med(fresh_pause), med(fresh_replayed));
+    }
     return 0;
 }
