@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages Mephisto builds and tests with, skipping what is already there.
+# Installs the Debian 12 packages Mephisto builds and tests with, skipping what is already there, and the browser
+# test's playwright-core from the npm registry (pinned in tests/ui/package-lock.json).
 # Runs apt-get as root (directly, or through sudo when available).
 set -euo pipefail
 
@@ -13,7 +14,24 @@ packages=(
   libjemalloc-dev                   # the allocator of the mephisto executable (runtime/src/cli/jemalloc_options.c)
   kcat            # a real Kafka client, for looking at topics by hand
   clang libclang-rt-14-dev  # libFuzzer: the fuzz targets (fuzz/)
+  libjs-dygraphs  # the status page's plots, built into the binary (runtime/ui/)
+  chromium        # the status page's browser test (tests/ui/), driven by playwright-core
 )
+
+# playwright-core at the version tests/ui/package-lock.json pins (npm ci: exactly that, or fail). It drives the
+# Debian chromium above and never downloads a browser of its own.
+install_node_packages() {
+  local ui
+  ui="$(cd "$(dirname "$0")/.." && pwd)/tests/ui"
+  if [ -f "$ui/node_modules/playwright-core/package.json" ] &&
+     grep -q "\"version\": \"$(sed -n 's/.*"playwright-core": "\(.*\)".*/\1/p' "$ui/package.json")\"" \
+       "$ui/node_modules/playwright-core/package.json"; then
+    return
+  fi
+  command -v npm >/dev/null || { echo "install-deps: npm is needed for the browser test (Node.js 20 or later)" >&2; exit 1; }
+  echo "install-deps: installing playwright-core in tests/ui"
+  (cd "$ui" && npm ci --no-audit --no-fund --loglevel=error)
+}
 
 missing=()
 for p in "${packages[@]}"; do
@@ -21,6 +39,7 @@ for p in "${packages[@]}"; do
 done
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#packages[@]} packages present"
+  install_node_packages
   exit 0
 fi
 
@@ -32,3 +51,4 @@ fi
 echo "install-deps: installing ${missing[*]}"
 "${as_root[@]}" apt-get update -qq
 DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_node_packages

@@ -112,6 +112,25 @@ TEST_CASE("the admin API reports health, readiness, agents, plugins, pipelines, 
     CHECK(out.find("adm/counter") != std::string::npos);
     CHECK(out.find(" 50 ") != std::string::npos);
 
+    // The history the status page plots: a sample a second, events/s and lag of the pipeline.
+    REQUIRE(await([&] {
+        const auto h = http_get(admin, "/history");
+        if (h.status != 200) return false;
+        const json body = json::parse(h.body, nullptr, false);
+        return !body.is_discarded() && body.size() == 1 && body[0]["pipeline"] == "adm" && body[0]["samples"].size() >= 2;
+    }, 30s));
+    {
+        const json history = json::parse(http_get(admin, "/history").body);
+        CHECK(history[0]["every_ms"] == 1000);
+        int64_t last = 0;
+        for (const auto& sample : history[0]["samples"]) {
+            CHECK(sample[0].get<int64_t>() > last);  // oldest first
+            last = sample[0].get<int64_t>();
+            CHECK(sample[1].get<double>() >= 0);
+            CHECK((sample[2].is_null() || sample[2].get<int64_t>() >= 0));
+        }
+    }
+    CHECK(http_get(admin, "/").status == 200);
     CHECK(http_get(admin, "/nowhere").status == 404);
     CHECK(http_raw(admin, "POST /health HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").status == 405);
     CHECK(host->stop(SIGTERM, 30s) == 0);
@@ -132,6 +151,18 @@ TEST_CASE("malformed, oversized and unauthenticated requests are refused and the
     CHECK(http_get(admin, "/health", "wrong").status == 401);
     CHECK(http_get(admin, "/health", "s3cre").status == 401);
     CHECK(http_get(admin, "/health", "s3cret").status == 200);
+    // The status page's files hold no data: they load without the token, and the page asks for it; what they read
+    // (history included) does not.
+    const auto page = http_get(admin, "/");
+    CHECK(page.status == 200);
+    CHECK(page.headers.at("content-type") == "text/html; charset=utf-8");
+    CHECK(page.body.find("<title>Mephisto</title>") != std::string::npos);
+    CHECK(page.headers.at("content-security-policy").find("default-src 'self'") != std::string::npos);
+    CHECK(http_get(admin, "/ui/status.js").status == 200);
+    CHECK(http_get(admin, "/ui/dygraph.min.js").body.size() > 100'000);
+    CHECK(http_get(admin, "/ui/nothing.js").status == 401);
+    CHECK(http_get(admin, "/history").status == 401);
+    CHECK(http_raw(admin, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").status == 401);
     std::string out;
     CHECK(run_cli({"status", "--admin", admin}, dir, out) == 1);
     CHECK(out.find("HTTP 401") != std::string::npos);

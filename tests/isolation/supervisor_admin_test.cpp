@@ -107,6 +107,15 @@ TEST_CASE("the supervisor's admin API merges every worker's agents, pipelines, t
     }
     CHECK(get_json(admin, "/plugins").size() == 2);  // each worker loaded test_agents
 
+    // The status page is the supervisor's too, and its history has both workers' pipelines.
+    const auto page = http_get(admin, "/");
+    CHECK(page.status == 200);
+    CHECK(page.body.find("<title>Mephisto</title>") != std::string::npos);
+    REQUIRE(await([&] {
+        const json history = get_json(admin, "/history");
+        return history.size() == 2 && find(history, "pipeline", "left") && find(history, "pipeline", "right");
+    }, 30s));
+
     // A table read goes to the worker whose pipeline holds the key.
     const json l1 = get_json(admin, "/tables/counts/l1");
     CHECK(l1["value"] == 10);

@@ -17,6 +17,7 @@
 #include <boost/beast/http.hpp>
 
 #include "admin/http_request_beast.hpp"
+#include "admin/status_page.hpp"
 #include "common/crash_report.hpp"
 #include "common/logging.hpp"
 
@@ -130,6 +131,19 @@ private:
 
     void handle(http::request<http::string_body> req) {
         keep_alive_ = req.keep_alive();
+        // The status page's files (admin/status_page.hpp) hold no data: served to anyone, before the token.
+        if (req.method() == http::verb::get || req.method() == http::verb::head) {
+            const std::string_view target(req.target().data(), req.target().size());
+            if (auto file = status_page_file(percent_decode(target.substr(0, target.find('?'))))) {
+                res_ = {};
+                res_.result(http::status::ok);
+                res_.set(http::field::content_type, file->content_type);
+                res_.set(http::field::server, "mephisto");
+                for (const auto& [name, value] : file->headers) res_.set(name, value);
+                res_.body() = req.method() == http::verb::head ? std::string() : std::move(file->body);
+                return send(keep_alive_);
+            }
+        }
         if (!server_.token.empty()) {
             const auto auth = req[http::field::authorization];
             const auto given = bearer_token(std::string_view(auth.data(), auth.size()));

@@ -1,5 +1,6 @@
 #include "host/admin_api.hpp"
 
+#include <cmath>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -167,6 +168,19 @@ json pipelines(const Host& host) {
     return out;
 }
 
+// Each pipeline's events/s and lag over the last 15 minutes: [{pipeline, every_ms, samples: [[ms, events/s, lag]]}],
+// lag null where it was not known.
+json history(const Host& host) {
+    json out = json::array();
+    for (const auto& [pipeline, samples] : host.sample_history()) {
+        json points = json::array();
+        for (const auto& s : samples)
+            points.push_back({s.at_ms, std::round(s.events_per_s * 10) / 10, s.lag < 0 ? json() : json(s.lag)});
+        out.push_back({{"pipeline", pipeline}, {"every_ms", SampleHistory::kEvery.count()}, {"samples", points}});
+    }
+    return out;
+}
+
 // Ready: every pipeline joined its group and no assigned partition is recovering or refused.
 std::pair<bool, std::string> readiness(const Host& host) {
     for (const auto& p : host.pipelines()) {
@@ -250,10 +264,12 @@ HttpResponse handle_admin_request(Host& host, const HttpRequest& request) {
     if (path == "/plugins") return reply(200, plugins(host));
     if (path == "/pipelines") return reply(200, pipelines(host));
     if (path == "/cluster") return cluster_reply(host);
+    if (path == "/history") return reply(200, history(host));
+    if (path == "/workers") return reply(200, json::array());  // one process: no worker processes (the supervisor's)
     if (path.rfind("/tables/", 0) == 0) return table_reply(host, request);
     return error(404, "no such endpoint: " + path +
-                          " (serving /health, /ready, /metrics, /agents, /plugins, /pipelines, /cluster, "
-                          "/tables/NAME/KEY, /reloads and POST /reload)");
+                          " (serving / (the status page), /health, /ready, /metrics, /agents, /plugins, /pipelines, "
+                          "/history, /workers, /cluster, /tables/NAME/KEY, /reloads and POST /reload)");
 }
 
 }  // namespace mephisto

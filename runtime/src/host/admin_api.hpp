@@ -1,7 +1,8 @@
 #pragma once
 // The admin HTTP API of a running host (Faust's web server, port 6066): health, readiness, Prometheus
-// metrics, agents, plugins, pipelines, local table reads and reloads, as JSON. Every handler runs on the HTTP
-// server's thread and reads the host through thread-safe accessors.
+// metrics, agents, plugins, pipelines, their history (events/s and lag over 15 minutes), local table reads and
+// reloads, as JSON; the status page at / is served by the HTTP server itself (admin/status_page.hpp). Every
+// handler runs on the HTTP server's thread and reads the host through thread-safe accessors.
 #include <string>
 
 #include "admin/http_server.hpp"

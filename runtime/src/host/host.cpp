@@ -207,6 +207,24 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options, StartupCon
             else host->pipeline_watcher_ = std::move(*files_watcher);
         }
     }
+    host->samples_ = std::make_unique<SampleHistory>([self] {
+        std::vector<SampleHistory::Reading> out;
+        for (const auto& p : self->pipelines()) {
+            SampleHistory::Reading r;
+            r.pipeline = p->config().app_id;
+            for (const auto& a : p->agents()) r.processed += a->stats.processed.load();
+            bool known = true;
+            int64_t lag = 0;
+            for (const auto& ps : p->partition_status()) {
+                if (ps.lag < 0) known = false;
+                else lag += ps.lag;
+            }
+            r.lag = known ? lag : -1;
+            out.push_back(std::move(r));
+        }
+        return out;
+    });
+    host->samples_->start();
     if (options.admin_listen) {
         auto server = HttpServer::start(*options.admin_listen, options.admin_token, HttpLimits{},
                                         [self](const HttpRequest& r) { return handle_admin_request(*self, r); });
@@ -426,6 +444,7 @@ bool Host::stop() {
     watcher_.reset();  // joins: a reload in progress finishes first
     if (admin_) admin_->stop();
     admin_.reset();
+    samples_.reset();  // joins its thread, which reads the pipelines
     std::vector<Running> running;
     {
         std::lock_guard lock(running_mutex_);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "admin/http_server.hpp"
+#include "host/sample_history.hpp"
 #include "cluster/cluster_member.hpp"
 #include "config/config.hpp"
 #include "engine/pipeline.hpp"
@@ -132,6 +133,10 @@ public:
     const std::string& worker_name() const { return options_.worker_name; }
     // "host:port" of the admin API, empty when it is off.
     std::string admin_address() const { return admin_ ? admin_->address() : std::string(); }
+    // Each pipeline's events/s and lag over the last 15 minutes, a sample a second. THREAD: any.
+    std::map<std::string, std::vector<PipelineSample>> sample_history() const {
+        return samples_ ? samples_->snapshot() : std::map<std::string, std::vector<PipelineSample>>{};
+    }
     // This host's id in the cluster view, and the admin URL it gives the other hosts ("http://host:port", empty
     // when the admin API is off). THREAD: any.
     const std::string& host_id() const { return host_id_; }
@@ -176,6 +181,7 @@ private:
     mutable std::mutex history_mutex_;
     std::deque<ReloadRecord> history_;  // the last kReloadHistory reloads
     ReloadStats reload_stats_;
+    std::unique_ptr<SampleHistory> samples_;  // throughput and lag over time (GET /history); reads the pipelines
     std::unique_ptr<HttpServer> admin_;  // started last, stopped first: it reads the pipelines
     std::unique_ptr<FileWatcher> watcher_;           // plugin directories
     std::unique_ptr<FileWatcher> pipeline_watcher_;  // the pipeline directory, or the files' directories

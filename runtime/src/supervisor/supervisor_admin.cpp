@@ -255,12 +255,12 @@ HttpResponse handle_supervisor_request(const SupervisorAdmin& admin, const HttpR
     if (path == "/metrics") return metrics(admin, workers);
     if (path == "/pipelines") return pipelines(admin, workers);
     if (path == "/cluster") return cluster(admin, workers);
-    if (path == "/agents" || path == "/plugins" || path == "/reloads")
+    if (path == "/agents" || path == "/plugins" || path == "/reloads" || path == "/history")
         return reply(200, joined_lists(ask_workers(admin, workers, "GET", path)));
     if (path.rfind("/tables/", 0) == 0) return table_read(admin, workers, request);
     return error(404, "no such endpoint: " + path +
-                          " (the supervisor serves /health, /ready, /workers, /metrics, /agents, /pipelines, /cluster, "
-                          "/plugins, /reloads, /tables/NAME/KEY and POST /reload)");
+                          " (the supervisor serves / (the status page), /health, /ready, /workers, /metrics, /agents, "
+                          "/pipelines, /history, /cluster, /plugins, /reloads, /tables/NAME/KEY and POST /reload)");
 }
 
 }  // namespace mephisto

@@ -22,7 +22,8 @@ struct SupervisorAdmin {
 //   and why.
 // GET /workers: every worker: pipelines, files, state, pid, restarts, last exit cause, since when.
 // GET /cluster: the hosts every worker knows of from its pipelines' control topics, one entry per host.
-// GET /agents, /pipelines, /plugins, /reloads: every worker's, in one list (a pipeline whose worker is down is
+// GET / (the status page; admin/status_page.hpp): served by the HTTP server itself, as on a host.
+// GET /agents, /pipelines, /plugins, /reloads, /history: every worker's, in one list (a pipeline whose worker is down is
 //   listed with the worker's state and why); GET /metrics: every worker's series, each with its `pipeline`
 //   label, and the supervisor's own per worker; GET /tables/NAME/KEY: the worker that holds it answers;
 //   POST /reload: every worker reloads, and the supervisor reads the pipeline files again.
