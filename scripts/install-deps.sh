@@ -16,6 +16,7 @@ packages=(
   clang libclang-rt-14-dev  # libFuzzer: the fuzz targets (fuzz/)
   libjs-dygraphs  # the status page's plots, built into the binary (runtime/ui/)
   chromium        # the status page's browser test (tests/ui/), driven by playwright-core
+  tmux            # `mephisto top`'s test runs it in a terminal (tests/admin/top_test.cpp)
 )
 
 # playwright-core at the version tests/ui/package-lock.json pins (npm ci: exactly that, or fail). It drives the

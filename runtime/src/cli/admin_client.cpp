@@ -2,86 +2,24 @@
 // Boost.Beast client).
 #include <iostream>
 
-#include <boost/asio/connect.hpp>
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
 #include "admin/http_request.hpp"
+#include "cli/admin_request.hpp"
 #include "cli/commands.hpp"
 
 namespace mephisto::cli {
-namespace {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
 using nlohmann::json;
 
-struct Reply {
-    int status = 0;
-    std::string body;
-};
-
-// Sends `method` `path` to the admin API; nullopt (with the reason printed) when the host cannot be reached.
-std::optional<Reply> request(const AdminOptions& o, http::verb method, const std::string& path) {
-    const auto colon = o.address.rfind(':');
-    if (colon == std::string::npos) {
-        std::cerr << "--admin: '" << o.address << "' is not host:port\n";
-        return std::nullopt;
-    }
-    try {
-        asio::io_context io;
-        asio::ip::tcp::resolver resolver(io);
-        beast::tcp_stream stream(io);
-        stream.expires_after(std::chrono::seconds(10));
-        stream.connect(resolver.resolve(o.address.substr(0, colon), o.address.substr(colon + 1)));
-        http::request<http::string_body> req{method, path, 11};
-        req.set(http::field::host, o.address);
-        req.set(http::field::user_agent, "mephisto-cli");
-        if (!o.token.empty()) req.set(http::field::authorization, "Bearer " + o.token);
-        req.prepare_payload();
-        http::write(stream, req);
-        beast::flat_buffer buffer;
-        http::response<http::string_body> res;
-        http::read(stream, buffer, res);
-        beast::error_code ignored;
-        stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-        return Reply{static_cast<int>(res.result_int()), res.body()};
-    } catch (const std::exception& e) {
-        std::cerr << "cannot reach the host's admin API at " << o.address << ": " << e.what()
-                  << " (is `mephisto run` running? --admin HOST:PORT names another address)\n";
-        return std::nullopt;
-    }
-}
-
-// The reply as JSON, or nullopt after printing why not.
-std::optional<json> get_json(const AdminOptions& o, const std::string& path, bool accept_503 = false) {
-    auto reply = request(o, http::verb::get, path);
-    if (!reply) return std::nullopt;
-    if (reply->status != 200 && !(accept_503 && reply->status == 503)) {
-        std::cerr << "GET " << path << ": HTTP " << reply->status << " " << reply->body;
-        return std::nullopt;
-    }
-    auto parsed = json::parse(reply->body, nullptr, false);
-    if (parsed.is_discarded()) {
-        std::cerr << "GET " << path << ": the reply is not JSON\n";
-        return std::nullopt;
-    }
-    return parsed;
-}
-
-}  // namespace
-
 int status(const AdminOptions& o) {
-    auto health = get_json(o, "/health", true);
-    auto ready = get_json(o, "/ready", true);
-    auto pipelines = get_json(o, "/pipelines");
+    auto health = admin_get_json(o, "/health", true);
+    auto ready = admin_get_json(o, "/ready", true);
+    auto pipelines = admin_get_json(o, "/pipelines");
     if (!health || !ready || !pipelines) return 1;
     // A supervisor (pipelines in worker processes) also lists its workers; a host answers 404 here.
     std::optional<json> workers;
-    if (auto reply = request(o, http::verb::get, "/workers"); reply && reply->status == 200) {
+    if (auto reply = admin_request(o, "GET", "/workers"); reply && reply->status == 200) {
         workers = json::parse(reply->body, nullptr, false);
         if (workers->is_discarded()) workers.reset();
     }
@@ -126,7 +64,7 @@ int status(const AdminOptions& o) {
 }
 
 int table_get_remote(const AdminOptions& o, const std::string& table, const std::string& key, bool stale) {
-    auto reply = request(o, http::verb::get,
+    auto reply = admin_request(o, "GET",
                          "/tables/" + percent_encode(table) + "/" + percent_encode(key) + (stale ? "?stale=ok" : ""));
     if (!reply) return 1;
     const json body = json::parse(reply->body, nullptr, false);
@@ -146,7 +84,7 @@ int table_get_remote(const AdminOptions& o, const std::string& table, const std:
 }
 
 int cluster_status(const AdminOptions& o) {
-    auto cluster = get_json(o, "/cluster");
+    auto cluster = admin_get_json(o, "/cluster");
     if (!cluster) return 1;
     if (o.json) {
         std::cout << cluster->dump(2) << "\n";
@@ -183,7 +121,7 @@ int cluster_status(const AdminOptions& o) {
 }
 
 int agents(const AdminOptions& o) {
-    auto list = get_json(o, "/agents");
+    auto list = admin_get_json(o, "/agents");
     if (!list) return 1;
     if (o.json) {
         std::cout << list->dump(2) << "\n";
@@ -205,7 +143,7 @@ int agents(const AdminOptions& o) {
 }
 
 int reload(const AdminOptions& o) {
-    auto reply = request(o, http::verb::post, "/reload");
+    auto reply = admin_request(o, "POST", "/reload");
     if (!reply) return 1;
     auto body = json::parse(reply->body, nullptr, false);
     if (body.is_discarded() || (reply->status != 200 && reply->status != 422)) {

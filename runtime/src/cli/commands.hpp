@@ -67,4 +67,13 @@ int cluster_status(const AdminOptions& options);
 // POST /reload: 0 when every changed plugin was swapped (or none changed), 2 when one was refused.
 int reload(const AdminOptions& options);
 
+// `mephisto top`: a live view of a host (or with `cluster` every host of its cluster view), refreshed every second.
+struct TopOptions {
+    AdminOptions admin;
+    std::string sort = "events";  // events, lag, restarts or name (the first letter is the key that picks it)
+    bool cluster = false;
+    bool once = false;  // print one view and exit (also when not on a terminal)
+};
+int top(const TopOptions& options);
+
 }  // namespace mephisto::cli

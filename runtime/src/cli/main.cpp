@@ -160,6 +160,14 @@ int main(int argc, char** argv) {
     add_admin_options(agents);
     auto* reload = app.add_subcommand("reload", "Reload the changed plugins of a running host now");
     add_admin_options(reload);
+    cli::TopOptions top_options;
+    auto* top = app.add_subcommand("top", "A live view of a running host (or its cluster): pipelines, agents, events/s, "
+                                          "lag, restarts; keys e l r n sort, q quits");
+    add_admin_options(top);
+    top->add_option("--sort", top_options.sort, "Sort by events (events/s), lag, restarts or name")
+        ->check(CLI::IsMember({"events", "lag", "restarts", "name"}));
+    top->add_flag("--cluster", top_options.cluster, "Every host of the host's cluster view");
+    top->add_flag("--once", top_options.once, "Print one view and exit");
 
     // The subcommand chosen, run once the command line parsed and logging is set up.
     auto run_command = [&]() -> int {
@@ -246,6 +254,10 @@ int main(int argc, char** argv) {
         if (*status) return status_cluster ? cli::cluster_status(admin_options) : cli::status(admin_options);
         if (*agents) return cli::agents(admin_options);
         if (*reload) return cli::reload(admin_options);
+        if (*top) {
+            top_options.admin = admin_options;
+            return cli::top(top_options);
+        }
         return 0;
     };
 
