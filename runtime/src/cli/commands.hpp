@@ -32,6 +32,15 @@ int ask(const AskOptions& options);
 
 int inspect_plugin(const std::filesystem::path& file, bool json);
 
+// `mephisto plugin new`: a plugin project (CMake with find_package(Mephisto), source, pipeline file, a test through
+// the SDK's driver) in `dir` (default ./NAME), which must not exist. 0 written, 1 not, 2 a bad name or language.
+struct PluginNewOptions {
+    std::string name;
+    std::string lang = "cpp";
+    std::filesystem::path dir;
+};
+int plugin_new(const PluginNewOptions& options);
+
 struct BrokerOptions {
     int port = 9092;
     int brokers = 1;

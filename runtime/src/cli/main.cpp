@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include <CLI/CLI.hpp>
+#include <mephisto/mephisto.h>
 
 #include "cli/commands.hpp"
 #include "common/crash_report.hpp"
@@ -16,6 +17,9 @@ int main(int argc, char** argv) {
     using namespace mephisto;
     CLI::App app{"Mephisto: stream processing with C and C++ plugin agents on Kafka", "mephisto"};
     app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("mephisto ") + MEPHISTO_VERSION + " (plugin ABI " +
+                                          std::to_string(MPH_ABI_VERSION_MAJOR) + "." +
+                                          std::to_string(MPH_ABI_VERSION_MINOR) + ")");
     std::string log_format = "text", log_level = "info";
     app.add_option("--log-format", log_format, "Log format: text or json (JSON lines)")
         ->check(CLI::IsMember({"text", "json"}));
@@ -105,6 +109,11 @@ int main(int argc, char** argv) {
     auto* inspect = plugin->add_subcommand("inspect", "Show a plugin's ABI version, agents and params");
     inspect->add_option("file", inspect_file, "The plugin .so")->required();
     inspect->add_flag("--json", inspect_json, "Print JSON");
+    cli::PluginNewOptions new_options;
+    auto* plugin_new = plugin->add_subcommand("new", "Make a plugin project that builds against the installed SDK");
+    plugin_new->add_option("name", new_options.name, "The plugin's name (lower-case letters, digits, '_')")->required();
+    plugin_new->add_option("--lang", new_options.lang, "c or cpp (default cpp)")->check(CLI::IsMember({"c", "cpp"}));
+    plugin_new->add_option("--dir", new_options.dir, "Where to make it (default ./NAME; must not exist)");
 
     cli::BrokerOptions broker_options;
     auto* broker = app.add_subcommand("broker", "Run a standalone embedded broker (librdkafka mock cluster)");
@@ -227,6 +236,7 @@ int main(int argc, char** argv) {
             return cli::ask(ask_options);
         }
         if (*inspect) return cli::inspect_plugin(inspect_file, inspect_json);
+        if (*plugin_new) return cli::plugin_new(new_options);
         if (*broker) return cli::broker(broker_options);
         if (!table_state_dir.empty()) table_options.state_dir = table_state_dir;
         if (*tables) return cli::list_tables(table_options);
