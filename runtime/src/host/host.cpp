@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "common/service_manager.hpp"
 #include "host/admin_api.hpp"
 #include "config/broker_address.hpp"
 #include "config/topology_diff.hpp"
@@ -685,11 +686,18 @@ int run_host(const HostOptions& options, const std::function<void()>& on_started
         return 1;
     }
     if (on_started) on_started();
+    const auto serving = [&] { return "running " + std::to_string((*host)->pipelines().size()) + " pipeline(s)"; };
+    notify_ready(serving());
     while (!(*host)->failed()) {
         const auto event = signals.wait(std::chrono::milliseconds(200));
         if (event == SignalThread::Event::stop) break;
-        if (event == SignalThread::Event::reload) (*host)->reload("SIGHUP", true, true);
+        if (event == SignalThread::Event::reload) {
+            notify_reloading("reloading plugins and pipeline files (SIGHUP)");
+            (*host)->reload("SIGHUP", true, true);
+            notify_ready(serving());
+        }
     }
+    notify_stopping("stopping: finishing in-flight events, committing, flushing");
     const bool failed = (*host)->failed();
     if (const int sig = signals.stop_signal())
         log->info("received {}, stopping: finishing in-flight events, committing, flushing", strsignal(sig));

@@ -2,6 +2,8 @@
 
 #include "supervisor/supervisor_process.hpp"
 
+#include "common/service_manager.hpp"
+
 namespace mephisto {
 namespace supervisor_detail {
 
@@ -320,6 +322,7 @@ void Supervisor::forward(int sig) {
 }
 
 int Supervisor::stop(const std::string& why) {
+    notify_stopping("stopping: " + why);
     log_->info("{}: stopping every worker", why);
     std::chrono::milliseconds budget{0};
     for (auto& [name, w] : workers_) {
@@ -430,6 +433,8 @@ int Supervisor::run() {
                    admin_->address(), options_.host.admin_token.empty() ? "" : "; a bearer token is required");
     }
 
+    const auto serving = [this] { return "supervising " + std::to_string(workers_.size()) + " pipeline worker(s)"; };
+    notify_ready(serving());
     sigset_t signals;
     sigemptyset(&signals);
     for (int sig : {SIGCHLD, SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, sig);
@@ -439,9 +444,11 @@ int Supervisor::run() {
         if (sig == SIGINT || sig == SIGTERM) return stop(std::string("received ") + strsignal(sig));
         if (sig == SIGHUP) {
             log_->info("SIGHUP: every worker reloads its files and plugins; failed pipelines start again");
+            notify_reloading("reloading pipeline files and plugins (SIGHUP)");
             forward(SIGHUP);  // a starting worker has it pending until it can take it
             sync_files();
             restart_failed("SIGHUP");
+            notify_ready(serving());
         }
         reap();
         if (files_changed_.exchange(false)) sync_files();

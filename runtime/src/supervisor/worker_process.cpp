@@ -47,6 +47,13 @@ Result<pid_t> spawn_worker(const std::vector<std::string>& args, int channel_fd,
     std::vector<const char*> groups;
     for (const auto& file : limits.join) groups.push_back(file.c_str());
 
+    // The worker's environment: the supervisor's, less NOTIFY_SOCKET (only the service's main process tells
+    // systemd its state; common/service_manager.hpp). Made before the fork: the child only calls execve.
+    std::vector<char*> environment;
+    for (char** e = environ; *e; ++e)
+        if (std::strncmp(*e, "NOTIFY_SOCKET=", 14) != 0) environment.push_back(*e);
+    environment.push_back(nullptr);
+
     const pid_t pid = ::fork();
     if (pid < 0) return make_error(std::string("fork: ") + strerror(errno));
     if (pid > 0) return pid;
@@ -80,7 +87,7 @@ Result<pid_t> spawn_worker(const std::vector<std::string>& args, int channel_fd,
     for (int sig : {SIGHUP, SIGINT, SIGTERM}) sigaddset(&blocked, sig);
     ::sigprocmask(SIG_SETMASK, &blocked, nullptr);
     for (int sig : {SIGHUP, SIGINT, SIGTERM, SIGCHLD, SIGPIPE}) ::signal(sig, SIG_DFL);
-    ::execv("/proc/self/exe", argv.data());
+    ::execve("/proc/self/exe", argv.data(), environment.data());
     _exit(127);
 }
 
