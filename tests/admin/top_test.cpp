@@ -12,14 +12,17 @@ using namespace mephisto::test;
 
 namespace {
 
-// A tmux server of the test's own (its socket name), killed with everything in it at the end.
+// A tmux server of the test's own (its socket in the test's directory), killed with everything in it at the end.
 struct Tmux {
-    const std::string socket = "mephisto-top-test-" + std::to_string(::getpid());
+    const std::string socket;
+    explicit Tmux(const std::filesystem::path& dir) : socket((dir / "tmux.sock").string()) {}
     ~Tmux() {
         std::string ignored;
-        shell("tmux -L " + socket + " kill-server 2>/dev/null", ignored);
+        shell("tmux -S '" + socket + "' kill-server 2>/dev/null", ignored);
     }
-    int run(const std::string& args, std::string& out) const { return shell("tmux -L " + socket + " " + args + " 2>&1", out); }
+    int run(const std::string& args, std::string& out) const {
+        return shell("tmux -S '" + socket + "' " + args + " 2>&1", out);
+    }
     std::string screen() const {
         std::string out;
         return run("capture-pane -p -t top", out) == 0 ? out : std::string();
@@ -61,7 +64,7 @@ TEST_CASE("mephisto top in tmux: live agents and events/s, sorted by the key pre
     REQUIRE(await([&] { return http_get(admin, "/ready").status == 200; }, 60s));
     SteadyLoad load(broker.bootstrap(), "words", 100, 64);
 
-    Tmux tmux;
+    Tmux tmux(dir.path());
     std::string out;
     REQUIRE_MESSAGE(tmux.run("new-session -d -s top -x 200 -y 40 '" + mephisto_binary().string() + " top --admin " +
                                  admin + "'", out) == 0, out);
