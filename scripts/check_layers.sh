@@ -17,9 +17,10 @@ declare -A may=(
   [engine]="common config plugin kafka tables"
   [admin]="common"
   [cluster]="common kafka"
+  [deploy]="common kafka"
   [host]="common config plugin kafka tables engine admin cluster"
   [supervisor]="common config plugin kafka tables engine admin cluster host"
-  [cli]="common config plugin kafka tables engine admin cluster host supervisor"
+  [cli]="common config plugin kafka tables engine admin cluster deploy host supervisor"
 )
 
 status=0

@@ -11,6 +11,7 @@ packages=(
   libboost-dev prometheus-cpp-dev   # Asio and Beast for the admin HTTP API; the /metrics text format
   prometheus                        # promtool: the tests check /metrics with it
   libicu-dev                        # time zones of cron timers
+  libsodium-dev                     # deployments: Ed25519 signatures and SHA-256 (runtime/src/deploy/)
   libsystemd-dev                    # sd_notify: the service's Type=notify (packaging/mephisto.service)
   libjemalloc-dev                   # the allocator of the mephisto executable (runtime/src/cli/jemalloc_options.c)
   kcat            # a real Kafka client, for looking at topics by hand

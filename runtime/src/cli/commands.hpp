@@ -85,4 +85,21 @@ struct TopOptions {
 };
 int top(const TopOptions& options);
 
+// Deployments through the topic mephisto-__deployments (deploy/deployment.hpp).
+struct DeployOptions {
+    std::filesystem::path file;                  // deploy: the pipeline file
+    std::vector<std::filesystem::path> plugins;  // deploy: the plugins it ships
+    std::string name;                            // deploy: default the file's stem; undeploy: required
+    std::string broker;                          // bootstrap servers
+    std::filesystem::path key;                   // the secret key signing it
+    bool json = false;                           // deployments
+};
+// keygen: a new Ed25519 key pair in two files (the secret one 0600). 0 written, 1 not.
+int deploy_keygen(const std::filesystem::path& secret, const std::filesystem::path& public_key);
+// 0 when every record reached the topic, 1 when not, 2 for a bad file, plugin, name or key.
+int deploy(const DeployOptions& options);
+int undeploy(const DeployOptions& options);
+// What is deployed, and what each host applied and refused (their status records). 0 read, 1 not.
+int deployments(const DeployOptions& options);
+
 }  // namespace mephisto::cli

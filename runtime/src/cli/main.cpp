@@ -10,6 +10,7 @@
 #include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "config/broker_address.hpp"
+#include "deploy/deployment_follower.hpp"
 #include "host/host.hpp"
 #include "supervisor/supervisor.hpp"
 
@@ -48,7 +49,13 @@ int main(int argc, char** argv) {
                     "The admin URL the other hosts use to reach this one, http://IP:PORT (default: the --admin "
                     "address; give it when that is 0.0.0.0 or not reachable from them)");
     bool run_no_watch = false;
+    std::string run_deployments, run_trust;
     run->add_flag("--no-watch", run_no_watch, "Do not reload plugins and pipeline files when they change (SIGHUP and POST /reload still do)");
+    run->add_option("--deployments", run_deployments,
+                    "Follow the deployments topic on this broker and apply what is deployed to the directory run "
+                    "(mephisto deploy); needs --trust");
+    run->add_option("--trust", run_trust, "The public key deployments must be signed by (deploy keygen)")
+        ->check(CLI::ExistingFile);
     std::string run_isolation;
     run->add_option("--isolation", run_isolation,
                     "process: each pipeline in a worker process of its own; none: all in this process "
@@ -167,6 +174,31 @@ int main(int argc, char** argv) {
                      "Every host of this host's pipelines (GET /cluster): admin URL, partitions held, last heartbeat");
     auto* agents = app.add_subcommand("agents", "The agents of a running host and their counters");
     add_admin_options(agents);
+    cli::DeployOptions deploy_options;
+    std::string deploy_broker = "127.0.0.1:9092";
+    auto add_deploy_options = [&](CLI::App* cmd, bool signs) {
+        cmd->add_option("-b,--broker", deploy_broker, "Bootstrap servers of the deployments topic")->envname("MEPHISTO_BROKER");
+        if (signs) cmd->add_option("--key", deploy_options.key, "The secret key that signs it (deploy keygen)")->required();
+    };
+    auto* deploy = app.add_subcommand("deploy", "Deploy a pipeline file and its plugins to every host following the "
+                                                "deployments topic (mephisto run DIR --deployments BROKER --trust KEY.pub)");
+    deploy->add_option("file", deploy_options.file, "The pipeline file")->check(CLI::ExistingFile);
+    deploy->add_option("plugins", deploy_options.plugins, "Plugins it ships (into plugins.d/NAME/ on every host)")
+        ->check(CLI::ExistingFile);
+    deploy->add_option("--name", deploy_options.name, "The pipeline's name (default: the file's name without .yaml)");
+    add_deploy_options(deploy, false);
+    deploy->add_option("--key", deploy_options.key, "The secret key that signs it (deploy keygen)");
+    std::string keygen_secret, keygen_public;
+    auto* keygen = deploy->add_subcommand("keygen", "Make an Ed25519 key pair for signing deployments");
+    keygen->add_option("--secret", keygen_secret, "Where to write the secret key")->required();
+    keygen->add_option("--public", keygen_public, "Where to write the public key")->required();
+    auto* undeploy = app.add_subcommand("undeploy", "Stop and remove a deployed pipeline on every host");
+    undeploy->add_option("name", deploy_options.name, "The pipeline's name")->required();
+    add_deploy_options(undeploy, true);
+    auto* deployments = app.add_subcommand("deployments", "What is deployed, and what each host applied and refused");
+    add_deploy_options(deployments, false);
+    deployments->add_flag("--json", deploy_options.json, "Print JSON");
+
     auto* reload = app.add_subcommand("reload", "Reload the changed plugins of a running host now");
     add_admin_options(reload);
     cli::TopOptions top_options;
@@ -193,6 +225,22 @@ int main(int argc, char** argv) {
             *address = *servers;
         }
 
+        if (*deploy || *undeploy || *deployments) {
+            auto servers = bootstrap_servers(deploy_broker);
+            if (!servers) {
+                std::cerr << "--broker must be host:port[,host:port] or kafka://host:port, found '" << deploy_broker << "'\n";
+                return 2;
+            }
+            deploy_options.broker = *servers;
+            if (*keygen) return cli::deploy_keygen(keygen_secret, keygen_public);
+            if (*undeploy) return cli::undeploy(deploy_options);
+            if (*deployments) return cli::deployments(deploy_options);
+            if (deploy_options.file.empty() || deploy_options.key.empty()) {
+                std::cerr << "deploy: FILE and --key are required\n";
+                return 2;
+            }
+            return cli::deploy(deploy_options);
+        }
         if (*run) {
             for (const auto& f : run_files) run_options.files.emplace_back(f);
             if (!run_broker.empty()) run_options.broker = run_broker;
@@ -209,6 +257,34 @@ int main(int argc, char** argv) {
             if (!log_file.empty())
                 options.worker_log_args.insert(options.worker_log_args.end(),
                                                {"--log-file", std::filesystem::absolute(log_file).string()});
+            // Deployments: files written into the directory, which the host's or supervisor's watchers pick up.
+            std::unique_ptr<DeploymentFollower> following;
+            if (!run_deployments.empty()) {
+                auto servers = bootstrap_servers(run_deployments);
+                if (!servers || run_trust.empty() || run_files.size() != 1 ||
+                    !std::filesystem::is_directory(run_files.front())) {
+                    std::cerr << "run: --deployments takes a broker (host:port or kafka://host:port), needs --trust "
+                                 "KEY.pub, and applies deployments to the one directory run\n";
+                    return 2;
+                }
+                auto trusted = read_public_key(run_trust);
+                if (!trusted) {
+                    std::cerr << "run: --trust: " << trusted.error() << "\n";
+                    return 2;
+                }
+                DeploymentFollowerOptions d;
+                d.bootstrap = *servers;
+                d.dir = std::filesystem::absolute(run_files.front()).lexically_normal();
+                d.trusted = *trusted;
+                d.host_id = run_options.host_id.empty() ? generated_host_id() : run_options.host_id;
+                d.log = logger("deployments");
+                auto follower = DeploymentFollower::start(std::move(d));
+                if (!follower) {
+                    logger("deployments")->error("{}", follower.error());
+                    return 1;
+                }
+                following = std::move(*follower);
+            }
             return run_pipelines(options);
         }
         if (*worker) {

@@ -70,6 +70,14 @@ Result<std::unique_ptr<FileWatcher>> FileWatcher::start(const std::vector<std::f
     return watcher;
 }
 
+Status FileWatcher::watch(const std::filesystem::path& dir) {
+    // inotify_add_watch on the descriptor the watcher's thread reads: the kernel serialises the two.
+    if (inotify_add_watch(impl_->inotify.native_handle(), dir.c_str(),
+                          IN_CLOSE_WRITE | IN_MOVED_TO | IN_MODIFY | IN_DELETE | IN_MOVED_FROM) < 0)
+        return make_error("cannot watch " + dir.string() + ": " + std::strerror(errno));
+    return {};
+}
+
 std::function<bool(const std::string&)> FileWatcher::suffix(std::string suffix) {
     return [suffix = std::move(suffix)](const std::string& name) {
         return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;

@@ -20,6 +20,9 @@ public:
                                                       std::function<bool(const std::string&)> matches,
                                                       std::chrono::milliseconds settle,
                                                       std::function<void()> on_change);
+    // Watches one more directory (a pipeline started later, with plugins somewhere new); one watched already is
+    // left as it is. THREAD: any.
+    Status watch(const std::filesystem::path& dir);
     // A `matches` for names ending in `suffix`.
     static std::function<bool(const std::string&)> suffix(std::string suffix);
     ~FileWatcher();

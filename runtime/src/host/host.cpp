@@ -138,6 +138,10 @@ Status Host::start_pipeline(PipelineConfig c, StartupControl* control) {
         running->stop();
         return make_error(st.error());
     }
+    // A pipeline started after the host: its plugins may live in a directory not watched yet.
+    if (watcher_)
+        if (auto st = watcher_->watch(c.plugin_dir); !st)
+            logger(c.app_id)->warn("{}; its plugins reload on SIGHUP or POST /reload only", st.error());
     Running r;
     r.file_sha1 = file_sha1(c.file);
     r.config = std::move(c);

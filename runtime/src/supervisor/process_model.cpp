@@ -45,8 +45,9 @@ bool needs_supervisor(const RunOptions& options) {
         if (config->callback_timeout.count() > 0 || config->memory_limit > 0 || config->cpu_limit > 0)
             unenforced.push_back(file.string());
     }
-    // Unset: a directory or several files run isolated, a single file runs in this process.
-    const bool supervised = (!all_set && (directory || files.size() > 1)) || any_process;
+    // Unset: a directory or several files run isolated, a single file runs in this process. A directory with no
+    // file yet runs under the supervisor too: the pipelines added to it later (a deployment) get their workers.
+    const bool supervised = ((!all_set || files.empty()) && (directory || files.size() > 1)) || any_process;
     if (!supervised)
         for (const auto& file : unenforced)
             logger("supervisor")->warn("{}: callback_timeout and limits apply to worker processes only; this pipeline "

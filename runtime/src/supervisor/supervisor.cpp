@@ -328,8 +328,12 @@ int Supervisor::stop(const std::string& why) {
     for (auto& [name, w] : workers_) {
         budget = std::max(budget, w->shutdown_timeout);
         if (w->status.pid > 0) {
-            ::kill(w->status.pid, SIGTERM);
-            set_state(*w, "stopping", "the supervisor stops");
+            // A worker stopping already (its file removed) was sent SIGTERM: a second one would tell its host to
+            // exit at once, without a clean stop.
+            if (state_of(*w) != "stopping") {
+                ::kill(w->status.pid, SIGTERM);
+                set_state(*w, "stopping", "the supervisor stops");
+            }
         } else {
             set_state(*w, "stopped", "the supervisor stops");
         }
