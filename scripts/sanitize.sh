@@ -22,6 +22,7 @@ case "$preset" in
   *) echo "unknown preset '$preset' (tsan or asan)" >&2; exit 2 ;;
 esac
 
+scripts/install-deps.sh  # as scripts/test.sh: the browser test's playwright-core among them
 cmake --preset "$preset" >/dev/null
 cmake --build --preset "$preset"
 status=0
