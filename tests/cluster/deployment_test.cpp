@@ -3,7 +3,7 @@
 // reaches all three, which share its partitions; a new plugin version rolled out the same way is swapped on all
 // three with no rebalance; a manifest altered after signing, and one signed by another key, are refused on every
 // host and change nothing; `mephisto undeploy` stops the pipeline everywhere; `mephisto deployments` says what each
-// host applied and refused.
+// host applied and refused; PUT /pipelines/NAME on one host's admin API publishes a manifest signed elsewhere.
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
@@ -168,6 +168,36 @@ TEST_CASE("a pipeline and its plugin deployed through the topic reach three host
         CHECK(c.hosts[id]->count_in_log("plugin stamp swapped") == 1);
         CHECK(c.shop(id)["rebalances"] == before[id]["rebalances"]);
     }
+
+    // PUT /pipelines/NAME on one host's admin API, with a manifest the deployer signed (deploy --print): published
+    // for all three. The same manifest altered is refused there with the reason, and nothing is published.
+    std::string printed;
+    REQUIRE(c.cli({"deploy", c.path("shop.yaml").string(), "--broker", c.broker.bootstrap(), "--key",
+                   c.path("deployer.key").string(), "--print"}, &printed) == 0);
+    const std::string signed_manifest = printed.substr(printed.rfind("\n{") + 1);
+    const uint64_t put_version = json::parse(signed_manifest)["version"];
+    auto put = [&](const std::string& body) {
+        return http_raw(c.admin["beta"], "PUT /pipelines/shop HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                                              std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+    };
+    json tampered = json::parse(signed_manifest);
+    tampered["file"] = tampered["file"].get<std::string>() + "workers: 8\n";
+    const HttpReply refused_put = put(tampered.dump());
+    CHECK(refused_put.status == 422);
+    CHECK(refused_put.body.find("altered after signing") != std::string::npos);
+    const HttpReply accepted = put(signed_manifest);
+    CHECK(accepted.status == 202);
+    for (const auto& id : kHosts)
+        REQUIRE(await([&] {
+            const json d = c.deployments();
+            if (!d.is_object()) return false;
+            for (const auto& h : d["hosts"])
+                if (h["host"] == id)
+                    for (const auto& a : h["applied"])
+                        if (a["pipeline"] == "shop" && a["version"] == put_version) return true;
+            return false;
+        }, 30s));
+    for (const auto& id : kHosts) CHECK(read_file(c.path(id) / "shop.yaml") == read_file(c.path("shop.yaml")));
 
     // Undeploy: the pipeline stops on all three, its file gone.
     REQUIRE(c.cli({"undeploy", "shop", "--broker", c.broker.bootstrap(), "--key", c.path("deployer.key").string()}) == 0);

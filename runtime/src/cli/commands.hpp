@@ -93,6 +93,7 @@ struct DeployOptions {
     std::string broker;                          // bootstrap servers
     std::filesystem::path key;                   // the secret key signing it
     bool json = false;                           // deployments
+    bool print = false;  // deploy: publish the chunks, print the signed manifest (for PUT /pipelines/NAME)
 };
 // keygen: a new Ed25519 key pair in two files (the secret one 0600). 0 written, 1 not.
 int deploy_keygen(const std::filesystem::path& secret, const std::filesystem::path& public_key);

@@ -147,6 +147,11 @@ int publish(const DeployOptions& o, Manifest& m, const std::vector<std::pair<Dep
         for (const auto& [plugin, bytes] : plugins)  // the chunks first: a host reads them before the manifest
             for (size_t i = 0; i < plugin.chunks.size(); ++i, ++chunks)
                 out.send(chunk_key(plugin.chunks[i]), std::string_view(bytes).substr(i * kChunkBytes, kChunkBytes));
+        if (o.print) {  // for PUT /pipelines/NAME: the chunks are on the topic, the manifest goes to stdout
+            out.finish();
+            std::cout << m.to_json() << "\n";
+            return 0;
+        }
         out.send(manifest_key(m.name), m.to_json());
         out.finish();
         std::cout << (m.deleted ? "undeployed " : "deployed ") << m.name << " version " << m.version;

@@ -10,6 +10,7 @@
 #include "common/duration.hpp"
 #include "common/logging.hpp"
 #include "config/broker_address.hpp"
+#include "admin/json_reply.hpp"
 #include "deploy/deployment_follower.hpp"
 #include "host/host.hpp"
 #include "supervisor/supervisor.hpp"
@@ -188,6 +189,9 @@ int main(int argc, char** argv) {
     deploy->add_option("--name", deploy_options.name, "The pipeline's name (default: the file's name without .yaml)");
     add_deploy_options(deploy, false);
     deploy->add_option("--key", deploy_options.key, "The secret key that signs it (deploy keygen)");
+    deploy->add_flag("--print", deploy_options.print,
+                     "Publish the plugins' chunks, and print the signed manifest instead of publishing it: the body of "
+                     "PUT /pipelines/NAME on any host's admin API");
     std::string keygen_secret, keygen_public;
     auto* keygen = deploy->add_subcommand("keygen", "Make an Ed25519 key pair for signing deployments");
     keygen->add_option("--secret", keygen_secret, "Where to write the secret key")->required();
@@ -284,6 +288,14 @@ int main(int argc, char** argv) {
                     return 1;
                 }
                 following = std::move(*follower);
+                // PUT /pipelines/NAME: a manifest signed elsewhere, published for every host (this one too).
+                options.host.extra_admin_routes = [f = following.get()](const HttpRequest& r) -> std::optional<HttpResponse> {
+                    if (r.method != "PUT" || r.path.rfind("/pipelines/", 0) != 0) return std::nullopt;
+                    const std::string name = r.path.substr(11);
+                    auto version = f->publish(name, r.body);
+                    if (!version) return json_error(422, "deployment of " + name + " refused: " + version.error());
+                    return json_reply(202, {{"pipeline", name}, {"version", *version}, {"published", true}});
+                };
             }
             return run_pipelines(options);
         }

@@ -140,7 +140,7 @@ void DeploymentFollower::follow() {
                 const std::string sha = key.substr(6);
                 if (sha256_hex(value) != sha) {
                     o_.log->warn("deployments: chunk {} does not match its hash; ignored", sha.substr(0, 16));
-                } else if (!chunks_.count(sha)) {
+                } else if (std::lock_guard lock(chunks_mutex_); !chunks_.count(sha)) {
                     if (chunk_bytes_ + value.size() > kMaxCachedChunkBytes) {  // bounded: the oldest go
                         chunks_.clear();
                         chunk_bytes_ = 0;
@@ -185,6 +185,7 @@ void DeploymentFollower::apply(const Manifest& m) {
         o_.log->info("deployment {} version {}: undeployed, {}.yaml removed", m.name, m.version, m.name);
     } else {
         // Every plugin whole and matching before anything is written.
+        std::lock_guard lock(chunks_mutex_);
         for (const auto& p : m.plugins)
             for (const auto& c : p.chunks)
                 if (!chunks_.count(c))
@@ -213,6 +214,29 @@ Status DeploymentFollower::write_plugin(const Manifest& m, const DeployedPlugin&
     fs::permissions(o_.dir / "plugins.d", fs::perms(0755), ec);
     fs::permissions(dir, fs::perms(0755), ec);
     return replace_file(dir, p.name, bytes, fs::perms(0755));
+}
+
+Result<uint64_t> DeploymentFollower::publish(const std::string& name, std::string_view manifest_json) {
+    auto m = Manifest::from_json(manifest_json);
+    if (!m) return make_error(m.error());
+    if (m->name != name) return make_error("the manifest is for pipeline " + m->name + ", not " + name);
+    if (auto st = verify(*m, o_.trusted); !st) return make_error(st.error());
+    {
+        std::lock_guard lock(chunks_mutex_);
+        for (const auto& p : m->plugins)
+            for (const auto& c : p.chunks)
+                if (!chunks_.count(c))
+                    return make_error("plugin " + p.name + ": chunk " + c.substr(0, 16) +
+                                      " is not on the topic (mephisto deploy --print publishes the chunks)");
+    }
+    const std::string key = manifest_key(name), value = m->to_json();
+    if (rd_kafka_producev(producer_.get(), RD_KAFKA_V_TOPIC(kDeploymentsTopic), RD_KAFKA_V_PARTITION(0),
+                          RD_KAFKA_V_KEY(key.data(), key.size()), RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END))
+        return make_error("the manifest could not be sent");
+    if (rd_kafka_flush(producer_.get(), 10'000)) return make_error("the broker did not take the manifest within 10 s");
+    o_.log->info("deployment {} version {}: published through the admin API", name, m->version);
+    return m->version;
 }
 
 void DeploymentFollower::refuse(const std::string& name, uint64_t version, const std::string& why) {

@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -38,6 +39,12 @@ public:
     // Creates the topic if needed, and starts following it. Errors: the broker or the directory cannot be used.
     static Result<std::unique_ptr<DeploymentFollower>> start(DeploymentFollowerOptions options);
     ~DeploymentFollower();  // stops
+
+    // PUT /pipelines/NAME: publishes a manifest signed elsewhere (`mephisto deploy --print`) to the topic, for
+    // every host, this one included, to apply. Refused unless it is signed by the trusted key, names `name`, and
+    // every chunk it names is on the topic already (`deploy --print` publishes them). Returns its version.
+    // THREAD: any (the admin API's).
+    Result<uint64_t> publish(const std::string& name, std::string_view manifest_json);
 
     struct Refusal {
         std::string name;
@@ -64,7 +71,8 @@ private:
     // Follower thread only.
     bool caught_up_ = false;
     std::map<std::string, Manifest> pending_;        // while catching up: each pipeline's latest manifest
-    std::map<std::string, std::string> chunks_;      // sha256 -> bytes
+    mutable std::mutex chunks_mutex_;                // publish() looks chunks up from the admin API's thread
+    std::map<std::string, std::string> chunks_;      // sha256 -> bytes; guarded by chunks_mutex_
     size_t chunk_bytes_ = 0;
     std::map<std::string, uint64_t> applied_;        // name -> version applied (DIR/.deployments.json)
     std::map<std::string, bool> deleted_;            // name -> the applied version was an undeploy

@@ -232,7 +232,11 @@ Result<std::unique_ptr<Host>> Host::start(const HostOptions& options, StartupCon
     host->samples_->start();
     if (options.admin_listen) {
         auto server = HttpServer::start(*options.admin_listen, options.admin_token, HttpLimits{},
-                                        [self](const HttpRequest& r) { return handle_admin_request(*self, r); });
+                                        [self, extra = options.extra_admin_routes](const HttpRequest& r) {
+                                            if (extra)
+                                                if (auto answer = extra(r)) return *answer;
+                                            return handle_admin_request(*self, r);
+                                        });
         if (!server) return make_error(server.error() + " (use --admin HOST:PORT to choose another, or --admin off)");
         host->admin_ = std::move(*server);
         {

@@ -35,6 +35,9 @@ struct HostOptions {
     // requests must carry "Authorization: Bearer <token>".
     std::optional<std::string> admin_listen;
     std::string admin_token;
+    // More routes of the admin API, asked first (the deployments' PUT /pipelines/NAME, set by `mephisto run
+    // --deployments`): an answer, or nullopt for the host's own routes. Not passed on to worker processes.
+    std::function<std::optional<HttpResponse>(const HttpRequest&)> extra_admin_routes;
     // Reload when a .so in a pipeline's plugin directory or a pipeline file changes (DESIGN.md §5). Off:
     // SIGHUP and POST /reload still do.
     bool watch = true;

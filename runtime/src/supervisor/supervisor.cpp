@@ -425,7 +425,11 @@ int Supervisor::run() {
         admin.workers = [this] { return snapshot(); };
         admin.reload_files = [this] { files_changed_ = true; };
         auto server = HttpServer::start(*options_.host.admin_listen, options_.host.admin_token, HttpLimits{},
-                                        [admin](const HttpRequest& r) { return handle_supervisor_request(admin, r); });
+                                        [admin, extra = options_.host.extra_admin_routes](const HttpRequest& r) {
+                                            if (extra)
+                                                if (auto answer = extra(r)) return *answer;
+                                            return handle_supervisor_request(admin, r);
+                                        });
         if (!server) {
             log_->error("{} (use --admin HOST:PORT to choose another, or --admin off)", server.error());
             (void)stop("the admin API cannot start");
